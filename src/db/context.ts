@@ -1,0 +1,64 @@
+/**
+ * Request context for the database: who is acting, in which tenant, from where.
+ * Owns the names of the transaction-local settings the database reads (attest.*) and the
+ * one way to run SQL under them. The database decides what that context may see and do.
+ */
+import type pg from "pg";
+
+export type Surface = "web" | "graphql" | "worker" | "sql" | "seed";
+
+export interface ActingContext {
+  /** The database role to switch to (the visitor role for signed-in users). */
+  role?: string;
+  sessionToken?: string;
+  apiToken?: string;
+  tenantId?: string;
+  requestId?: string;
+  ip?: string;
+  userAgent?: string;
+  surface: Surface;
+}
+
+/** The settings as PostGraphile's pgSettings or set_config pairs; unset values are omitted. */
+export function contextSettings(context: ActingContext): Record<string, string> {
+  const settings: Record<string, string | undefined> = {
+    role: context.role,
+    "attest.session_token": context.sessionToken,
+    "attest.api_token": context.apiToken,
+    "attest.tenant_id": context.tenantId,
+    "attest.request_id": context.requestId,
+    "attest.ip": context.ip,
+    "attest.user_agent": context.userAgent,
+    "attest.surface": context.surface,
+  };
+  return Object.fromEntries(
+    Object.entries(settings).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}
+
+/** Runs `fn` in one transaction with the context applied as transaction-local settings. */
+export async function withContext<T>(
+  pool: pg.Pool,
+  context: ActingContext,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    const entries = Object.entries(contextSettings(context));
+    if (entries.length > 0) {
+      await client.query(
+        `select ${entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(", ")}`,
+        entries.flat(),
+      );
+    }
+    const result = await fn(client);
+    await client.query("commit");
+    return result;
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}

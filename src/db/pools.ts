@@ -1,0 +1,39 @@
+/**
+ * Connection pools: the owner pool (worker, seeding) and the authenticator pool (the server).
+ * Owns pool sizes, the statement timeout and error logging for idle clients.
+ */
+import pg from "pg";
+import type { Logger } from "../log.ts";
+import type { PreparedDatabase } from "./setup.ts";
+
+export interface Pools {
+  owner: pg.Pool;
+  auth: pg.Pool;
+  end(): Promise<void>;
+}
+
+export function createPools(db: PreparedDatabase, log: Logger, sizes = { owner: 5, auth: 10 }): Pools {
+  const owner = new pg.Pool({ ...db.owner, max: sizes.owner, application_name: "attest-owner" });
+  const auth = new pg.Pool({
+    connectionString: db.authUrl,
+    max: sizes.auth,
+    application_name: "attest-server",
+    statement_timeout: 15_000,
+  });
+  for (const [name, pool] of [
+    ["owner", owner],
+    ["auth", auth],
+  ] as const) {
+    pool.on("error", (error) => log.warn(`idle ${name} database connection failed`, { error: error.message }));
+    pool.on("connect", (client) =>
+      client.on("error", (error) => log.warn(`${name} database connection failed`, { error: error.message })),
+    );
+  }
+  return {
+    owner,
+    auth,
+    end: async () => {
+      await Promise.all([owner.end(), auth.end()]);
+    },
+  };
+}

@@ -1,0 +1,279 @@
+/**
+ * Database setup: makes sure the database and Attest's roles exist, applies the committed
+ * migrations, and works out how the server logs in as the authenticator.
+ * Owns role naming and the "what a DBA must run" message; it never seeds data.
+ */
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { migrate } from "graphile-migrate";
+import pg from "pg";
+
+export interface DatabaseRoles {
+  /** Owns every object and runs migrations (NOLOGIN when Attest creates it). */
+  owner: string;
+  /** LOGIN NOINHERIT: the server's pool logs in as it and switches to the visitor role. */
+  authenticator: string;
+  /** The signed-in user's role: everything it sees is decided by row-level security. */
+  visitor: string;
+  /** NOLOGIN group for DBAs: may read the `reporting` views and nothing else. */
+  reporting: string;
+}
+
+export interface PreparedDatabase {
+  databaseName: string;
+  roles: DatabaseRoles;
+  /** Connection used for migrations, the worker and seeding: acts as the owner role. */
+  owner: pg.PoolConfig;
+  /** The server's connection string (authenticator). */
+  authUrl: string;
+}
+
+/** Raised when setup needs privileges the connecting role lacks; `sql` is what a DBA runs once. */
+export class SetupRequiredError extends Error {
+  readonly sql: string;
+  constructor(message: string, sql: string) {
+    super(message);
+    this.sql = sql;
+  }
+}
+
+export const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
+
+export function databaseNameOf(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.slice(1));
+}
+
+export function roleNames(prefix: string): DatabaseRoles {
+  return {
+    owner: `${prefix}_owner`,
+    authenticator: `${prefix}_authenticator`,
+    visitor: `${prefix}_visitor`,
+    reporting: `${prefix}_reporting`,
+  };
+}
+
+/** Role names derive from the database name, so two installs can share one cluster. */
+export function rolePrefixFor(databaseName: string): string {
+  const cleaned = databaseName
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, "_")
+    .replace(/^([0-9])/, "_$1");
+  return cleaned.slice(0, 41) || "attest";
+}
+
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+function withCredentials(url: string, user: string, password: string): string {
+  const u = new URL(url);
+  u.username = encodeURIComponent(user);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
+const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+
+async function withClient<T>(config: pg.ClientConfig, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(config);
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+interface Inspection {
+  currentUser: string;
+  superuser: boolean;
+  createRole: boolean;
+  createDb: boolean;
+  existingRoles: Set<string>;
+  databaseExists: boolean;
+}
+
+async function inspect(adminUrl: string, databaseName: string, roles: DatabaseRoles): Promise<Inspection> {
+  const query = async (client: pg.Client, databaseExists: boolean): Promise<Inspection> => {
+    const { rows } = await client.query(
+      `select current_user as current_user, r.rolsuper, r.rolcreaterole, r.rolcreatedb,
+              array(select rolname::text from pg_roles where rolname = any($1::text[])) as existing,
+              exists (select 1 from pg_database where datname = $2) as database_exists
+       from pg_roles r where r.rolname = current_user`,
+      [Object.values(roles), databaseName],
+    );
+    const row = rows[0];
+    return {
+      currentUser: row.current_user,
+      superuser: row.rolsuper,
+      createRole: row.rolcreaterole,
+      createDb: row.rolcreatedb,
+      existingRoles: new Set(row.existing as string[]),
+      databaseExists: databaseExists || row.database_exists,
+    };
+  };
+  try {
+    return await withClient({ connectionString: adminUrl }, (client) => query(client, true));
+  } catch (error) {
+    if ((error as { code?: string }).code !== "3D000") throw error; // 3D000: database does not exist
+    return await withClient({ connectionString: withDatabase(adminUrl, "postgres") }, (client) => query(client, false));
+  }
+}
+
+/** The SQL a DBA runs once to create what is missing, for a login that may not create it itself. */
+function dbaScript(databaseName: string, roles: DatabaseRoles, missing: Inspection): { sql: string; env: string } {
+  const ownerPassword = randomBytes(18).toString("base64url");
+  const authPassword = randomBytes(18).toString("base64url");
+  const lines = ["-- Run once as a PostgreSQL superuser:"];
+  if (!missing.existingRoles.has(roles.owner))
+    lines.push(`CREATE ROLE ${ident(roles.owner)} LOGIN PASSWORD ${literal(ownerPassword)};`);
+  if (!missing.existingRoles.has(roles.visitor)) lines.push(`CREATE ROLE ${ident(roles.visitor)} NOLOGIN;`);
+  if (!missing.existingRoles.has(roles.reporting)) lines.push(`CREATE ROLE ${ident(roles.reporting)} NOLOGIN;`);
+  if (!missing.existingRoles.has(roles.authenticator)) {
+    lines.push(`CREATE ROLE ${ident(roles.authenticator)} LOGIN NOINHERIT PASSWORD ${literal(authPassword)};`);
+    lines.push(`GRANT ${ident(roles.visitor)} TO ${ident(roles.authenticator)};`);
+  }
+  if (!missing.databaseExists) {
+    lines.push(`CREATE DATABASE ${ident(databaseName)} OWNER ${ident(roles.owner)};`);
+    lines.push(`REVOKE ALL ON DATABASE ${ident(databaseName)} FROM PUBLIC;`);
+    lines.push(
+      `GRANT CONNECT ON DATABASE ${ident(databaseName)} TO ${ident(roles.authenticator)}, ${ident(roles.reporting)};`,
+    );
+  }
+  const env = [
+    `DATABASE_URL=postgres://${roles.owner}:${missing.existingRoles.has(roles.owner) ? "<owner password>" : ownerPassword}@<host>:<port>/${databaseName}`,
+    `AUTH_DATABASE_URL=postgres://${roles.authenticator}:${missing.existingRoles.has(roles.authenticator) ? "<authenticator password>" : authPassword}@<host>:<port>/${databaseName}`,
+  ].join("\n");
+  return { sql: lines.join("\n"), env };
+}
+
+async function createMissing(adminUrl: string, databaseName: string, roles: DatabaseRoles, found: Inspection) {
+  await withClient({ connectionString: withDatabase(adminUrl, "postgres") }, async (client) => {
+    const create = async (role: string, options: string) => {
+      if (found.existingRoles.has(role)) return;
+      try {
+        await client.query(`create role ${ident(role)} ${options}`);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "42710") throw error; // created meanwhile by another process
+      }
+    };
+    await create(roles.owner, "nologin");
+    await create(roles.visitor, "nologin");
+    await create(roles.reporting, "nologin");
+    await create(roles.authenticator, "login noinherit");
+    await client.query(`grant ${ident(roles.visitor)} to ${ident(roles.authenticator)}`);
+    if (!found.superuser) {
+      // A CREATEROLE login must be a member of the owner role to migrate as it.
+      await client.query(`grant ${ident(roles.owner)} to current_user`);
+    }
+    if (!found.databaseExists) {
+      await client.query(`create database ${ident(databaseName)} owner ${ident(roles.owner)}`);
+      await client.query(`revoke all on database ${ident(databaseName)} from public`);
+      await client.query(
+        `grant connect on database ${ident(databaseName)} to ${ident(roles.authenticator)}, ${ident(roles.reporting)}`,
+      );
+    }
+  });
+}
+
+export async function applyMigrations(owner: pg.PoolConfig & { connectionString: string }, roles: DatabaseRoles) {
+  const role = (owner.options ?? "").match(/-c role=(\S+)/)?.[1];
+  await migrate({
+    connectionString: owner.connectionString,
+    migrationsFolder,
+    databaseOwner: roles.owner,
+    ...(role ? { pgSettings: { role } } : {}),
+    placeholders: {
+      ":DATABASE_AUTHENTICATOR": roles.authenticator,
+      ":DATABASE_VISITOR": roles.visitor,
+      ":DATABASE_REPORTING": roles.reporting,
+    },
+  });
+}
+
+async function authenticatorUrl(adminUrl: string, owner: pg.PoolConfig, roles: DatabaseRoles): Promise<string> {
+  const stored = await withClient(owner, async (client) => {
+    const { rows } = await client.query("select password from app_private.db_credentials where role_name = $1", [
+      roles.authenticator,
+    ]);
+    return rows[0]?.password as string | undefined;
+  });
+  if (stored) return withCredentials(adminUrl, roles.authenticator, stored);
+
+  const password = randomBytes(24).toString("base64url");
+  try {
+    await withClient({ connectionString: adminUrl }, (client) =>
+      client.query(`alter role ${ident(roles.authenticator)} password ${literal(password)}`),
+    );
+  } catch (error) {
+    throw new SetupRequiredError(
+      `Attest cannot set a password for the ${roles.authenticator} role (${(error as Error).message}).`,
+      `-- Set a password for the authenticator and tell Attest about it:\nALTER ROLE ${ident(roles.authenticator)} PASSWORD '<choose one>';\n-- then start Attest with AUTH_DATABASE_URL=postgres://${roles.authenticator}:<that password>@<host>:<port>/<database>`,
+    );
+  }
+  await withClient(owner, (client) =>
+    client.query(
+      "insert into app_private.db_credentials (role_name, password) values ($1, $2) on conflict (role_name) do update set password = excluded.password",
+      [roles.authenticator, password],
+    ),
+  );
+  return withCredentials(adminUrl, roles.authenticator, password);
+}
+
+export async function prepareDatabase(options: {
+  adminUrl: string;
+  authUrl?: string;
+  rolePrefix?: string;
+  log: (message: string) => void;
+}): Promise<PreparedDatabase> {
+  const databaseName = databaseNameOf(options.adminUrl);
+  const roles = roleNames(options.rolePrefix ?? rolePrefixFor(databaseName));
+  const found = await inspect(options.adminUrl, databaseName, roles);
+
+  const missingRoles = Object.values(roles).filter((r) => !found.existingRoles.has(r));
+  if (missingRoles.length > 0 || !found.databaseExists) {
+    const mayCreate = found.superuser || (found.createRole && (found.databaseExists || found.createDb));
+    if (!mayCreate) {
+      const { sql, env } = dbaScript(databaseName, roles, found);
+      throw new SetupRequiredError(
+        `The PostgreSQL role "${found.currentUser}" may not create ${[
+          ...missingRoles.map((r) => `role ${r}`),
+          ...(found.databaseExists ? [] : [`database ${databaseName}`]),
+        ].join(", ")}. A DBA must run the SQL below once; then start Attest with:\n${env}`,
+        sql,
+      );
+    }
+    options.log(
+      `Creating ${[...missingRoles, ...(found.databaseExists ? [] : [`database ${databaseName}`])].join(", ")}`,
+    );
+    await createMissing(options.adminUrl, databaseName, roles, found);
+  }
+
+  const actsAsOwner =
+    found.currentUser === roles.owner
+      ? true
+      : await withClient({ connectionString: options.adminUrl }, async (client) => {
+          const { rows } = await client.query("select pg_has_role(current_user, $1, 'MEMBER') as member", [
+            roles.owner,
+          ]);
+          return rows[0].member as boolean;
+        });
+  if (!actsAsOwner) {
+    throw new SetupRequiredError(
+      `The PostgreSQL role "${found.currentUser}" cannot act as ${roles.owner}, which owns Attest's schema.`,
+      `GRANT ${ident(roles.owner)} TO ${ident(found.currentUser)};\n-- or set DATABASE_URL to log in as ${roles.owner}`,
+    );
+  }
+  const owner: pg.PoolConfig & { connectionString: string } = {
+    connectionString: options.adminUrl,
+    ...(found.currentUser === roles.owner ? {} : { options: `-c role=${roles.owner}` }),
+  };
+
+  await applyMigrations(owner, roles);
+  const authUrl = options.authUrl ?? (await authenticatorUrl(options.adminUrl, owner, roles));
+  return { databaseName, roles, owner, authUrl };
+}

@@ -1,0 +1,111 @@
+/**
+ * `npm start`: the whole product in one process. Sets up and migrates the database (embedded
+ * PostgreSQL under .data/ when DATABASE_URL is unset, seeded with the demo workspace), then runs
+ * the graphile-worker runner and the HTTP server. SIGINT/SIGTERM stop it in reverse order:
+ * server, worker (drains running jobs), pools, embedded PostgreSQL.
+ */
+
+import { startWorker } from "../worker/index.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { bootstrapDatabase } from "./db/bootstrap.ts";
+import { createPools } from "./db/pools.ts";
+import { DEMO_LOGINS, DEMO_PASSWORD, isSeeded, seedDemoWorkspace } from "./db/seed.ts";
+import { SetupRequiredError } from "./db/setup.ts";
+import { createLogger } from "./log.ts";
+import { createApp, startServer } from "./web/server.ts";
+
+const config = (() => {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`Configuration error: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+})();
+const log = createLogger(config.logLevel);
+
+/** Shutdown steps, run last-registered first. */
+const stack: Array<{ name: string; run: () => Promise<unknown> }> = [];
+let stopping = false;
+
+async function shutdown(reason: string, exitCode: number): Promise<never> {
+  if (stopping) {
+    log.warn("Forced exit");
+    process.exit(exitCode || 130);
+  }
+  stopping = true;
+  log.info(`Shutting down (${reason})`);
+  for (const step of stack.reverse()) {
+    try {
+      await step.run();
+      log.info(`Stopped ${step.name}`);
+    } catch (error) {
+      log.warn(`Could not stop ${step.name} cleanly`, { error: (error as Error).message });
+    }
+  }
+  process.exit(exitCode);
+}
+
+process.on("SIGINT", () => void shutdown("SIGINT", 0));
+process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
+
+async function main() {
+  const { db, embedded } = await bootstrapDatabase(config, log, (cluster) =>
+    stack.push({ name: "embedded PostgreSQL", run: () => cluster.stop() }),
+  );
+  const pools = createPools(db, log);
+  stack.push({ name: "database pools", run: () => pools.end() });
+
+  let demo = false;
+  if (embedded) {
+    await seedDemoWorkspace({
+      owner: pools.owner,
+      auth: pools.auth,
+      visitorRole: db.roles.visitor,
+      log: (m) => log.info(m),
+    });
+    demo = true;
+  } else {
+    demo = await isSeeded(pools.owner);
+  }
+  if (stopping) return;
+
+  const worker = await startWorker({ pgPool: pools.owner, concurrency: config.workerConcurrency, log });
+  stack.push({ name: "worker", run: () => worker.stop() });
+
+  const server = await startServer(createApp({ authPool: pools.auth, log }), config.host, config.port).catch(
+    (error) => {
+      if ((error as { code?: string }).code === "EADDRINUSE") {
+        throw new ConfigError(`port ${config.port} on ${config.host} is already in use; set PORT to another port`);
+      }
+      throw error;
+    },
+  );
+  stack.push({ name: "HTTP server", run: () => server.close() });
+
+  const lines = [
+    "",
+    `Attest is running at ${server.url}`,
+    `  database: ${embedded ? `embedded PostgreSQL on port ${embedded.port} (data in ${config.dataDir})` : db.databaseName}`,
+  ];
+  if (demo) {
+    lines.push(`  demo logins (password "${DEMO_PASSWORD}"):`);
+    for (const login of DEMO_LOGINS) lines.push(`    ${login.email.padEnd(18)} ${login.role} of ${login.tenant}`);
+  }
+  lines.push("  Stop with Ctrl-C.", "");
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+main().catch(async (error) => {
+  if (error instanceof SetupRequiredError) {
+    process.stderr.write(`\n${error.message}\n\n${error.sql}\n\n`);
+  } else if (error instanceof ConfigError) {
+    process.stderr.write(`Configuration error: ${error.message}\n`);
+  } else {
+    log.error("Attest could not start", { error: (error as Error).stack ?? String(error) });
+  }
+  await shutdown("startup failed", 1);
+});

@@ -1,0 +1,34 @@
+/**
+ * The background worker: a graphile-worker runner inside the Attest process.
+ * Owns the task list and the schedule; jobs are added by the database (triggers) or by cron.
+ * It must not decide who may see what: tasks run as the owner role and write through the
+ * same audited tables as everyone else.
+ */
+import { type Runner, run, type TaskList, Logger as WorkerLogger } from "graphile-worker";
+import type pg from "pg";
+import type { Logger } from "../src/log.ts";
+import { verifyAuditChains } from "./tasks/verify-audit-chains.ts";
+
+export const taskList: TaskList = {
+  verify_audit_chains: verifyAuditChains,
+};
+
+/** Daily at 03:15 UTC; a missed run (process down) is caught up once within 12 hours. */
+export const crontab = "15 3 * * * verify_audit_chains ?fill=12h\n";
+
+export async function startWorker(options: { pgPool: pg.Pool; concurrency: number; log: Logger }): Promise<Runner> {
+  const logger = new WorkerLogger(() => (level, message) => {
+    if (level === "error") options.log.error(message);
+    else if (level === "warning") options.log.warn(message);
+    else if (level === "info") options.log.info(message);
+    else options.log.debug(message);
+  });
+  return run({
+    pgPool: options.pgPool,
+    taskList,
+    crontab,
+    concurrency: options.concurrency,
+    noHandleSignals: true,
+    logger,
+  });
+}
