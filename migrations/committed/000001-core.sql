@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:db3b1b19fa1234db02a7cbb50a1d021586d4eb65
+--! Hash: sha1:b60e13e34cc372488b96e6648a123ef5c9a6ae62
 --! Message: core
 
 -- 000001 Attest core: tenants, users, the workspace tables, and the audit log that
@@ -622,7 +622,7 @@ begin
   full join jsonb_each(coalesce(v_new, '{}')) n using (key)
   where key <> all (v_ignored)
     and o.value is distinct from n.value
-    and coalesce(n.value, o.value) <> 'null'::jsonb;
+    and (tg_op = 'UPDATE' or coalesce(n.value, o.value) <> 'null'::jsonb); -- creates and deletes list set fields only
 
   if tg_op = 'UPDATE' and v_changes = '{}' then
     return null; -- an update that changes nothing records nothing

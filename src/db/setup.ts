@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { migrate } from "graphile-migrate";
+import { Logger, migrate } from "graphile-migrate";
 import pg from "pg";
 
 export interface DatabaseRoles {
@@ -180,9 +180,14 @@ async function createMissing(adminUrl: string, databaseName: string, roles: Data
   });
 }
 
-export async function applyMigrations(owner: pg.PoolConfig & { connectionString: string }, roles: DatabaseRoles) {
+export async function applyMigrations(
+  owner: pg.PoolConfig & { connectionString: string },
+  roles: DatabaseRoles,
+  log: (message: string) => void,
+) {
   const role = (owner.options ?? "").match(/-c role=(\S+)/)?.[1];
   await migrate({
+    logger: new Logger(() => (_level, message) => log(message)),
     connectionString: owner.connectionString,
     migrationsFolder,
     databaseOwner: roles.owner,
@@ -273,7 +278,7 @@ export async function prepareDatabase(options: {
     ...(found.currentUser === roles.owner ? {} : { options: `-c role=${roles.owner}` }),
   };
 
-  await applyMigrations(owner, roles);
+  await applyMigrations(owner, roles, options.log);
   const authUrl = options.authUrl ?? (await authenticatorUrl(options.adminUrl, owner, roles));
   return { databaseName, roles, owner, authUrl };
 }
