@@ -7,6 +7,9 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Logger, migrate } from "graphile-migrate";
+// graphile-migrate keeps its pool for 200 ms after a command and exits the process if that idle
+// pool sees an error (e.g. the server restarting); release it as soon as migrating is done.
+import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
 import pg from "pg";
 
 export interface DatabaseRoles {
@@ -198,6 +201,7 @@ export async function applyMigrations(
       ":DATABASE_REPORTING": roles.reporting,
     },
   });
+  clearAllPools();
 }
 
 async function authenticatorUrl(adminUrl: string, owner: pg.PoolConfig, roles: DatabaseRoles): Promise<string> {
