@@ -11,6 +11,7 @@ import { Logger, migrate } from "graphile-migrate";
 // pool sees an error (e.g. the server restarting); release it as soon as migrating is done.
 import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
 import pg from "pg";
+import { guardSql } from "./guard.ts";
 
 export interface DatabaseRoles {
   /** Owns every object and runs migrations (NOLOGIN when Attest creates it). */
@@ -283,6 +284,13 @@ export async function prepareDatabase(options: {
   };
 
   await applyMigrations(owner, roles, options.log);
+  if (found.superuser) {
+    await withClient({ connectionString: options.adminUrl }, (client) => client.query(guardSql));
+  } else {
+    options.log(
+      "Note: the DDL guard of the audit log (src/db/guard.ts) needs a superuser; ask a DBA to install it (see README).",
+    );
+  }
   const authUrl = options.authUrl ?? (await authenticatorUrl(options.adminUrl, owner, roles));
   return { databaseName, roles, owner, authUrl };
 }

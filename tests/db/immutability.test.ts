@@ -91,3 +91,50 @@ describe.each(servers())("immutability on $name", (server) => {
     expect(await snapshot()).toBe(fingerprint);
   });
 });
+
+describe.each(servers())("DDL guard on $name", (server) => {
+  let t: TestDatabase;
+  let owner: pg.Client;
+  beforeAll(async () => {
+    t = await createTestDatabase(server, { seed: true });
+    // The owner logging in directly (not through a superuser session), as a DBA-managed install would.
+    await t.superuser.query(`alter role "${t.db.roles.owner}" login password 'owner-pw'`);
+    const url = new URL(t.superUrl);
+    url.username = t.db.roles.owner;
+    url.password = "owner-pw";
+    owner = new pg.Client({ connectionString: url.toString() });
+    await owner.connect();
+  });
+  afterAll(async () => {
+    await owner?.end();
+    await t?.drop();
+  });
+
+  it.each([
+    "drop table app_public.audit_log cascade",
+    "drop schema app_public cascade",
+    "alter table app_public.audit_log disable trigger all",
+    "alter table app_public.audit_log disable trigger _000_immutable",
+    "drop trigger _000_immutable on app_public.audit_log",
+    "alter table app_public.audit_log rename to audit_log_old",
+    "create policy leak on app_public.audit_log for select using (true)",
+    "create rule skip_delete as on delete to app_public.audit_log do instead nothing",
+    "create or replace function app_private.tg_audit_log__immutable() returns trigger language plpgsql as $$ begin return old; end $$",
+    "drop function app_private.audit_hash(app_public.audit_log) cascade",
+    "alter table app_public.audit_log no force row level security",
+  ])("the owner is refused: %s", async (sql) => {
+    const state = await sqlState(owner.query(sql));
+    expect(state).toBe("42501");
+    const { rows } = await t.superuser.query(
+      "select count(*)::int as n, (select count(*)::int from pg_trigger where tgrelid = 'app_public.audit_log'::regclass and not tgisinternal) as triggers from app_public.audit_log",
+    );
+    expect(rows[0].n).toBeGreaterThan(200);
+    expect(rows[0].triggers).toBe(3);
+  });
+
+  it("other DDL by the owner still works", async () => {
+    expect(
+      await sqlState(owner.query("create table app_private.scratch (x int); drop table app_private.scratch")),
+    ).toBe("ok");
+  });
+});

@@ -46,6 +46,7 @@ export async function createTestDatabase(server: Server, options: { seed?: boole
   const db = await prepareDatabase({ adminUrl: superUrl, log: () => {} });
   const pools = createPools(db, quiet, { owner: 4, auth: 4 });
   const superuser = new pg.Pool({ connectionString: superUrl, max: 4 });
+  superuser.on("error", () => {}); // idle connections end when the test database is dropped
   if (options.seed) {
     await seedDemoWorkspace({ owner: pools.owner, auth: pools.auth, visitorRole: db.roles.visitor, log: () => {} });
   }
