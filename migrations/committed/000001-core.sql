@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:b60e13e34cc372488b96e6648a123ef5c9a6ae62
+--! Hash: sha1:fda3515c05ca82053736c1b6b4d2b61133461f7c
 --! Message: core
 
 -- 000001 Attest core: tenants, users, the workspace tables, and the audit log that
@@ -950,7 +950,6 @@ grant select, delete on app_public.webhooks to :DATABASE_VISITOR;
 grant insert (url, description, actions, active), update (url, description, actions, active) on app_public.webhooks to :DATABASE_VISITOR;
 grant select on app_public.audit_log to :DATABASE_VISITOR;
 grant execute on function app_public.nis2_milestones_status(app_public.nis2_milestones) to :DATABASE_VISITOR;
-grant execute on function app_public.verify_audit_chain(uuid) to :DATABASE_VISITOR;
 
 ------------------------------------------------------------------------------
 -- Installation state

@@ -148,6 +148,10 @@ function dbaScript(databaseName: string, roles: DatabaseRoles, missing: Inspecti
       `GRANT CONNECT ON DATABASE ${ident(databaseName)} TO ${ident(roles.authenticator)}, ${ident(roles.reporting)};`,
     );
   }
+  lines.push(
+    "-- Then, after the first `npm run migrate`, protect the audit log's definition from its owner:",
+    "--   npm run --silent guard-sql | psql <superuser connection to this database>",
+  );
   const env = [
     `DATABASE_URL=postgres://${roles.owner}:${missing.existingRoles.has(roles.owner) ? "<owner password>" : ownerPassword}@<host>:<port>/${databaseName}`,
     `AUTH_DATABASE_URL=postgres://${roles.authenticator}:${missing.existingRoles.has(roles.authenticator) ? "<authenticator password>" : authPassword}@<host>:<port>/${databaseName}`,
@@ -288,7 +292,7 @@ export async function prepareDatabase(options: {
     await withClient({ connectionString: options.adminUrl }, (client) => client.query(guardSql));
   } else {
     options.log(
-      "Note: the DDL guard of the audit log (src/db/guard.ts) needs a superuser; ask a DBA to install it (see README).",
+      "Note: the audit log's DDL guard needs a superuser. Ask a DBA to run `npm run --silent guard-sql` into psql as a superuser on this database (see README).",
     );
   }
   const authUrl = options.authUrl ?? (await authenticatorUrl(options.adminUrl, owner, roles));
