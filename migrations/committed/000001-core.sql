@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:fda3515c05ca82053736c1b6b4d2b61133461f7c
+--! Hash: sha1:2d4bfbaeca0f530c7cc6275170debdf92b449126
 --! Message: core
 
 -- 000001 Attest core: tenants, users, the workspace tables, and the audit log that
@@ -613,6 +613,16 @@ declare
   v_incident_id uuid;
   v_resource_id uuid;
 begin
+  -- Only the tables this trigger was written for: attached to any other table it would let that
+  -- table's rows pose as audited changes.
+  if (tg_table_schema, tg_table_name, v_resource) not in (
+      ('app_public', 'tenants', 'tenant'), ('app_public', 'memberships', 'membership'),
+      ('app_public', 'api_tokens', 'api_token'), ('app_public', 'incidents', 'incident'),
+      ('app_public', 'evidence', 'evidence'), ('app_public', 'nis2_milestones', 'milestone'),
+      ('app_public', 'exports', 'export'), ('app_public', 'webhooks', 'webhook')) then
+    raise exception 'app_private.tg__audit(%) is not the capture trigger of %.%', v_resource, tg_table_schema, tg_table_name
+      using errcode = '42501';
+  end if;
   select coalesce(jsonb_object_agg(key,
            case when tg_op = 'INSERT' then jsonb_build_object('new', n.value)
                 when tg_op = 'DELETE' then jsonb_build_object('old', o.value)
@@ -984,7 +994,7 @@ comment on view reporting.activity_daily is 'Audit entries per tenant, per UTC d
 create view reporting.tenants as
   select t.slug as tenant_slug, t.name as tenant_name, t.plan_id as plan, p.features, t.created_at,
          (select count(*) from app_public.memberships m where m.tenant_id = t.id) as members,
-         (select count(*) from app_public.incidents i where i.tenant_id = t.id and i.deleted_at is null) as open_incidents
+         (select count(*) from app_public.incidents i where i.tenant_id = t.id and i.deleted_at is null) as incidents
   from app_public.tenants t join app_public.plans p on p.id = t.plan_id;
 comment on view reporting.tenants is 'Tenants with their plan, features and sizes.';
 

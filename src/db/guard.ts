@@ -1,8 +1,9 @@
 /**
  * The DDL guard: event triggers (which only a superuser can create, alter or drop) that stop
  * any non-superuser session, the schema owner included, from dropping or altering the audit
- * log, its triggers, policies and rules, or the functions that seal and verify it. Without it
- * the owner could `ALTER TABLE … DISABLE TRIGGER` and then rewrite history.
+ * log, its triggers, policies and rules, or the functions that capture, attribute, seal and verify
+ * entries. Without it the owner could `ALTER TABLE … DISABLE TRIGGER` and then rewrite history,
+ * or replace current_user_id() and have the server's changes recorded in another user's name.
  * Installed (and refreshed) by setup whenever it runs as a superuser; migrations that change the
  * audit log must then run in a superuser session (as `npm start` / `npm run migrate` do with such
  * a login). The protected objects are pinned by OID, so renaming them does not slip past.
@@ -19,6 +20,16 @@ const protectedFunctions = [
   "app_private.audit_action(text,text,jsonb,jsonb)",
   "app_private.audit_ignored_columns(text)",
   "app_public.verify_audit_chain(uuid)",
+  // Who is acting: replacing these would put words in other users' mouths.
+  "app_private.setting(text)",
+  "app_public.current_session_id()",
+  "app_hidden.current_api_token()",
+  "app_public.current_user_id()",
+  "app_public.current_tenant_id()",
+  "app_public.current_tenant_role()",
+  "app_hidden.current_user_tenant_ids()",
+  "app_public.tenant_has_feature(uuid,text)",
+  "app_public.current_tenant_has_feature(text)",
 ];
 
 export const guardSql = `

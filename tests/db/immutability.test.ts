@@ -122,6 +122,8 @@ describe.each(servers())("DDL guard on $name", (server) => {
     "create or replace function app_private.tg_audit_log__immutable() returns trigger language plpgsql as $$ begin return old; end $$",
     "drop function app_private.audit_hash(app_public.audit_log) cascade",
     "alter table app_public.audit_log no force row level security",
+    "create or replace function app_public.current_user_id() returns uuid language sql stable as $$ select null::uuid $$",
+    "alter function app_public.current_tenant_id() rename to old_current_tenant_id",
   ])("the owner is refused: %s", async (sql) => {
     const state = await sqlState(owner.query(sql));
     expect(state).toBe("42501");
@@ -130,6 +132,20 @@ describe.each(servers())("DDL guard on $name", (server) => {
     );
     expect(rows[0].n).toBeGreaterThan(200);
     expect(rows[0].triggers).toBe(3);
+  });
+
+  it("the capture trigger refuses to run on a table it was not written for", async () => {
+    const state = await sqlState(
+      owner.query(`
+        create table app_private.fake (tenant_id uuid, id uuid, title text);
+        create trigger _500_audit after insert on app_private.fake for each row execute function app_private.tg__audit('incident');
+        insert into app_private.fake select id, gen_random_uuid(), 'Forged incident' from app_public.tenants limit 1;`),
+    );
+    expect(state).toBe("42501");
+    const { rows } = await t.superuser.query(
+      "select count(*)::int as n from app_public.audit_log where resource_label = 'Forged incident'",
+    );
+    expect(rows[0].n).toBe(0);
   });
 
   it("other DDL by the owner still works", async () => {
