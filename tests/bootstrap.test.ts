@@ -151,8 +151,8 @@ describe.each(servers())("external database on $name", (server) => {
 class AttestProcess {
   child: ChildProcess;
   output = "";
-  constructor(env: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, ["src/main.ts"], {
+  constructor(env: NodeJS.ProcessEnv, command: string[] = [process.execPath, "src/main.ts"]) {
+    this.child = spawn(command[0], command.slice(1), {
       cwd: root,
       env: { ...process.env, DATABASE_URL: "", AUTH_DATABASE_URL: "", ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -256,12 +256,21 @@ describe("npm start", () => {
     const [pg15] = servers();
     const name = `attest_test_${randomBytes(4).toString("hex")}`;
     cleanups.push(() => dropByPrefix(pg15.adminUrl, name));
-    const proc = new AttestProcess({ DATABASE_URL: withDatabase(pg15.adminUrl, name), PORT: String(await freePort()) });
+    // Through `npm start` itself: a SIGTERM to npm must reach Attest.
+    const proc = new AttestProcess(
+      { DATABASE_URL: withDatabase(pg15.adminUrl, name), PORT: String(await freePort()) },
+      ["npm", "start", "--silent"],
+    );
     const url = await proc.ready();
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     expect(proc.output).not.toContain("demo logins");
     proc.child.kill("SIGTERM");
-    expect(await proc.exited()).toBe(0);
+    await proc.exited();
+    for (let i = 0; i < 100 && !proc.output.includes("Stopped database pools"); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(proc.output).toContain("Stopped worker");
+    expect(proc.output).toContain("Stopped database pools");
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
     const client = new pg.Client({ connectionString: withDatabase(pg15.adminUrl, name) });
     await client.connect();
     const { rows } = await client.query("select count(*)::int as n from app_public.tenants");

@@ -422,7 +422,7 @@ export async function seedDemoWorkspace(options: {
       "select id, title from app_public.incidents where tenant_id = $1 and deleted_at is null and status <> 'closed' order by created_at",
       [demoTenant],
     );
-    for (let round = 0; round < 14; round++) {
+    for (let round = 0; round < 22; round++) {
       for (const [i, incident] of open.entries()) {
         await as(pick(i + round), "demo", (c) =>
           round % 3 === 2
