@@ -16,6 +16,8 @@ export interface Config {
   dataDir: string;
   embeddedPgPort: number;
   workerConcurrency: number;
+  maxUploadBytes: number;
+  trustProxy: boolean;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -67,6 +69,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(env.ATTEST_DATA_DIR || ".data"),
     embeddedPgPort: intSetting(env, "ATTEST_EMBEDDED_PG_PORT", 54329, 1024, 65535),
     workerConcurrency: intSetting(env, "ATTEST_WORKER_CONCURRENCY", 2, 1, 32),
+    maxUploadBytes: intSetting(env, "ATTEST_MAX_UPLOAD_MB", 100, 1, 10_240) * 1024 * 1024,
+    trustProxy: env.ATTEST_TRUST_PROXY === "true",
     logLevel: logLevel as Config["logLevel"],
   };
 }

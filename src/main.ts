@@ -76,7 +76,14 @@ async function main() {
   const worker = await startWorker({ pgPool: pools.owner, concurrency: config.workerConcurrency, log });
   stack.push({ name: "worker", run: () => worker.stop() });
 
-  const server = await startServer(createApp({ authPool: pools.auth, log }), config.host, config.port).catch(
+  const app = createApp({
+    authPool: pools.auth,
+    visitorRole: db.roles.visitor,
+    log,
+    maxUploadBytes: config.maxUploadBytes,
+    trustProxy: config.trustProxy,
+  });
+  const server = await startServer(app, config.host, config.port).catch(
     (error) => {
       if ((error as { code?: string }).code === "EADDRINUSE") {
         throw new ConfigError(`port ${config.port} on ${config.host} is already in use; set PORT to another port`);

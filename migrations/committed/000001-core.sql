@@ -1,5 +1,5 @@
 --! Previous: -
---! Hash: sha1:2d4bfbaeca0f530c7cc6275170debdf92b449126
+--! Hash: sha1:aa22175e7b56ff566f20966f414897a4479390b8
 --! Message: core
 
 -- 000001 Attest core: tenants, users, the workspace tables, and the audit log that
@@ -164,13 +164,19 @@ create function app_public.current_tenant_id() returns uuid
 language sql stable security definer set search_path = pg_catalog, public as $$
   select m.tenant_id
   from app_public.memberships m
+  join app_public.tenants t on t.id = m.tenant_id
   where m.user_id = app_public.current_user_id()
-    and m.tenant_id::text = coalesce(
-      (select (app_hidden.current_api_token()).tenant_id::text),
-      app_private.setting('attest.tenant_id'))
+    and case
+      when (app_hidden.current_api_token()).id is not null then
+        m.tenant_id = (app_hidden.current_api_token()).tenant_id
+      when app_private.setting('attest.tenant') is not null then
+        m.tenant_id::text = app_private.setting('attest.tenant') or t.slug = app_private.setting('attest.tenant')
+      else
+        (select count(*) from app_public.memberships o where o.user_id = m.user_id) = 1
+    end
 $$;
 comment on function app_public.current_tenant_id() is
-  'The tenant this request acts in: the API token''s tenant, or the attest.tenant_id setting when the user is a member of it.';
+  'The tenant this request acts in: the API token''s; else the attest.tenant setting (id or slug) when the user is a member of it; else the user''s only tenant.';
 
 create function app_public.current_tenant_role() returns text
 language sql stable security definer set search_path = pg_catalog, public as $$
@@ -251,6 +257,7 @@ create table app_private.blobs (
   size_bytes bigint not null check (size_bytes >= 0),
   sha256 bytea not null check (octet_length(sha256) = 32),
   created_at timestamptz not null default now(),
+  finished_at timestamptz,
   primary key (tenant_id, id)
 );
 create table app_private.blob_chunks (
@@ -599,6 +606,22 @@ language sql immutable set search_path = pg_catalog as $$
   end
 $$;
 
+create function app_private.audit_resource_of(schema_name text, table_name text) returns text
+language sql immutable set search_path = pg_catalog as $$
+  select case schema_name || '.' || table_name
+    when 'app_public.tenants' then 'tenant'
+    when 'app_public.memberships' then 'membership'
+    when 'app_public.api_tokens' then 'api_token'
+    when 'app_public.incidents' then 'incident'
+    when 'app_public.evidence' then 'evidence'
+    when 'app_public.nis2_milestones' then 'milestone'
+    when 'app_public.exports' then 'export'
+    when 'app_public.webhooks' then 'webhook'
+  end
+$$;
+comment on function app_private.audit_resource_of(text, text) is
+  'The audited tables and their resource names; the capture trigger runs on these tables only.';
+
 create function app_private.tg__audit() returns trigger
 language plpgsql security definer set search_path = pg_catalog, public as $$
 declare
@@ -615,11 +638,7 @@ declare
 begin
   -- Only the tables this trigger was written for: attached to any other table it would let that
   -- table's rows pose as audited changes.
-  if (tg_table_schema, tg_table_name, v_resource) not in (
-      ('app_public', 'tenants', 'tenant'), ('app_public', 'memberships', 'membership'),
-      ('app_public', 'api_tokens', 'api_token'), ('app_public', 'incidents', 'incident'),
-      ('app_public', 'evidence', 'evidence'), ('app_public', 'nis2_milestones', 'milestone'),
-      ('app_public', 'exports', 'export'), ('app_public', 'webhooks', 'webhook')) then
+  if app_private.audit_resource_of(tg_table_schema, tg_table_name) is distinct from v_resource then
     raise exception 'app_private.tg__audit(%) is not the capture trigger of %.%', v_resource, tg_table_schema, tg_table_name
       using errcode = '42501';
   end if;
@@ -650,6 +669,7 @@ begin
   end;
   v_resource_id := case v_resource
     when 'membership' then (v_row->>'user_id')::uuid
+    when 'session' then (v_row->>'user_id')::uuid
     else (v_row->>'id')::uuid
   end;
   v_label := case v_resource
@@ -667,6 +687,7 @@ begin
     when 'membership' then (select u.email from app_public.users u where u.id = (v_row->>'user_id')::uuid)
     when 'api_token' then v_row->>'name'
     when 'tenant' then v_row->>'name'
+    when 'session' then v_row->>'email'
   end;
 
   insert into app_public.audit_log (tenant_id, action, resource_type, resource_id, resource_label, incident_id, changes,
@@ -826,8 +847,8 @@ begin
     new.incident_id := old.incident_id;
   end if;
   select * into v_blob from app_private.blobs b where b.tenant_id = new.tenant_id and b.id = new.blob_id;
-  if v_blob.id is null then
-    raise exception 'the uploaded file was not found' using errcode = '23503';
+  if v_blob.id is null or v_blob.finished_at is null then
+    raise exception 'the uploaded file was not found or is incomplete' using errcode = '23503';
   end if;
   new.size_bytes := v_blob.size_bytes;
   new.sha256 := v_blob.sha256;

@@ -54,7 +54,7 @@ export async function writeBlob(
   }
   await flush(true);
   const digest = hash.digest();
-  await client.query("update app_private.blobs set size_bytes = $3, sha256 = $4 where tenant_id = $1 and id = $2", [
+  await client.query("update app_private.blobs set size_bytes = $3, sha256 = $4, finished_at = now() where tenant_id = $1 and id = $2", [
     tenantId,
     id,
     size,

@@ -12,7 +12,8 @@ export interface ActingContext {
   role?: string;
   sessionToken?: string;
   apiToken?: string;
-  tenantId?: string;
+  /** The tenant to act in: its id or slug (the database checks membership). */
+  tenant?: string;
   requestId?: string;
   ip?: string;
   userAgent?: string;
@@ -25,7 +26,7 @@ export function contextSettings(context: ActingContext): Record<string, string> 
     role: context.role,
     "attest.session_token": context.sessionToken,
     "attest.api_token": context.apiToken,
-    "attest.tenant_id": context.tenantId,
+    "attest.tenant": context.tenant,
     "attest.request_id": context.requestId,
     "attest.ip": context.ip,
     "attest.user_agent": context.userAgent,

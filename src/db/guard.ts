@@ -19,6 +19,7 @@ const protectedFunctions = [
   "app_private.canonical_json(jsonb)",
   "app_private.audit_action(text,text,jsonb,jsonb)",
   "app_private.audit_ignored_columns(text)",
+  "app_private.audit_resource_of(text,text)",
   "app_public.verify_audit_chain(uuid)",
   // Who is acting: replacing these would put words in other users' mouths.
   "app_private.setting(text)",

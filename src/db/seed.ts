@@ -304,7 +304,7 @@ export async function seedDemoWorkspace(options: {
         {
           role: visitorRole,
           sessionToken: actor.token,
-          tenantId: tenants.get(tenant),
+          tenant: tenants.get(tenant),
           requestId: `seed-${String(requestNo).padStart(4, "0")}`,
           ip: `192.0.2.${10 + (requestNo % 5)}`,
           userAgent: USER_AGENTS[requestNo % USER_AGENTS.length],
@@ -332,7 +332,7 @@ export async function seedDemoWorkspace(options: {
         owner,
         {
           sessionToken: actors.get(author)?.token,
-          tenantId: demoTenant,
+          tenant: demoTenant,
           surface: "seed",
           requestId: `seed-import-${i}`,
         },
@@ -453,7 +453,7 @@ export async function seedDemoWorkspace(options: {
     );
     await withContext(
       owner,
-      { sessionToken: actors.get("admin@demo.test")?.token, tenantId: demoTenant, surface: "seed" },
+      { sessionToken: actors.get("admin@demo.test")?.token, tenant: demoTenant, surface: "seed" },
       async (c) => {
         const { rows } = await c.query(
           "insert into app_public.api_tokens (tenant_id, user_id, name, token_prefix) values ($1, $2, 'Old SIEM connector', 'att_demo') returning id",

@@ -1,45 +1,76 @@
 /**
- * The HTTP server: a Koa 3 app with request ids, error pages and the health check.
- * Owns routing and the HTTP surface; database rules live in PostgreSQL, not here.
+ * The HTTP server: a Koa 3 app with request ids, security headers, error handling, the health
+ * check, sign-in, the evidence endpoints and GraphQL.
+ * Owns routing and the HTTP surface; what a user may see or change is decided by PostgreSQL.
  */
 import { randomUUID } from "node:crypto";
+import fs from "node:fs/promises";
 import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import Koa from "koa";
 import type pg from "pg";
 import type { Logger } from "../log.ts";
+import { requireSameOrigin } from "./csrf.ts";
+import { fromDatabaseError, UserError } from "./errors.ts";
+import { authRoutes } from "./routes/auth.ts";
+import { evidenceRoutes } from "./routes/evidence.ts";
 
-export interface HttpError extends Error {
-  status?: number;
-  expose?: boolean;
+export interface AppOptions {
+  authPool: pg.Pool;
+  visitorRole: string;
+  log: Logger;
+  maxUploadBytes: number;
+  trustProxy?: boolean;
 }
 
-export function createApp(options: { authPool: pg.Pool; log: Logger }): Koa {
-  const app = new Koa();
-  app.proxy = process.env.ATTEST_TRUST_PROXY === "true";
+const staticDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "static");
+const htmxFile = fileURLToPath(new URL("../../node_modules/htmx.org/dist/htmx.min.js", import.meta.url));
+const STATIC_TYPES: Record<string, string> = { ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8" };
 
-  // Request id (returned as a header and written in the log line) and error handling.
+function wantsJson(ctx: Koa.Context): boolean {
+  return ctx.path.startsWith("/api/") || ctx.path === "/graphql" || ctx.accepts(["html", "json"]) === "json";
+}
+
+export function createApp(options: AppOptions): Koa {
+  const app = new Koa();
+  app.proxy = options.trustProxy ?? false;
+
+  // Request id (returned as a header and written in the log line), security headers, errors.
   app.use(async (ctx, next) => {
     const requestId = randomUUID();
     ctx.state.requestId = requestId;
     ctx.set("X-Request-Id", requestId);
+    ctx.set("X-Content-Type-Options", "nosniff");
+    ctx.set("Referrer-Policy", "same-origin");
+    ctx.set("X-Frame-Options", "DENY");
+    if (ctx.path !== "/graphiql") {
+      ctx.set(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+      );
+    }
     const started = performance.now();
     try {
       await next();
     } catch (caught) {
-      const error = caught as HttpError;
-      const status = error.status && error.status >= 400 && error.status < 600 ? error.status : 500;
+      const error = (caught instanceof UserError ? caught : fromDatabaseError(caught)) ?? caught;
+      const known = error instanceof UserError;
+      const status = known ? error.status : ((caught as { status?: number }).status ?? 500);
+      const expose = known || (status < 500 && (caught as { expose?: boolean }).expose !== false);
+      const message = expose
+        ? (error as Error).message
+        : `Something went wrong on our side. Please try again; if it keeps happening, quote request id ${requestId}.`;
       ctx.status = status;
-      ctx.type = "text/plain; charset=utf-8";
-      ctx.body =
-        status < 500 && error.expose !== false
-          ? error.message
-          : `Something went wrong on our side. Please try again; if it keeps happening, quote request id ${requestId}.`;
-      if (status >= 500) options.log.error("request failed", { requestId, error: error.stack ?? String(error) });
+      if (wantsJson(ctx)) {
+        ctx.body = { error: { code: known ? error.code : status < 500 ? "BAD_REQUEST" : "INTERNAL", message, requestId } };
+      } else {
+        ctx.type = "text/plain; charset=utf-8";
+        ctx.body = message;
+      }
+      if (status >= 500) options.log.error("request failed", { requestId, error: (caught as Error).stack ?? String(caught) });
     } finally {
-      options.log.info(`${ctx.method} ${ctx.path} ${ctx.status}`, {
-        requestId,
-        ms: Math.round(performance.now() - started),
-      });
+      options.log.info(`${ctx.method} ${ctx.path} ${ctx.status}`, { requestId, ms: Math.round(performance.now() - started) });
     }
   });
 
@@ -54,6 +85,25 @@ export function createApp(options: { authPool: pg.Pool; log: Logger }): Koa {
     }
   });
 
+  app.use(async (ctx, next) => {
+    if (ctx.method !== "GET" || !ctx.path.startsWith("/static/")) return next();
+    const name = ctx.path.slice("/static/".length);
+    const file = name === "htmx.min.js" ? htmxFile : /^[a-z0-9-]+\.(css|js)$/.test(name) ? path.join(staticDir, name) : null;
+    if (!file) return next();
+    try {
+      ctx.body = await fs.readFile(file);
+      ctx.type = STATIC_TYPES[path.extname(file)] ?? "application/octet-stream";
+      ctx.set("Cache-Control", "public, max-age=300");
+    } catch {
+      return next();
+    }
+  });
+
+  app.use(requireSameOrigin());
+  const auth = authRoutes({ authPool: options.authPool });
+  app.use(auth.routes()).use(auth.allowedMethods());
+  const evidence = evidenceRoutes(options);
+  app.use(evidence.routes()).use(evidence.allowedMethods());
   return app;
 }
 
@@ -69,11 +119,19 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 export interface RunningServer {
   url: string;
+  server: http.Server;
   close(): Promise<void>;
 }
 
-export async function startServer(app: Koa, host: string, port: number): Promise<RunningServer> {
+/** Listens; `beforeListen` may add handlers that need the server (GraphQL) before Koa's callback is taken. */
+export async function startServer(
+  app: Koa,
+  host: string,
+  port: number,
+  beforeListen?: (server: http.Server) => Promise<void>,
+): Promise<RunningServer> {
   const server = http.createServer();
+  await beforeListen?.(server);
   server.on("request", app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -84,6 +142,7 @@ export async function startServer(app: Koa, host: string, port: number): Promise
   const shownHost = host === "0.0.0.0" || host === "::" ? "localhost" : host;
   return {
     url: `http://${shownHost}:${actualPort}`,
+    server,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -239,7 +239,7 @@ describe.each(servers())("row-level security on $name", (server) => {
       );
       const n = await withContext(
         t.pools.auth,
-        { role: t.db.roles.visitor, sessionToken: token, tenantId: known.tenants.demo, surface: "web" },
+        { role: t.db.roles.visitor, sessionToken: token, tenant: known.tenants.demo, surface: "web" },
         (c) => count(c, "incidents"),
       );
       expect(n).toBe(0);
@@ -268,10 +268,10 @@ describe.each(servers())("row-level security on $name", (server) => {
           [known.tenants.demo, rows[0].id, createHash("sha256").update(secret).digest()],
         );
       });
-      const asToken = (tenantId: string) =>
+      const asToken = (tenant: string) =>
         withContext(
           t.pools.auth,
-          { role: t.db.roles.visitor, apiToken: secret, tenantId, surface: "graphql" },
+          { role: t.db.roles.visitor, apiToken: secret, tenant, surface: "graphql" },
           async (c) => ({
             tenants: (await c.query("select slug from app_public.tenants")).rows.map((r) => r.slug),
             audit: await count(c, "audit_log"),

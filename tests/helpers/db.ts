@@ -129,7 +129,7 @@ export async function asUser<T>(
     {
       role: t.db.roles.visitor,
       sessionToken: token,
-      tenantId: rows[0]?.id,
+      tenant: rows[0]?.id,
       surface: extra.surface ?? "web",
       requestId: extra.requestId,
       ip: extra.ip,

@@ -1,0 +1,65 @@
+/**
+ * Sign-in and sign-out. The server checks the password (argon2id); the database keeps sessions,
+ * the failed-attempt counts used to slow guessing down, and the audit trail of sign-ins.
+ * Messages never reveal whether an email has an account.
+ */
+import { hash, verify } from "@node-rs/argon2";
+import type pg from "pg";
+import { type ActingContext, withContext } from "../db/context.ts";
+
+export const SESSION_COOKIE = "attest_session";
+
+/** Failed attempts (per email or IP, last 15 minutes) after which answers are delayed, then refused. */
+export const SLOW_DOWN_AFTER = 3;
+export const REFUSE_AFTER = 10;
+
+export type SignInResult =
+  | { ok: true; sessionToken: string }
+  | { ok: false; reason: "invalid" }
+  | { ok: false; reason: "throttled"; retryAfterSeconds: number };
+
+// A real argon2id hash of a random password: verifying against it costs as much as a real check,
+// so an unknown email answers as slowly as a wrong password.
+const dummyHash = hash(crypto.randomUUID());
+
+/** Seconds to wait before answering after `failures` recent failures. */
+export function slowDownSeconds(failures: number): number {
+  return failures < SLOW_DOWN_AFTER ? 0 : Math.min(2 ** (failures - SLOW_DOWN_AFTER), 8);
+}
+
+export async function signIn(
+  pool: pg.Pool,
+  context: ActingContext,
+  email: string,
+  password: string,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<SignInResult> {
+  const normalized = email.trim().toLowerCase();
+  const { rows } = await pool.query<{ user_id: string | null; password_hash: string | null; recent_failures: number }>(
+    "select * from app_private.sign_in_lookup($1, $2)",
+    [normalized, context.ip ?? null],
+  );
+  const found = rows[0];
+  if (found.recent_failures >= REFUSE_AFTER) {
+    await withContext(pool, context, (c) => c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]));
+    return { ok: false, reason: "throttled", retryAfterSeconds: 15 * 60 };
+  }
+  await sleep(slowDownSeconds(found.recent_failures) * 1000);
+  const valid =
+    found.user_id !== null && found.password_hash !== null
+      ? await verify(found.password_hash, password).catch(() => false)
+      : (await verify(await dummyHash, password).catch(() => false)) && false;
+  if (!valid || found.user_id === null) {
+    await withContext(pool, context, (c) => c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]));
+    return { ok: false, reason: "invalid" };
+  }
+  const sessionToken = await withContext(pool, context, async (c) => {
+    const result = await c.query<{ token: string }>("select app_private.sign_in_succeeded($1) as token", [found.user_id]);
+    return result.rows[0].token;
+  });
+  return { ok: true, sessionToken };
+}
+
+export async function signOut(pool: pg.Pool, context: ActingContext, sessionToken: string): Promise<void> {
+  await withContext(pool, context, (c) => c.query("select app_private.sign_out($1)", [sessionToken]));
+}
