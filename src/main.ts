@@ -11,6 +11,7 @@ import { bootstrapDatabase } from "./db/bootstrap.ts";
 import { createPools } from "./db/pools.ts";
 import { DEMO_LOGINS, DEMO_PASSWORD, isSeeded, seedDemoWorkspace } from "./db/seed.ts";
 import { SetupRequiredError } from "./db/setup.ts";
+import { createGraphQL } from "./graphql/index.ts";
 import { createLogger } from "./log.ts";
 import { createApp, startServer } from "./web/server.ts";
 
@@ -83,14 +84,14 @@ async function main() {
     maxUploadBytes: config.maxUploadBytes,
     trustProxy: config.trustProxy,
   });
-  const server = await startServer(app, config.host, config.port).catch(
-    (error) => {
-      if ((error as { code?: string }).code === "EADDRINUSE") {
-        throw new ConfigError(`port ${config.port} on ${config.host} is already in use; set PORT to another port`);
-      }
-      throw error;
-    },
-  );
+  const graphql = createGraphQL({ authPool: pools.auth, visitorRole: db.roles.visitor, log });
+  stack.push({ name: "GraphQL", run: () => graphql.release() });
+  const server = await startServer(app, config.host, config.port, (http) => graphql.addTo(app, http)).catch((error) => {
+    if ((error as { code?: string }).code === "EADDRINUSE") {
+      throw new ConfigError(`port ${config.port} on ${config.host} is already in use; set PORT to another port`);
+    }
+    throw error;
+  });
   stack.push({ name: "HTTP server", run: () => server.close() });
 
   const lines = [

@@ -41,7 +41,9 @@ export async function signIn(
   );
   const found = rows[0];
   if (found.recent_failures >= REFUSE_AFTER) {
-    await withContext(pool, context, (c) => c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]));
+    await withContext(pool, context, (c) =>
+      c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]),
+    );
     return { ok: false, reason: "throttled", retryAfterSeconds: 15 * 60 };
   }
   await sleep(slowDownSeconds(found.recent_failures) * 1000);
@@ -50,11 +52,15 @@ export async function signIn(
       ? await verify(found.password_hash, password).catch(() => false)
       : (await verify(await dummyHash, password).catch(() => false)) && false;
   if (!valid || found.user_id === null) {
-    await withContext(pool, context, (c) => c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]));
+    await withContext(pool, context, (c) =>
+      c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]),
+    );
     return { ok: false, reason: "invalid" };
   }
   const sessionToken = await withContext(pool, context, async (c) => {
-    const result = await c.query<{ token: string }>("select app_private.sign_in_succeeded($1) as token", [found.user_id]);
+    const result = await c.query<{ token: string }>("select app_private.sign_in_succeeded($1) as token", [
+      found.user_id,
+    ]);
     return result.rows[0].token;
   });
   return { ok: true, sessionToken };

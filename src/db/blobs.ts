@@ -54,12 +54,10 @@ export async function writeBlob(
   }
   await flush(true);
   const digest = hash.digest();
-  await client.query("update app_private.blobs set size_bytes = $3, sha256 = $4, finished_at = now() where tenant_id = $1 and id = $2", [
-    tenantId,
-    id,
-    size,
-    digest,
-  ]);
+  await client.query(
+    "update app_private.blobs set size_bytes = $3, sha256 = $4, finished_at = now() where tenant_id = $1 and id = $2",
+    [tenantId, id, size, digest],
+  );
   return { id, sizeBytes: size, sha256: digest.toString("hex") };
 }
 

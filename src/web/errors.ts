@@ -17,9 +17,13 @@ export function fromDatabaseError(error: unknown): UserError | undefined {
   const e = error as { code?: string; message?: string; constraint?: string };
   switch (e.code) {
     case "42501":
-      return new UserError(403, e.message?.startsWith("new row violates row-level security")
-        ? "You are not allowed to do that in this tenant."
-        : (e.message ?? "Forbidden"), "FORBIDDEN");
+      return new UserError(
+        403,
+        e.message?.startsWith("new row violates row-level security")
+          ? "You are not allowed to do that in this tenant."
+          : (e.message ?? "Forbidden"),
+        "FORBIDDEN",
+      );
     case "ATPLN":
       return new UserError(402, e.message ?? "Not in your plan", "PLAN_REQUIRED");
     case "P0002":

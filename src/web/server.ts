@@ -26,7 +26,10 @@ export interface AppOptions {
 
 const staticDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "static");
 const htmxFile = fileURLToPath(new URL("../../node_modules/htmx.org/dist/htmx.min.js", import.meta.url));
-const STATIC_TYPES: Record<string, string> = { ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8" };
+const STATIC_TYPES: Record<string, string> = {
+  ".css": "text/css; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+};
 
 function wantsJson(ctx: Koa.Context): boolean {
   return ctx.path.startsWith("/api/") || ctx.path === "/graphql" || ctx.accepts(["html", "json"]) === "json";
@@ -63,14 +66,20 @@ export function createApp(options: AppOptions): Koa {
         : `Something went wrong on our side. Please try again; if it keeps happening, quote request id ${requestId}.`;
       ctx.status = status;
       if (wantsJson(ctx)) {
-        ctx.body = { error: { code: known ? error.code : status < 500 ? "BAD_REQUEST" : "INTERNAL", message, requestId } };
+        ctx.body = {
+          error: { code: known ? error.code : status < 500 ? "BAD_REQUEST" : "INTERNAL", message, requestId },
+        };
       } else {
         ctx.type = "text/plain; charset=utf-8";
         ctx.body = message;
       }
-      if (status >= 500) options.log.error("request failed", { requestId, error: (caught as Error).stack ?? String(caught) });
+      if (status >= 500)
+        options.log.error("request failed", { requestId, error: (caught as Error).stack ?? String(caught) });
     } finally {
-      options.log.info(`${ctx.method} ${ctx.path} ${ctx.status}`, { requestId, ms: Math.round(performance.now() - started) });
+      options.log.info(`${ctx.method} ${ctx.path} ${ctx.status}`, {
+        requestId,
+        ms: Math.round(performance.now() - started),
+      });
     }
   });
 
@@ -88,7 +97,8 @@ export function createApp(options: AppOptions): Koa {
   app.use(async (ctx, next) => {
     if (ctx.method !== "GET" || !ctx.path.startsWith("/static/")) return next();
     const name = ctx.path.slice("/static/".length);
-    const file = name === "htmx.min.js" ? htmxFile : /^[a-z0-9-]+\.(css|js)$/.test(name) ? path.join(staticDir, name) : null;
+    const file =
+      name === "htmx.min.js" ? htmxFile : /^[a-z0-9-]+\.(css|js)$/.test(name) ? path.join(staticDir, name) : null;
     if (!file) return next();
     try {
       ctx.body = await fs.readFile(file);

@@ -37,7 +37,12 @@ export function authRoutes(options: { authPool: pg.Pool; sessionDays?: number })
       ctx.body = render("login", { error, email, next });
     };
     if (!email || !password) return page(400, "Enter your email and password.");
-    const result = await signIn(options.authPool, actingContext(ctx, { surface: "web", credentials: {} }), email, password);
+    const result = await signIn(
+      options.authPool,
+      actingContext(ctx, { surface: "web", credentials: {} }),
+      email,
+      password,
+    );
     if (!result.ok && result.reason === "throttled") {
       ctx.set("Retry-After", String(result.retryAfterSeconds));
       return page(429, "Too many failed sign-ins. Wait 15 minutes and try again.");

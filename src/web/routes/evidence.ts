@@ -9,8 +9,8 @@ import Router from "@koa/router";
 import busboy from "busboy";
 import type Koa from "koa";
 import type pg from "pg";
-import { contextSettings, withContext } from "../../db/context.ts";
 import { BLOB_CHUNK_BYTES } from "../../db/blobs.ts";
+import { contextSettings, withContext } from "../../db/context.ts";
 import { UserError } from "../errors.ts";
 import { actingContext } from "../request-context.ts";
 
@@ -28,7 +28,10 @@ export interface UploadedEvidence {
 export function cleanFilename(name: string): string {
   const base = name.split(/[/\\]/).pop() ?? "";
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we strip
-  const cleaned = base.replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 255);
+  const cleaned = base
+    .replace(/[\u0000-\u001f\u007f]/g, "")
+    .trim()
+    .slice(0, 255);
   return cleaned === "" || cleaned === "." || cleaned === ".." ? "file" : cleaned;
 }
 
@@ -49,7 +52,10 @@ export async function receiveEvidence(
 ): Promise<UploadedEvidence[]> {
   let parser: busboy.Busboy;
   try {
-    parser = busboy({ headers: headers as busboy.BusboyConfig["headers"], limits: { fileSize: maxBytes, files: 20, fields: 10 } });
+    parser = busboy({
+      headers: headers as busboy.BusboyConfig["headers"],
+      limits: { fileSize: maxBytes, files: 20, fields: 10 },
+    });
   } catch {
     throw new UserError(415, "Send the files as multipart/form-data.", "BAD_USER_INPUT");
   }
@@ -90,7 +96,11 @@ export async function receiveEvidence(
       }
     }
     if ((file as Readable & { truncated?: boolean }).truncated) {
-      throw new UserError(413, `"${filename}" is larger than the ${formatBytes(maxBytes)} limit; nothing was saved.`, "TOO_LARGE");
+      throw new UserError(
+        413,
+        `"${filename}" is larger than the ${formatBytes(maxBytes)} limit; nothing was saved.`,
+        "TOO_LARGE",
+      );
     }
     if (pendingBytes > 0) await flush();
     const digest = hash.digest();
@@ -120,7 +130,9 @@ export async function receiveEvidence(
     parser.on("filesLimit", () => {
       failure ??= new UserError(413, "At most 20 files per upload.", "TOO_LARGE");
     });
-    parser.on("error", (error) => reject(new UserError(400, `The upload could not be read: ${(error as Error).message}`)));
+    parser.on("error", (error) =>
+      reject(new UserError(400, `The upload could not be read: ${(error as Error).message}`)),
+    );
     parser.on("close", () => {
       chain.then(resolve, reject);
     });
@@ -134,14 +146,17 @@ export async function receiveEvidence(
 
 export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string; maxUploadBytes: number }): Router {
   const router = new Router({ prefix: "/api" });
-  const tenantOf = (ctx: Koa.Context) => ctx.get("x-tenant") || (typeof ctx.query.tenant === "string" ? ctx.query.tenant : undefined);
+  const tenantOf = (ctx: Koa.Context) =>
+    ctx.get("x-tenant") || (typeof ctx.query.tenant === "string" ? ctx.query.tenant : undefined);
 
   router.post("/incidents/:incidentId/evidence", async (ctx) => {
     const { incidentId } = ctx.params;
     if (!UUID.test(incidentId)) throw new UserError(404, "No such incident.", "NOT_FOUND");
     const context = actingContext(ctx, { role: options.visitorRole, surface: "web", tenant: tenantOf(ctx) });
     const saved = await withContext(options.authPool, context, async (client) => {
-      const visible = await client.query("select 1 from app_public.incidents where id = $1 and deleted_at is null", [incidentId]);
+      const visible = await client.query("select 1 from app_public.incidents where id = $1 and deleted_at is null", [
+        incidentId,
+      ]);
       if (visible.rowCount === 0) throw new UserError(404, "No such incident in this tenant.", "NOT_FOUND");
       return receiveEvidence(client, ctx.req, ctx.req.headers, incidentId, options.maxUploadBytes);
     });
@@ -169,7 +184,12 @@ export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string
         `select ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(", ")}`,
         settings.flat(),
       );
-      const { rows } = await client.query<{ filename: string; content_type: string; size_bytes: string; sha256: string }>(
+      const { rows } = await client.query<{
+        filename: string;
+        content_type: string;
+        size_bytes: string;
+        sha256: string;
+      }>(
         "select filename, content_type, size_bytes, encode(sha256, 'hex') as sha256 from app_public.evidence where id = $1",
         [id],
       );
@@ -178,7 +198,10 @@ export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string
       async function* chunks() {
         try {
           for (let seq = 0; ; seq++) {
-            const part = await client.query<{ data: Buffer | null }>("select app_hidden.evidence_chunk($1, $2) as data", [id, seq]);
+            const part = await client.query<{ data: Buffer | null }>(
+              "select app_hidden.evidence_chunk($1, $2) as data",
+              [id, seq],
+            );
             if (!part.rows[0]?.data) break;
             yield part.rows[0].data;
           }

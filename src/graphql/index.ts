@@ -1,0 +1,319 @@
+/**
+ * The GraphQL API: PostGraphile 5 (Amber preset) over the app_public schema, on the same
+ * sessions and API tokens as the pages. Every request runs as the visitor role with the
+ * request's context in transaction-local settings, so row-level security decides every answer.
+ * Owns the preset (audit log filters and default order, query limits, error messages) and the
+ * pre-flight checks (credentials, tenant, CSRF) that give clear errors before GraphQL runs.
+ */
+import { maxAliasesRule } from "@escape.tech/graphql-armor-max-aliases";
+import { maxDepthRule } from "@escape.tech/graphql-armor-max-depth";
+import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
+import type Koa from "koa";
+import type pg from "pg";
+import { postgraphile } from "postgraphile";
+import { makePgService } from "postgraphile/adaptors/pg";
+import { lambda, SafeError } from "postgraphile/grafast";
+import { grafserv } from "postgraphile/grafserv/koa/v3";
+import { GraphQLError, type GraphQLFormattedError } from "postgraphile/graphql";
+import { sql } from "postgraphile/pg-sql2";
+import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
+import { addPgTableCondition } from "postgraphile/utils";
+import { type ActingContext, contextSettings, withContext } from "../db/context.ts";
+import type { Logger } from "../log.ts";
+import { isSameOrigin } from "../web/csrf.ts";
+import { fromDatabaseError } from "../web/errors.ts";
+import { actingContext, credentialsOf } from "../web/request-context.ts";
+
+export const GRAPHQL_PATH = "/graphql";
+export const GRAPHIQL_PATH = "/graphiql";
+export const MAX_PAGE_SIZE = 100;
+const MAX_DEPTH = 10;
+const STATEMENT_TIMEOUT_MS = 5000;
+
+declare module "koa" {
+  interface DefaultState {
+    graphqlContext?: ActingContext;
+  }
+}
+
+const likeEscape = (value: string) => value.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/** Audit log filters beyond exact matches; each is served by an index that leads with tenant_id. */
+const auditConditions: GraphileConfig.Plugin[] = [
+  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "actionPrefix", (build) => ({
+    type: build.graphql.GraphQLString,
+    description: "Actions starting with this text, e.g. `incident.` for every incident action.",
+    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
+      if (typeof value !== "string") return;
+      condition.where(
+        sql`${condition.alias as ReturnType<typeof sql.identifier>}.action like ${sql.value(`${likeEscape(value)}%`)}`,
+      );
+    },
+  })),
+  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "actorContains", (build) => ({
+    type: build.graphql.GraphQLString,
+    description: "Entries whose actor (email or `system`) contains this text, ignoring case.",
+    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
+      if (typeof value !== "string") return;
+      condition.where(
+        sql`${condition.alias as ReturnType<typeof sql.identifier>}.actor_label ilike ${sql.value(`%${likeEscape(value)}%`)}`,
+      );
+    },
+  })),
+  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "resourceLabelContains", (build) => ({
+    type: build.graphql.GraphQLString,
+    description: "Entries whose resource label (incident title, filename, …) contains this text, ignoring case.",
+    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
+      if (typeof value !== "string") return;
+      condition.where(
+        sql`${condition.alias as ReturnType<typeof sql.identifier>}.resource_label ilike ${sql.value(`%${likeEscape(value)}%`)}`,
+      );
+    },
+  })),
+  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "occurredAfter", (build) => ({
+    type: build.getTypeByName("Datetime") as never,
+    description: "Entries at or after this time.",
+    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
+      if (value == null) return;
+      condition.where(
+        sql`${condition.alias as ReturnType<typeof sql.identifier>}.occurred_at >= ${sql.value(String(value))}::timestamptz`,
+      );
+    },
+  })),
+  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "occurredBefore", (build) => ({
+    type: build.getTypeByName("Datetime") as never,
+    description: "Entries before this time.",
+    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
+      if (value == null) return;
+      condition.where(
+        sql`${condition.alias as ReturnType<typeof sql.identifier>}.occurred_at < ${sql.value(String(value))}::timestamptz`,
+      );
+    },
+  })),
+];
+
+/** The audit log lists newest first unless asked otherwise; pages hold at most MAX_PAGE_SIZE. */
+const AuditLogDefaultsPlugin: GraphileConfig.Plugin = {
+  name: "AttestAuditLogDefaultsPlugin",
+  version: "1.0.0",
+  after: ["PgConnectionArgOrderByDefaultValuePlugin"],
+  schema: {
+    hooks: {
+      GraphQLObjectType_fields_field_args_arg(arg, build, context) {
+        const { argName, isPgFieldConnection, pgFieldResource } = context.scope as {
+          argName: string;
+          isPgFieldConnection?: boolean;
+          pgFieldResource?: { codec: { name: string }; parameters?: unknown };
+        };
+        if (!isPgFieldConnection || !pgFieldResource || pgFieldResource.parameters) return arg;
+        if (argName === "orderBy" && pgFieldResource.codec.name === "auditLog") {
+          const OrderBy = build.getTypeByName(
+            build.inflection.orderByType(build.inflection.tableType(pgFieldResource.codec as never)),
+          ) as import("graphql").GraphQLEnumType | undefined;
+          const desc = OrderBy?.getValues().find((v) => v.name === "PRIMARY_KEY_DESC");
+          if (desc) return { ...arg, defaultValue: [desc.value] }; // newest first
+        }
+        return arg;
+      },
+    },
+  },
+};
+
+/** Every connection's `first`/`last` is checked at run time (literals and variables alike). */
+const MaxPageSizePlugin: GraphileConfig.Plugin = {
+  name: "AttestMaxPageSizePlugin",
+  version: "1.0.0",
+  after: ["PgFirstLastBeforeAfterArgsPlugin"],
+  schema: {
+    hooks: {
+      GraphQLObjectType_fields_field_args_arg(arg, _build, context) {
+        const { argName, isPgFieldConnection } = context.scope as { argName: string; isPgFieldConnection?: boolean };
+        if (!isPgFieldConnection || (argName !== "first" && argName !== "last")) return arg;
+        return {
+          ...arg,
+          description: `${argName === "first" ? "The first" : "The last"} \`n\` values of the set; at most ${MAX_PAGE_SIZE}.`,
+          // biome-ignore lint/suspicious/noExplicitAny: grafast step types are generic here
+          applyPlan(_parent: any, $connection: any, fieldArg: any) {
+            const $n = lambda(
+              fieldArg.getRaw(),
+              (raw) => {
+                const n = raw as number | null | undefined;
+                if (n != null && (n < 0 || n > MAX_PAGE_SIZE)) {
+                  throw new SafeError(`\`${argName}\` must be between 0 and ${MAX_PAGE_SIZE}.`, { code: "PAGE_SIZE" });
+                }
+                return n;
+              },
+              true,
+            );
+            if (argName === "first") $connection.setFirst($n);
+            else $connection.setLast($n);
+          },
+        } as typeof arg;
+      },
+    },
+  },
+};
+
+const QueryLimitsPlugin: GraphileConfig.Plugin = {
+  name: "AttestQueryLimitsPlugin",
+  version: "1.0.0",
+  grafserv: {
+    middleware: {
+      setPreset(next, event) {
+        event.validationRules.push(
+          maxDepthRule({ n: MAX_DEPTH, ignoreIntrospection: true }) as never,
+          maxAliasesRule({ n: 15 }) as never,
+        );
+        return next();
+      },
+    },
+  },
+};
+
+/** Database errors the user can act on become clear messages with a code; the rest stay masked. */
+export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedError {
+  const original = error.originalError as (Error & { code?: string }) | undefined;
+  if (!original || original instanceof GraphQLError) return error;
+  const known = fromDatabaseError(original);
+  if (known) {
+    return new GraphQLError(known.message, {
+      nodes: error.nodes,
+      source: error.source,
+      positions: error.positions,
+      path: error.path,
+      extensions: { code: known.code },
+    });
+  }
+  if ((original as { extensions?: unknown }).extensions || original.name === "SafeError") return error;
+  const id = Math.random().toString(36).slice(2, 10);
+  console.error(`GraphQL error ${id}:`, original);
+  return new GraphQLError(`An unexpected error occurred (reference ${id}).`, {
+    nodes: error.nodes,
+    path: error.path,
+    extensions: { code: "INTERNAL" },
+  });
+}
+
+export function makePreset(options: {
+  authPool: pg.Pool;
+  visitorRole: string;
+  exportSchemaPath?: string;
+}): GraphileConfig.Preset {
+  return {
+    extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
+    plugins: [...auditConditions, AuditLogDefaultsPlugin, MaxPageSizePlugin, QueryLimitsPlugin],
+    pgServices: [
+      makePgService({
+        pool: options.authPool,
+        schemas: ["app_public"],
+        // The schema shows what the visitor role is granted (no mutation without a grant).
+        pgSettingsForIntrospection: { role: options.visitorRole },
+      }),
+    ],
+    schema: {
+      ...(options.exportSchemaPath ? { exportSchemaSDLPath: options.exportSchemaPath, sortExport: true } : {}),
+    },
+    grafserv: {
+      graphqlPath: GRAPHQL_PATH,
+      graphiql: true,
+      graphiqlPath: GRAPHIQL_PATH,
+      graphiqlOnGraphQLGET: false,
+      graphqlOverGET: false,
+      watch: false,
+      websockets: false,
+      maxRequestLength: 100_000,
+      maskError,
+    },
+    grafast: {
+      explain: false,
+      context(requestContext) {
+        const ctx = requestContext.koav3?.ctx as Koa.Context | undefined;
+        const acting = ctx?.state.graphqlContext;
+        const pgSettings: Record<string, string> = acting
+          ? contextSettings(acting)
+          : { role: options.visitorRole, "attest.surface": "graphql" };
+        pgSettings.statement_timeout = String(STATEMENT_TIMEOUT_MS);
+        return { pgSettings };
+      },
+    },
+  };
+}
+
+/**
+ * Koa middleware in front of grafserv: cookie-authenticated requests must be same-origin JSON
+ * POSTs; bad credentials and unknown tenants get a clear GraphQL error before anything runs.
+ */
+export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string }): Koa.Middleware {
+  return async (ctx, next) => {
+    if (ctx.path !== GRAPHQL_PATH) return next();
+    const fail = (status: number, code: string, message: string) => {
+      ctx.status = status;
+      ctx.type = "application/json";
+      ctx.body = { errors: [{ message, extensions: { code } }] };
+    };
+    if (ctx.method !== "POST")
+      return fail(405, "METHOD_NOT_ALLOWED", "Send GraphQL requests as POST with a JSON body.");
+    const credentials = credentialsOf(ctx);
+    if (credentials.sessionToken && !credentials.apiToken) {
+      if (!ctx.is("application/json")) {
+        return fail(
+          415,
+          "CSRF",
+          "Cookie-authenticated GraphQL requests must be JSON (Content-Type: application/json).",
+        );
+      }
+      if (!isSameOrigin(ctx))
+        return fail(403, "CSRF", "Cookie-authenticated GraphQL requests must come from this site.");
+    }
+    const tenant = ctx.get("x-tenant") || undefined;
+    const acting = actingContext(ctx, { role: options.visitorRole, surface: "graphql", tenant, credentials });
+    if (credentials.sessionToken || credentials.apiToken) {
+      const { rows } = await withContext(options.authPool, acting, (c) =>
+        c.query<{ user_id: string | null; tenant_id: string | null; tenants: number }>(
+          "select app_public.current_user_id() as user_id, app_public.current_tenant_id() as tenant_id, (select count(*)::int from app_public.tenants) as tenants",
+        ),
+      );
+      const who = rows[0];
+      if (!who.user_id) {
+        return credentials.apiToken
+          ? fail(401, "UNAUTHENTICATED", "This API token is not valid: it is unknown, revoked or expired.")
+          : fail(401, "UNAUTHENTICATED", "Your session has expired or was signed out. Sign in again.");
+      }
+      if (tenant && !who.tenant_id && !credentials.apiToken) {
+        return fail(404, "UNKNOWN_TENANT", `You are not a member of a tenant "${tenant}" (X-Tenant header).`);
+      }
+      if (!who.tenant_id && !credentials.apiToken && who.tenants > 1) {
+        return fail(
+          400,
+          "TENANT_REQUIRED",
+          "You belong to several tenants: name one in the X-Tenant header (its slug).",
+        );
+      }
+      if (credentials.apiToken) {
+        await options.authPool.query("select app_private.touch_api_token($1)", [credentials.apiToken]).catch(() => {});
+      }
+    }
+    ctx.state.graphqlContext = acting;
+    await next();
+  };
+}
+
+export interface GraphQLServer {
+  /** Mounts grafserv on the app and the HTTP server (call before taking app.callback()). */
+  addTo(app: Koa, server: import("node:http").Server): Promise<void>;
+  release(): Promise<void>;
+}
+
+export function createGraphQL(options: { authPool: pg.Pool; visitorRole: string; log: Logger }): GraphQLServer {
+  const pgl = postgraphile(makePreset(options));
+  const serv = pgl.createServ(grafserv);
+  return {
+    async addTo(app, server) {
+      app.use(graphqlGate(options));
+      await serv.addTo(app, server);
+    },
+    async release() {
+      await pgl.release();
+    },
+  };
+}
