@@ -1,5 +1,5 @@
 --! Previous: sha1:aa22175e7b56ff566f20966f414897a4479390b8
---! Hash: sha1:70a55305e1cf39a7cc609bf98c503290f350b67b
+--! Hash: sha1:997786a1fc68d67f4758dde022cb2bfa49d1d8ed
 --! Message: core
 
 -- 000002 Sign-in, API tokens, uploads and the GraphQL surface.
@@ -507,3 +507,19 @@ comment on function app_public.current_tenant_id() is
 comment on function app_public.tenant_has_feature(uuid, text) is E'@behavior -*\nWhether the tenant''s plan includes the feature.';
 comment on table app_public.memberships is
   E'@behavior -insert\nWho belongs to a tenant, with which tenant role: owner, admin, member or viewer. Add members with addMember.';
+
+-- Relation names for the composite (tenant_id, …) foreign keys.
+comment on constraint evidence_tenant_id_incident_id_fkey on app_public.evidence is E'@fieldName incident\n@foreignFieldName evidence';
+comment on constraint nis2_milestones_tenant_id_incident_id_fkey on app_public.nis2_milestones is E'@fieldName incident\n@foreignFieldName milestones';
+comment on constraint exports_tenant_id_incident_id_fkey on app_public.exports is E'@fieldName incident\n@foreignFieldName exports';
+comment on constraint api_tokens_tenant_id_user_id_fkey on app_public.api_tokens is E'@fieldName membership\n@foreignFieldName apiTokens';
+
+create function app_public.incidents_audit_trail(i app_public.incidents) returns setof app_public.audit_log
+language sql stable set search_path = pg_catalog, public as $$
+  select e.* from app_public.audit_log e
+  where e.tenant_id = i.tenant_id and e.incident_id = i.id
+  order by e.seq desc
+$$;
+comment on function app_public.incidents_audit_trail(app_public.incidents) is
+  'The audit entries of this incident, its evidence, milestones and exports, newest first (owner/admin with auditLog).';
+grant execute on function app_public.incidents_audit_trail(app_public.incidents) to :DATABASE_VISITOR;

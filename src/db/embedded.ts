@@ -29,6 +29,8 @@ export interface EmbeddedCluster {
   /** Superuser connection string to the `postgres` database. */
   url(database: string): string;
   port: number;
+  /** False when the server was already running (started by another Attest process). */
+  startedHere: boolean;
   stop(): Promise<void>;
 }
 
@@ -173,6 +175,7 @@ export async function startEmbeddedPostgres(options: {
 
   return {
     port: state.port,
+    startedHere: !running,
     url: (database) =>
       `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`,
     async stop() {

@@ -12,7 +12,8 @@ let stopEmbedded: (() => Promise<void>) | undefined;
 try {
   const config = loadConfig();
   const { db } = await bootstrapDatabase(config, log, (cluster) => {
-    stopEmbedded = () => cluster.stop();
+    // Leave a server that another Attest process (npm start) is using alone.
+    if (cluster.startedHere) stopEmbedded = () => cluster.stop();
   });
   log.info(`Database ${db.databaseName} is migrated (roles: ${Object.values(db.roles).join(", ")})`);
 } catch (error) {

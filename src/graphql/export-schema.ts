@@ -23,7 +23,7 @@ if (import.meta.main) {
   let stop: (() => Promise<void>) | undefined;
   try {
     const { db } = await bootstrapDatabase(loadConfig(), log, (cluster) => {
-      stop = () => cluster.stop();
+      if (cluster.startedHere) stop = () => cluster.stop();
     });
     const pool = new pg.Pool({ connectionString: db.authUrl, max: 2 });
     try {

@@ -7,9 +7,14 @@
 import type Koa from "koa";
 import { UserError } from "./errors.ts";
 
+/** This server's origin as the browser sees it (Koa 3's ctx.origin echoes the Origin header). */
+export function ownOrigin(ctx: Koa.Context): string {
+  return `${ctx.protocol}://${ctx.host}`;
+}
+
 export function isSameOrigin(ctx: Koa.Context): boolean {
   const origin = ctx.get("origin");
-  if (origin) return origin === ctx.origin;
+  if (origin) return origin === ownOrigin(ctx);
   const site = ctx.get("sec-fetch-site");
   return site === "same-origin";
 }
