@@ -1,5 +1,5 @@
 --! Previous: sha1:aa22175e7b56ff566f20966f414897a4479390b8
---! Hash: sha1:997786a1fc68d67f4758dde022cb2bfa49d1d8ed
+--! Hash: sha1:dad9977c645e64bdb8c9ec4fabbd39ccf94eeedc
 --! Message: core
 
 -- 000002 Sign-in, API tokens, uploads and the GraphQL surface.
@@ -523,3 +523,9 @@ $$;
 comment on function app_public.incidents_audit_trail(app_public.incidents) is
   'The audit entries of this incident, its evidence, milestones and exports, newest first (owner/admin with auditLog).';
 grant execute on function app_public.incidents_audit_trail(app_public.incidents) to :DATABASE_VISITOR;
+
+-- HTTP API calls made with an API token (uploads, downloads) are their own surface.
+alter table app_public.audit_log drop constraint audit_log_surface_check;
+alter table app_public.audit_log add constraint audit_log_surface_check
+  check (surface in ('web', 'graphql', 'api', 'worker', 'sql', 'seed'));
+comment on column app_public.audit_log.surface is 'Where the change came from: web, graphql, api (HTTP API with a token), worker, sql or seed.';

@@ -5,7 +5,7 @@
  */
 import type pg from "pg";
 
-export type Surface = "web" | "graphql" | "worker" | "sql" | "seed";
+export type Surface = "web" | "graphql" | "api" | "worker" | "sql" | "seed";
 
 export interface ActingContext {
   /** The database role to switch to (the visitor role for signed-in users). */

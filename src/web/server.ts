@@ -22,6 +22,8 @@ export interface AppOptions {
   log: Logger;
   maxUploadBytes: number;
   trustProxy?: boolean;
+  /** How the slow-down after failed sign-ins waits (tests pass one that does not). */
+  signInSleep?: (ms: number) => Promise<void>;
 }
 
 const staticDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "static");
@@ -110,7 +112,7 @@ export function createApp(options: AppOptions): Koa {
   });
 
   app.use(requireSameOrigin());
-  const auth = authRoutes({ authPool: options.authPool });
+  const auth = authRoutes({ authPool: options.authPool, sleep: options.signInSleep });
   app.use(auth.routes()).use(auth.allowedMethods());
   const evidence = evidenceRoutes(options);
   app.use(evidence.routes()).use(evidence.allowedMethods());

@@ -146,13 +146,14 @@ export async function receiveEvidence(
 
 export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string; maxUploadBytes: number }): Router {
   const router = new Router({ prefix: "/api" });
+  const surfaceOf = (ctx: Koa.Context) => (/^Bearer\s/i.test(ctx.get("authorization")) ? "api" : "web");
   const tenantOf = (ctx: Koa.Context) =>
     ctx.get("x-tenant") || (typeof ctx.query.tenant === "string" ? ctx.query.tenant : undefined);
 
   router.post("/incidents/:incidentId/evidence", async (ctx) => {
     const { incidentId } = ctx.params;
     if (!UUID.test(incidentId)) throw new UserError(404, "No such incident.", "NOT_FOUND");
-    const context = actingContext(ctx, { role: options.visitorRole, surface: "web", tenant: tenantOf(ctx) });
+    const context = actingContext(ctx, { role: options.visitorRole, surface: surfaceOf(ctx), tenant: tenantOf(ctx) });
     const saved = await withContext(options.authPool, context, async (client) => {
       const visible = await client.query("select 1 from app_public.incidents where id = $1 and deleted_at is null", [
         incidentId,
@@ -167,7 +168,7 @@ export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string
   router.get("/evidence/:id/download", async (ctx) => {
     const { id } = ctx.params;
     if (!UUID.test(id)) throw new UserError(404, "No such evidence file.", "NOT_FOUND");
-    const context = actingContext(ctx, { role: options.visitorRole, surface: "web", tenant: tenantOf(ctx) });
+    const context = actingContext(ctx, { role: options.visitorRole, surface: surfaceOf(ctx), tenant: tenantOf(ctx) });
     // Hold one connection and transaction for the whole download, reading 1 MiB at a time.
     const client = await options.authPool.connect();
     let released = false;
