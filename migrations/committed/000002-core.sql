@@ -1,5 +1,5 @@
 --! Previous: sha1:aa22175e7b56ff566f20966f414897a4479390b8
---! Hash: sha1:dad9977c645e64bdb8c9ec4fabbd39ccf94eeedc
+--! Hash: sha1:cef9999403f6a96b8bdc4935c9da77f40d4ce55f
 --! Message: core
 
 -- 000002 Sign-in, API tokens, uploads and the GraphQL surface.
@@ -129,14 +129,18 @@ language sql immutable set search_path = pg_catalog as $$
   end
 $$;
 
-/** Everything the server needs to check a password and how hard to slow the caller down. */
+/**
+ * Everything the server needs to check a password, and the failed attempts of the last 15
+ * minutes for this email and from this IP (to slow guessing down).
+ */
 create function app_private.sign_in_lookup(email text, ip text)
-returns table (user_id uuid, password_hash text, recent_failures int)
+returns table (user_id uuid, password_hash text, email_failures int, ip_failures int)
 language sql stable security definer set search_path = pg_catalog, public as $$
   select u.id, s.password_hash,
          (select count(*)::int from app_private.sign_in_failures f
-          where f.attempted_at > now() - interval '15 minutes'
-            and (f.email = lower(sign_in_lookup.email) or (f.ip is not null and host(f.ip) = sign_in_lookup.ip)))
+          where f.attempted_at > now() - interval '15 minutes' and f.email = lower(sign_in_lookup.email)),
+         (select count(*)::int from app_private.sign_in_failures f
+          where f.attempted_at > now() - interval '15 minutes' and f.ip is not null and host(f.ip) = sign_in_lookup.ip)
   from (select 1) one
   left join app_public.users u on u.email = lower(sign_in_lookup.email)
   left join app_private.user_secrets s on s.user_id = u.id
@@ -181,12 +185,13 @@ language plpgsql volatile security definer set search_path = pg_catalog, public 
 declare
   v_session app_private.sessions;
 begin
-  update app_private.sessions s set revoked_at = now()
-  where s.token_hash = sha256(convert_to(token, 'UTF8')) and s.revoked_at is null
-  returning * into v_session;
+  select * into v_session from app_private.sessions s
+  where s.token_hash = sha256(convert_to(token, 'UTF8')) and s.revoked_at is null;
   if v_session.id is not null then
+    -- Recorded while the session is still live, so the entry names the user.
     perform set_config('attest.session_token', token, true);
     perform app_private.record_session_event(v_session.user_id, (select email from app_public.users where id = v_session.user_id), 'signed_out');
+    update app_private.sessions set revoked_at = now() where id = v_session.id;
   end if;
 end;
 $$;

@@ -9,9 +9,14 @@ import { type ActingContext, withContext } from "../db/context.ts";
 
 export const SESSION_COOKIE = "attest_session";
 
-/** Failed attempts (per email or IP, last 15 minutes) after which answers are delayed, then refused. */
+/**
+ * Failed attempts in the last 15 minutes after which answers are delayed, then refused: per
+ * email (guessing one account's password), and per IP (trying many accounts; higher, since
+ * several people may share an address).
+ */
 export const SLOW_DOWN_AFTER = 3;
 export const REFUSE_AFTER = 10;
+export const REFUSE_IP_AFTER = 50;
 
 export type SignInResult =
   | { ok: true; sessionToken: string }
@@ -35,18 +40,20 @@ export async function signIn(
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Promise<SignInResult> {
   const normalized = email.trim().toLowerCase();
-  const { rows } = await pool.query<{ user_id: string | null; password_hash: string | null; recent_failures: number }>(
-    "select * from app_private.sign_in_lookup($1, $2)",
-    [normalized, context.ip ?? null],
-  );
+  const { rows } = await pool.query<{
+    user_id: string | null;
+    password_hash: string | null;
+    email_failures: number;
+    ip_failures: number;
+  }>("select * from app_private.sign_in_lookup($1, $2)", [normalized, context.ip ?? null]);
   const found = rows[0];
-  if (found.recent_failures >= REFUSE_AFTER) {
+  if (found.email_failures >= REFUSE_AFTER || found.ip_failures >= REFUSE_IP_AFTER) {
     await withContext(pool, context, (c) =>
       c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]),
     );
     return { ok: false, reason: "throttled", retryAfterSeconds: 15 * 60 };
   }
-  await sleep(slowDownSeconds(found.recent_failures) * 1000);
+  await sleep(slowDownSeconds(Math.max(found.email_failures, Math.floor(found.ip_failures / 5))) * 1000);
   const valid =
     found.user_id !== null && found.password_hash !== null
       ? await verify(found.password_hash, password).catch(() => false)
