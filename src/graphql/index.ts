@@ -185,6 +185,14 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
     });
   }
   if ((original as { extensions?: unknown }).extensions || original.name === "SafeError") return error;
+  // PostGraphile's own "nothing matched" for updates and deletes (RLS hides rows of other tenants).
+  const nothing = /^No values were (updated|deleted) in collection '(\w+)'/.exec(original.message);
+  if (nothing) {
+    return new GraphQLError(
+      `Nothing was ${nothing[1]}: there is no such ${nothing[2].replace(/_/g, " ")} record that you may change in this tenant.`,
+      { nodes: error.nodes, path: error.path, extensions: { code: "NOT_FOUND" } },
+    );
+  }
   const id = Math.random().toString(36).slice(2, 10);
   console.error(`GraphQL error ${id}:`, original);
   return new GraphQLError(`An unexpected error occurred (reference ${id}).`, {

@@ -1,0 +1,207 @@
+/**
+ * The audit log over GraphQL: who may read it, newest-first cursor paging, the filters, and the
+ * limits that keep one query from taking the server down.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withContext } from "../../src/db/context.ts";
+import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+interface Page {
+  auditLogs: {
+    totalCount: number;
+    nodes: Array<{ seq: string; action: string; actorLabel: string; resourceLabel: string | null; occurredAt: string }>;
+    pageInfo: { hasNextPage: boolean; endCursor: string | null };
+  };
+}
+
+const PAGE = `query($first: Int, $after: Cursor, $condition: AuditLogCondition) {
+  auditLogs(first: $first, after: $after, condition: $condition) {
+    totalCount
+    nodes { seq action actorLabel resourceLabel occurredAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}`;
+
+describe.each(servers())("the audit log over GraphQL on $name", (server) => {
+  let t: TestDatabase;
+  let web: TestServer;
+  let owner: string;
+  let demo: string;
+
+  beforeAll(async () => {
+    t = await createTestDatabase(server, { seed: true });
+    web = await startTestServer(t);
+    owner = await web.signIn("owner@demo.test");
+    demo = (await ids(t)).tenants.demo;
+  });
+  afterAll(async () => {
+    await web?.close();
+    await t?.drop();
+  });
+
+  const page = (variables: Record<string, unknown>, cookie = owner, tenant?: string) =>
+    web.gql<Page>(PAGE, { cookie, variables, tenant });
+  const recorded = async () =>
+    (await t.superuser.query("select count(*)::int as n from app_public.audit_log where tenant_id = $1", [demo])).rows[0].n as number;
+
+  describe("who may read it", () => {
+    it.each([
+      ["owner@demo.test", true],
+      ["admin@demo.test", true],
+      ["member@demo.test", false],
+      ["viewer@demo.test", false],
+    ])("%s sees entries: %s", async (email, sees) => {
+      const cookie = await web.signIn(email);
+      const r = await page({ first: 5 }, cookie, "demo");
+      expect(r.errors).toBeUndefined();
+      if (sees) expect(r.data?.auditLogs.totalCount).toBe(await recorded());
+      else expect(r.data?.auditLogs).toMatchObject({ totalCount: 0, nodes: [] });
+    });
+
+    it("a tenant without auditLog gets a clear plan error, not an empty list", async () => {
+      const cookie = await web.signIn("owner@basic.test");
+      const r = await page({ first: 5 }, cookie);
+      expect(r.data?.auditLogs).toBeNull();
+      expect(r.errors?.[0]).toMatchObject({ extensions: { code: "PLAN_REQUIRED" } });
+      expect(r.errors?.[0].message).toMatch(/not in your plan/);
+    });
+
+    it("anonymous requests see nothing", async () => {
+      const r = await web.gql<Page>(PAGE, { variables: { first: 5 } });
+      expect(r.data?.auditLogs.totalCount).toBe(0);
+    });
+
+    it("has no mutations: the API cannot write, change or delete entries", async () => {
+      const r = await web.gql<{ __schema: { mutationType: { fields: Array<{ name: string }> } } }>(
+        "{ __schema { mutationType { fields { name } } } }",
+        { cookie: owner },
+      );
+      const names = r.data?.__schema.mutationType.fields.map((f) => f.name) ?? [];
+      expect(names.length).toBeGreaterThan(10);
+      expect(names.filter((n) => /audit/i.test(n))).toEqual([]);
+    });
+  });
+
+  describe("paging", () => {
+    it("walking every page with after returns every entry once, newest first", async () => {
+      const seen: number[] = [];
+      let after: string | null = null;
+      let pages = 0;
+      for (;;) {
+        const r = await page({ first: 25, after });
+        expect(r.errors).toBeUndefined();
+        const data = r.data?.auditLogs;
+        if (!data) throw new Error("no data");
+        expect(data.nodes.length).toBeLessThanOrEqual(25);
+        seen.push(...data.nodes.map((n) => Number(n.seq)));
+        pages++;
+        if (!data.pageInfo.hasNextPage) break;
+        after = data.pageInfo.endCursor;
+      }
+      const total = await recorded();
+      expect(seen.length).toBe(total);
+      expect(new Set(seen).size).toBe(total);
+      expect(seen).toEqual([...seen].sort((a, b) => b - a));
+      expect(seen[0]).toBe(total);
+      expect(pages).toBe(Math.ceil(total / 25));
+    });
+
+    it("entries written between two pages neither repeat nor skip anything", async () => {
+      const first = await page({ first: 10 });
+      const before = first.data?.auditLogs.nodes.map((n) => Number(n.seq)) ?? [];
+      await withContext(t.pools.owner, { surface: "sql" }, (c) =>
+        c.query("insert into app_public.incidents (tenant_id, title) values ($1, 'Written between pages')", [demo]),
+      );
+      const second = await page({ first: 10, after: first.data?.auditLogs.pageInfo.endCursor });
+      const next = second.data?.auditLogs.nodes.map((n) => Number(n.seq)) ?? [];
+      expect(next[0]).toBe(before[before.length - 1] - 1);
+      expect(next).toEqual(Array.from({ length: 10 }, (_, i) => next[0] - i));
+    });
+
+    it("refuses pages larger than 100 with a clear error", async () => {
+      const r = await page({ first: 101 });
+      expect(r.errors?.[0]).toMatchObject({ extensions: { code: "PAGE_SIZE" } });
+      const ok = await page({ first: 100 });
+      expect(ok.data?.auditLogs.nodes).toHaveLength(100);
+    });
+  });
+
+  describe("filters", () => {
+    const all = async (condition: Record<string, unknown>) => {
+      const r = await page({ first: 100, condition });
+      expect(r.errors).toBeUndefined();
+      return r.data?.auditLogs ?? { totalCount: -1, nodes: [], pageInfo: { hasNextPage: false, endCursor: null } };
+    };
+    const count = async (where: string, ...params: unknown[]) =>
+      (
+        await t.superuser.query(`select count(*)::int as n from app_public.audit_log where tenant_id = $1 and ${where}`, [
+          demo,
+          ...params,
+        ])
+      ).rows[0].n as number;
+
+    it("by exact action", async () => {
+      const r = await all({ action: "evidence.uploaded" });
+      expect(r.totalCount).toBe(await count("action = 'evidence.uploaded'"));
+      expect(r.totalCount).toBeGreaterThan(0);
+      expect(new Set(r.nodes.map((n) => n.action))).toEqual(new Set(["evidence.uploaded"]));
+    });
+
+    it("by action prefix", async () => {
+      const r = await all({ actionPrefix: "milestone." });
+      expect(r.totalCount).toBe(await count("action like 'milestone.%'"));
+      expect(r.nodes.every((n) => n.action.startsWith("milestone."))).toBe(true);
+      expect((await all({ actionPrefix: "%" })).totalCount).toBe(0); // a wildcard is just a character
+    });
+
+    it("by actor and by resource label, ignoring case", async () => {
+      const byActor = await all({ actorContains: "MEMBER@demo" });
+      expect(byActor.totalCount).toBe(await count("actor_label = 'member@demo.test'"));
+      const exact = await all({ actorLabel: "system" });
+      expect(exact.totalCount).toBe(await count("actor_label = 'system'"));
+      const byResource = await all({ resourceLabelContains: "ransomware" });
+      expect(byResource.totalCount).toBe(await count("resource_label ilike '%ransomware%'"));
+      expect(byResource.nodes.every((n) => /ransomware/i.test(n.resourceLabel ?? ""))).toBe(true);
+      const unicode = await all({ resourceLabelContains: "東京" });
+      expect(unicode.totalCount).toBeGreaterThan(0);
+    });
+
+    it("by time range", async () => {
+      const { rows } = await t.superuser.query(
+        "select occurred_at from app_public.audit_log where tenant_id = $1 order by seq limit 1 offset 99",
+        [demo],
+      );
+      const cut = (rows[0].occurred_at as Date).toISOString();
+      const after = await all({ occurredAfter: cut });
+      const before = await all({ occurredBefore: cut });
+      expect(after.totalCount).toBe(await count("occurred_at >= $2", cut));
+      expect(before.totalCount).toBe(await count("occurred_at < $2", cut));
+      expect(after.totalCount + before.totalCount).toBe(await recorded());
+    });
+
+    it("combined filters narrow together", async () => {
+      const r = await all({ actionPrefix: "incident.", actorContains: "admin@" });
+      expect(r.totalCount).toBe(await count("action like 'incident.%' and actor_label = 'admin@demo.test'"));
+    });
+  });
+
+  describe("limits", () => {
+    it("refuses queries nested too deeply", async () => {
+      const deep = `{ currentTenant { memberships { nodes { user { memberships { nodes { tenant { memberships { nodes { user { memberships { nodes { tenant { slug } } } } } } } } } } } } } }`;
+      const r = await web.gql(deep, { cookie: owner });
+      expect(r.errors?.[0].message).toMatch(/depth/i);
+    });
+
+    it("refuses GET queries and oversized bodies", async () => {
+      const get = await fetch(`${web.url}/graphql?query=${encodeURIComponent("{ currentUser { email } }")}`);
+      expect(get.status).toBe(405);
+      const huge = await fetch(`${web.url}/graphql`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ query: `{ currentUser { email } } # ${"x".repeat(200_000)}` }),
+      });
+      expect(huge.status).toBe(413);
+    });
+  });
+});
