@@ -60,8 +60,11 @@ describe.each(servers())("row-level security on $name", (server) => {
       expect(await asUser(t, "owner@demo.test", "basic", (c) => count(c, "incidents"))).toBe(0);
     });
 
-    it("shows nothing to the owner of a tenant without auditLog, while still recording", async () => {
-      expect(await auditCount("owner@basic.test", "basic")).toBe(0);
+    it("refuses the owner of a tenant without auditLog with a plan error, while still recording", async () => {
+      await expect(auditCount("owner@basic.test", "basic")).rejects.toMatchObject({
+        code: "ATPLN",
+        message: expect.stringMatching(/not in your plan/),
+      });
       expect(await auditCount("admin@demo.test", "basic")).toBe(0); // viewer there
       const { rows } = await t.superuser.query(
         "select count(*)::int as n from app_public.audit_log where tenant_id = $1",

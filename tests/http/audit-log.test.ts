@@ -43,7 +43,8 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
   const page = (variables: Record<string, unknown>, cookie = owner, tenant?: string) =>
     web.gql<Page>(PAGE, { cookie, variables, tenant });
   const recorded = async () =>
-    (await t.superuser.query("select count(*)::int as n from app_public.audit_log where tenant_id = $1", [demo])).rows[0].n as number;
+    (await t.superuser.query("select count(*)::int as n from app_public.audit_log where tenant_id = $1", [demo]))
+      .rows[0].n as number;
 
   describe("who may read it", () => {
     it.each([
@@ -135,10 +136,10 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
     };
     const count = async (where: string, ...params: unknown[]) =>
       (
-        await t.superuser.query(`select count(*)::int as n from app_public.audit_log where tenant_id = $1 and ${where}`, [
-          demo,
-          ...params,
-        ])
+        await t.superuser.query(
+          `select count(*)::int as n from app_public.audit_log where tenant_id = $1 and ${where}`,
+          [demo, ...params],
+        )
       ).rows[0].n as number;
 
     it("by exact action", async () => {

@@ -44,7 +44,9 @@ describe.each(servers())("tenant isolation on $name", (server) => {
         [tenantId],
       );
       const incidentId = incident.rows[0].id as string;
-      const milestone = await c.query("select id from app_public.nis2_milestones where incident_id = $1 limit 1", [incidentId]);
+      const milestone = await c.query("select id from app_public.nis2_milestones where incident_id = $1 limit 1", [
+        incidentId,
+      ]);
       const webhook = await c.query(
         "insert into app_public.webhooks (tenant_id, url) values ($1, 'https://acme.example/hook') returning id",
         [tenantId],
@@ -55,7 +57,10 @@ describe.each(servers())("tenant isolation on $name", (server) => {
         "insert into app_public.evidence (tenant_id, incident_id, filename, blob_id) values ($1, $2, 'acme.txt', $3) returning id",
         [tenantId, incidentId, blob.id],
       );
-      const audit = await c.query("select seq from app_public.audit_log where tenant_id = $1 order by seq desc limit 1", [tenantId]);
+      const audit = await c.query(
+        "select seq from app_public.audit_log where tenant_id = $1 order by seq desc limit 1",
+        [tenantId],
+      );
       return {
         incidentId,
         milestoneId: milestone.rows[0].id as string,
@@ -83,7 +88,8 @@ describe.each(servers())("tenant isolation on $name", (server) => {
 
   it("the node ids we forge are the ones the API uses (so the node tests below mean something)", async () => {
     const own = await ask("{ incidents(first: 1) { nodes { id tenantId rowId } } }");
-    const node = (own.data as { incidents: { nodes: Array<{ id: string; tenantId: string; rowId: string }> } }).incidents.nodes[0];
+    const node = (own.data as { incidents: { nodes: Array<{ id: string; tenantId: string; rowId: string }> } })
+      .incidents.nodes[0];
     expect(JSON.parse(Buffer.from(node.id, "base64").toString())).toEqual(["Incident", node.tenantId, node.rowId]);
   });
 
@@ -161,17 +167,31 @@ describe.each(servers())("tenant isolation on $name", (server) => {
 
   it("mutations cannot touch the other tenant's rows", async () => {
     const attempts = await Promise.all([
-      ask('mutation($id: UUID!) { updateIncidentByRowId(input: { rowId: $id, incidentPatch: { title: "pwned" } }) { incident { title } } }', {
+      ask(
+        'mutation($id: UUID!) { updateIncidentByRowId(input: { rowId: $id, incidentPatch: { title: "pwned" } }) { incident { title } } }',
+        {
+          id: other.incidentId,
+        },
+      ),
+      ask("mutation($id: UUID!) { deleteIncident(input: { id: $id }) { result { rowId } } }", { id: other.incidentId }),
+      ask("mutation($id: UUID!) { completeMilestone(input: { id: $id }) { result { rowId } } }", {
+        id: other.milestoneId,
+      }),
+      ask("mutation($id: UUID!) { deleteWebhookByRowId(input: { rowId: $id }) { webhook { rowId } } }", {
+        id: other.webhookId,
+      }),
+      ask("mutation($id: UUID!) { deleteEvidenceByRowId(input: { rowId: $id }) { evidence { rowId } } }", {
+        id: other.evidenceId,
+      }),
+      ask("mutation($id: UUID!) { createExport(input: { export: { incidentId: $id } }) { export { rowId } } }", {
         id: other.incidentId,
       }),
-      ask("mutation($id: UUID!) { deleteIncident(input: { id: $id }) { result { rowId } } }", { id: other.incidentId }),
-      ask("mutation($id: UUID!) { completeMilestone(input: { id: $id }) { result { rowId } } }", { id: other.milestoneId }),
-      ask("mutation($id: UUID!) { deleteWebhookByRowId(input: { rowId: $id }) { webhook { rowId } } }", { id: other.webhookId }),
-      ask("mutation($id: UUID!) { deleteEvidenceByRowId(input: { rowId: $id }) { evidence { rowId } } }", { id: other.evidenceId }),
-      ask("mutation($id: UUID!) { createExport(input: { export: { incidentId: $id } }) { export { rowId } } }", { id: other.incidentId }),
-      ask("mutation($node: ID!) { updateIncident(input: { id: $node, incidentPatch: { title: \"pwned\" } }) { incident { title } } }", {
-        node: other.incidentNodeId,
-      }),
+      ask(
+        'mutation($node: ID!) { updateIncident(input: { id: $node, incidentPatch: { title: "pwned" } }) { incident { title } } }',
+        {
+          node: other.incidentNodeId,
+        },
+      ),
     ]);
     for (const attempt of attempts) {
       expect(attempt.errors?.length, text(attempt)).toBeGreaterThan(0);
@@ -197,7 +217,9 @@ describe.each(servers())("tenant isolation on $name", (server) => {
   });
 
   it("the other tenant's evidence cannot be downloaded", async () => {
-    const response = await fetch(`${web.url}/api/evidence/${other.evidenceId}/download`, { headers: { Cookie: cookie } });
+    const response = await fetch(`${web.url}/api/evidence/${other.evidenceId}/download`, {
+      headers: { Cookie: cookie },
+    });
     expect(response.status).toBe(404);
     expect(await response.text()).not.toContain("acme secret");
   });

@@ -437,10 +437,16 @@ describe.each(servers())("GraphQL mutations over HTTP on $name", (server) => {
     expect(created?.name).toBe("SIEM export");
     expect(created?.token).toMatch(/^att_[0-9a-f]{48}$/);
     expect(created?.token.startsWith(created.tokenPrefix)).toBe(true);
-    expect(entry).toMatchObject({ resource_type: "api_token", resource_id: created?.rowId, resource_label: "SIEM export" });
+    expect(entry).toMatchObject({
+      resource_type: "api_token",
+      resource_id: created?.rowId,
+      resource_label: "SIEM export",
+    });
     expect(entry.row_text).not.toContain(created?.token);
 
-    const me = await web.gql<{ currentUser: { email: string } }>("{ currentUser { email } }", { token: created?.token });
+    const me = await web.gql<{ currentUser: { email: string } }>("{ currentUser { email } }", {
+      token: created?.token,
+    });
     expect(me.errors).toBeUndefined();
     expect(me.status).toBe(200);
     expect(me.data?.currentUser.email).toBe(ADMIN);
