@@ -8,5 +8,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Each file creates its own databases on both servers; two cores run two files at once.
     maxWorkers: 2,
+    env: { GRAPHILE_ENV: "development" },
   },
 });

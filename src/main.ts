@@ -4,6 +4,7 @@
  * the graphile-worker runner and the HTTP server. SIGINT/SIGTERM stop it in reverse order:
  * server, worker (drains running jobs), pools, embedded PostgreSQL.
  */
+import "./env-defaults.ts";
 
 import { startWorker } from "../worker/index.ts";
 import { ConfigError, loadConfig } from "./config.ts";

@@ -2,6 +2,7 @@
  * `npm run schema:export`: builds the GraphQL schema from a migrated database and writes it,
  * sorted, to schema.graphql (committed; a test fails when it drifts from the migrations).
  */
+import "../env-defaults.ts";
 import fs from "node:fs/promises";
 import pg from "pg";
 import { makeSchema } from "postgraphile";

@@ -15,6 +15,7 @@ import { requireSameOrigin } from "./csrf.ts";
 import { fromDatabaseError, UserError } from "./errors.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { evidenceRoutes } from "./routes/evidence.ts";
+import { homeRoutes } from "./routes/home.ts";
 
 export interface AppOptions {
   authPool: pg.Pool;
@@ -114,6 +115,8 @@ export function createApp(options: AppOptions): Koa {
   app.use(requireSameOrigin());
   const auth = authRoutes({ authPool: options.authPool, sleep: options.signInSleep });
   app.use(auth.routes()).use(auth.allowedMethods());
+  const home = homeRoutes(options);
+  app.use(home.routes());
   const evidence = evidenceRoutes(options);
   app.use(evidence.routes()).use(evidence.allowedMethods());
   return app;

@@ -169,6 +169,7 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
     expect(after.evidence - before.evidence).toBe(3);
     expect(after.blobs - before.blobs).toBe(3);
 
+    expect(result.requestId).toMatch(/^[0-9a-f-]{36}$/);
     const entries = await entriesAfter(before.seq);
     expect(entries.map((e) => [e.action, e.resource_label, e.resource_id])).toEqual(
       files.map((f, i) => ["evidence.uploaded", f.name, evidence[i].id]),
@@ -195,6 +196,7 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
       sizeBytes: data.length,
       sha256: sha256(data),
     });
+    expect(result.requestId).toMatch(/^[0-9a-f-]{36}$/);
     const entries = await entriesAfter(before.seq);
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({

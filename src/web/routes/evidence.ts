@@ -29,7 +29,7 @@ export function cleanFilename(name: string): string {
   const base = name.split(/[/\\]/).pop() ?? "";
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we strip
   const cleaned = base
-    .replace(/[\u0000-\u001f\u007f]/g, "")
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, "")
     .trim()
     .slice(0, 255);
   return cleaned === "" || cleaned === "." || cleaned === ".." ? "file" : cleaned;
@@ -54,6 +54,8 @@ export async function receiveEvidence(
   try {
     parser = busboy({
       headers: headers as busboy.BusboyConfig["headers"],
+      // Browsers send filenames as raw UTF-8 (busboy would read them as Latin-1).
+      defParamCharset: "utf8",
       limits: { fileSize: maxBytes, files: 20, fields: 10 },
     });
   } catch {
