@@ -27,9 +27,8 @@ export interface UploadedEvidence {
 /** A filename the database accepts: no path, no control characters, at most 255 characters. */
 export function cleanFilename(name: string): string {
   const base = name.split(/[/\\]/).pop() ?? "";
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we strip
   const cleaned = base
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, "")
+    .replace(/\p{Cc}/gu, "") // C0, DEL and C1 control characters
     .trim()
     .slice(0, 255);
   return cleaned === "" || cleaned === "." || cleaned === ".." ? "file" : cleaned;
