@@ -4,6 +4,7 @@
  * (or, without it, Sec-Fetch-Site) says. Requests authenticated by a bearer API token carry no
  * ambient credentials and are exempt.
  */
+import { createHmac, timingSafeEqual } from "node:crypto";
 import type Koa from "koa";
 import { UserError } from "./errors.ts";
 
@@ -29,4 +30,19 @@ export function requireSameOrigin(): Koa.Middleware {
     }
     await next();
   };
+}
+
+/**
+ * The synchronizer token of a session: an HMAC of a fixed label keyed by the session secret.
+ * Only someone who holds the (HttpOnly) session cookie can compute it, and it needs no storage.
+ */
+export function csrfToken(sessionToken: string): string {
+  return createHmac("sha256", sessionToken).update("attest:csrf:v1").digest("base64url");
+}
+
+export function validCsrfToken(sessionToken: string, candidate: unknown): boolean {
+  if (typeof candidate !== "string") return false;
+  const expected = Buffer.from(csrfToken(sessionToken));
+  const given = Buffer.from(candidate);
+  return expected.length === given.length && timingSafeEqual(expected, given);
 }

@@ -13,6 +13,9 @@ import type pg from "pg";
 import type { Logger } from "../log.ts";
 import { requireSameOrigin } from "./csrf.ts";
 import { fromDatabaseError, UserError } from "./errors.ts";
+import { workspaceRoutes } from "./pages/index.ts";
+import { renderPage } from "./pages/tenant-page.ts";
+import { render } from "./render.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { evidenceRoutes } from "./routes/evidence.ts";
 import { homeRoutes } from "./routes/home.ts";
@@ -72,9 +75,16 @@ export function createApp(options: AppOptions): Koa {
         ctx.body = {
           error: { code: known ? error.code : status < 500 ? "BAD_REQUEST" : "INTERNAL", message, requestId },
         };
+      } else if (ctx.state.page) {
+        renderPage(
+          ctx,
+          "pages/error",
+          { heading: headingFor(status), message, requestId },
+          { title: headingFor(status), nav: "", status },
+        );
       } else {
-        ctx.type = "text/plain; charset=utf-8";
-        ctx.body = message;
+        ctx.type = "html";
+        ctx.body = render("error", { heading: headingFor(status), message, requestId });
       }
       if (status >= 500)
         options.log.error("request failed", { requestId, error: (caught as Error).stack ?? String(caught) });
@@ -98,10 +108,11 @@ export function createApp(options: AppOptions): Koa {
   });
 
   app.use(async (ctx, next) => {
+    if (ctx.path === "/favicon.ico") return ctx.redirect("/static/favicon.svg");
     if (ctx.method !== "GET" || !ctx.path.startsWith("/static/")) return next();
     const name = ctx.path.slice("/static/".length);
     const file =
-      name === "htmx.min.js" ? htmxFile : /^[a-z0-9-]+\.(css|js)$/.test(name) ? path.join(staticDir, name) : null;
+      name === "htmx.min.js" ? htmxFile : /^[a-z0-9-]+\.(css|js|svg)$/.test(name) ? path.join(staticDir, name) : null;
     if (!file) return next();
     try {
       ctx.body = await fs.readFile(file);
@@ -117,9 +128,18 @@ export function createApp(options: AppOptions): Koa {
   app.use(auth.routes()).use(auth.allowedMethods());
   const home = homeRoutes(options);
   app.use(home.routes());
+  const workspace = workspaceRoutes(options);
+  app.use(workspace.routes()).use(workspace.allowedMethods());
   const evidence = evidenceRoutes(options);
   app.use(evidence.routes()).use(evidence.allowedMethods());
   return app;
+}
+
+function headingFor(status: number): string {
+  if (status === 404) return "Not found";
+  if (status === 403) return "Not allowed";
+  if (status === 413) return "Too large";
+  return status < 500 ? "Please check your request" : "Something went wrong";
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -1,0 +1,22 @@
+/**
+ * The workspace pages under /t/:slug/…, all behind the tenant-page frame (sign-in, tenant,
+ * role, CSRF). Each page module adds its routes here.
+ */
+import Router from "@koa/router";
+import type pg from "pg";
+import { auditLogRoutes } from "./audit-log.ts";
+import { tenantPages } from "./tenant-page.ts";
+
+export interface WorkspaceOptions {
+  authPool: pg.Pool;
+  visitorRole: string;
+  maxUploadBytes: number;
+}
+
+export function workspaceRoutes(options: WorkspaceOptions): Router {
+  const router = new Router({ prefix: "/t/:slug" });
+  router.use(tenantPages(options));
+  router.get("/", (ctx) => ctx.redirect(`/t/${encodeURIComponent(ctx.params.slug)}/incidents`));
+  auditLogRoutes(router);
+  return router;
+}

@@ -1,0 +1,189 @@
+/**
+ * The frame every workspace page (/t/:slug/…) shares: who is signed in, the tenant from the URL,
+ * the user's role and plan features there, the tenant switcher, CSRF protection for forms, flash
+ * messages, and rendering a whole page or (for htmx) just a fragment.
+ * The database still decides everything: these facts only choose which page to show.
+ */
+import { bodyParser } from "@koa/bodyparser";
+import type Koa from "koa";
+import type pg from "pg";
+import { type ActingContext, withContext } from "../../db/context.ts";
+import { csrfToken, validCsrfToken } from "../csrf.ts";
+import { UserError } from "../errors.ts";
+import { render } from "../render.ts";
+import { actingContext, credentialsOf } from "../request-context.ts";
+
+export type Role = "owner" | "admin" | "member" | "viewer";
+export type Feature = "auditLog" | "nis2Timeline" | "evidencePacks" | "webhooks";
+
+export interface Shell {
+  user: { id: string; email: string; name: string };
+  tenant: { id: string; slug: string; name: string; plan: string; features: Feature[] };
+  role: Role;
+  tenants: Array<{ slug: string; name: string; role: Role }>;
+  csrf: string;
+}
+
+export interface PageState {
+  shell: Shell;
+  acting: ActingContext;
+  /** Runs `fn` in one transaction as the signed-in user in this tenant. */
+  tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  flash?: { kind: "notice" | "error"; text: string };
+}
+
+declare module "koa" {
+  interface DefaultState {
+    page?: PageState;
+  }
+}
+
+const FLASH_COOKIE = "attest_flash";
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export function isManager(shell: Shell): boolean {
+  return shell.role === "owner" || shell.role === "admin";
+}
+export function isEditor(shell: Shell): boolean {
+  return shell.role !== "viewer";
+}
+export function hasFeature(shell: Shell, feature: Feature): boolean {
+  return shell.tenant.features.includes(feature);
+}
+
+/** The page state set by `tenantPages`; throws when a route forgot the middleware. */
+export function pageOf(ctx: Koa.Context): PageState {
+  const page = ctx.state.page;
+  if (!page) throw new Error("tenant page middleware missing");
+  return page;
+}
+
+/** True for htmx requests that want a fragment (not a boosted/full page or a history restore). */
+export function wantsFragment(ctx: Koa.Context): boolean {
+  return (
+    ctx.get("hx-request") === "true" && ctx.get("hx-request-type") !== "full" && !ctx.get("hx-history-restore-request")
+  );
+}
+
+/** Renders `view` inside the app layout, or alone for an htmx fragment request. */
+export function renderPage(
+  ctx: Koa.Context,
+  view: string,
+  data: Record<string, unknown>,
+  options: { status?: number; title: string; nav: string; fragment?: string },
+): void {
+  const page = pageOf(ctx);
+  ctx.status = options.status ?? 200;
+  ctx.type = "html";
+  ctx.set("Vary", "HX-Request, HX-Request-Type");
+  const it = { ...data, shell: page.shell, flash: page.flash, title: options.title, nav: options.nav, path: ctx.path };
+  if (options.fragment && wantsFragment(ctx)) {
+    ctx.body = render(options.fragment, it);
+    return;
+  }
+  ctx.body = render(view, it);
+}
+
+/** Redirects after a successful form post (with a one-time message); htmx follows it as a full page. */
+export function redirectWithNotice(
+  ctx: Koa.Context,
+  location: string,
+  text: string,
+  kind: "notice" | "error" = "notice",
+) {
+  ctx.cookies.set(FLASH_COOKIE, Buffer.from(JSON.stringify({ kind, text })).toString("base64url"), {
+    httpOnly: true,
+    sameSite: "lax",
+    path: "/",
+    maxAge: 60_000,
+    overwrite: true,
+  });
+  if (ctx.get("hx-request") === "true") {
+    ctx.status = 204;
+    ctx.set("HX-Location", location);
+    return;
+  }
+  ctx.redirect(location);
+}
+
+/** Middleware for /t/:slug/…: signs the user in or sends them to /login, loads the shell, checks CSRF. */
+export function tenantPages(options: { authPool: pg.Pool; visitorRole: string }): Koa.Middleware {
+  const form = bodyParser({ enableTypes: ["form"], formLimit: "64kb" });
+  return async (ctx, next) => {
+    const slug = (ctx.params as { slug?: string }).slug ?? "";
+    const { sessionToken } = credentialsOf(ctx);
+    const toLogin = () => {
+      const location = `/login?next=${encodeURIComponent(ctx.method === "GET" ? ctx.url : `/t/${slug}`)}`;
+      if (ctx.get("hx-request") === "true") {
+        ctx.status = 401;
+        ctx.set("HX-Location", location);
+        ctx.body = "";
+        return;
+      }
+      ctx.redirect(location);
+    };
+    if (!sessionToken) return toLogin();
+
+    const acting = actingContext(ctx, { role: options.visitorRole, surface: "web", tenant: slug });
+    const tx = <T>(fn: (client: pg.PoolClient) => Promise<T>) => withContext(options.authPool, acting, fn);
+    const row = await tx(async (c) => {
+      const { rows } = await c.query(
+        `select u.id as user_id, u.email, u.name as user_name,
+                t.id as tenant_id, t.slug, t.name as tenant_name, p.name as plan_name,
+                coalesce(app_public.tenants_features(t), '{}') as features, app_public.current_tenant_role() as role,
+                coalesce((select json_agg(json_build_object('slug', o.slug, 'name', o.name, 'role', app_public.tenants_my_role(o)) order by o.name)
+                          from app_public.tenants o), '[]') as tenants
+         from app_public.current_user() u
+         left join app_public.current_tenant() t on t.slug = $1
+         left join app_public.plans p on p.id = t.plan_id`,
+        [slug],
+      );
+      return rows[0];
+    });
+    if (!row?.user_id) return toLogin();
+    if (!row.tenant_id) {
+      throw new UserError(404, `There is no tenant "${slug}", or you are not a member of it.`, "UNKNOWN_TENANT");
+    }
+    const shell: Shell = {
+      user: { id: row.user_id, email: row.email, name: row.user_name },
+      tenant: { id: row.tenant_id, slug: row.slug, name: row.tenant_name, plan: row.plan_name, features: row.features },
+      role: row.role,
+      tenants: row.tenants,
+      csrf: csrfToken(sessionToken),
+    };
+
+    let flash: PageState["flash"];
+    const rawFlash = ctx.cookies.get(FLASH_COOKIE);
+    if (rawFlash && ctx.method === "GET") {
+      try {
+        flash = JSON.parse(Buffer.from(rawFlash, "base64url").toString("utf8"));
+      } catch {
+        flash = undefined;
+      }
+      ctx.cookies.set(FLASH_COOKIE, null, { path: "/", overwrite: true });
+    }
+    ctx.state.page = { shell, acting, tx, flash };
+
+    if (!SAFE.has(ctx.method)) {
+      if (!ctx.is("multipart/form-data")) {
+        await form(ctx, async () => {});
+        const sent = (ctx.request.body as Record<string, unknown> | undefined)?._csrf ?? ctx.get("x-csrf-token");
+        if (!validCsrfToken(sessionToken, sent)) {
+          throw new UserError(
+            403,
+            "This form has expired or did not come from Attest. Reload the page and try again.",
+            "CSRF",
+          );
+        }
+      } else if (!validCsrfToken(sessionToken, ctx.get("x-csrf-token") || ctx.query._csrf)) {
+        // Uploads send the token in a header (with JavaScript) or in the form's action URL.
+        throw new UserError(
+          403,
+          "This upload did not come from an Attest page. Reload the page and try again.",
+          "CSRF",
+        );
+      }
+    }
+    await next();
+  };
+}
