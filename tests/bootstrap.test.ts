@@ -6,7 +6,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -14,20 +13,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { prepareDatabase, SetupRequiredError, withDatabase } from "../src/db/setup.ts";
 import { createTestDatabase, servers } from "./helpers/db.ts";
+import { freePort } from "./helpers/net.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 async function tempDataDir(): Promise<string> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-test-data-"));

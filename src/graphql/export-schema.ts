@@ -17,23 +17,14 @@ export async function printGraphQLSchema(authPool: pg.Pool, visitorRole: string)
 export const schemaFile = new URL("../../schema.graphql", import.meta.url);
 
 if (import.meta.main) {
-  const { loadConfig } = await import("../config.ts");
-  const { bootstrapDatabase } = await import("../db/bootstrap.ts");
-  const { createLogger } = await import("../log.ts");
-  const log = createLogger("warn", "schema");
-  let stop: (() => Promise<void>) | undefined;
-  try {
-    const { db } = await bootstrapDatabase(loadConfig(), log, (cluster) => {
-      if (cluster.startedHere) stop = () => cluster.stop();
-    });
+  const { runDatabaseCli } = await import("../db/cli.ts");
+  await runDatabaseCli("schema", async (db, log) => {
     const pool = new pg.Pool({ connectionString: db.authUrl, max: 2 });
     try {
       await fs.writeFile(schemaFile, await printGraphQLSchema(pool, db.roles.visitor));
-      process.stdout.write(`Wrote ${schemaFile.pathname}\n`);
+      log.info(`Wrote ${schemaFile.pathname}`);
     } finally {
       await pool.end();
     }
-  } finally {
-    await stop?.();
-  }
+  });
 }

@@ -38,58 +38,57 @@ declare module "koa" {
 
 const likeEscape = (value: string) => value.replace(/[\\%_]/g, (c) => `\\${c}`);
 
+type SqlFragment = ReturnType<typeof sql.identifier>;
+
+/** One extra `condition` field on the audit log: `where` builds the SQL for a given value. */
+function auditCondition(
+  name: string,
+  description: string,
+  type: "String" | "Datetime",
+  where: (alias: SqlFragment, value: string) => SqlFragment,
+): GraphileConfig.Plugin {
+  return addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, name, (build) => ({
+    type: (type === "String" ? build.graphql.GraphQLString : build.getTypeByName("Datetime")) as never,
+    description,
+    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
+      if (value == null) return;
+      condition.where(where(condition.alias as SqlFragment, String(value)));
+    },
+  }));
+}
+
 /** Audit log filters beyond exact matches; each is served by an index that leads with tenant_id. */
 const auditConditions: GraphileConfig.Plugin[] = [
-  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "actionPrefix", (build) => ({
-    type: build.graphql.GraphQLString,
-    description: "Actions starting with this text, e.g. `incident.` for every incident action.",
-    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
-      if (typeof value !== "string") return;
-      condition.where(
-        sql`${condition.alias as ReturnType<typeof sql.identifier>}.action like ${sql.value(`${likeEscape(value)}%`)}`,
-      );
-    },
-  })),
-  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "actorContains", (build) => ({
-    type: build.graphql.GraphQLString,
-    description: "Entries whose actor (email or `system`) contains this text, ignoring case.",
-    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
-      if (typeof value !== "string") return;
-      condition.where(
-        sql`${condition.alias as ReturnType<typeof sql.identifier>}.actor_label ilike ${sql.value(`%${likeEscape(value)}%`)}`,
-      );
-    },
-  })),
-  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "resourceLabelContains", (build) => ({
-    type: build.graphql.GraphQLString,
-    description: "Entries whose resource label (incident title, filename, …) contains this text, ignoring case.",
-    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
-      if (typeof value !== "string") return;
-      condition.where(
-        sql`${condition.alias as ReturnType<typeof sql.identifier>}.resource_label ilike ${sql.value(`%${likeEscape(value)}%`)}`,
-      );
-    },
-  })),
-  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "occurredAfter", (build) => ({
-    type: build.getTypeByName("Datetime") as never,
-    description: "Entries at or after this time.",
-    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
-      if (value == null) return;
-      condition.where(
-        sql`${condition.alias as ReturnType<typeof sql.identifier>}.occurred_at >= ${sql.value(String(value))}::timestamptz`,
-      );
-    },
-  })),
-  addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, "occurredBefore", (build) => ({
-    type: build.getTypeByName("Datetime") as never,
-    description: "Entries before this time.",
-    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
-      if (value == null) return;
-      condition.where(
-        sql`${condition.alias as ReturnType<typeof sql.identifier>}.occurred_at < ${sql.value(String(value))}::timestamptz`,
-      );
-    },
-  })),
+  auditCondition(
+    "actionPrefix",
+    "Actions starting with this text, e.g. `incident.` for every incident action.",
+    "String",
+    (e, v) => sql`${e}.action like ${sql.value(`${likeEscape(v)}%`)}`,
+  ),
+  auditCondition(
+    "actorContains",
+    "Entries whose actor (email or `system`) contains this text, ignoring case.",
+    "String",
+    (e, v) => sql`${e}.actor_label ilike ${sql.value(`%${likeEscape(v)}%`)}`,
+  ),
+  auditCondition(
+    "resourceLabelContains",
+    "Entries whose resource label (incident title, filename, …) contains this text, ignoring case.",
+    "String",
+    (e, v) => sql`${e}.resource_label ilike ${sql.value(`%${likeEscape(v)}%`)}`,
+  ),
+  auditCondition(
+    "occurredAfter",
+    "Entries at or after this time.",
+    "Datetime",
+    (e, v) => sql`${e}.occurred_at >= ${sql.value(v)}::timestamptz`,
+  ),
+  auditCondition(
+    "occurredBefore",
+    "Entries before this time.",
+    "Datetime",
+    (e, v) => sql`${e}.occurred_at < ${sql.value(v)}::timestamptz`,
+  ),
 ];
 
 /** The audit log lists newest first unless asked otherwise; pages hold at most MAX_PAGE_SIZE. */

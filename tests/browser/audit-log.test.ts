@@ -4,8 +4,8 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { launchBrowser, screenshot, signInPage } from "../helpers/browser.ts";
+import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 describe("Audit Log in Chromium", () => {
@@ -40,13 +40,13 @@ describe("Audit Log in Chromium", () => {
     const before = await shown(page);
 
     await page.evaluate(() => {
-      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+      (globalThis as unknown as { notReloaded: boolean }).notReloaded = true;
     });
     await page.keyboard.press("/");
     await page.keyboard.type("incident.updated");
     await expect.poll(() => new URL(page.url()).searchParams.get("q")).toBe("incident.updated");
     await expect.poll(() => shown(page)).not.toBe(before);
-    expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     const actions = await page.locator("details.log-entry code.action").allInnerTexts();
     expect(new Set(actions)).toEqual(new Set(["incident.updated"]));
     await screenshot(page, "audit-log-search");
@@ -86,7 +86,9 @@ describe("Audit Log in Chromium", () => {
     const time = page.locator("details.log-entry time").first();
     const iso = (await time.getAttribute("datetime")) ?? "";
     await expect.poll(() => time.getAttribute("title")).toBe(`${iso} (UTC)`);
-    const local = new Intl.DateTimeFormat("en-US", { timeZone: "Asia/Tokyo", hour: "2-digit", hour12: false }).format(new Date(iso));
+    const local = new Intl.DateTimeFormat("en-US", { timeZone: "Asia/Tokyo", hour: "2-digit", hour12: false }).format(
+      new Date(iso),
+    );
     expect(await time.innerText()).toContain(`${local}:`);
     await page.close();
   });

@@ -33,7 +33,10 @@ export async function signInPage(page: Page, baseUrl: string, email: string, nex
   await page.goto(`${baseUrl}/login?next=${encodeURIComponent(next)}`);
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill("attest-demo");
-  await Promise.all([page.waitForURL((url) => !url.pathname.startsWith("/login")), page.getByRole("button", { name: "Sign in" }).click()]);
+  await Promise.all([
+    page.waitForURL((url) => !url.pathname.startsWith("/login")),
+    page.getByRole("button", { name: "Sign in" }).click(),
+  ]);
 }
 
 export async function screenshot(page: Page, name: string): Promise<void> {

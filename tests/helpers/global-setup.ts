@@ -3,28 +3,16 @@
  * port) and removes it afterwards. The PostgreSQL 15 service is used as it is.
  */
 import fs from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { startEmbeddedPostgres } from "../../src/db/embedded.ts";
+import { freePort } from "./net.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
     embeddedAdminUrl: string;
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 export default async function setup(project: TestProject) {

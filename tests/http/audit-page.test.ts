@@ -45,7 +45,8 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     const response = await get("/t/demo/audit", owner);
     expect(response.status).toBe(200);
     const html = await response.text();
-    for (const column of ["Timestamp", "User", "Action", "Resource"]) expect(html).toContain(`role="columnheader">${column}<`);
+    for (const column of ["Timestamp", "User", "Action", "Resource"])
+      expect(html).toContain(`role="columnheader">${column}<`);
     expect(rows(html)).toBe(25);
     const seqs = [...html.matchAll(/Chain position<\/dt><dd>#(\d+)/g)].map((m) => Number(m[1]));
     expect(seqs[0]).toBe(await total());
@@ -62,7 +63,9 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     expect(search).toContain(`of ${expected}`);
     expect(search).toContain('value="RANSOMWARE"');
     const byUser = await (await get("/t/demo/audit?q=member%40demo.test", owner)).text();
-    expect(byUser).toContain(`of ${await total("actor_label = 'member@demo.test' or resource_label ilike '%member@demo.test%'")}`);
+    expect(byUser).toContain(
+      `of ${await total("actor_label = 'member@demo.test' or resource_label ilike '%member@demo.test%'")}`,
+    );
     const byAction = await (await get("/t/demo/audit?action=evidence.uploaded", owner)).text();
     expect(byAction).toContain(`of ${await total("action = 'evidence.uploaded'")}`);
     const today = new Date().toISOString().slice(0, 10);
@@ -75,7 +78,9 @@ describe.each(servers())("Audit Log page on $name", (server) => {
 
   it("pages 25 at a time, keeping the filters in the page links", async () => {
     const html = await (await get("/t/demo/audit?q=incident&page=2", owner)).text();
-    const matching = await total("(action || ' ' || actor_label || ' ' || coalesce(resource_label, '')) ilike '%incident%'");
+    const matching = await total(
+      "(action || ' ' || actor_label || ' ' || coalesce(resource_label, '')) ilike '%incident%'",
+    );
     expect(html).toContain(`Showing 26–50 of ${matching}`);
     expect(html).toContain('href="/t/demo/audit?q=incident&amp;page=3"');
     expect(html).toContain('aria-current="page" class="current">2<');
@@ -84,7 +89,10 @@ describe.each(servers())("Audit Log page on $name", (server) => {
   });
 
   it("answers htmx with the results fragment only", async () => {
-    const response = await get("/t/demo/audit?q=webhook", owner, { "HX-Request": "true", "HX-Request-Type": "partial" });
+    const response = await get("/t/demo/audit?q=webhook", owner, {
+      "HX-Request": "true",
+      "HX-Request-Type": "partial",
+    });
     const html = await response.text();
     expect(html).not.toContain("<html");
     expect(html).not.toContain('class="sidebar"');
@@ -120,7 +128,10 @@ describe.each(servers())("Audit Log page on $name", (server) => {
 
   it("escapes everything users wrote, on the page and in the details", async () => {
     await withContext(t.pools.owner, { surface: "sql" }, (c) =>
-      c.query("insert into app_public.incidents (tenant_id, title) values ($1, '<script>alert(1)</script> \"quoted\"')", [demo]),
+      c.query(
+        "insert into app_public.incidents (tenant_id, title) values ($1, '<script>alert(1)</script> \"quoted\"')",
+        [demo],
+      ),
     );
     const html = await (await get("/t/demo/audit?q=alert", owner)).text();
     expect(html).not.toContain("<script>alert(1)</script>");
