@@ -35,9 +35,12 @@ const CONSTRAINT_MESSAGES: Record<string, string> = {
 
 /** Maps a PostgreSQL error raised by the database's rules to a UserError, or returns undefined. */
 export function fromDatabaseError(error: unknown): UserError | undefined {
-  const e = error as { code?: string; message?: string; constraint?: string };
+  const e = error as { code?: string; message?: string; constraint?: string; hint?: string };
   switch (e.code) {
     case "42501":
+      if (e.message && /not in your plan/i.test(e.message)) {
+        return new UserError(402, `${e.message}.${e.hint ? ` ${e.hint}` : ""}`, "PLAN_REQUIRED");
+      }
       return new UserError(
         403,
         e.message?.startsWith("new row violates row-level security")
@@ -64,6 +67,8 @@ export function fromDatabaseError(error: unknown): UserError | undefined {
       return new UserError(400, "That refers to something that does not exist in this tenant.", "BAD_USER_INPUT");
     case "22P02":
       return new UserError(400, e.message ?? "Invalid input", "BAD_USER_INPUT");
+    case "55000":
+      return new UserError(409, "This incident is deleted; restore it before changing it.", "INCIDENT_DELETED");
     case "57014":
       return new UserError(503, "The request took too long and was cancelled.", "TIMEOUT");
     default:

@@ -14,7 +14,7 @@ import type { Logger } from "../log.ts";
 import { requireSameOrigin } from "./csrf.ts";
 import { fromDatabaseError, UserError } from "./errors.ts";
 import { workspaceRoutes } from "./pages/index.ts";
-import { renderPage } from "./pages/tenant-page.ts";
+import { renderPage, wantsFragment } from "./pages/tenant-page.ts";
 import { render } from "./render.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { evidenceRoutes } from "./routes/evidence.ts";
@@ -75,6 +75,10 @@ export function createApp(options: AppOptions): Koa {
         ctx.body = {
           error: { code: known ? error.code : status < 500 ? "BAD_REQUEST" : "INTERNAL", message, requestId },
         };
+      } else if (ctx.state.page && wantsFragment(ctx)) {
+        // htmx swaps error responses into the element that asked: answer with a message, not a page.
+        ctx.type = "html";
+        ctx.body = render("partials/error-inline", { message, requestId, status });
       } else if (ctx.state.page) {
         renderPage(
           ctx,

@@ -5,7 +5,12 @@
 import Router from "@koa/router";
 import type pg from "pg";
 import { auditLogRoutes } from "./audit-log.ts";
+import { incidentRoutes } from "./incidents.ts";
+import { memberRoutes } from "./members.ts";
+import { milestoneRoutes } from "./milestones.ts";
 import { tenantPages } from "./tenant-page.ts";
+import { tokenRoutes } from "./tokens.ts";
+import { webhookRoutes } from "./webhooks.ts";
 
 export interface WorkspaceOptions {
   authPool: pg.Pool;
@@ -18,5 +23,10 @@ export function workspaceRoutes(options: WorkspaceOptions): Router {
   router.use(tenantPages(options));
   router.get("/", (ctx) => ctx.redirect(`/t/${encodeURIComponent(ctx.params.slug)}/incidents`));
   auditLogRoutes(router);
+  incidentRoutes(router, options);
+  milestoneRoutes(router);
+  webhookRoutes(router);
+  memberRoutes(router);
+  tokenRoutes(router);
   return router;
 }

@@ -10,7 +10,7 @@ import busboy from "busboy";
 import type Koa from "koa";
 import type pg from "pg";
 import { BLOB_CHUNK_BYTES } from "../../db/blobs.ts";
-import { contextSettings, withContext } from "../../db/context.ts";
+import { type ActingContext, contextSettings, withContext } from "../../db/context.ts";
 import { UserError } from "../errors.ts";
 import { actingContext } from "../request-context.ts";
 
@@ -145,6 +145,73 @@ export async function receiveEvidence(
   return saved;
 }
 
+/**
+ * Streams one evidence file (as `context` may see it: RLS decides) as an attachment, holding one
+ * connection and transaction for the whole download. `incidentId` also requires the file to
+ * belong to that incident.
+ */
+export async function sendEvidenceFile(
+  ctx: Koa.Context,
+  pool: pg.Pool,
+  context: ActingContext,
+  id: string,
+  incidentId?: string,
+): Promise<void> {
+  // Hold one connection and transaction for the whole download, reading 1 MiB at a time.
+  const client = await pool.connect();
+  let released = false;
+  const release = async (commit: boolean) => {
+    if (released) return;
+    released = true;
+    await client.query(commit ? "commit" : "rollback").catch(() => {});
+    client.release();
+  };
+  try {
+    await client.query("begin");
+    const settings = Object.entries(contextSettings(context));
+    await client.query(
+      `select ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(", ")}`,
+      settings.flat(),
+    );
+    const { rows } = await client.query<{
+      filename: string;
+      content_type: string;
+      size_bytes: string;
+      sha256: string;
+    }>(
+      `select filename, content_type, size_bytes, encode(sha256, 'hex') as sha256
+       from app_public.evidence where id = $1 and ($2::uuid is null or incident_id = $2)`,
+      [id, incidentId ?? null],
+    );
+    if (rows.length === 0) throw new UserError(404, "No such evidence file in this tenant.", "NOT_FOUND");
+    const file = rows[0];
+    async function* chunks() {
+      try {
+        for (let seq = 0; ; seq++) {
+          const part = await client.query<{ data: Buffer | null }>("select app_hidden.evidence_chunk($1, $2) as data", [
+            id,
+            seq,
+          ]);
+          if (!part.rows[0]?.data) break;
+          yield part.rows[0].data;
+        }
+        await release(true);
+      } finally {
+        await release(false);
+      }
+    }
+    ctx.set("Content-Type", file.content_type);
+    ctx.set("Content-Length", file.size_bytes);
+    ctx.set("Content-Disposition", `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`);
+    ctx.set("X-Content-SHA256", file.sha256);
+    ctx.set("X-Content-Type-Options", "nosniff");
+    ctx.body = Readable.from(chunks());
+  } catch (error) {
+    await release(false);
+    throw error;
+  }
+}
+
 export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string; maxUploadBytes: number }): Router {
   const router = new Router({ prefix: "/api" });
   const surfaceOf = (ctx: Koa.Context) => (/^Bearer\s/i.test(ctx.get("authorization")) ? "api" : "web");
@@ -170,58 +237,7 @@ export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string
     const { id } = ctx.params;
     if (!UUID.test(id)) throw new UserError(404, "No such evidence file.", "NOT_FOUND");
     const context = actingContext(ctx, { role: options.visitorRole, surface: surfaceOf(ctx), tenant: tenantOf(ctx) });
-    // Hold one connection and transaction for the whole download, reading 1 MiB at a time.
-    const client = await options.authPool.connect();
-    let released = false;
-    const release = async (commit: boolean) => {
-      if (released) return;
-      released = true;
-      await client.query(commit ? "commit" : "rollback").catch(() => {});
-      client.release();
-    };
-    try {
-      await client.query("begin");
-      const settings = Object.entries(contextSettings(context));
-      await client.query(
-        `select ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(", ")}`,
-        settings.flat(),
-      );
-      const { rows } = await client.query<{
-        filename: string;
-        content_type: string;
-        size_bytes: string;
-        sha256: string;
-      }>(
-        "select filename, content_type, size_bytes, encode(sha256, 'hex') as sha256 from app_public.evidence where id = $1",
-        [id],
-      );
-      if (rows.length === 0) throw new UserError(404, "No such evidence file in this tenant.", "NOT_FOUND");
-      const file = rows[0];
-      async function* chunks() {
-        try {
-          for (let seq = 0; ; seq++) {
-            const part = await client.query<{ data: Buffer | null }>(
-              "select app_hidden.evidence_chunk($1, $2) as data",
-              [id, seq],
-            );
-            if (!part.rows[0]?.data) break;
-            yield part.rows[0].data;
-          }
-          await release(true);
-        } finally {
-          await release(false);
-        }
-      }
-      ctx.set("Content-Type", file.content_type);
-      ctx.set("Content-Length", file.size_bytes);
-      ctx.set("Content-Disposition", `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`);
-      ctx.set("X-Content-SHA256", file.sha256);
-      ctx.set("X-Content-Type-Options", "nosniff");
-      ctx.body = Readable.from(chunks());
-    } catch (error) {
-      await release(false);
-      throw error;
-    }
+    await sendEvidenceFile(ctx, options.authPool, context, id);
   });
 
   return router;

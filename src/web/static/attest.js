@@ -56,6 +56,8 @@
     "submit",
     (event) => {
       const form = event.target;
+      // A form that htmx submits asks through its hx-confirm instead (once, not twice).
+      if (form instanceof HTMLFormElement && form.hasAttribute("hx-confirm") && window.htmx) return;
       if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
         event.preventDefault();
         event.stopImmediatePropagation();
@@ -63,6 +65,122 @@
     },
     true,
   );
+
+  // Copy buttons (shown only when the clipboard is available): data-copy names the element to copy.
+  function showCopyButtons(root) {
+    if (!navigator.clipboard) return;
+    for (const button of (root ?? document).querySelectorAll("button[data-copy][hidden]")) button.hidden = false;
+  }
+  document.addEventListener("DOMContentLoaded", () => showCopyButtons(document));
+  document.addEventListener("htmx:after:settle", () => showCopyButtons(document));
+  document.addEventListener("click", async (event) => {
+    const button = event.target instanceof Element ? event.target.closest("button[data-copy]") : null;
+    const source = button && document.querySelector(button.dataset.copy);
+    if (!source) return;
+    const label = button.dataset.label ?? button.textContent;
+    button.dataset.label = label;
+    try {
+      await navigator.clipboard.writeText("value" in source ? source.value : source.textContent);
+      button.textContent = "Copied";
+    } catch {
+      source.select?.();
+      button.textContent = "Press Ctrl+C to copy";
+    }
+    setTimeout(() => {
+      button.textContent = label;
+    }, 2000);
+  });
+
+  // Uploads (forms marked data-upload): the same multipart request, sent with XMLHttpRequest so a
+  // <progress data-upload-progress> can show how far it is; the server answers JSON. Afterwards the
+  // events named in data-upload-events are fired on the document (htmx parts listening for them
+  // reload themselves), or the page reloads. data-max-bytes rejects files that are too large first.
+  const sizeText = (bytes) => {
+    const [n, unit] = bytes >= 1024 * 1024 ? [bytes / (1024 * 1024), "MB"] : [bytes / 1024, "KB"];
+    return `${(n < 10 ? n.toFixed(1) : n.toFixed(0)).replace(/\.0$/, "")} ${unit}`;
+  };
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-upload") || event.defaultPrevented) return;
+    event.preventDefault();
+    if (form.getAttribute("aria-busy") === "true") return;
+    const input = form.querySelector('input[type="file"]');
+    const progress = form.querySelector("[data-upload-progress]");
+    const status = form.querySelector("[data-upload-status]");
+    const button = form.querySelector("button[type=submit], button:not([type])");
+    const say = (text, kind) => {
+      if (!status) return;
+      status.textContent = text;
+      status.dataset.kind = kind ?? "";
+    };
+    const files = [...(input?.files ?? [])];
+    if (files.length === 0) return say("Choose at least one file to upload.", "error");
+    const max = Number(form.dataset.maxBytes);
+    const tooBig = max > 0 ? files.filter((f) => f.size > max) : [];
+    if (tooBig.length > 0) {
+      const names = tooBig.map((f) => `“${f.name}” (${sizeText(f.size)})`).join(", ");
+      return say(
+        `${names} ${tooBig.length === 1 ? "is" : "are"} larger than the ${sizeText(max)} limit per file; nothing was uploaded.`,
+        "error",
+      );
+    }
+    const finish = () => {
+      form.removeAttribute("aria-busy");
+      if (button) button.disabled = false;
+      if (progress) progress.hidden = true;
+    };
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("X-CSRF-Token", csrf());
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (e) => {
+      if (!e.lengthComputable) return;
+      const percent = Math.round((e.loaded / e.total) * 100);
+      if (progress) {
+        progress.value = percent;
+        progress.textContent = `${percent}%`;
+      }
+      say(percent < 100 ? `Uploading… ${percent}%` : "Saving…");
+    });
+    xhr.addEventListener("load", () => {
+      finish();
+      let body;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        body = undefined;
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && Array.isArray(body?.evidence)) {
+        const n = body.evidence.length;
+        form.reset();
+        say(`Uploaded ${n} ${n === 1 ? "file" : "files"}.`, "ok");
+        const events = (form.dataset.uploadEvents ?? "").split(/\s+/).filter(Boolean);
+        if (window.htmx && events.length > 0) {
+          for (const name of events) document.dispatchEvent(new CustomEvent(name, { bubbles: true }));
+        } else {
+          window.location.reload();
+        }
+        return;
+      }
+      say(
+        body?.error?.message ??
+          "The upload did not go through (the server did not confirm it); nothing was saved. Reload the page and try again.",
+        "error",
+      );
+    });
+    xhr.addEventListener("error", () => {
+      finish();
+      say("The upload failed: the connection was lost. Nothing was saved; please try again.", "error");
+    });
+    form.setAttribute("aria-busy", "true");
+    if (button) button.disabled = true;
+    if (progress) {
+      progress.value = 0;
+      progress.hidden = false;
+    }
+    say("Uploading…");
+    xhr.send(new FormData(form));
+  });
 
   window.attest = { localizeTimes, csrf };
 })();
