@@ -10,6 +10,7 @@ import { Logger, migrate } from "graphile-migrate";
 // graphile-migrate keeps its pool for 200 ms after a command and exits the process if that idle
 // pool sees an error (e.g. the server restarting); release it as soon as migrating is done.
 import { clearAllPools } from "graphile-migrate/dist/pgReal.js";
+import { runMigrations as runWorkerMigrations, Logger as WorkerLogger } from "graphile-worker";
 import pg from "pg";
 import { guardSql } from "./guard.ts";
 
@@ -41,6 +42,8 @@ export class SetupRequiredError extends Error {
     this.sql = sql;
   }
 }
+
+const quietWorkerLogger = new WorkerLogger(() => () => {});
 
 export const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../migrations");
 
@@ -288,6 +291,13 @@ export async function prepareDatabase(options: {
   };
 
   await applyMigrations(owner, roles, options.log);
+  // graphile-worker's own schema: database triggers add jobs (e.g. building a requested pack).
+  const workerPool = new pg.Pool({ ...owner, max: 1 });
+  try {
+    await runWorkerMigrations({ pgPool: workerPool, logger: quietWorkerLogger });
+  } finally {
+    await workerPool.end();
+  }
   if (found.superuser) {
     await withClient({ connectionString: options.adminUrl }, (client) => client.query(guardSql));
   } else {

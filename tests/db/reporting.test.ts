@@ -69,7 +69,7 @@ describe.each(servers())("reporting role on $name", (server) => {
        where n.nspname = 'reporting' order by 1`,
     );
     expect(rows).toEqual(
-      ["activity_daily", "audit_entries", "chain_status", "tenants"].map((relname) => ({
+      ["activity_daily", "audit_entries", "chain_status", "chain_verifications", "tenants"].map((relname) => ({
         relname,
         sel: true,
         write: false,
