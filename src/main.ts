@@ -14,6 +14,8 @@ import { DEMO_LOGINS, DEMO_PASSWORD, isSeeded, seedDemoWorkspace } from "./db/se
 import { SetupRequiredError } from "./db/setup.ts";
 import { createGraphQL } from "./graphql/index.ts";
 import { createLogger } from "./log.ts";
+import { formatFingerprint } from "./packs/format.ts";
+import { activeSigningKey } from "./packs/keys.ts";
 import { createApp, startServer } from "./web/server.ts";
 
 const config = (() => {
@@ -74,6 +76,7 @@ async function main() {
     demo = await isSeeded(pools.owner);
   }
   if (stopping) return;
+  const signingKey = await activeSigningKey(pools.owner);
 
   const worker = await startWorker({ pgPool: pools.owner, concurrency: config.workerConcurrency, log });
   stack.push({ name: "worker", run: () => worker.stop() });
@@ -98,6 +101,7 @@ async function main() {
   const lines = [
     "",
     `Attest is running at ${server.url}`,
+    `  evidence packs are signed by key ${formatFingerprint(signingKey.fingerprint)}`,
     `  database: ${embedded ? `embedded PostgreSQL on port ${embedded.port} (data in ${config.dataDir})` : db.databaseName}`,
   ];
   if (demo) {

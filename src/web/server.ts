@@ -19,6 +19,7 @@ import { render } from "./render.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { evidenceRoutes } from "./routes/evidence.ts";
 import { homeRoutes } from "./routes/home.ts";
+import { signingKeyRoutes } from "./routes/keys.ts";
 
 export interface AppOptions {
   authPool: pg.Pool;
@@ -130,6 +131,7 @@ export function createApp(options: AppOptions): Koa {
   app.use(requireSameOrigin());
   const auth = authRoutes({ authPool: options.authPool, sleep: options.signInSleep });
   app.use(auth.routes()).use(auth.allowedMethods());
+  app.use(signingKeyRoutes(options).routes());
   const home = homeRoutes(options);
   app.use(home.routes());
   const workspace = workspaceRoutes(options);
