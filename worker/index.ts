@@ -7,6 +7,7 @@
 import { type Runner, run, type TaskList, Logger as WorkerLogger } from "graphile-worker";
 import type pg from "pg";
 import type { Logger } from "../src/log.ts";
+import { workerLiveness } from "./liveness.ts";
 import { verifyAuditChains } from "./tasks/verify-audit-chains.ts";
 
 export const taskList: TaskList = {
@@ -16,19 +17,39 @@ export const taskList: TaskList = {
 /** Daily at 03:15 UTC; a missed run (process down) is caught up once within 12 hours. */
 export const crontab = "15 3 * * * verify_audit_chains ?fill=12h\n";
 
-export async function startWorker(options: { pgPool: pg.Pool; concurrency: number; log: Logger }): Promise<Runner> {
+export interface RunningWorker {
+  runner: Runner;
+  /** Stops taking jobs, waits for running ones (graceful), then stops beating. */
+  stop(): Promise<void>;
+}
+
+export async function startWorker(options: {
+  pgPool: pg.Pool;
+  concurrency: number;
+  log: Logger;
+}): Promise<RunningWorker> {
   const logger = new WorkerLogger(() => (level, message) => {
     if (level === "error") options.log.error(message);
     else if (level === "warning") options.log.warn(message);
     else if (level === "info") options.log.info(message);
     else options.log.debug(message);
   });
-  return run({
+  const liveness = workerLiveness(options.pgPool, options.log);
+  const runner = await run({
     pgPool: options.pgPool,
     taskList,
     crontab,
     concurrency: options.concurrency,
     noHandleSignals: true,
     logger,
+    events: liveness.events,
   });
+  liveness.start();
+  return {
+    runner,
+    async stop() {
+      await runner.stop();
+      await liveness.stop();
+    },
+  };
 }

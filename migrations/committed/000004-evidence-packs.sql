@@ -1,5 +1,5 @@
 --! Previous: sha1:b74427358610e0ef0259d6ad915922bb0efd7bb3
---! Hash: sha1:facdba25c5ebe1c140628ac6687b799bb58709b7
+--! Hash: sha1:03f842022275cb84968007cf5136464b76c25eba
 --! Message: evidence-packs
 
 -- 000004 Evidence packs: the installation's signing keys, the build job (enqueued in the same
@@ -153,3 +153,15 @@ create view reporting.chain_verifications as
   from app_private.chain_verifications v join app_public.tenants t on t.id = v.tenant_id;
 comment on view reporting.chain_verifications is 'Every recorded verification of every tenant''s audit chain (newest last).';
 grant select on reporting.chain_verifications to :DATABASE_REPORTING;
+
+------------------------------------------------------------------------------
+-- Worker liveness: jobs held by a worker that stopped beating are handed to another
+------------------------------------------------------------------------------
+create table app_private.worker_heartbeats (
+  worker_id text primary key,
+  hostname text not null,
+  pid int not null,
+  seen_at timestamptz not null default now()
+);
+comment on table app_private.worker_heartbeats is
+  'Each running graphile-worker worker beats here; jobs locked by a worker whose beat stopped (a killed process) are unlocked for a retry instead of waiting 4 hours.';
