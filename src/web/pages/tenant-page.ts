@@ -84,7 +84,7 @@ export function renderPage(
   ctx.body = render(view, it);
 }
 
-/** Redirects after a successful form post (with a one-time message); htmx follows it as a full page. */
+/** Redirects after a form post (with a one-time message); htmx follows it as a full page load. */
 export function redirectWithNotice(
   ctx: Koa.Context,
   location: string,
@@ -99,8 +99,9 @@ export function redirectWithNotice(
     overwrite: true,
   });
   if (ctx.get("hx-request") === "true") {
+    // A full navigation: the new page opens at the top with its message in view.
     ctx.status = 204;
-    ctx.set("HX-Location", location);
+    ctx.set("HX-Redirect", location);
     return;
   }
   ctx.redirect(location);

@@ -20,8 +20,15 @@ export function homeRoutes(options: { authPool: pg.Pool; visitorRole: string }):
       return { user: me.rows[0]?.email ?? null, tenants: mine.rows };
     });
     if (!user) return ctx.redirect("/login");
+    if (tenants.length === 1) return ctx.redirect(`/t/${encodeURIComponent(tenants[0].slug)}/incidents`);
     ctx.type = "html";
     ctx.body = render("home", { email: user, tenants });
+  });
+  // The tenant switcher (a plain GET form, so it works without JavaScript).
+  router.get("/switch", (ctx) => {
+    const slug =
+      typeof ctx.query.tenant === "string" && /^[a-z0-9-]{1,63}$/.test(ctx.query.tenant) ? ctx.query.tenant : "";
+    ctx.redirect(slug ? `/t/${slug}/incidents` : "/");
   });
   return router;
 }
