@@ -8,11 +8,15 @@ import { type Runner, run, type TaskList, Logger as WorkerLogger } from "graphil
 import type pg from "pg";
 import type { Logger } from "../src/log.ts";
 import { workerLiveness } from "./liveness.ts";
+import { buildEvidencePackTask } from "./tasks/build-evidence-pack.ts";
 import { verifyAuditChains } from "./tasks/verify-audit-chains.ts";
 
-export const taskList: TaskList = {
-  verify_audit_chains: verifyAuditChains,
-};
+export function taskList(ownerPool: pg.Pool): TaskList {
+  return {
+    verify_audit_chains: verifyAuditChains,
+    build_evidence_pack: buildEvidencePackTask(ownerPool),
+  };
+}
 
 /** Daily at 03:15 UTC; a missed run (process down) is caught up once within 12 hours. */
 export const crontab = "15 3 * * * verify_audit_chains ?fill=12h\n";
@@ -37,7 +41,7 @@ export async function startWorker(options: {
   const liveness = workerLiveness(options.pgPool, options.log);
   const runner = await run({
     pgPool: options.pgPool,
-    taskList,
+    taskList: taskList(options.pgPool),
     crontab,
     concurrency: options.concurrency,
     noHandleSignals: true,

@@ -293,6 +293,7 @@ export async function prepareDatabase(options: {
   await applyMigrations(owner, roles, options.log);
   // graphile-worker's own schema: database triggers add jobs (e.g. building a requested pack).
   const workerPool = new pg.Pool({ ...owner, max: 1 });
+  workerPool.on("error", () => {});
   try {
     await runWorkerMigrations({ pgPool: workerPool, logger: quietWorkerLogger });
   } finally {

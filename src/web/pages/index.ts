@@ -5,6 +5,7 @@
 import Router from "@koa/router";
 import type pg from "pg";
 import { auditLogRoutes } from "./audit-log.ts";
+import { exportRoutes } from "./exports.ts";
 import { incidentRoutes } from "./incidents.ts";
 import { memberRoutes } from "./members.ts";
 import { milestoneRoutes } from "./milestones.ts";
@@ -28,5 +29,6 @@ export function workspaceRoutes(options: WorkspaceOptions): Router {
   webhookRoutes(router);
   memberRoutes(router);
   tokenRoutes(router);
+  exportRoutes(router, options);
   return router;
 }

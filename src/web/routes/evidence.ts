@@ -4,14 +4,16 @@
  * The database decides who may do either (RLS and the app_hidden upload functions).
  */
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import Router from "@koa/router";
 import busboy from "busboy";
 import type Koa from "koa";
 import type pg from "pg";
 import { BLOB_CHUNK_BYTES } from "../../db/blobs.ts";
-import { type ActingContext, contextSettings, withContext } from "../../db/context.ts";
+import { type ActingContext, withContext } from "../../db/context.ts";
+import { streamDownload } from "../download.ts";
 import { UserError } from "../errors.ts";
+import { sendExportFile } from "../pages/exports.ts";
 import { actingContext } from "../request-context.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -157,59 +159,24 @@ export async function sendEvidenceFile(
   id: string,
   incidentId?: string,
 ): Promise<void> {
-  // Hold one connection and transaction for the whole download, reading 1 MiB at a time.
-  const client = await pool.connect();
-  let released = false;
-  const release = async (commit: boolean) => {
-    if (released) return;
-    released = true;
-    await client.query(commit ? "commit" : "rollback").catch(() => {});
-    client.release();
-  };
-  try {
-    await client.query("begin");
-    const settings = Object.entries(contextSettings(context));
-    await client.query(
-      `select ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(", ")}`,
-      settings.flat(),
-    );
-    const { rows } = await client.query<{
-      filename: string;
-      content_type: string;
-      size_bytes: string;
-      sha256: string;
-    }>(
+  await streamDownload(ctx, pool, context, async (client) => {
+    const { rows } = await client.query<{ filename: string; content_type: string; size_bytes: string; sha256: string }>(
       `select filename, content_type, size_bytes, encode(sha256, 'hex') as sha256
        from app_public.evidence where id = $1 and ($2::uuid is null or incident_id = $2)`,
       [id, incidentId ?? null],
     );
     if (rows.length === 0) throw new UserError(404, "No such evidence file in this tenant.", "NOT_FOUND");
     const file = rows[0];
-    async function* chunks() {
-      try {
-        for (let seq = 0; ; seq++) {
-          const part = await client.query<{ data: Buffer | null }>("select app_hidden.evidence_chunk($1, $2) as data", [
-            id,
-            seq,
-          ]);
-          if (!part.rows[0]?.data) break;
-          yield part.rows[0].data;
-        }
-        await release(true);
-      } finally {
-        await release(false);
-      }
-    }
-    ctx.set("Content-Type", file.content_type);
-    ctx.set("Content-Length", file.size_bytes);
-    ctx.set("Content-Disposition", `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`);
-    ctx.set("X-Content-SHA256", file.sha256);
-    ctx.set("X-Content-Type-Options", "nosniff");
-    ctx.body = Readable.from(chunks());
-  } catch (error) {
-    await release(false);
-    throw error;
-  }
+    return {
+      filename: file.filename,
+      contentType: file.content_type,
+      size: file.size_bytes,
+      sha256: file.sha256,
+      chunk: async (c, seq) =>
+        (await c.query<{ data: Buffer | null }>("select app_hidden.evidence_chunk($1, $2) as data", [id, seq])).rows[0]
+          ?.data ?? null,
+    };
+  });
 }
 
 export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string; maxUploadBytes: number }): Router {
@@ -239,6 +206,16 @@ export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string
     const context = actingContext(ctx, { role: options.visitorRole, surface: surfaceOf(ctx), tenant: tenantOf(ctx) });
     await sendEvidenceFile(ctx, options.authPool, context, id);
   });
+
+  for (const [file, kind] of [
+    ["pack.zip", "zip"],
+    ["report.pdf", "pdf"],
+  ] as const) {
+    router.get(`/exports/:exportId/${file}`, async (ctx) => {
+      const context = actingContext(ctx, { role: options.visitorRole, surface: surfaceOf(ctx), tenant: tenantOf(ctx) });
+      await sendExportFile(ctx, options.authPool, context, ctx.params.exportId, kind);
+    });
+  }
 
   return router;
 }

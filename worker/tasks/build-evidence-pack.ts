@@ -1,0 +1,74 @@
+/**
+ * build_evidence_pack: builds a requested evidence pack (src/packs/build.ts). Enqueued by the
+ * database in the transaction that requested it; retried by graphile-worker if it fails or the
+ * process dies (see worker/liveness.ts). The last failed attempt marks the export `failed` with a
+ * reason a person can read.
+ */
+import type { Task } from "graphile-worker";
+import type pg from "pg";
+import { buildEvidencePack } from "../../src/packs/build.ts";
+
+interface Payload {
+  tenantId: string;
+  exportId: string;
+}
+
+function isPayload(value: unknown): value is Payload {
+  const v = value as Partial<Payload> | null;
+  return typeof v?.tenantId === "string" && typeof v?.exportId === "string";
+}
+
+export function buildEvidencePackTask(ownerPool: pg.Pool): Task {
+  return async (payload, helpers) => {
+    if (!isPayload(payload)) throw new Error(`build_evidence_pack: bad payload ${JSON.stringify(payload)}`);
+    const { tenantId, exportId } = payload;
+    const setProgress = (percent: number) =>
+      ownerPool
+        .query("update app_public.exports set progress = $3 where tenant_id = $1 and id = $2 and status = 'building'", [
+          tenantId,
+          exportId,
+          percent,
+        ])
+        .catch((error) => helpers.logger.warn(`could not report progress: ${(error as Error).message}`));
+    await ownerPool.query(
+      `update app_public.exports set status = 'building', progress = 0, error = null, started_at = now()
+       where tenant_id = $1 and id = $2 and status in ('queued', 'building')`,
+      [tenantId, exportId],
+    );
+    try {
+      const result = await helpers.withPgClient(async (client) => {
+        await client.query("begin");
+        try {
+          await client.query("select set_config('attest.surface', 'worker', true)");
+          const built = await buildEvidencePack({ client, ownerPool, tenantId, exportId, onProgress: setProgress });
+          await client.query("commit");
+          return built;
+        } catch (error) {
+          await client.query("rollback").catch(() => {});
+          throw error;
+        }
+      });
+      helpers.logger.info(
+        result.status === "ready"
+          ? `evidence pack ${exportId} is ready (ZIP ${result.zipBytes} bytes, PDF ${result.pdfBytes} bytes)`
+          : `evidence pack ${exportId}: nothing to do`,
+      );
+    } catch (error) {
+      const message = (error as Error).message;
+      const last = helpers.job.attempts >= helpers.job.max_attempts;
+      await ownerPool.query(
+        `update app_public.exports set status = $3, progress = 0, error = $4, finished_at = case when $3 = 'failed' then now() end
+         where tenant_id = $1 and id = $2 and status <> 'ready'`,
+        [
+          tenantId,
+          exportId,
+          last ? "failed" : "queued",
+          last
+            ? `The pack could not be built: ${message}`
+            : `Attempt ${helpers.job.attempts} of ${helpers.job.max_attempts} failed (${message}); retrying.`,
+        ],
+      );
+      throw error;
+    }
+  };
+}
