@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withContext } from "../../src/db/context.ts";
+import { csrfToken } from "../../src/web/csrf.ts";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -139,6 +140,50 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     const csp = (await get("/t/demo/audit", owner)).headers.get("content-security-policy") ?? "";
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain("unsafe-inline");
+  });
+
+  it("verifies the chain on demand, records the result and shows it; a tampered chain shows as broken", async () => {
+    const before = await (await get("/t/demo/audit", owner)).text();
+    expect(before).toContain("has not been verified yet");
+    const verify = () =>
+      fetch(`${web.url}/t/demo/audit/verify`, {
+        method: "POST",
+        redirect: "manual",
+        headers: { Cookie: owner, Origin: web.url, "Content-Type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ _csrf: csrfToken(decodeURIComponent(owner.split("=")[1])) }),
+      });
+    const withFlash = (response: Response) =>
+      `${owner}; ${response.headers.getSetCookie().find((c) => c.startsWith("attest_flash="))?.split(";")[0] ?? ""}`;
+    const verified = await verify();
+    expect(verified.status).toBe(302);
+    const after = await (await get("/t/demo/audit", withFlash(verified))).text();
+    expect(after).toContain("The audit chain is intact");
+    expect(after).toMatch(/Chain intact<\/strong> — \d+ entries verified/);
+    // A superuser rewrites an entry behind the triggers' back: the next check says where.
+    await t.superuser.query(
+      "set session_replication_role = replica; update app_public.audit_log set resource_label = 'rewritten' where tenant_id = $1 and seq = 5; set session_replication_role = origin;".replace(
+        "$1",
+        `'${demo}'`,
+      ),
+    );
+    const reverified = await verify();
+    const broken = await (await get("/t/demo/audit", withFlash(reverified))).text();
+    expect(broken).toContain("The audit chain is BROKEN at entry 5");
+    expect(broken).toContain("Chain broken</strong> at entry 5");
+    const { rows } = await t.superuser.query(
+      "select valid, first_invalid_seq from app_private.chain_verifications where tenant_id = $1 order by id",
+      [demo],
+    );
+    expect(rows).toEqual([
+      { valid: true, first_invalid_seq: null },
+      { valid: false, first_invalid_seq: "5" },
+    ]);
+    const member = await fetch(`${web.url}/t/demo/audit/verify`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { Cookie: await web.signIn("member@demo.test"), Origin: web.url },
+    });
+    expect(member.status).toBe(403);
   });
 
   it("shows details of an entry: changed fields, request id, IP, user agent, surface, role, chain position", async () => {

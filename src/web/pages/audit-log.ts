@@ -8,7 +8,8 @@
  */
 import type Router from "@koa/router";
 import type pg from "pg";
-import { hasFeature, isManager, pageOf, renderPage } from "./tenant-page.ts";
+import { UserError } from "../errors.ts";
+import { hasFeature, isManager, pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
 
 export const PAGE_SIZE = 25;
 const SEARCH_EXPRESSION = "(e.action || ' ' || e.actor_label || ' ' || coalesce(e.resource_label, ''))";
@@ -162,7 +163,48 @@ export function chartBars(days: DayCount[], width = 600, height = 80) {
   };
 }
 
+export interface ChainStatus {
+  checked_at: string;
+  valid: boolean;
+  entries: string;
+  first_invalid_seq: string | null;
+  problem: string | null;
+}
+
+/** The latest recorded verification of the tenant's chain (daily job or "Verify now"), if any. */
+async function readChainStatus(client: pg.ClientBase): Promise<ChainStatus | null> {
+  const { rows } = await client.query<ChainStatus>(
+    `select to_char(checked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as checked_at, valid, entries,
+            first_invalid_seq, problem
+     from app_public.current_chain_verification()`,
+  );
+  return rows[0] ?? null;
+}
+
 export function auditLogRoutes(router: Router): void {
+  router.post("/audit/verify", async (ctx) => {
+    const page = pageOf(ctx);
+    const { shell } = page;
+    const base = `/t/${shell.tenant.slug}/audit`;
+    if (!hasFeature(shell, "auditLog") || !isManager(shell)) {
+      throw new UserError(403, "Only owners and admins of a plan with the audit log can verify it.", "FORBIDDEN");
+    }
+    const { rows } = await page.tx((c) =>
+      c.query<{ valid: boolean; entries: string; first_invalid_seq: string | null; problem: string | null }>(
+        "select valid, entries, first_invalid_seq, problem from app_public.verify_current_audit_chain()",
+      ),
+    );
+    const result = rows[0];
+    redirectWithNotice(
+      ctx,
+      base,
+      result.valid
+        ? `The audit chain is intact: all ${result.entries} entries match their hashes and links.`
+        : `The audit chain is BROKEN at entry ${result.first_invalid_seq}: ${result.problem}`,
+      result.valid ? "notice" : "error",
+    );
+  });
+
   router.get("/audit", async (ctx) => {
     const page = pageOf(ctx);
     const { shell } = page;
@@ -187,12 +229,15 @@ export function auditLogRoutes(router: Router): void {
       );
     }
     const filters = parseFilters(ctx.query);
-    const log = await page.tx((c) => readAuditLog(c, filters));
+    const [log, chain] = await page.tx(
+      async (c) => [await readAuditLog(c, filters), await readChainStatus(c)] as const,
+    );
     renderPage(
       ctx,
       "pages/audit",
       {
         ...log,
+        chain,
         filters,
         base,
         chart: chartBars(log.days),
