@@ -153,7 +153,12 @@ describe.each(servers())("Audit Log page on $name", (server) => {
         body: new URLSearchParams({ _csrf: csrfToken(decodeURIComponent(owner.split("=")[1])) }),
       });
     const withFlash = (response: Response) =>
-      `${owner}; ${response.headers.getSetCookie().find((c) => c.startsWith("attest_flash="))?.split(";")[0] ?? ""}`;
+      `${owner}; ${
+        response.headers
+          .getSetCookie()
+          .find((c) => c.startsWith("attest_flash="))
+          ?.split(";")[0] ?? ""
+      }`;
     const verified = await verify();
     expect(verified.status).toBe(302);
     const after = await (await get("/t/demo/audit", withFlash(verified))).text();
