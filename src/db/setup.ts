@@ -294,6 +294,7 @@ export async function prepareDatabase(options: {
   // graphile-worker's own schema: database triggers add jobs (e.g. building a requested pack).
   const workerPool = new pg.Pool({ ...owner, max: 1 });
   workerPool.on("error", () => {});
+  workerPool.on("connect", (client) => client.on("error", () => {}));
   try {
     await runWorkerMigrations({ pgPool: workerPool, logger: quietWorkerLogger });
   } finally {
