@@ -18,6 +18,7 @@ export interface Config {
   workerConcurrency: number;
   maxUploadBytes: number;
   trustProxy: boolean;
+  webhooks: { allowPrivate: boolean; timeoutMs: number; maxFailures: number; maxResponseBytes: number };
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -71,6 +72,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: intSetting(env, "ATTEST_WORKER_CONCURRENCY", 2, 1, 32),
     maxUploadBytes: intSetting(env, "ATTEST_MAX_UPLOAD_MB", 100, 1, 10_240) * 1024 * 1024,
     trustProxy: env.ATTEST_TRUST_PROXY === "true",
+    webhooks: {
+      allowPrivate: env.ATTEST_WEBHOOKS_ALLOW_PRIVATE === "true",
+      timeoutMs: intSetting(env, "ATTEST_WEBHOOK_TIMEOUT_MS", 10_000, 100, 120_000),
+      maxFailures: intSetting(env, "ATTEST_WEBHOOK_MAX_FAILURES", 10, 1, 1000),
+      maxResponseBytes: 64 * 1024,
+    },
     logLevel: logLevel as Config["logLevel"],
   };
 }

@@ -78,7 +78,12 @@ async function main() {
   if (stopping) return;
   const signingKey = await activeSigningKey(pools.owner);
 
-  const worker = await startWorker({ pgPool: pools.owner, concurrency: config.workerConcurrency, log });
+  const worker = await startWorker({
+    pgPool: pools.owner,
+    concurrency: config.workerConcurrency,
+    log,
+    webhooks: config.webhooks,
+  });
   stack.push({ name: "worker", run: () => worker.stop() });
 
   const app = createApp({
@@ -87,6 +92,7 @@ async function main() {
     log,
     maxUploadBytes: config.maxUploadBytes,
     trustProxy: config.trustProxy,
+    webhooksAllowPrivate: config.webhooks.allowPrivate,
   });
   const graphql = createGraphQL({ authPool: pools.auth, visitorRole: db.roles.visitor, log });
   stack.push({ name: "GraphQL", run: () => graphql.release() });

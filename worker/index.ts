@@ -9,12 +9,14 @@ import type pg from "pg";
 import type { Logger } from "../src/log.ts";
 import { workerLiveness } from "./liveness.ts";
 import { buildEvidencePackTask } from "./tasks/build-evidence-pack.ts";
+import { deliverWebhookTask, type WebhookWorkerSettings } from "./tasks/deliver-webhook.ts";
 import { verifyAuditChains } from "./tasks/verify-audit-chains.ts";
 
-export function taskList(ownerPool: pg.Pool): TaskList {
+export function taskList(ownerPool: pg.Pool, webhooks: WebhookWorkerSettings): TaskList {
   return {
     verify_audit_chains: verifyAuditChains,
     build_evidence_pack: buildEvidencePackTask(ownerPool),
+    deliver_webhook: deliverWebhookTask(ownerPool, webhooks),
   };
 }
 
@@ -31,6 +33,7 @@ export async function startWorker(options: {
   pgPool: pg.Pool;
   concurrency: number;
   log: Logger;
+  webhooks: WebhookWorkerSettings;
 }): Promise<RunningWorker> {
   const logger = new WorkerLogger(() => (level, message) => {
     if (level === "error") options.log.error(message);
@@ -41,7 +44,7 @@ export async function startWorker(options: {
   const liveness = workerLiveness(options.pgPool, options.log);
   const runner = await run({
     pgPool: options.pgPool,
-    taskList: taskList(options.pgPool),
+    taskList: taskList(options.pgPool, options.webhooks),
     crontab,
     concurrency: options.concurrency,
     noHandleSignals: true,

@@ -27,6 +27,7 @@ export interface AppOptions {
   log: Logger;
   maxUploadBytes: number;
   trustProxy?: boolean;
+  webhooksAllowPrivate?: boolean;
   /** How the slow-down after failed sign-ins waits (tests pass one that does not). */
   signInSleep?: (ms: number) => Promise<void>;
 }

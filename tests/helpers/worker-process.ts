@@ -24,7 +24,17 @@ const log = {
     process.stdout.write(`${m}\n`);
   },
 };
-const worker = await startWorker({ pgPool: pool, concurrency: 1, log });
+const worker = await startWorker({
+  pgPool: pool,
+  concurrency: 1,
+  log,
+  webhooks: {
+    allowPrivate: process.env.ATTEST_WEBHOOKS_ALLOW_PRIVATE === "true",
+    timeoutMs: 5000,
+    maxFailures: Number(process.env.ATTEST_WEBHOOK_MAX_FAILURES || 10),
+    maxResponseBytes: 65536,
+  },
+});
 process.stdout.write("worker ready\n");
 process.on("SIGTERM", async () => {
   await worker.stop();

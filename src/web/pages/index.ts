@@ -17,6 +17,8 @@ export interface WorkspaceOptions {
   authPool: pg.Pool;
   visitorRole: string;
   maxUploadBytes: number;
+  /** ATTEST_WEBHOOKS_ALLOW_PRIVATE: webhooks may point at private addresses. */
+  webhooksAllowPrivate?: boolean;
 }
 
 export function workspaceRoutes(options: WorkspaceOptions): Router {
@@ -26,7 +28,7 @@ export function workspaceRoutes(options: WorkspaceOptions): Router {
   auditLogRoutes(router);
   incidentRoutes(router, options);
   milestoneRoutes(router);
-  webhookRoutes(router);
+  webhookRoutes(router, { allowPrivate: options.webhooksAllowPrivate ?? false });
   memberRoutes(router);
   tokenRoutes(router);
   exportRoutes(router, options);

@@ -8,6 +8,8 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
+import { webhookUrlProblem } from "../../webhooks/deliver.ts";
+import { UserError } from "../errors.ts";
 import { formProblem, formText, idParam, isoUtc, renderedInstead } from "./settings-forms.ts";
 import { pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
 
@@ -56,8 +58,14 @@ export function parseActions(text: string): { actions: string[]; error?: string 
 
 export async function readWebhooks(client: pg.ClientBase): Promise<WebhookRow[]> {
   const { rows } = await client.query<WebhookRow>(
-    `select w.id, w.url, w.description, w.actions, w.active, ${isoUtc("w.created_at")} as created_at,
-            u.email as created_by
+    `select w.id, w.url, w.description, w.actions, w.active, w.disabled_reason, ${isoUtc("w.created_at")} as created_at,
+            u.email as created_by,
+            coalesce((select json_agg(json_build_object(
+                'id', d.id, 'action', d.action, 'is_test', d.is_test, 'status', d.status, 'attempts', d.attempts,
+                'last_status_code', d.last_status_code, 'last_error', d.last_error,
+                'last_attempt_at', ${isoUtc("d.last_attempt_at")}, 'next_attempt_at', ${isoUtc("d.next_attempt_at")},
+                'created_at', ${isoUtc("d.created_at")}) order by d.created_at desc)
+              from app_public.webhook_deliveries(w.id, 10) d), '[]') as deliveries
      from app_public.webhooks w
      left join app_public.users u on u.id = w.created_by
      order by w.created_at desc, w.url`,
@@ -90,7 +98,7 @@ async function renderWebhooks(
   );
 }
 
-export function webhookRoutes(router: Router): void {
+export function webhookRoutes(router: Router, options: { allowPrivate: boolean }): void {
   router.get("/webhooks", async (ctx) => {
     if (renderedInstead(ctx, GUARD)) return;
     await renderWebhooks(ctx);
@@ -103,6 +111,8 @@ export function webhookRoutes(router: Router): void {
       description: formText(ctx, "description", 600),
       actions: formText(ctx, "actions", 6000),
     };
+    const urlProblem = webhookUrlProblem(form.url, options.allowPrivate);
+    if (urlProblem) return renderWebhooks(ctx, { status: 400, form, errors: { url: urlProblem } });
     const parsed = parseActions(form.actions);
     if (parsed.error) return renderWebhooks(ctx, { status: 400, form, errors: { actions: parsed.error } });
     let created: { id: string; url: string; secret: string };
@@ -129,6 +139,41 @@ export function webhookRoutes(router: Router): void {
     // The secret exists only in this response: keep it out of every cache.
     ctx.set("Cache-Control", "no-store");
     await renderWebhooks(ctx, { status: 201, created });
+  });
+
+  // Send a test event, redeliver a failed delivery, switch a webhook on or off.
+  router.post("/webhooks/:id/test", async (ctx) => {
+    if (renderedInstead(ctx, GUARD)) return;
+    const base = `/t/${pageOf(ctx).shell.tenant.slug}/webhooks`;
+    await pageOf(ctx).tx((c) => c.query("select app_public.send_webhook_test($1)", [idParam(ctx, "id", "webhook")]));
+    redirectWithNotice(
+      ctx,
+      `${base}#webhook-${ctx.params.id}`,
+      "A test event is on its way; its delivery shows below.",
+    );
+  });
+
+  router.post("/webhooks/:id/deliveries/:deliveryId/redeliver", async (ctx) => {
+    if (renderedInstead(ctx, GUARD)) return;
+    const base = `/t/${pageOf(ctx).shell.tenant.slug}/webhooks`;
+    await pageOf(ctx).tx((c) =>
+      c.query("select app_public.redeliver_webhook_delivery($1)", [idParam(ctx, "deliveryId", "delivery")]),
+    );
+    redirectWithNotice(ctx, `${base}#webhook-${ctx.params.id}`, "The event is queued for delivery again.");
+  });
+
+  router.post("/webhooks/:id/active", async (ctx) => {
+    if (renderedInstead(ctx, GUARD)) return;
+    const base = `/t/${pageOf(ctx).shell.tenant.slug}/webhooks`;
+    const active = formText(ctx, "active", 5) === "true";
+    const { rows } = await pageOf(ctx).tx((c) =>
+      c.query<{ url: string }>(
+        "update app_public.webhooks set active = $2, disabled_reason = case when $2 then null else disabled_reason end where id = $1 returning url",
+        [idParam(ctx, "id", "webhook"), active],
+      ),
+    );
+    if (rows.length === 0) throw new UserError(404, "No such webhook in this tenant.", "NOT_FOUND");
+    redirectWithNotice(ctx, base, `${active ? "Enabled" : "Disabled"} the webhook ${rows[0].url}.`);
   });
 
   router.post("/webhooks/:id/delete", async (ctx) => {

@@ -1,0 +1,146 @@
+/**
+ * deliver_webhook: sends a webhook's pending deliveries, oldest first, one at a time (one job per
+ * webhook, in its own graphile-worker queue, so order is kept). A failure stops the queue and the
+ * job is retried with graphile-worker's exponential backoff; after `maxFailures` failures in a row
+ * the webhook is disabled (audited as webhook.disabled) and its pending deliveries fail.
+ */
+import type { Task } from "graphile-worker";
+import type pg from "pg";
+import { type DeliverySettings, postWebhook } from "../../src/webhooks/deliver.ts";
+
+export interface WebhookWorkerSettings extends DeliverySettings {
+  maxFailures: number;
+}
+
+interface Payload {
+  tenantId: string;
+  webhookId: string;
+}
+
+const BATCH = 50;
+
+export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSettings): Task {
+  return async (raw, helpers) => {
+    const { tenantId, webhookId } = raw as Payload;
+    for (let sent = 0; sent < BATCH; sent++) {
+      const { rows: hooks } = await ownerPool.query<{ url: string; active: boolean; secret: string; slug: string; failures: number }>(
+        `select w.url, w.active, s.secret, t.slug, w.consecutive_failures as failures
+         from app_public.webhooks w
+         join app_private.webhook_secrets s on s.tenant_id = w.tenant_id and s.webhook_id = w.id
+         join app_public.tenants t on t.id = w.tenant_id
+         where w.tenant_id = $1 and w.id = $2`,
+        [tenantId, webhookId],
+      );
+      const hook = hooks[0];
+      if (!hook?.active) {
+        await ownerPool.query(
+          `update app_private.webhook_deliveries set status = 'failed', last_error = 'the webhook is disabled or deleted'
+           where tenant_id = $1 and webhook_id = $2 and status = 'pending'`,
+          [tenantId, webhookId],
+        );
+        return;
+      }
+      const { rows: pending } = await ownerPool.query<{
+        id: string;
+        action: string;
+        is_test: boolean;
+        entry: Record<string, unknown> | null;
+      }>(
+        `select d.id, d.action, d.is_test,
+                (select app_private.audit_document(e)::jsonb || jsonb_build_object('hash', encode(e.hash, 'hex'))
+                 from app_public.audit_log e where e.tenant_id = d.tenant_id and e.seq = d.audit_seq) as entry
+         from app_private.webhook_deliveries d
+         where d.tenant_id = $1 and d.webhook_id = $2 and d.status = 'pending'
+         order by d.created_at, d.audit_seq nulls last
+         limit 1`,
+        [tenantId, webhookId],
+      );
+      const delivery = pending[0];
+      if (!delivery) return;
+      const entry = delivery.entry;
+      const body = JSON.stringify({
+        id: delivery.id,
+        type: delivery.action,
+        test: delivery.is_test,
+        tenant: { id: tenantId, slug: hook.slug },
+        occurred_at: entry?.occurred_at ?? new Date().toISOString(),
+        entry: entry
+          ? {
+              seq: entry.seq,
+              action: entry.action,
+              actor: entry.actor_label,
+              actor_user_id: entry.actor_user_id,
+              resource: { type: entry.resource_type, id: entry.resource_id, label: entry.resource_label },
+              incident_id: entry.incident_id,
+              diff: entry.changes,
+              request_id: entry.request_id,
+              surface: entry.surface,
+              prev_hash: entry.prev_hash,
+              hash: entry.hash,
+            }
+          : null,
+      });
+      const result = await postWebhook(hook.url, hook.secret, { id: delivery.id, action: delivery.action, body }, settings);
+      if (result.ok) {
+        await ownerPool.query(
+          `update app_private.webhook_deliveries
+           set status = 'delivered', attempts = attempts + 1, last_status_code = $3, last_error = null,
+               last_attempt_at = now(), next_attempt_at = null, delivered_at = now()
+           where tenant_id = $1 and id = $2`,
+          [tenantId, delivery.id, result.statusCode ?? null],
+        );
+        await ownerPool.query("update app_public.webhooks set consecutive_failures = 0 where tenant_id = $1 and id = $2", [
+          tenantId,
+          webhookId,
+        ]);
+        continue;
+      }
+      const failures = hook.failures + 1;
+      const backoffSeconds = Math.round(Math.exp(Math.min(helpers.job.attempts, 10)));
+      await ownerPool.query(
+        `update app_private.webhook_deliveries
+         set attempts = attempts + 1, last_status_code = $3, last_error = $4, last_attempt_at = now(),
+             next_attempt_at = now() + make_interval(secs => $5)
+         where tenant_id = $1 and id = $2`,
+        [tenantId, delivery.id, result.statusCode ?? null, result.error ?? "failed", backoffSeconds],
+      );
+      if (failures >= settings.maxFailures) {
+        const client = await ownerPool.connect();
+        try {
+          await client.query("begin");
+          await client.query("select set_config('attest.surface', 'worker', true)");
+          await client.query(
+            `update app_public.webhooks set active = false, consecutive_failures = $3,
+               disabled_reason = $4 where tenant_id = $1 and id = $2`,
+            [tenantId, webhookId, failures, `Disabled after ${failures} failed deliveries in a row (last: ${result.error ?? "failed"}).`],
+          );
+          await client.query(
+            `update app_private.webhook_deliveries set status = 'failed', next_attempt_at = null
+             where tenant_id = $1 and webhook_id = $2 and status = 'pending'`,
+            [tenantId, webhookId],
+          );
+          await client.query("commit");
+        } catch (error) {
+          await client.query("rollback").catch(() => {});
+          throw error;
+        } finally {
+          client.release();
+        }
+        helpers.logger.warn(`webhook ${webhookId} disabled after ${failures} failed deliveries`);
+        return;
+      }
+      await ownerPool.query("update app_public.webhooks set consecutive_failures = $3 where tenant_id = $1 and id = $2", [
+        tenantId,
+        webhookId,
+        failures,
+      ]);
+      throw new Error(`delivery ${delivery.id} to webhook ${webhookId} failed (${result.error}); will retry`);
+    }
+    // More than a batch waiting: continue in a fresh job run so others get a turn.
+    await helpers.addJob("deliver_webhook", { tenantId, webhookId }, {
+      queueName: `webhook:${webhookId}`,
+      jobKey: `webhook:${webhookId}`,
+      jobKeyMode: "preserve_run_at",
+    });
+  };
+}
