@@ -94,6 +94,11 @@ export async function postWebhook(
   } catch {
     return { ok: false, error: "invalid URL" };
   }
+  // An IP literal is connected to without a lookup: check it here; names are checked on resolution.
+  const literal = target.hostname.replace(/^\[|\]$/g, "");
+  if (!settings.allowPrivate && net.isIP(literal) && isPrivateAddress(literal)) {
+    return { ok: false, error: `refused: ${literal} is a private address` };
+  }
   const timestamp = String(Math.floor(Date.now() / 1000));
   const lookup: net.LookupFunction = (hostname, options, callback) => {
     dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
