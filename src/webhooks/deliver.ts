@@ -56,15 +56,17 @@ export function isPrivateAddress(address: string): boolean {
   return privateRanges.check(address, family === 4 ? "ipv4" : "ipv6");
 }
 
+const BAD_URL = "The webhook URL must start with http:// or https:// and be at most 2000 characters.";
+
 /** Checks a webhook URL before it is saved; returns a message for the user, or null when fine. */
 export function webhookUrlProblem(raw: string, allowPrivate: boolean): string | null {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    return "That is not a valid URL.";
+    return BAD_URL;
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") return "The URL must start with https:// or http://.";
+  if (url.protocol !== "https:" && url.protocol !== "http:") return BAD_URL;
   if (url.username || url.password)
     return "Put no user name or password in the URL; the signature authenticates Attest.";
   const host = url.hostname.replace(/^\[|\]$/g, "");

@@ -320,7 +320,7 @@ describe("webhook address safety", () => {
     expect(webhookUrlProblem("http://[::1]/hook", false)).toMatch(/private/);
     expect(webhookUrlProblem("https://siem.example.com/hook", false)).toBeNull();
     expect(webhookUrlProblem("http://127.0.0.1:9999/hook", true)).toBeNull();
-    expect(webhookUrlProblem("ftp://example.com", false)).toMatch(/https:\/\//);
+    expect(webhookUrlProblem("ftp://example.com", false)).toMatch(/must start with http/);
   });
 
   it("refuses to connect to a private address at delivery time, even when the name looks public", async () => {

@@ -23,7 +23,13 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
   return async (raw, helpers) => {
     const { tenantId, webhookId } = raw as Payload;
     for (let sent = 0; sent < BATCH; sent++) {
-      const { rows: hooks } = await ownerPool.query<{ url: string; active: boolean; secret: string; slug: string; failures: number }>(
+      const { rows: hooks } = await ownerPool.query<{
+        url: string;
+        active: boolean;
+        secret: string;
+        slug: string;
+        failures: number;
+      }>(
         `select w.url, w.active, s.secret, t.slug, w.consecutive_failures as failures
          from app_public.webhooks w
          join app_private.webhook_secrets s on s.tenant_id = w.tenant_id and s.webhook_id = w.id
@@ -80,7 +86,12 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
             }
           : null,
       });
-      const result = await postWebhook(hook.url, hook.secret, { id: delivery.id, action: delivery.action, body }, settings);
+      const result = await postWebhook(
+        hook.url,
+        hook.secret,
+        { id: delivery.id, action: delivery.action, body },
+        settings,
+      );
       if (result.ok) {
         await ownerPool.query(
           `update app_private.webhook_deliveries
@@ -89,10 +100,10 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
            where tenant_id = $1 and id = $2`,
           [tenantId, delivery.id, result.statusCode ?? null],
         );
-        await ownerPool.query("update app_public.webhooks set consecutive_failures = 0 where tenant_id = $1 and id = $2", [
-          tenantId,
-          webhookId,
-        ]);
+        await ownerPool.query(
+          "update app_public.webhooks set consecutive_failures = 0 where tenant_id = $1 and id = $2",
+          [tenantId, webhookId],
+        );
         continue;
       }
       const failures = hook.failures + 1;
@@ -112,7 +123,12 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
           await client.query(
             `update app_public.webhooks set active = false, consecutive_failures = $3,
                disabled_reason = $4 where tenant_id = $1 and id = $2`,
-            [tenantId, webhookId, failures, `Disabled after ${failures} failed deliveries in a row (last: ${result.error ?? "failed"}).`],
+            [
+              tenantId,
+              webhookId,
+              failures,
+              `Disabled after ${failures} failed deliveries in a row (last: ${result.error ?? "failed"}).`,
+            ],
           );
           await client.query(
             `update app_private.webhook_deliveries set status = 'failed', next_attempt_at = null
@@ -129,18 +145,21 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
         helpers.logger.warn(`webhook ${webhookId} disabled after ${failures} failed deliveries`);
         return;
       }
-      await ownerPool.query("update app_public.webhooks set consecutive_failures = $3 where tenant_id = $1 and id = $2", [
-        tenantId,
-        webhookId,
-        failures,
-      ]);
+      await ownerPool.query(
+        "update app_public.webhooks set consecutive_failures = $3 where tenant_id = $1 and id = $2",
+        [tenantId, webhookId, failures],
+      );
       throw new Error(`delivery ${delivery.id} to webhook ${webhookId} failed (${result.error}); will retry`);
     }
     // More than a batch waiting: continue in a fresh job run so others get a turn.
-    await helpers.addJob("deliver_webhook", { tenantId, webhookId }, {
-      queueName: `webhook:${webhookId}`,
-      jobKey: `webhook:${webhookId}`,
-      jobKeyMode: "preserve_run_at",
-    });
+    await helpers.addJob(
+      "deliver_webhook",
+      { tenantId, webhookId },
+      {
+        queueName: `webhook:${webhookId}`,
+        jobKey: `webhook:${webhookId}`,
+        jobKeyMode: "preserve_run_at",
+      },
+    );
   };
 }
