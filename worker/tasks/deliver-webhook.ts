@@ -1,10 +1,12 @@
 /**
  * deliver_webhook: sends a webhook's pending deliveries, oldest first, one at a time (one job per
- * webhook, in its own graphile-worker queue, so order is kept). A failure stops the queue and the
- * job is retried with graphile-worker's exponential backoff; after `maxFailures` failures in a row
- * the webhook is disabled (audited as webhook.disabled) and its pending deliveries fail.
+ * webhook, in its own graphile-worker queue, so order is kept). A failure stops the queue: the
+ * delivery gets its next attempt time (exponential backoff on its own attempts: e^n seconds,
+ * capped at e^10 ≈ 6 h) and the job is scheduled for then — new events do not bring it forward.
+ * After `maxFailures` failures in a row the webhook is disabled (audited as webhook.disabled) and
+ * its pending deliveries fail.
  */
-import type { Task } from "graphile-worker";
+import type { JobHelpers, Task } from "graphile-worker";
 import type pg from "pg";
 import { type DeliverySettings, postWebhook } from "../../src/webhooks/deliver.ts";
 
@@ -50,9 +52,11 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
         id: string;
         action: string;
         is_test: boolean;
+        attempts: number;
+        next_attempt_at: Date | null;
         entry: Record<string, unknown> | null;
       }>(
-        `select d.id, d.action, d.is_test,
+        `select d.id, d.action, d.is_test, d.attempts, d.next_attempt_at,
                 (select app_private.audit_document(e)::jsonb || jsonb_build_object('hash', encode(e.hash, 'hex'))
                  from app_public.audit_log e where e.tenant_id = d.tenant_id and e.seq = d.audit_seq) as entry
          from app_private.webhook_deliveries d
@@ -63,6 +67,10 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
       );
       const delivery = pending[0];
       if (!delivery) return;
+      if (delivery.next_attempt_at && delivery.next_attempt_at.getTime() > Date.now() + 500) {
+        await schedule(helpers, tenantId, webhookId, delivery.next_attempt_at);
+        return;
+      }
       const entry = delivery.entry;
       const body = JSON.stringify({
         id: delivery.id,
@@ -107,7 +115,7 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
         continue;
       }
       const failures = hook.failures + 1;
-      const backoffSeconds = Math.round(Math.exp(Math.min(helpers.job.attempts, 10)));
+      const backoffSeconds = Math.round(Math.exp(Math.min(delivery.attempts + 1, 10)));
       await ownerPool.query(
         `update app_private.webhook_deliveries
          set attempts = attempts + 1, last_status_code = $3, last_error = $4, last_attempt_at = now(),
@@ -149,17 +157,28 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
         "update app_public.webhooks set consecutive_failures = $3 where tenant_id = $1 and id = $2",
         [tenantId, webhookId, failures],
       );
-      throw new Error(`delivery ${delivery.id} to webhook ${webhookId} failed (${result.error}); will retry`);
+      helpers.logger.info(
+        `delivery ${delivery.id} to webhook ${webhookId} failed (${result.error}); retrying in ${backoffSeconds} s`,
+      );
+      await schedule(helpers, tenantId, webhookId, new Date(Date.now() + backoffSeconds * 1000));
+      return;
     }
     // More than a batch waiting: continue in a fresh job run so others get a turn.
-    await helpers.addJob(
-      "deliver_webhook",
-      { tenantId, webhookId },
-      {
-        queueName: `webhook:${webhookId}`,
-        jobKey: `webhook:${webhookId}`,
-        jobKeyMode: "preserve_run_at",
-      },
-    );
+    await schedule(helpers, tenantId, webhookId, new Date());
   };
+}
+
+/** (Re)schedules the webhook's job; a job added meanwhile by a new event keeps this time. */
+async function schedule(helpers: JobHelpers, tenantId: string, webhookId: string, runAt: Date) {
+  await helpers.addJob(
+    "deliver_webhook",
+    { tenantId, webhookId },
+    {
+      queueName: `webhook:${webhookId}`,
+      jobKey: `webhook:${webhookId}`,
+      jobKeyMode: "replace",
+      runAt,
+      maxAttempts: 1000,
+    },
+  );
 }
