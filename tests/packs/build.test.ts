@@ -158,11 +158,20 @@ describe.each(servers())("evidence packs on $name", (server) => {
     expect(entries.length).toBeGreaterThan(10);
     for (const entry of entries) expect(text).toContain(entry.action);
 
-    const { rows: audited } = await t.superuser.query(
-      "select actor_label from app_public.audit_log where tenant_id = $1 and action = 'export.downloaded' and resource_id = $2 order by seq",
-      [demo, id],
+    // A download is recorded when its transaction commits, just after the last byte is sent.
+    const downloads = async () =>
+      (
+        await t.superuser.query(
+          "select actor_label from app_public.audit_log where tenant_id = $1 and action = 'export.downloaded' and resource_id = $2 order by seq",
+          [demo, id],
+        )
+      ).rows.map((r) => r.actor_label as string);
+    await until(
+      async () => (await downloads()).length === 2,
+      10_000,
+      () => "downloads not recorded",
     );
-    expect(audited.map((r) => r.actor_label)).toEqual(["owner@demo.test", "admin@demo.test"]);
+    expect(await downloads()).toEqual(["owner@demo.test", "admin@demo.test"]);
     const completed = await t.superuser.query(
       "select actor_label, surface from app_public.audit_log where tenant_id = $1 and action = 'export.completed' and resource_id = $2",
       [demo, id],
