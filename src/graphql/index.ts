@@ -144,10 +144,36 @@ const MaxPageSizePlugin: GraphileConfig.Plugin = {
               },
               true,
             );
-            if (argName === "first") $connection.setFirst($n);
-            else $connection.setLast($n);
+            if (argName === "last") $connection.setLast($n);
+            // `first` is set by the field plan below (it needs `last` to pick the default).
           },
         } as typeof arg;
+      },
+      GraphQLObjectType_fields_field(field, _build, context) {
+        const { isPgFieldConnection } = context.scope as { isPgFieldConnection?: boolean };
+        const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
+        if (!isPgFieldConnection || typeof plan !== "function") return field;
+        return {
+          ...field,
+          // biome-ignore lint/suspicious/noExplicitAny: grafast step types are generic here
+          plan(parent: any, fieldArgs: any, info: any) {
+            // biome-ignore lint/suspicious/noExplicitAny: the connection step
+            const $connection = plan(parent, fieldArgs, info) as any;
+            // No `first` and no `last`: one page of MAX_PAGE_SIZE, never the whole table.
+            const $first = lambda(
+              [fieldArgs.getRaw("first"), fieldArgs.getRaw("last")],
+              ([first, last]: readonly [unknown, unknown]) => {
+                if (typeof first === "number" && (first < 0 || first > MAX_PAGE_SIZE)) {
+                  throw new SafeError(`\`first\` must be between 0 and ${MAX_PAGE_SIZE}.`, { code: "PAGE_SIZE" });
+                }
+                return first ?? (last == null ? MAX_PAGE_SIZE : null);
+              },
+              true,
+            );
+            $connection.setFirst($first);
+            return $connection;
+          },
+        } as typeof field;
       },
     },
   },

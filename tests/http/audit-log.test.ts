@@ -122,6 +122,17 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       expect(next).toEqual(Array.from({ length: 10 }, (_, i) => next[0] - i));
     });
 
+    it("without first or last, answers one page of 100, not the whole log", async () => {
+      const r = await web.gql<Page>("{ auditLogs { totalCount nodes { seq } pageInfo { hasNextPage endCursor } } }", {
+        cookie: owner,
+      });
+      expect(r.errors).toBeUndefined();
+      expect(r.data?.auditLogs.nodes).toHaveLength(100);
+      expect(r.data?.auditLogs.pageInfo.hasNextPage).toBe(true);
+      const last = await web.gql<Page>("{ auditLogs(last: 3) { nodes { seq } } }", { cookie: owner });
+      expect(last.data?.auditLogs.nodes.map((n) => Number(n.seq))).toEqual([3, 2, 1]);
+    });
+
     it("refuses pages larger than 100 with a clear error", async () => {
       const r = await page({ first: 101 });
       expect(r.errors?.[0]).toMatchObject({ extensions: { code: "PAGE_SIZE" } });
