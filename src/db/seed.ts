@@ -441,7 +441,7 @@ export async function seedDemoWorkspace(options: {
     // Webhooks and API tokens (owner/admin only).
     await as("owner@demo.test", "demo", async (c) => {
       await c.query(
-        "insert into app_public.webhooks (url, description, actions) values ('https://siem.example.com/hooks/attest', 'SIEM feed', '{}')",
+        "insert into app_public.webhooks (url, description, actions, active) values ('https://siem.example.com/hooks/attest', 'SIEM feed (paused until the SIEM accepts events)', '{}', false)",
       );
       const { rows } = await c.query(
         "insert into app_public.webhooks (url, description, actions) values ('https://tickets.example.com/attest', 'Ticketing', '{incident.*}') returning id",
