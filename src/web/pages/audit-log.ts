@@ -129,7 +129,15 @@ export async function readAuditLog(client: pg.ClientBase, filters: AuditFilters)
     [...where.params, filters.from || null, filters.to || null],
   );
   const actions = await client.query<{ action: string }>(
-    "select distinct action from app_public.audit_log order by action",
+    // A skip scan over the (tenant_id, action) index: one index probe per distinct action,
+    // instead of reading every entry of the tenant on each page view.
+    `with recursive actions(action) as (
+       (select e.action from app_public.audit_log e order by e.action using ~<~ limit 1)
+       union all
+       select (select e.action from app_public.audit_log e where e.action ~>~ a.action order by e.action using ~<~ limit 1)
+       from actions a where a.action is not null
+     )
+     select action from actions where action is not null`,
   );
   return {
     total: total.rows[0].n,

@@ -735,8 +735,8 @@ export function incidentRoutes(router: Router, options: { authPool: pg.Pool; max
     exports: can.seeExports ? await readExports(c, incident.id) : [],
   }));
 
-  // Soft delete and restore (plain forms: they lead to another page).
-  router.post("/incidents/:id/delete", async (ctx) => {
+  // Soft delete and restore (plain forms: they lead to another page): the same steps, reversed.
+  const softDelete = (deleting: boolean) => async (ctx: Koa.Context) => {
     const page = pageOf(ctx);
     const { shell } = page;
     const id = uuidParam(ctx, "id");
@@ -745,12 +745,16 @@ export function incidentRoutes(router: Router, options: { authPool: pg.Pool; max
       page.tx(async (c) => {
         const incident = await loadIncident(c, id);
         if (!incident) throw notFound();
-        if (incident.deleted_at) throw new UserError(409, "This incident is already deleted.", "INCIDENT_DELETED");
+        if (deleting && incident.deleted_at)
+          throw new UserError(409, "This incident is already deleted.", "INCIDENT_DELETED");
+        if (!deleting && !incident.deleted_at) throw new UserError(409, "This incident is not deleted.", "NOT_DELETED");
         try {
-          await c.query("select app_public.delete_incident($1)", [id]);
+          await c.query(`select app_public.${deleting ? "delete_incident" : "restore_incident"}($1)`, [id]);
         } catch (error) {
-          // The incident is there and not deleted: only the row policy can have said no.
-          if ((error as { code?: string }).code === "P0002") throw refusal(shell, "delete incidents");
+          // The incident is there and in the right state: only the row policy can have said no.
+          if ((error as { code?: string }).code === "P0002") {
+            throw refusal(shell, deleting ? "delete incidents" : "restore incidents");
+          }
           throw error;
         }
         return incident;
@@ -760,38 +764,18 @@ export function incidentRoutes(router: Router, options: { authPool: pg.Pool; max
       if (result.error.status === 404) throw result.error;
       return redirectWithNotice(ctx, url, result.error.message, "error");
     }
-    redirectWithNotice(
-      ctx,
-      listBase(shell),
-      `Deleted “${result.value.title}”. It is kept under Deleted incidents, where it can be restored.`,
-    );
-  });
-
-  router.post("/incidents/:id/restore", async (ctx) => {
-    const page = pageOf(ctx);
-    const { shell } = page;
-    const id = uuidParam(ctx, "id");
-    const url = `${listBase(shell)}/${id}`;
-    const result = await attempt(() =>
-      page.tx(async (c) => {
-        const incident = await loadIncident(c, id);
-        if (!incident) throw notFound();
-        if (!incident.deleted_at) throw new UserError(409, "This incident is not deleted.", "NOT_DELETED");
-        try {
-          await c.query("select app_public.restore_incident($1)", [id]);
-        } catch (error) {
-          if ((error as { code?: string }).code === "P0002") throw refusal(shell, "restore incidents");
-          throw error;
-        }
-        return incident;
-      }),
-    );
-    if (!result.ok) {
-      if (result.error.status === 404) throw result.error;
-      return redirectWithNotice(ctx, url, result.error.message, "error");
+    if (deleting) {
+      redirectWithNotice(
+        ctx,
+        listBase(shell),
+        `Deleted “${result.value.title}”. It is kept under Deleted incidents, where it can be restored.`,
+      );
+    } else {
+      redirectWithNotice(ctx, url, `Restored “${result.value.title}”.`);
     }
-    redirectWithNotice(ctx, url, `Restored “${result.value.title}”.`);
-  });
+  };
+  router.post("/incidents/:id/delete", softDelete(true));
+  router.post("/incidents/:id/restore", softDelete(false));
 
   // -- Evidence ---------------------------------------------------------------------------------
 
