@@ -18,6 +18,7 @@ export interface Config {
   workerConcurrency: number;
   maxUploadBytes: number;
   trustProxy: boolean;
+  audit: { logOrigin: string; sealIntervalMs: number };
   webhooks: { allowPrivate: boolean; timeoutMs: number; maxFailures: number; maxResponseBytes: number };
   logLevel: "debug" | "info" | "warn" | "error";
 }
@@ -52,6 +53,15 @@ function urlSetting(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return raw;
 }
 
+/** The origin prefix of the tenants' logs in their checkpoints: `<prefix>/audit/<tenant id>`. */
+function logOriginSetting(env: NodeJS.ProcessEnv): string {
+  const raw = env.ATTEST_LOG_ORIGIN || "attest.localhost";
+  if (!/^[A-Za-z0-9._~:/-]{1,200}$/.test(raw)) {
+    throw new ConfigError("ATTEST_LOG_ORIGIN must be a schema-less URL such as attest.example.com (no spaces or plus signs)");
+  }
+  return raw.replace(/\/+$/, "");
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL ?? "info";
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
@@ -72,6 +82,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: intSetting(env, "ATTEST_WORKER_CONCURRENCY", 2, 1, 32),
     maxUploadBytes: intSetting(env, "ATTEST_MAX_UPLOAD_MB", 100, 1, 10_240) * 1024 * 1024,
     trustProxy: env.ATTEST_TRUST_PROXY === "true",
+    audit: {
+      logOrigin: logOriginSetting(env),
+      sealIntervalMs: intSetting(env, "ATTEST_SEAL_INTERVAL_MS", 200, 10, 60_000),
+    },
     webhooks: {
       allowPrivate: env.ATTEST_WEBHOOKS_ALLOW_PRIVATE === "true",
       timeoutMs: intSetting(env, "ATTEST_WEBHOOK_TIMEOUT_MS", 10_000, 100, 120_000),

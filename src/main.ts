@@ -15,7 +15,7 @@ import { SetupRequiredError } from "./db/setup.ts";
 import { createGraphQL } from "./graphql/index.ts";
 import { createLogger } from "./log.ts";
 import { formatFingerprint } from "./packs/format.ts";
-import { activeSigningKey } from "./packs/keys.ts";
+import { activeSigningKey } from "./audit/keys.ts";
 import { createApp, startServer } from "./web/server.ts";
 
 const config = (() => {
@@ -83,6 +83,7 @@ async function main() {
     concurrency: config.workerConcurrency,
     log,
     webhooks: config.webhooks,
+    sealer: { originPrefix: config.audit.logOrigin, intervalMs: config.audit.sealIntervalMs },
   });
   stack.push({ name: "worker", run: () => worker.stop() });
 

@@ -1,11 +1,13 @@
 /**
- * The background worker: a graphile-worker runner inside the Attest process.
- * Owns the task list and the schedule; jobs are added by the database (triggers) or by cron.
+ * The background worker: a graphile-worker runner inside the Attest process, and the audit
+ * sealer beside it. Owns the task list and the schedule; jobs are added by the database
+ * (triggers) or by cron.
  * It must not decide who may see what: tasks run as the owner role and write through the
  * same audited tables as everyone else.
  */
 import { type Runner, run, type TaskList, Logger as WorkerLogger } from "graphile-worker";
 import type pg from "pg";
+import { startSealer } from "../src/audit/sealer.ts";
 import type { Logger } from "../src/log.ts";
 import { workerLiveness } from "./liveness.ts";
 import { buildEvidencePackTask } from "./tasks/build-evidence-pack.ts";
@@ -34,6 +36,8 @@ export async function startWorker(options: {
   concurrency: number;
   log: Logger;
   webhooks: WebhookWorkerSettings;
+  /** Seal audit entries in this process (the sealer may also run elsewhere: one seals at a time). */
+  sealer?: { originPrefix: string; intervalMs: number };
 }): Promise<RunningWorker> {
   const logger = new WorkerLogger(() => (level, message) => {
     if (level === "error") options.log.error(message);
@@ -52,10 +56,14 @@ export async function startWorker(options: {
     events: liveness.events,
   });
   liveness.start();
+  const sealer = options.sealer
+    ? startSealer({ pool: options.pgPool, log: options.log, ...options.sealer })
+    : null;
   return {
     runner,
     async stop() {
       await runner.stop();
+      await sealer?.stop();
       await liveness.stop();
     },
   };

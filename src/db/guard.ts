@@ -12,8 +12,22 @@ export const GUARD_SCHEMA = "attest_guard";
 
 const protectedFunctions = [
   "app_private.tg_audit_log__immutable()",
-  "app_private.tg_audit_log__seal()",
+  "app_private.tg_audit_log__attribute()",
   "app_private.tg__audit()",
+  "app_private.tg__append_only()",
+  "app_private.tg_audit_checkpoints__check()",
+  "app_private.tg_audit_log__webhooks()",
+  "app_private.audit_entry_body(app_public.audit_log)",
+  "app_private.audit_leaf_bytes(bigint,text,text)",
+  "app_private.audit_frontier_root(bytea[])",
+  "app_private.seal_audit_entries(integer)",
+  "app_private.audit_node(uuid,integer,bigint)",
+  "app_private.audit_subtree_hash(uuid,bigint,bigint)",
+  "app_private.audit_inclusion_path(uuid,bigint,bigint)",
+  "app_private.audit_consistency_path(uuid,bigint,bigint)",
+  "app_private.verify_audit_log(uuid)",
+  "app_private.add_audit_checkpoint(uuid,bigint,bytea,text,text,text)",
+  "app_hidden.audit_log_readable()",
   "app_private.audit_hash(app_public.audit_log)",
   "app_private.audit_document(app_public.audit_log)",
   "app_private.canonical_json(jsonb)",
@@ -40,7 +54,9 @@ comment on schema ${GUARD_SCHEMA} is 'Owned by a superuser: event triggers that 
 
 do $do$
 declare
-  v_table oid := 'app_public.audit_log'::regclass;
+  v_tables oid[] := array['app_public.audit_log'::regclass, 'app_hidden.audit_leaves'::regclass,
+    'app_public.audit_checkpoints'::regclass, 'app_private.audit_trees'::regclass,
+    'app_private.audit_seal_state'::regclass]::oid[];
   v_functions oid[] := array[${protectedFunctions.map((f) => `'${f}'::regprocedure`).join(", ")}]::oid[];
 begin
   -- The function runs as the session's user, who cannot read this schema: everything it needs is inline.
@@ -49,7 +65,7 @@ begin
     language plpgsql set search_path = pg_catalog as $body$
     declare
       r record;
-      protected_table constant oid := %s;
+      protected_tables constant oid[] := %L;
       protected_functions constant oid[] := %L;
       hit boolean;
     begin
@@ -58,9 +74,10 @@ begin
       end if;
       if tg_event = 'sql_drop' then
         for r in select classid, objid, object_identity from pg_event_trigger_dropped_objects() loop
-          hit := (r.classid = 'pg_class'::regclass and r.objid = protected_table)
+          hit := (r.classid = 'pg_class'::regclass and r.objid = any (protected_tables))
               or (r.classid = 'pg_proc'::regclass and r.objid = any (protected_functions))
-              or r.object_identity like '%% on app_public.audit_log';
+              or r.object_identity like '%% on app_public.audit_log' or r.object_identity like '%% on app_hidden.audit_leaves'
+              or r.object_identity like '%% on app_public.audit_checkpoints';
           if hit then
             raise exception 'the audit log is protected: %% may not drop %%', session_user, r.object_identity
               using errcode = '42501', hint = 'Only a superuser session can change the audit log''s definition.';
@@ -68,11 +85,11 @@ begin
         end loop;
       else
         for r in select classid, objid, command_tag, object_identity from pg_event_trigger_ddl_commands() loop
-          hit := (r.classid = 'pg_class'::regclass and r.objid = protected_table)
+          hit := (r.classid = 'pg_class'::regclass and r.objid = any (protected_tables))
               or (r.classid = 'pg_proc'::regclass and r.objid = any (protected_functions))
-              or (r.classid = 'pg_trigger'::regclass and exists (select 1 from pg_trigger where oid = r.objid and tgrelid = protected_table))
-              or (r.classid = 'pg_policy'::regclass and exists (select 1 from pg_policy where oid = r.objid and polrelid = protected_table))
-              or (r.classid = 'pg_rewrite'::regclass and exists (select 1 from pg_rewrite where oid = r.objid and ev_class = protected_table));
+              or (r.classid = 'pg_trigger'::regclass and exists (select 1 from pg_trigger where oid = r.objid and tgrelid = any (protected_tables)))
+              or (r.classid = 'pg_policy'::regclass and exists (select 1 from pg_policy where oid = r.objid and polrelid = any (protected_tables)))
+              or (r.classid = 'pg_rewrite'::regclass and exists (select 1 from pg_rewrite where oid = r.objid and ev_class = any (protected_tables)));
           if hit then
             raise exception 'the audit log is protected: %% may not run %% on %%', session_user, r.command_tag, r.object_identity
               using errcode = '42501', hint = 'Only a superuser session can change the audit log''s definition.';
@@ -81,7 +98,7 @@ begin
       end if;
     end;
     $body$
-  $fn$, v_table, v_functions);
+  $fn$, v_tables, v_functions);
 end;
 $do$;
 

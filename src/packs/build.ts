@@ -11,7 +11,7 @@ import { PassThrough } from "node:stream";
 import type pg from "pg";
 import { BLOB_CHUNK_BYTES, readBlob, writeBlob } from "../db/blobs.ts";
 import type { ChainLink, EntryLine, IncidentFile } from "./format.ts";
-import { activeSigningKey } from "./keys.ts";
+import { activeSigningKey } from "../audit/keys.ts";
 import { renderReportPdf } from "./report-pdf.ts";
 import { evidencePath, writePack } from "./writer.ts";
 

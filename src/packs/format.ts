@@ -144,7 +144,4 @@ export interface IncidentFile {
   }>;
 }
 
-/** The fingerprint of an Ed25519 public key: SHA-256 of its raw 32 bytes, hex, in groups of 4. */
-export function formatFingerprint(hex: string): string {
-  return hex.match(/.{1,4}/g)?.join(":") ?? hex;
-}
+export { formatFingerprint } from "../audit/keys.ts";

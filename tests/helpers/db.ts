@@ -10,6 +10,7 @@ import { withContext } from "../../src/db/context.ts";
 import { createPools, type Pools } from "../../src/db/pools.ts";
 import { seedDemoWorkspace } from "../../src/db/seed.ts";
 import { type PreparedDatabase, prepareDatabase, withDatabase } from "../../src/db/setup.ts";
+import { sealAll } from "./seal.ts";
 
 export interface Server {
   name: string;
@@ -49,6 +50,8 @@ export async function createTestDatabase(server: Server, options: { seed?: boole
   superuser.on("error", () => {}); // idle connections end when the test database is dropped
   if (options.seed) {
     await seedDemoWorkspace({ owner: pools.owner, auth: pools.auth, visitorRole: db.roles.visitor, log: () => {} });
+    await sealAll(pools.owner); // as the worker's sealer would, moments after
+
   }
   return {
     name,

@@ -12,6 +12,11 @@ export interface SigningKey {
   privateKey: KeyObject;
 }
 
+/** The fingerprint of an Ed25519 public key: SHA-256 of its raw 32 bytes, hex, in groups of 4. */
+export function formatFingerprint(hex: string): string {
+  return hex.match(/.{1,4}/g)?.join(":") ?? hex;
+}
+
 /** SHA-256 (hex) of the raw 32-byte Ed25519 public key. */
 export function fingerprintOf(publicKey: KeyObject): string {
   const raw = Buffer.from((publicKey.export({ format: "jwk" }) as { x: string }).x, "base64url");

@@ -4,8 +4,7 @@
  */
 import { runDatabaseCli } from "../db/cli.ts";
 import { createPools } from "../db/pools.ts";
-import { formatFingerprint } from "./format.ts";
-import { rotateSigningKey } from "./keys.ts";
+import { formatFingerprint, rotateSigningKey } from "./keys.ts";
 
 await runDatabaseCli("keys", async (db, log) => {
   const pools = createPools(db, log);

@@ -1,0 +1,997 @@
+--! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
+--! Hash: sha1:bb64723bb36b9ddb057478a900056ec4dfc8d248
+--! Message: audit-core-v2
+
+-- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
+-- into a per-tenant Merkle log (RFC 9162 hashing) with signed checkpoints; proofs; verification.
+-- Design and reasoning: src/audit/DESIGN.md. Runs in a superuser session (the DDL guard).
+--
+-- Capture (in the writing transaction) inserts the entry with a capture number (`id`, from a
+-- sequence) and its transaction id (`xid`). Nothing on that path is shared by the writers of a
+-- tenant. The sealer (app_private.seal_audit_entries) later gives every committed entry its
+-- position `seq` in its tenant's log, strictly in (xid, id) order, and only for transactions
+-- older than every transaction still running (the snapshot's xmin): a transaction that commits
+-- later can never take a position before an entry that is already sealed, and no entry is
+-- skipped, because every transaction below the horizon has ended.
+
+------------------------------------------------------------------------------
+-- 1. The entry: capture number, transaction id, API token; the v1 chain becomes history
+------------------------------------------------------------------------------
+create sequence app_private.audit_entry_id_seq;
+comment on sequence app_private.audit_entry_id_seq is 'Capture numbers of audit entries (unique, not gapless, not the log position).';
+
+alter table app_public.audit_log rename column seq to v1_seq;
+alter table app_public.audit_log rename column prev_hash to v1_prev_hash;
+alter table app_public.audit_log rename column hash to v1_hash;
+alter table app_public.audit_log drop constraint audit_log_pkey;
+alter table app_public.audit_log alter column v1_seq drop not null;
+alter table app_public.audit_log alter column v1_hash drop not null;
+alter table app_public.audit_log drop constraint audit_log_check;
+alter table app_public.audit_log add constraint audit_log_v1_check
+  check ((v1_seq = 1) = (v1_prev_hash is null) and (v1_seq is null) = (v1_hash is null));
+alter table app_public.audit_log add column id bigint;
+alter table app_public.audit_log add column xid xid8;
+alter table app_public.audit_log add column api_token_id uuid;
+
+-- Existing entries keep their v1 fields; they get capture numbers in their chain order and the
+-- pseudo transaction id 1, below every real one (they are sealed by this migration).
+grant update on app_public.audit_log to :DATABASE_OWNER;
+alter table app_public.audit_log disable trigger _000_immutable;
+update app_public.audit_log e
+   set id = n.id, xid = '1'
+  from (select tenant_id, v1_seq, nextval('app_private.audit_entry_id_seq') as id
+          from (select tenant_id, v1_seq from app_public.audit_log order by tenant_id, v1_seq) o) n
+ where n.tenant_id = e.tenant_id and n.v1_seq = e.v1_seq;
+alter table app_public.audit_log enable trigger _000_immutable;
+revoke update on app_public.audit_log from :DATABASE_OWNER;
+
+alter table app_public.audit_log alter column id set not null;
+alter table app_public.audit_log alter column xid set not null;
+alter table app_public.audit_log add primary key (tenant_id, id);
+alter table app_public.audit_log add constraint audit_log_v1_seq_key unique (tenant_id, v1_seq);
+
+drop index app_public.audit_log_tenant_time_idx;
+drop index app_public.audit_log_tenant_action_idx;
+drop index app_public.audit_log_tenant_incident_idx;
+drop index app_public.audit_log_tenant_actor_idx;
+create index audit_log_tenant_time_idx on app_public.audit_log (tenant_id, occurred_at desc, id desc);
+create index audit_log_tenant_action_idx on app_public.audit_log (tenant_id, action text_pattern_ops, id desc);
+create index audit_log_tenant_incident_idx on app_public.audit_log (tenant_id, incident_id, id) where incident_id is not null;
+create index audit_log_tenant_actor_idx on app_public.audit_log (tenant_id, actor_label, id desc);
+-- The sealer's queue: entries in (xid, id) order. New entries land at the right edge.
+create index audit_log_seal_order_idx on app_public.audit_log (xid, id);
+
+comment on table app_public.audit_log is
+  E'@behavior -insert -update -delete -filterBy\nAppend-only record of every create, update and delete in a tenant, written only by triggers and sealed into the tenant''s Merkle log (see seq, sealed).';
+comment on column app_public.audit_log.id is 'Capture number: unique, increasing in capture order (not gapless, not the log position; see seq).';
+comment on column app_public.audit_log.xid is E'@behavior -*\nThe writing transaction; the sealer orders entries by (xid, id).';
+comment on column app_public.audit_log.api_token_id is 'The API token the change was made with, if any.';
+comment on column app_public.audit_log.v1_seq is E'@behavior -*\nPosition in the tenant''s v1 hash chain (entries captured before core v2 only).';
+comment on column app_public.audit_log.v1_prev_hash is E'@behavior -*\nThe v1 chain link (entries captured before core v2 only).';
+comment on column app_public.audit_log.v1_hash is E'@behavior -*\nSHA-256 of the v1 canonical document (entries captured before core v2 only).';
+
+-- The head row that every writer of a tenant locked is gone.
+drop table app_private.audit_heads;
+
+------------------------------------------------------------------------------
+-- 2. Capture: who/where/when, the capture number and transaction; nothing shared per tenant
+------------------------------------------------------------------------------
+create function app_private.tg_audit_log__attribute() returns trigger
+language plpgsql security definer set search_path = pg_catalog, public as $$
+declare
+  v_ip text := app_private.setting('attest.ip');
+begin
+  if pg_trigger_depth() < 2 then
+    raise exception 'audit entries are written only by the database''s capture triggers'
+      using errcode = '42501';
+  end if;
+  new.id := nextval('app_private.audit_entry_id_seq');
+  new.xid := pg_current_xact_id();
+  new.occurred_at := date_trunc('milliseconds', clock_timestamp());
+  new.actor_user_id := app_public.current_user_id();
+  new.actor_label := coalesce((select u.email from app_public.users u where u.id = new.actor_user_id), 'system');
+  new.api_token_id := (app_hidden.current_api_token()).id;
+  new.db_role := coalesce(nullif(current_setting('role'), 'none'), session_user);
+  new.request_id := left(app_private.setting('attest.request_id'), 200);
+  new.user_agent := left(app_private.setting('attest.user_agent'), 500);
+  new.surface := coalesce(app_private.setting('attest.surface'), 'sql');
+  new.v1_seq := null;
+  new.v1_prev_hash := null;
+  new.v1_hash := null;
+  begin
+    new.ip := v_ip::inet;
+  exception when others then
+    new.ip := null;
+  end;
+  return new;
+end;
+$$;
+comment on function app_private.tg_audit_log__attribute() is
+  'Fills in who, where and when, the capture number and the transaction of a new audit entry; refuses entries not written by a capture trigger.';
+
+drop trigger _100_seal on app_public.audit_log;
+drop function app_private.tg_audit_log__seal();
+grant trigger on app_public.audit_log to :DATABASE_OWNER;
+create trigger _100_attribute before insert on app_public.audit_log
+  for each row execute function app_private.tg_audit_log__attribute();
+revoke trigger on app_public.audit_log from :DATABASE_OWNER;
+
+-- The v1 document functions read the renamed columns (v1 packs and v1 leaves still use them).
+create or replace function app_private.audit_document(e app_public.audit_log) returns jsonb
+language sql stable set search_path = pg_catalog as $$
+  select jsonb_build_object(
+    'v', 1,
+    'tenant_id', e.tenant_id,
+    'seq', e.v1_seq,
+    'occurred_at', to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+    'actor_user_id', e.actor_user_id,
+    'actor_label', e.actor_label,
+    'db_role', e.db_role,
+    'action', e.action,
+    'resource_type', e.resource_type,
+    'resource_id', e.resource_id,
+    'resource_label', e.resource_label,
+    'incident_id', e.incident_id,
+    'changes', e.changes,
+    'request_id', e.request_id,
+    'ip', host(e.ip),
+    'user_agent', e.user_agent,
+    'surface', e.surface,
+    'prev_hash', encode(e.v1_prev_hash, 'hex')
+  )
+$$;
+
+create or replace function app_private.tg__audit() returns trigger
+language plpgsql security definer set search_path = pg_catalog, public as $$
+declare
+  v_resource text := tg_argv[0];
+  v_old jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
+  v_new jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
+  v_row jsonb := coalesce(v_new, v_old);
+  v_ignored text[] := app_private.audit_ignored_columns(v_resource);
+  v_changes jsonb;
+  v_action text;
+  v_label text;
+  v_incident_id uuid;
+  v_resource_id uuid;
+begin
+  -- Only the tables this trigger was written for: attached to any other table it would let that
+  -- table's rows pose as audited changes.
+  if app_private.audit_resource_of(tg_table_schema, tg_table_name) is distinct from v_resource then
+    raise exception 'app_private.tg__audit(%) is not the capture trigger of %.%', v_resource, tg_table_schema, tg_table_name
+      using errcode = '42501';
+  end if;
+  select coalesce(jsonb_object_agg(key,
+           case when tg_op = 'INSERT' then jsonb_build_object('new', n.value)
+                when tg_op = 'DELETE' then jsonb_build_object('old', o.value)
+                else jsonb_build_object('old', o.value, 'new', n.value) end), '{}')
+    into v_changes
+  from jsonb_each(coalesce(v_old, '{}')) o
+  full join jsonb_each(coalesce(v_new, '{}')) n using (key)
+  where key <> all (v_ignored)
+    and o.value is distinct from n.value
+    and (tg_op = 'UPDATE' or coalesce(n.value, o.value) <> 'null'::jsonb); -- creates and deletes list set fields only
+
+  if tg_op = 'UPDATE' and v_changes = '{}' then
+    return null; -- an update that changes nothing records nothing
+  end if;
+  v_action := app_private.audit_action(v_resource, tg_op, v_old, v_new);
+  if v_action is null then
+    return null;
+  end if;
+
+  v_incident_id := case v_resource
+    when 'incident' then (v_row->>'id')::uuid
+    when 'evidence' then (v_row->>'incident_id')::uuid
+    when 'milestone' then (v_row->>'incident_id')::uuid
+    when 'export' then (v_row->>'incident_id')::uuid
+  end;
+  v_resource_id := case v_resource
+    when 'membership' then (v_row->>'user_id')::uuid
+    when 'session' then (v_row->>'user_id')::uuid
+    else (v_row->>'id')::uuid
+  end;
+  v_label := case v_resource
+    when 'incident' then v_row->>'title'
+    when 'evidence' then v_row->>'filename'
+    when 'milestone' then
+      (case v_row->>'kind' when 'early_warning' then 'Early Warning'
+                           when 'full_notification' then 'Full Notification'
+                           else 'Final Report' end)
+      || ' · ' || coalesce((select i.title from app_public.incidents i
+                            where i.tenant_id = (v_row->>'tenant_id')::uuid and i.id = v_incident_id), '?')
+    when 'export' then 'Evidence pack · ' || coalesce((select i.title from app_public.incidents i
+                            where i.tenant_id = (v_row->>'tenant_id')::uuid and i.id = v_incident_id), '?')
+    when 'webhook' then v_row->>'url'
+    when 'membership' then (select u.email from app_public.users u where u.id = (v_row->>'user_id')::uuid)
+    when 'api_token' then v_row->>'name'
+    when 'tenant' then v_row->>'name'
+    when 'session' then v_row->>'email'
+  end;
+
+  -- The attribution trigger fills in the rest (who, where, when, capture number, transaction).
+  insert into app_public.audit_log (tenant_id, action, resource_type, resource_id, resource_label, incident_id, changes,
+                                    occurred_at, actor_label, db_role, surface)
+  values (coalesce((v_row->>'tenant_id')::uuid, (v_row->>'id')::uuid), v_action, v_resource, v_resource_id,
+          left(v_label, 500), v_incident_id, v_changes, now(), '', '', 'sql');
+  return null;
+end;
+$$;
+
+------------------------------------------------------------------------------
+-- 3. Entry bytes: what a leaf of the Merkle tree covers
+------------------------------------------------------------------------------
+-- The body of an entry: its fields as one JSON object, built from the columns in one pass (no
+-- recursion): keys in a fixed order, strings escaped by PostgreSQL's JSON encoder. v1 entries
+-- keep their v1 canonical document (what their v1 hash covers).
+create function app_private.audit_entry_body(e app_public.audit_log) returns text
+language sql stable set search_path = pg_catalog as $$
+  select case when e.v1_hash is not null then app_private.canonical_json(app_private.audit_document(e)) else
+    '{"v":2,"tenant_id":"' || e.tenant_id || '","id":' || e.id
+    || ',"occurred_at":"' || to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    || '","actor_user_id":' || coalesce('"' || e.actor_user_id || '"', 'null')
+    || ',"actor_label":' || to_json(e.actor_label)
+    || ',"api_token_id":' || coalesce('"' || e.api_token_id || '"', 'null')
+    || ',"db_role":' || to_json(e.db_role)
+    || ',"surface":' || to_json(e.surface)
+    || ',"request_id":' || coalesce(to_json(e.request_id)::text, 'null')
+    || ',"ip":' || coalesce('"' || host(e.ip) || '"', 'null')
+    || ',"user_agent":' || coalesce(to_json(e.user_agent)::text, 'null')
+    || ',"action":' || to_json(e.action)
+    || ',"resource_type":' || to_json(e.resource_type)
+    || ',"resource_id":' || coalesce('"' || e.resource_id || '"', 'null')
+    || ',"resource_label":' || coalesce(to_json(e.resource_label)::text, 'null')
+    || ',"incident_id":' || coalesce('"' || e.incident_id || '"', 'null')
+    || ',"changes":' || e.changes::text
+    || '}'
+  end
+$$;
+comment on function app_private.audit_entry_body(app_public.audit_log) is
+  'The JSON body of an audit entry as its leaf covers it (v2: fixed key order from the columns; v1 entries: their v1 canonical document).';
+
+-- The leaf: a header (format, position, link to the previous entry of the same incident), a blank
+-- line, the body. leaf hash = SHA-256(0x00 || these bytes) (RFC 9162).
+create function app_private.audit_leaf_bytes(seq bigint, incident_prev text, body text) returns bytea
+language sql immutable set search_path = pg_catalog as $$
+  select convert_to('attest-audit-entry/2' || E'\nseq ' || seq || E'\n'
+                    || coalesce('incident-prev ' || incident_prev || E'\n', '') || E'\n' || body, 'UTF8')
+$$;
+comment on function app_private.audit_leaf_bytes(bigint, text, text) is
+  'The bytes of a leaf: "attest-audit-entry/2", "seq <n>", "incident-prev <seq> <leaf hash hex>|none" (incident entries only), a blank line, the body.';
+
+------------------------------------------------------------------------------
+-- 4. The log: leaves with the subtree hashes they complete, trees, checkpoints
+------------------------------------------------------------------------------
+create table app_hidden.audit_leaves (
+  tenant_id uuid not null,
+  seq bigint not null check (seq >= 1),
+  entry_id bigint not null,
+  incident_id uuid,
+  leaf_hash bytea not null check (octet_length(leaf_hash) = 32),
+  -- The hashes of the complete subtrees whose last leaf this is, level 1 upwards (32 bytes each):
+  -- the tree's interior nodes, each stored once, found by (level, index) with one key lookup.
+  nodes bytea not null check (octet_length(nodes) % 32 = 0),
+  sealed_at timestamptz not null default now(),
+  primary key (tenant_id, seq),
+  -- (no foreign key to the entry: its check would need UPDATE on the log, which nobody has;
+  -- verification finds a leaf whose entry is gone)
+  unique (tenant_id, entry_id)
+);
+create index audit_leaves_incident_idx on app_hidden.audit_leaves (tenant_id, incident_id, seq) where incident_id is not null;
+comment on table app_hidden.audit_leaves is
+  'Each sealed audit entry''s position (seq) in its tenant''s Merkle log, its leaf hash, and the interior nodes it completes. Written only by the sealer.';
+
+create table app_private.audit_trees (
+  tenant_id uuid primary key references app_public.tenants,
+  size bigint not null,
+  -- The hashes of the complete subtrees along the right edge, indexed by level + 1 (null where
+  -- the size has a 0 bit): everything needed to append the next leaf.
+  frontier bytea[] not null,
+  updated_at timestamptz not null default now()
+);
+comment on table app_private.audit_trees is 'The sealer''s working state per tenant: tree size and right-edge subtree hashes.';
+
+create table app_private.audit_seal_state (
+  id boolean primary key default true check (id),
+  last_xid xid8 not null,
+  last_id bigint not null
+);
+comment on table app_private.audit_seal_state is 'The sealer''s cursor: every entry at or before (last_xid, last_id) in (xid, id) order is sealed.';
+
+create table app_public.audit_checkpoints (
+  tenant_id uuid not null references app_public.tenants,
+  tree_size bigint not null check (tree_size >= 1),
+  root_hash bytea not null check (octet_length(root_hash) = 32),
+  created_at timestamptz not null default now(),
+  origin text not null,
+  note text not null,
+  key_fingerprint text not null,
+  primary key (tenant_id, tree_size)
+);
+comment on table app_public.audit_checkpoints is
+  E'@behavior -insert -update -delete\nSigned checkpoints of a tenant''s audit log (C2SP tlog-checkpoint signed notes): tree size, root hash and time, signed with the installation''s Ed25519 key.';
+comment on column app_public.audit_checkpoints.note is 'The checkpoint as a C2SP signed note: origin, tree size, base64 root hash, a "time" extension line, then the signature line.';
+
+-- Nobody rewrites the log's records, not even the owner.
+create function app_private.tg__append_only() returns trigger
+language plpgsql set search_path = pg_catalog as $$
+begin
+  raise exception '% is append-only: % is not allowed', tg_table_name, tg_op using errcode = '42501';
+end;
+$$;
+create trigger _000_immutable before update or delete on app_hidden.audit_leaves
+  for each row execute function app_private.tg__append_only();
+create trigger _000_no_truncate before truncate on app_hidden.audit_leaves
+  for each statement execute function app_private.tg__append_only();
+create trigger _000_immutable before update or delete on app_public.audit_checkpoints
+  for each row execute function app_private.tg__append_only();
+create trigger _000_no_truncate before truncate on app_public.audit_checkpoints
+  for each statement execute function app_private.tg__append_only();
+revoke update, delete, truncate, references on app_hidden.audit_leaves, app_public.audit_checkpoints from :DATABASE_OWNER;
+
+-- The root of a tree from its right-edge subtree hashes (lowest level first, each folded under
+-- the larger subtree to its left). Null for an empty tree.
+create function app_private.audit_frontier_root(frontier bytea[]) returns bytea
+language plpgsql immutable set search_path = pg_catalog as $$
+declare
+  v_root bytea := null;
+begin
+  for h in 1 .. coalesce(array_length(frontier, 1), 0) loop
+    if frontier[h] is not null then
+      v_root := case when v_root is null then frontier[h] else sha256('\x01'::bytea || frontier[h] || v_root) end;
+    end if;
+  end loop;
+  return v_root;
+end;
+$$;
+comment on function app_private.audit_frontier_root(bytea[]) is 'The Merkle root from the right-edge subtree hashes of a tree.';
+
+------------------------------------------------------------------------------
+-- 5. The sealer
+------------------------------------------------------------------------------
+create function app_private.seal_audit_entries(max_entries int default 50000)
+returns table (tenant_id uuid, tree_size bigint, root_hash bytea, sealed bigint)
+language plpgsql volatile security definer set search_path = pg_catalog, public set work_mem = '64MB' as $$
+declare
+  v_horizon xid8;
+  v_state app_private.audit_seal_state;
+  r record;
+  v_tenant uuid := null;
+  v_size bigint;
+  v_base bigint;
+  v_start int;
+  v_frontier bytea[];
+  v_leaf bytea;
+  v_carry bytea;
+  v_nodes bytea;
+  v_link text;
+  h int;
+  n int := 0;
+  a_tenant uuid[] := '{}';
+  a_seq bigint[] := '{}';
+  a_entry bigint[] := '{}';
+  a_incident uuid[] := '{}';
+  a_leaf bytea[] := '{}';
+  a_nodes bytea[] := '{}';
+  t_tenant uuid[] := '{}';
+  t_size bigint[] := '{}';
+  t_frontier text[] := '{}';
+  t_sealed bigint[] := '{}';
+  v_last_xid xid8;
+  v_last_id bigint;
+begin
+  if current_setting('transaction_isolation') <> 'read committed' then
+    raise exception 'the sealer runs in READ COMMITTED (each statement must see what committed before it)'
+      using errcode = '25001';
+  end if;
+  -- One sealer at a time; a second one waits here and then continues from the first one's cursor.
+  perform pg_advisory_xact_lock(7295061840133851321);
+  select * into v_state from app_private.audit_seal_state;
+  -- Every transaction below the horizon has ended: its entries are all visible now, or never.
+  v_horizon := pg_snapshot_xmin(pg_current_snapshot());
+  v_last_xid := v_state.last_xid;
+  v_last_id := v_state.last_id;
+
+  for r in
+    with batch as (
+      select e.tenant_id, e.id, e.xid, e.incident_id, app_private.audit_entry_body(e) as body
+      from app_public.audit_log e
+      where (e.xid, e.id) > (v_state.last_xid, v_state.last_id) and e.xid < v_horizon
+      order by e.xid, e.id
+      limit max_entries
+    ), numbered as (
+      select b.*, coalesce(t.size, 0) + row_number() over (partition by b.tenant_id order by b.xid, b.id) as seq
+      from batch b left join app_private.audit_trees t on t.tenant_id = b.tenant_id
+    ), linked as (
+      select nb.*, lag(nb.seq) over (partition by nb.tenant_id, nb.incident_id order by nb.seq) as pseq
+      from numbered nb
+    )
+    select l.*,
+           case when l.incident_id is not null and l.pseq is null then
+             (select x.seq || ' ' || encode(x.leaf_hash, 'hex') from app_hidden.audit_leaves x
+               where x.tenant_id = l.tenant_id and x.incident_id = l.incident_id
+               order by x.seq desc limit 1)
+           end as stored_prev
+    from linked l
+    order by l.tenant_id, l.seq
+  loop
+    if v_tenant is distinct from r.tenant_id then
+      if v_tenant is not null then
+        t_tenant := t_tenant || v_tenant; t_size := t_size || v_size; t_frontier := t_frontier || v_frontier::text;
+        t_sealed := t_sealed || (v_size - v_base);
+      end if;
+      v_tenant := r.tenant_id;
+      select t.size, t.frontier into v_size, v_frontier from app_private.audit_trees t where t.tenant_id = r.tenant_id;
+      v_size := coalesce(v_size, 0);
+      v_frontier := coalesce(v_frontier, '{}');
+      v_base := v_size;
+      v_start := n;
+    end if;
+    v_link := case
+      when r.incident_id is null then null
+      when r.pseq is not null then r.pseq || ' ' || encode(a_leaf[(v_start + (r.pseq - v_base))::int], 'hex')
+      else coalesce(r.stored_prev, 'none')
+    end;
+    v_leaf := sha256('\x00'::bytea || app_private.audit_leaf_bytes(r.seq, v_link, r.body));
+    v_carry := v_leaf;
+    v_nodes := '\x';
+    h := 0;
+    while (v_size >> h) & 1 = 1 loop
+      v_carry := sha256('\x01'::bytea || v_frontier[h + 1] || v_carry);
+      v_nodes := v_nodes || v_carry;
+      v_frontier[h + 1] := null;
+      h := h + 1;
+    end loop;
+    v_frontier[h + 1] := v_carry;
+    v_size := v_size + 1;
+    n := n + 1;
+    a_tenant[n] := r.tenant_id; a_seq[n] := r.seq; a_entry[n] := r.id; a_incident[n] := r.incident_id;
+    a_leaf[n] := v_leaf; a_nodes[n] := v_nodes;
+    if (r.xid, r.id) > (v_last_xid, v_last_id) then
+      v_last_xid := r.xid;
+      v_last_id := r.id;
+    end if;
+  end loop;
+  if n = 0 then
+    return;
+  end if;
+  t_tenant := t_tenant || v_tenant; t_size := t_size || v_size; t_frontier := t_frontier || v_frontier::text;
+  t_sealed := t_sealed || (v_size - v_base);
+
+  insert into app_hidden.audit_leaves (tenant_id, seq, entry_id, incident_id, leaf_hash, nodes)
+  select * from unnest(a_tenant, a_seq, a_entry, a_incident, a_leaf, a_nodes);
+  insert into app_private.audit_trees as t (tenant_id, size, frontier)
+  select u.tenant_id, u.size, u.frontier::bytea[] from unnest(t_tenant, t_size, t_frontier) as u(tenant_id, size, frontier)
+  on conflict on constraint audit_trees_pkey do update set size = excluded.size, frontier = excluded.frontier, updated_at = now();
+  update app_private.audit_seal_state set last_xid = v_last_xid, last_id = v_last_id;
+
+  return query
+    select u.tenant_id, u.size, app_private.audit_frontier_root(u.frontier::bytea[]), u.sealed
+    from unnest(t_tenant, t_size, t_frontier, t_sealed) as u(tenant_id, size, frontier, sealed);
+end;
+$$;
+comment on function app_private.seal_audit_entries(int) is
+  'Seals up to max_entries committed audit entries (in (xid, id) order, below the snapshot horizon): positions, leaves, interior nodes. Returns each changed tenant''s new tree size and root and how many entries it sealed there; the caller signs a checkpoint for each in the same transaction.';
+
+-- Start: nothing sealed yet; the existing entries (xid 1) go first, in v1 chain order.
+insert into app_private.audit_seal_state (last_xid, last_id) values ('0', 0);
+
+------------------------------------------------------------------------------
+-- 6. Reading the tree: nodes, subtree hashes, proofs (RFC 9162 §2.1)
+------------------------------------------------------------------------------
+-- The hash of the complete subtree at (level, index): leaves index·2^level … (index+1)·2^level − 1.
+create function app_private.audit_node(p_tenant uuid, p_level int, p_index bigint) returns bytea
+language sql stable set search_path = pg_catalog as $$
+  select case when p_level = 0 then l.leaf_hash else substring(l.nodes from (p_level - 1) * 32 + 1 for 32) end
+  from app_hidden.audit_leaves l
+  where l.tenant_id = p_tenant and l.seq = (p_index + 1) << p_level
+$$;
+
+-- MTH(D[lo:hi]) of RFC 9162: complete subtrees are stored; others are folded from them.
+create function app_private.audit_subtree_hash(p_tenant uuid, p_lo bigint, p_hi bigint) returns bytea
+language plpgsql stable set search_path = pg_catalog as $$
+declare
+  v_n bigint := p_hi - p_lo;
+  v_k bigint := 1;
+  v_level int := 0;
+  v_hash bytea;
+begin
+  if v_n <= 0 then
+    return sha256(''::bytea);
+  end if;
+  if v_n & (v_n - 1) = 0 and p_lo % v_n = 0 then
+    while (1::bigint << v_level) < v_n loop
+      v_level := v_level + 1;
+    end loop;
+    v_hash := app_private.audit_node(p_tenant, v_level, p_lo >> v_level);
+    if v_hash is null then
+      raise exception 'the audit log of tenant % has no node for leaves % to %', p_tenant, p_lo, p_hi - 1 using errcode = 'P0002';
+    end if;
+    return v_hash;
+  end if;
+  while v_k * 2 < v_n loop
+    v_k := v_k * 2;
+  end loop;
+  return sha256('\x01'::bytea || app_private.audit_subtree_hash(p_tenant, p_lo, p_lo + v_k)
+                              || app_private.audit_subtree_hash(p_tenant, p_lo + v_k, p_hi));
+end;
+$$;
+
+-- The inclusion proof of leaf `p_index` (0-based) in the tree of size `p_size`, leaf side first.
+create function app_private.audit_inclusion_path(p_tenant uuid, p_index bigint, p_size bigint) returns bytea[]
+language plpgsql stable set search_path = pg_catalog as $$
+declare
+  v_lo bigint := 0;
+  v_hi bigint := p_size;
+  v_k bigint;
+  v_top_down bytea[] := '{}';
+begin
+  if p_index < 0 or p_index >= p_size then
+    raise exception 'leaf % is not in a tree of size %', p_index, p_size using errcode = '22023';
+  end if;
+  while v_hi - v_lo > 1 loop
+    v_k := 1;
+    while v_k * 2 < v_hi - v_lo loop
+      v_k := v_k * 2;
+    end loop;
+    if p_index < v_lo + v_k then
+      v_top_down := v_top_down || app_private.audit_subtree_hash(p_tenant, v_lo + v_k, v_hi);
+      v_hi := v_lo + v_k;
+    else
+      v_top_down := v_top_down || app_private.audit_subtree_hash(p_tenant, v_lo, v_lo + v_k);
+      v_lo := v_lo + v_k;
+    end if;
+  end loop;
+  return array(select v_top_down[i] from generate_series(coalesce(array_length(v_top_down, 1), 0), 1, -1) i);
+end;
+$$;
+
+-- The consistency proof between the trees of sizes p_old and p_new (RFC 9162 §2.1.4.1).
+create function app_private.audit_consistency_path(p_tenant uuid, p_old bigint, p_new bigint) returns bytea[]
+language plpgsql stable set search_path = pg_catalog as $$
+declare
+  v_lo bigint := 0;
+  v_hi bigint := p_new;
+  v_m bigint := p_old;
+  v_complete boolean := true;
+  v_k bigint;
+  v_top_down bytea[] := '{}';
+  v_base bytea[] := '{}';
+begin
+  if p_old < 1 or p_old > p_new then
+    raise exception 'no consistency proof from size % to size %', p_old, p_new using errcode = '22023';
+  end if;
+  if p_old = p_new then
+    return '{}';
+  end if;
+  loop
+    if v_m = v_hi - v_lo then
+      if not v_complete then
+        v_base := array[app_private.audit_subtree_hash(p_tenant, v_lo, v_hi)];
+      end if;
+      exit;
+    end if;
+    v_k := 1;
+    while v_k * 2 < v_hi - v_lo loop
+      v_k := v_k * 2;
+    end loop;
+    if v_m <= v_k then
+      v_top_down := v_top_down || app_private.audit_subtree_hash(p_tenant, v_lo + v_k, v_hi);
+      v_hi := v_lo + v_k;
+    else
+      v_top_down := v_top_down || app_private.audit_subtree_hash(p_tenant, v_lo, v_lo + v_k);
+      v_m := v_m - v_k;
+      v_lo := v_lo + v_k;
+      v_complete := false;
+    end if;
+  end loop;
+  return v_base || array(select v_top_down[i] from generate_series(coalesce(array_length(v_top_down, 1), 0), 1, -1) i);
+end;
+$$;
+
+------------------------------------------------------------------------------
+-- 7. Checkpoints: signed by the sealer (Node holds the key), checked against the tree here
+------------------------------------------------------------------------------
+create function app_private.tg_audit_checkpoints__check() returns trigger
+language plpgsql security definer set search_path = pg_catalog, public as $$
+begin
+  if new.root_hash is distinct from app_private.audit_subtree_hash(new.tenant_id, 0, new.tree_size) then
+    raise exception 'checkpoint of tenant % at size % does not match the log''s root', new.tenant_id, new.tree_size
+      using errcode = '23514';
+  end if;
+  if position(E'\n' || new.tree_size || E'\n' || encode(new.root_hash, 'base64') || E'\n' in new.note) = 0 then
+    raise exception 'checkpoint note does not state size % and its root', new.tree_size using errcode = '23514';
+  end if;
+  new.created_at := now();
+  return new;
+end;
+$$;
+create trigger _100_check before insert on app_public.audit_checkpoints
+  for each row execute function app_private.tg_audit_checkpoints__check();
+revoke trigger on app_hidden.audit_leaves, app_public.audit_checkpoints from :DATABASE_OWNER;
+
+-- Heads that have no checkpoint yet (after this migration, or after a sealer that could not sign).
+create function app_private.unsigned_audit_heads() returns table (tenant_id uuid, tree_size bigint, root_hash bytea)
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select t.tenant_id, t.size, app_private.audit_frontier_root(t.frontier)
+  from app_private.audit_trees t
+  where not exists (select 1 from app_public.audit_checkpoints c where c.tenant_id = t.tenant_id and c.tree_size = t.size)
+$$;
+
+create function app_private.add_audit_checkpoint(p_tenant uuid, p_size bigint, p_root bytea, p_origin text, p_note text, p_fingerprint text)
+returns void
+language sql volatile security definer set search_path = pg_catalog, public as $$
+  insert into app_public.audit_checkpoints (tenant_id, tree_size, root_hash, origin, note, key_fingerprint)
+  values (p_tenant, p_size, p_root, p_origin, p_note, p_fingerprint)
+  on conflict (tenant_id, tree_size) do nothing
+$$;
+
+------------------------------------------------------------------------------
+-- 8. Verification: entries ↔ leaves ↔ tree ↔ checkpoints, naming the first bad position
+------------------------------------------------------------------------------
+create function app_private.verify_audit_log(p_tenant uuid)
+returns table (valid boolean, entries bigint, last_seq bigint, first_invalid_seq bigint, problem text,
+               tree_size bigint, root_hash bytea, checkpoint_size bigint, pending bigint)
+language plpgsql stable security definer set search_path = pg_catalog, public set work_mem = '256MB' as $$
+declare
+  v_state app_private.audit_seal_state;
+  v_size bigint;
+  v_frontier bytea[];
+  v_root bytea;
+  v_count bigint;
+  v_max bigint;
+  v_bad bigint;
+  v_pending bigint;
+  v_entries bigint;
+  v_cp record;
+begin
+  select * into v_state from app_private.audit_seal_state;
+  select t.size, t.frontier into v_size, v_frontier from app_private.audit_trees t where t.tenant_id = p_tenant;
+  v_size := coalesce(v_size, 0);
+  v_root := app_private.audit_frontier_root(v_frontier);
+  select count(*) filter (where (e.xid, e.id) > (v_state.last_xid, v_state.last_id)), count(*)
+    into v_pending, v_entries
+  from app_public.audit_log e where e.tenant_id = p_tenant;
+  select c.tree_size, c.root_hash into v_cp from app_public.audit_checkpoints c
+  where c.tenant_id = p_tenant order by c.tree_size desc limit 1;
+
+  -- Positions 1 … size, each once.
+  select count(*), max(l.seq) into v_count, v_max from app_hidden.audit_leaves l where l.tenant_id = p_tenant;
+  if v_count <> v_size or coalesce(v_max, 0) <> v_size then
+    select min(g) into v_bad from generate_series(1, greatest(v_size, coalesce(v_max, 0))) g
+    where not exists (select 1 from app_hidden.audit_leaves l where l.tenant_id = p_tenant and l.seq = g);
+    return query select false, v_entries, v_size, coalesce(v_bad, least(v_size, v_max) + 1),
+      format('position %s of the log is missing (the log should hold %s entries, %s are there)', coalesce(v_bad, v_size + 1), v_size, v_count),
+      v_size, v_root, v_cp.tree_size, v_pending;
+    return;
+  end if;
+
+  -- Each leaf is the hash of its entry as stored now, linked to the previous entry of its incident.
+  select min(x.seq) into v_bad
+  from (
+    select l.seq, l.leaf_hash, l.incident_id, l.entry_id,
+           lag(l.seq) over w as pseq, lag(l.leaf_hash) over w as pleaf
+    from app_hidden.audit_leaves l
+    where l.tenant_id = p_tenant
+    window w as (partition by l.incident_id order by l.seq)
+  ) x
+  left join app_public.audit_log e on e.tenant_id = p_tenant and e.id = x.entry_id
+  where e.id is null
+     or e.incident_id is distinct from x.incident_id
+     or x.leaf_hash <> sha256('\x00'::bytea || app_private.audit_leaf_bytes(x.seq,
+          case when x.incident_id is null then null
+               when x.pseq is null then 'none'
+               else x.pseq || ' ' || encode(x.pleaf, 'hex') end,
+          app_private.audit_entry_body(e)));
+  if v_bad is not null then
+    return query select false, v_entries, v_size, v_bad,
+      format('entry %s was altered, removed or replaced: it does not match its leaf in the log', v_bad),
+      v_size, v_root, v_cp.tree_size, v_pending;
+    return;
+  end if;
+
+  -- Each interior node is the hash of its two children; each leaf completes the right subtrees.
+  select min(l.seq) into v_bad
+  from app_hidden.audit_leaves l
+  left join lateral (
+    select bool_and(substring(l.nodes from (h - 1) * 32 + 1 for 32) = sha256('\x01'::bytea
+             || case when h = 1 then c.leaf_hash else substring(c.nodes from (h - 2) * 32 + 1 for 32) end
+             || case when h = 1 then l.leaf_hash else substring(l.nodes from (h - 2) * 32 + 1 for 32) end)) as ok
+    from generate_series(1, octet_length(l.nodes) / 32) h
+    left join app_hidden.audit_leaves c on c.tenant_id = p_tenant and c.seq = l.seq - (1::bigint << (h - 1))
+  ) n on true
+  where l.tenant_id = p_tenant
+    and ((1::bigint << (octet_length(l.nodes) / 32)) <> (l.seq & -l.seq) or not coalesce(n.ok, true));
+  if v_bad is not null then
+    return query select false, v_entries, v_size, v_bad,
+      format('the log''s tree is damaged at entry %s: a stored hash does not match the entries below it', v_bad),
+      v_size, v_root, v_cp.tree_size, v_pending;
+    return;
+  end if;
+
+  -- Entries below the sealer's cursor all have their place in the log.
+  if v_entries - v_pending <> v_size then
+    select min(e.id) into v_bad from app_public.audit_log e
+    where e.tenant_id = p_tenant and (e.xid, e.id) <= (v_state.last_xid, v_state.last_id)
+      and not exists (select 1 from app_hidden.audit_leaves l where l.tenant_id = p_tenant and l.entry_id = e.id);
+    return query select false, v_entries, v_size, null::bigint,
+      format('%s sealed entries are missing from the log (e.g. entry id %s has no position)', v_entries - v_pending - v_size, v_bad),
+      v_size, v_root, v_cp.tree_size, v_pending;
+    return;
+  end if;
+
+  -- Every checkpoint this log has published is a state of this tree.
+  if v_cp.tree_size > v_size then
+    return query select false, v_entries, v_size, v_size + 1,
+      format('the log holds %s entries but its checkpoint of %s entries was published: entries were removed from the end', v_size, v_cp.tree_size),
+      v_size, v_root, v_cp.tree_size, v_pending;
+    return;
+  end if;
+  select min(c.tree_size) into v_bad from app_public.audit_checkpoints c
+  where c.tenant_id = p_tenant and c.root_hash <> app_private.audit_subtree_hash(p_tenant, 0, c.tree_size);
+  if v_bad is not null then
+    return query select false, v_entries, v_size, v_bad,
+      format('the log no longer matches its checkpoint at %s entries: history up to there was rewritten', v_bad),
+      v_size, v_root, v_cp.tree_size, v_pending;
+    return;
+  end if;
+
+  return query select true, v_entries, v_size, null::bigint, null::text, v_size, v_root, v_cp.tree_size, v_pending;
+end;
+$$;
+comment on function app_private.verify_audit_log(uuid) is
+  'Verifies a tenant''s audit log: every position, every leaf against its entry, every interior node, every entry sealed, every checkpoint. Names the first bad position.';
+
+-- The DBAs' entry point keeps its name and its first columns.
+drop view reporting.chain_status;
+drop function app_public.verify_audit_chain(uuid);
+create function app_public.verify_audit_chain(tenant_id uuid)
+returns table (valid boolean, entries bigint, last_seq bigint, first_invalid_seq bigint, problem text,
+               tree_size bigint, root_hash text, checkpoint_size bigint, pending bigint)
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select v.valid, v.entries, v.last_seq, v.first_invalid_seq, v.problem, v.tree_size, encode(v.root_hash, 'hex'),
+         v.checkpoint_size, v.pending
+  from app_private.verify_audit_log(verify_audit_chain.tenant_id) v
+$$;
+comment on function app_public.verify_audit_chain(uuid) is
+  E'@behavior -*\nVerifies a tenant''s audit log (entries, leaves, tree, checkpoints) and names the first bad position. entries counts captured entries, pending those not sealed yet.';
+grant execute on function app_public.verify_audit_chain(uuid) to :DATABASE_REPORTING;
+
+alter table app_private.chain_verifications add column tree_size bigint;
+alter table app_private.chain_verifications add column pending bigint;
+
+create or replace function app_private.record_chain_verifications() returns int
+language sql volatile security definer set search_path = pg_catalog, public as $$
+  with verified as (
+    insert into app_private.chain_verifications (tenant_id, valid, entries, last_seq, first_invalid_seq, problem, tree_size, pending)
+    select t.id, v.valid, v.entries, v.last_seq, v.first_invalid_seq, v.problem, v.tree_size, v.pending
+    from app_public.tenants t cross join lateral app_private.verify_audit_log(t.id) v
+    returning 1
+  )
+  select count(*)::int from verified
+$$;
+
+create or replace function app_public.verify_current_audit_chain()
+returns table (checked_at timestamptz, valid boolean, entries bigint, last_seq bigint, first_invalid_seq bigint, problem text)
+language plpgsql volatile security definer set search_path = pg_catalog, public as $$
+begin
+  if not app_hidden.audit_log_readable() then
+    raise exception 'Only owners and admins can verify the audit log' using errcode = '42501';
+  end if;
+  return query
+  insert into app_private.chain_verifications as v (tenant_id, valid, entries, last_seq, first_invalid_seq, problem, tree_size, pending)
+  select app_public.current_tenant_id(), c.valid, c.entries, c.last_seq, c.first_invalid_seq, c.problem, c.tree_size, c.pending
+  from app_private.verify_audit_log(app_public.current_tenant_id()) c
+  returning v.checked_at, v.valid, v.entries, v.last_seq, v.first_invalid_seq, v.problem;
+end;
+$$;
+
+-- Chain status for DBAs: the latest recorded verification (daily job, "Verify now"), and the
+-- log's live size; reading it verifies nothing.
+create view reporting.chain_status as
+  select t.slug as tenant_slug, v.valid, v.entries, v.last_seq, v.first_invalid_seq, v.problem,
+         v.checked_at, coalesce(tr.size, 0) as tree_size,
+         (select max(c.tree_size) from app_public.audit_checkpoints c where c.tenant_id = t.id) as checkpoint_size
+  from app_public.tenants t
+  left join lateral (
+    select * from app_private.chain_verifications cv where cv.tenant_id = t.id order by cv.checked_at desc limit 1
+  ) v on true
+  left join app_private.audit_trees tr on tr.tenant_id = t.id;
+comment on view reporting.chain_status is
+  'Per tenant: the latest recorded verification of its audit log (when it ran and what it found) and the log''s current size and latest checkpoint.';
+grant select on reporting.chain_status to :DATABASE_REPORTING;
+
+------------------------------------------------------------------------------
+-- 9. Who may read the log's positions, checkpoints and proofs
+------------------------------------------------------------------------------
+alter table app_hidden.audit_leaves enable row level security;
+create policy select_managers_with_feature on app_hidden.audit_leaves for select
+  using (tenant_id = (select app_public.current_tenant_id()) and (select app_hidden.audit_log_readable()));
+grant select on app_hidden.audit_leaves to :DATABASE_VISITOR;
+
+alter table app_public.audit_checkpoints enable row level security;
+create policy select_managers_with_feature on app_public.audit_checkpoints for select
+  using (tenant_id = (select app_public.current_tenant_id()) and (select app_hidden.audit_log_readable()));
+grant select on app_public.audit_checkpoints to :DATABASE_VISITOR;
+
+create function app_public.audit_log_seq(e app_public.audit_log) returns bigint
+language sql stable set search_path = pg_catalog, public as $$
+  select l.seq from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id
+$$;
+comment on function app_public.audit_log_seq(app_public.audit_log) is
+  'Position of the entry in its tenant''s log (1, 2, 3, … without gaps), or null while it is pending (not sealed yet, normally under 2 seconds).';
+create function app_public.audit_log_sealed_at(e app_public.audit_log) returns timestamptz
+language sql stable set search_path = pg_catalog, public as $$
+  select l.sealed_at from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id
+$$;
+comment on function app_public.audit_log_sealed_at(app_public.audit_log) is 'When the entry was sealed into the log, or null while pending.';
+create function app_public.audit_log_leaf_hash(e app_public.audit_log) returns text
+language sql stable set search_path = pg_catalog, public as $$
+  select encode(l.leaf_hash, 'hex') from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id
+$$;
+comment on function app_public.audit_log_leaf_hash(app_public.audit_log) is
+  'The entry''s leaf hash in the log (hex): SHA-256(0x00 || leaf bytes), RFC 9162. Null while pending.';
+create function app_public.audit_checkpoints_root_hash_hex(c app_public.audit_checkpoints) returns text
+language sql immutable set search_path = pg_catalog as $$
+  select encode(c.root_hash, 'hex')
+$$;
+comment on function app_public.audit_checkpoints_root_hash_hex(app_public.audit_checkpoints) is 'The root hash in hex.';
+
+create type app_public.audit_inclusion_proof as (
+  seq bigint,
+  leaf_index bigint,
+  tree_size bigint,
+  leaf_hash text,
+  root_hash text,
+  proof text[],
+  checkpoint text
+);
+comment on type app_public.audit_inclusion_proof is
+  'An RFC 9162 inclusion proof (hashes in hex, leaf side first) of an entry in a signed checkpoint of its tenant''s log.';
+
+create type app_public.audit_consistency_proof as (
+  from_size bigint,
+  to_size bigint,
+  from_root_hash text,
+  to_root_hash text,
+  proof text[]
+);
+comment on type app_public.audit_consistency_proof is 'An RFC 9162 consistency proof (hashes in hex) between two checkpoints of a tenant''s log.';
+
+create function app_private.inclusion_proof(p_tenant uuid, p_seq bigint, p_tree_size bigint)
+returns app_public.audit_inclusion_proof
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+  v_cp app_public.audit_checkpoints;
+  v_leaf bytea;
+begin
+  select * into v_cp from app_public.audit_checkpoints c
+  where c.tenant_id = p_tenant and (p_tree_size is null or c.tree_size = p_tree_size) and c.tree_size >= p_seq
+  order by c.tree_size desc limit 1;
+  if v_cp.tree_size is null then
+    raise exception 'no checkpoint of this log covers entry % (it may still be pending)', p_seq using errcode = 'P0002';
+  end if;
+  select l.leaf_hash into v_leaf from app_hidden.audit_leaves l where l.tenant_id = p_tenant and l.seq = p_seq;
+  if v_leaf is null then
+    raise exception 'entry % is not in the log', p_seq using errcode = 'P0002';
+  end if;
+  return row(p_seq, p_seq - 1, v_cp.tree_size, encode(v_leaf, 'hex'), encode(v_cp.root_hash, 'hex'),
+             array(select encode(h, 'hex') from unnest(app_private.audit_inclusion_path(p_tenant, p_seq - 1, v_cp.tree_size)) h),
+             v_cp.note)::app_public.audit_inclusion_proof;
+end;
+$$;
+
+create function app_private.consistency_proof(p_tenant uuid, p_from bigint, p_to bigint)
+returns app_public.audit_consistency_proof
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+  v_from bytea := (select c.root_hash from app_public.audit_checkpoints c where c.tenant_id = p_tenant and c.tree_size = p_from);
+  v_to bytea := (select c.root_hash from app_public.audit_checkpoints c where c.tenant_id = p_tenant and c.tree_size = p_to);
+begin
+  if v_from is null or v_to is null then
+    raise exception 'both sizes must be checkpoints of this log (%, %)', p_from, p_to using errcode = 'P0002';
+  end if;
+  return row(p_from, p_to, encode(v_from, 'hex'), encode(v_to, 'hex'),
+             array(select encode(h, 'hex') from unnest(app_private.audit_consistency_path(p_tenant, p_from, p_to)) h))::app_public.audit_consistency_proof;
+end;
+$$;
+
+-- For owners and admins (GraphQL): proofs in the current tenant.
+create function app_public.audit_log_inclusion_proof(e app_public.audit_log, tree_size bigint default null)
+returns app_public.audit_inclusion_proof
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select app_private.inclusion_proof(e.tenant_id, l.seq, audit_log_inclusion_proof.tree_size)
+  from app_hidden.audit_leaves l
+  where l.tenant_id = e.tenant_id and l.entry_id = e.id
+    and e.tenant_id = app_public.current_tenant_id() and app_hidden.audit_log_readable()
+$$;
+comment on function app_public.audit_log_inclusion_proof(app_public.audit_log, bigint) is
+  'The entry''s inclusion proof in the latest checkpoint of the log (or the checkpoint of the given tree size). Null while the entry is pending.';
+
+create function app_public.audit_consistency_proof(from_size bigint, to_size bigint)
+returns app_public.audit_consistency_proof
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+begin
+  if not app_hidden.audit_log_readable() then
+    raise exception 'Only owners and admins can read the audit log''s proofs' using errcode = '42501';
+  end if;
+  return app_private.consistency_proof(app_public.current_tenant_id(), from_size, to_size);
+end;
+$$;
+comment on function app_public.audit_consistency_proof(bigint, bigint) is
+  'Proves that the log at checkpoint to_size extends the log at checkpoint from_size (owner/admin with auditLog).';
+
+grant execute on function app_public.audit_log_seq(app_public.audit_log), app_public.audit_log_sealed_at(app_public.audit_log),
+  app_public.audit_log_leaf_hash(app_public.audit_log), app_public.audit_checkpoints_root_hash_hex(app_public.audit_checkpoints),
+  app_public.audit_log_inclusion_proof(app_public.audit_log, bigint), app_public.audit_consistency_proof(bigint, bigint)
+  to :DATABASE_VISITOR;
+
+-- For DBAs: the same proofs for any tenant, and the log's checkpoints.
+create function reporting.audit_inclusion_proof(tenant_id uuid, seq bigint, tree_size bigint default null)
+returns app_public.audit_inclusion_proof
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select app_private.inclusion_proof(audit_inclusion_proof.tenant_id, audit_inclusion_proof.seq, audit_inclusion_proof.tree_size)
+$$;
+comment on function reporting.audit_inclusion_proof(uuid, bigint, bigint) is 'Inclusion proof of a tenant''s entry at seq in a checkpoint (latest by default).';
+create function reporting.audit_consistency_proof(tenant_id uuid, from_size bigint, to_size bigint)
+returns app_public.audit_consistency_proof
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select app_private.consistency_proof(audit_consistency_proof.tenant_id, audit_consistency_proof.from_size, audit_consistency_proof.to_size)
+$$;
+comment on function reporting.audit_consistency_proof(uuid, bigint, bigint) is 'Consistency proof between two checkpoints of a tenant''s log.';
+grant usage on type app_public.audit_inclusion_proof, app_public.audit_consistency_proof to :DATABASE_REPORTING;
+grant execute on function reporting.audit_inclusion_proof(uuid, bigint, bigint), reporting.audit_consistency_proof(uuid, bigint, bigint)
+  to :DATABASE_REPORTING;
+
+create view reporting.audit_checkpoints as
+  select t.slug as tenant_slug, c.tenant_id, c.tree_size, encode(c.root_hash, 'hex') as root_hash, c.created_at,
+         c.origin, c.note, c.key_fingerprint
+  from app_public.audit_checkpoints c join app_public.tenants t on t.id = c.tenant_id;
+comment on view reporting.audit_checkpoints is 'Every signed checkpoint of every tenant''s audit log (tree size, root hash in hex, the signed note).';
+grant select on reporting.audit_checkpoints to :DATABASE_REPORTING;
+
+-- Entries for DBAs: the log position and leaf hash (hex) once sealed.
+drop view reporting.audit_entries;
+create view reporting.audit_entries as
+  select t.slug as tenant_slug, t.name as tenant_name, e.tenant_id, l.seq, e.id as entry_id, e.occurred_at,
+         e.actor_label as actor, e.actor_user_id, e.api_token_id, e.db_role, e.action, e.resource_type, e.resource_id,
+         e.resource_label, e.incident_id, e.changes, e.surface, e.request_id, e.ip, e.user_agent,
+         encode(l.leaf_hash, 'hex') as leaf_hash, l.sealed_at
+  from app_public.audit_log e
+  join app_public.tenants t on t.id = e.tenant_id
+  left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id;
+comment on view reporting.audit_entries is
+  'Every audit entry of every tenant, with the tenant''s slug, its position (seq) and leaf hash once sealed (null while pending).';
+grant select on reporting.audit_entries to :DATABASE_REPORTING;
+
+------------------------------------------------------------------------------
+-- 10. Everything that named entries by their v1 position now uses the capture number
+------------------------------------------------------------------------------
+create or replace function app_public.incidents_audit_trail(i app_public.incidents) returns setof app_public.audit_log
+language sql stable set search_path = pg_catalog, public as $$
+  select e.* from app_public.audit_log e
+  where e.tenant_id = i.tenant_id and e.incident_id = i.id
+  order by e.id desc
+$$;
+
+alter table app_private.webhook_deliveries rename column audit_seq to audit_entry_id;
+create or replace function app_private.tg_audit_log__webhooks() returns trigger
+language plpgsql security definer set search_path = pg_catalog, public as $$
+declare
+  v_hook record;
+begin
+  for v_hook in
+    select w.id from app_public.webhooks w
+    where w.tenant_id = new.tenant_id and w.active and app_private.webhook_wants(w.actions, new.action)
+  loop
+    insert into app_private.webhook_deliveries (tenant_id, webhook_id, audit_entry_id, action)
+    values (new.tenant_id, v_hook.id, new.id, new.action);
+    perform app_private.enqueue_webhook_delivery(new.tenant_id, v_hook.id);
+  end loop;
+  return null;
+end;
+$$;
+
+-- Seal what exists now (the v1 entries become the first leaves; checkpoints follow on the
+-- sealer's first run, which signs every head that has none).
+select count(*) from app_private.seal_audit_entries(2147483647);

@@ -1,0 +1,383 @@
+/**
+ * Audit core v2 in the database: capture takes no tenant-wide lock, the sealer orders committed
+ * entries into gapless per-tenant Merkle logs (two sealers, a killed sealer), checkpoints are
+ * signed notes of those trees, SQL proofs verify with the Node verifier, and
+ * app_public.verify_audit_chain names the first bad position after superuser tampering (done in
+ * a transaction that is rolled back, with triggers off through session_replication_role).
+ */
+import { createPublicKey } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkpointSignedBy, parseCheckpoint } from "../../src/audit/checkpoint.ts";
+import { activeSigningKey } from "../../src/audit/keys.ts";
+import { hashLeaf, inclusionProofOf, rootOf, verifyConsistency, verifyInclusion } from "../../src/audit/merkle.ts";
+import { sealOnce } from "../../src/audit/sealer.ts";
+import { withContext } from "../../src/db/context.ts";
+import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
+import { sealAll, TEST_ORIGIN } from "../helpers/seal.ts";
+
+interface Verdict {
+  valid: boolean;
+  entries: string;
+  last_seq: string;
+  first_invalid_seq: string | null;
+  problem: string | null;
+  pending: string;
+}
+
+const hex = (s: string) => Buffer.from(s, "hex");
+
+describe.each(servers())("audit log v2 on $name", (server) => {
+  let t: TestDatabase;
+  let demo: string;
+
+  beforeAll(async () => {
+    t = await createTestDatabase(server, { seed: true });
+    demo = (await ids(t)).tenants.demo;
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  const verify = async (tenant: string): Promise<Verdict> =>
+    (await t.superuser.query<Verdict>("select * from app_public.verify_audit_chain($1)", [tenant])).rows[0];
+
+  async function newTenant(slug: string): Promise<string> {
+    const { rows } = await t.superuser.query(
+      "insert into app_public.tenants (slug, name, plan_id) values ($1, $1, 'business') returning id",
+      [slug],
+    );
+    return rows[0].id;
+  }
+
+  /** Tampers as a superuser with triggers off, verifies in the same transaction, rolls back. */
+  async function tamper(sql: string[], tenant = demo): Promise<Verdict> {
+    const client = new pg.Client({ connectionString: t.superUrl });
+    await client.connect();
+    try {
+      await client.query("begin");
+      await client.query("set local session_replication_role = replica");
+      for (const statement of sql) await client.query(statement, [tenant]);
+      const { rows } = await client.query<Verdict>("select * from app_public.verify_audit_chain($1)", [tenant]);
+      return rows[0];
+    } finally {
+      await client.query("rollback");
+      await client.end();
+    }
+  }
+
+  it("seals every seeded entry into gapless logs that verify, with signed checkpoints", async () => {
+    const { rows } = await t.superuser.query(
+      "select t.slug, v.* from app_public.tenants t cross join lateral app_public.verify_audit_chain(t.id) v order by slug",
+    );
+    expect(rows.map((r) => [r.slug, r.valid, r.problem, r.pending])).toEqual([
+      ["basic", true, null, "0"],
+      ["demo", true, null, "0"],
+    ]);
+    const demoRow = rows.find((r) => r.slug === "demo");
+    const { rows: leaves } = await t.superuser.query(
+      "select count(*)::int as n, min(seq)::int as min, max(seq)::int as max from app_hidden.audit_leaves where tenant_id = $1",
+      [demo],
+    );
+    expect(leaves[0]).toEqual({ n: Number(demoRow.entries), min: 1, max: Number(demoRow.entries) });
+
+    const key = await activeSigningKey(t.pools.owner);
+    const { rows: cps } = await t.superuser.query(
+      "select tree_size, root_hash, note, origin from app_public.audit_checkpoints where tenant_id = $1 order by tree_size desc limit 1",
+      [demo],
+    );
+    const cp = parseCheckpoint(cps[0].note);
+    expect(cp).toMatchObject({ origin: `${TEST_ORIGIN}/audit/${demo}`, treeSize: Number(demoRow.entries) });
+    expect(cp.rootHash.equals(cps[0].root_hash)).toBe(true);
+    expect(checkpointSignedBy(cp, createPublicKey(key.privateKey))).toBe(true);
+    // The Node computation of the root over the stored leaves gives the signed root.
+    const { rows: all } = await t.superuser.query(
+      "select leaf_hash from app_hidden.audit_leaves where tenant_id = $1 order by seq",
+      [demo],
+    );
+    expect(rootOf(all.map((r) => r.leaf_hash)).equals(cp.rootHash)).toBe(true);
+  });
+
+  it("gives every leaf the hash of its bytes: header, incident link, body", async () => {
+    const { rows } = await t.superuser.query(
+      `select l.seq, l.leaf_hash, l.incident_id, app_private.audit_entry_body(e) as body,
+              lag(l.seq) over w as pseq, lag(l.leaf_hash) over w as pleaf
+       from app_hidden.audit_leaves l join app_public.audit_log e on e.tenant_id = l.tenant_id and e.id = l.entry_id
+       where l.tenant_id = $1 window w as (partition by l.incident_id order by l.seq) order by l.seq`,
+      [demo],
+    );
+    for (const r of rows) {
+      const link =
+        r.incident_id === null ? "" : `incident-prev ${r.pseq === null ? "none" : `${r.pseq} ${r.pleaf.toString("hex")}`}\n`;
+      const bytes = Buffer.from(`attest-audit-entry/2\nseq ${r.seq}\n${link}\n${r.body}`, "utf8");
+      expect(hashLeaf(bytes).equals(r.leaf_hash), `seq ${r.seq}`).toBe(true);
+      expect(JSON.parse(r.body).tenant_id).toBe(demo); // the body is JSON a verifier can read
+    }
+  });
+
+  it("never makes a writer wait for another writer of the same tenant", async () => {
+    const tenant = await newTenant("nolock");
+    await sealAll(t.pools.owner);
+    const holder = await t.pools.owner.connect();
+    try {
+      await holder.query("begin");
+      await holder.query("insert into app_public.incidents (tenant_id, title) values ($1, 'held open')", [tenant]);
+      // A second writer in the same tenant, while the first transaction is still open.
+      const started = Date.now();
+      await withContext(t.pools.owner, { surface: "sql" }, async (c) => {
+        await c.query("set local lock_timeout = '2s'");
+        await c.query("insert into app_public.incidents (tenant_id, title) values ($1, 'second writer')", [tenant]);
+      });
+      expect(Date.now() - started).toBeLessThan(2000);
+      // The second writer committed first but began after the first: its entry waits for the
+      // first transaction to end, so it cannot take a position before it.
+      await sealAll(t.pools.owner);
+      expect((await verify(tenant)).pending).toBe("1");
+      await holder.query("commit");
+    } finally {
+      holder.release();
+    }
+    await sealAll(t.pools.owner);
+    const { rows } = await t.superuser.query(
+      `select l.seq, e.resource_label from app_hidden.audit_leaves l
+       join app_public.audit_log e on e.tenant_id = l.tenant_id and e.id = l.entry_id
+       where l.tenant_id = $1 and e.action = 'incident.created' order by l.seq`,
+      [tenant],
+    );
+    expect(rows.map((r) => r.resource_label)).toEqual(["held open", "second writer"]);
+    expect(await verify(tenant)).toMatchObject({ valid: true, pending: "0" });
+  });
+
+  it("keeps gapless, valid logs with concurrent writers in several tenants and two sealers", async () => {
+    const tenants = [await newTenant("conc-a"), await newTenant("conc-b"), await newTenant("conc-c")];
+    let writing = true;
+    const key = await activeSigningKey(t.pools.owner);
+    const sealers = [0, 1].map(async () => {
+      let sealed = 0;
+      while (writing) {
+        sealed += (await sealOnce(t.pools.owner, { key, originPrefix: TEST_ORIGIN, maxEntries: 7 })).sealed;
+      }
+      return sealed;
+    });
+    const writers = Array.from({ length: 6 }, (_, w) =>
+      (async () => {
+        for (let i = 0; i < 12; i++) {
+          const tenant = tenants[(w + i) % tenants.length];
+          await withContext(t.pools.owner, { surface: "sql" }, async (c) => {
+            const { rows } = await c.query(
+              "insert into app_public.incidents (tenant_id, title) values ($1, $2) returning id",
+              [tenant, `w${w}-${i}`],
+            );
+            await c.query("update app_public.incidents set status = 'in_progress' where tenant_id = $1 and id = $2", [
+              tenant,
+              rows[0].id,
+            ]);
+          });
+        }
+      })(),
+    );
+    await Promise.all(writers);
+    writing = false;
+    const sealedWhileWriting = (await Promise.all(sealers)).reduce((a, b) => a + b, 0);
+    expect(sealedWhileWriting).toBeGreaterThan(0);
+    await sealAll(t.pools.owner);
+    const { rows } = await t.superuser.query(
+      `select v.*, (select count(*) from app_hidden.audit_leaves l where l.tenant_id = t.id)::int as leaves,
+              (select count(distinct l.entry_id) from app_hidden.audit_leaves l where l.tenant_id = t.id)::int as distinct_entries
+       from app_public.tenants t cross join lateral app_public.verify_audit_chain(t.id) v where t.id = any($1::uuid[])`,
+      [tenants],
+    );
+    expect(rows.map((r) => [r.valid, r.pending])).toEqual([
+      [true, "0"],
+      [true, "0"],
+      [true, "0"],
+    ]);
+    // 1 tenant.created + 2 entries per write; 6 writers × 12 writes spread over 3 tenants.
+    expect(rows.reduce((sum, r) => sum + r.leaves, 0)).toBe(3 + 6 * 12 * 2);
+    for (const r of rows) expect(r.distinct_entries).toBe(r.leaves);
+  });
+
+  it("loses and duplicates nothing when a sealer is killed mid-batch", async () => {
+    const tenant = await newTenant("killed");
+    await t.superuser.query(
+      "insert into app_public.incidents (tenant_id, title) select $1, 'bulk ' || g from generate_series(1, 3000) g",
+      [tenant],
+    );
+    const victim = new pg.Client({ connectionString: t.superUrl });
+    await victim.connect();
+    victim.on("error", () => {});
+    const { rows: pidRows } = await victim.query("select pg_backend_pid() as pid");
+    const running = victim
+      .query("begin; set local role " + `"${t.db.roles.owner}"` + "; select * from app_private.seal_audit_entries(100000);")
+      .then(
+        () => "finished",
+        () => "killed",
+      );
+    await new Promise((r) => setTimeout(r, 30));
+    await t.superuser.query("select pg_terminate_backend($1)", [pidRows[0].pid]);
+    expect(await running).toBe("killed");
+    await victim.end().catch(() => {});
+    await sealAll(t.pools.owner);
+    const v = await verify(tenant);
+    expect(v).toMatchObject({ valid: true, pending: "0", last_seq: "3001" });
+  });
+
+  it("serves SQL inclusion and consistency proofs that the Node verifier accepts", async () => {
+    const { rows: leaves } = await t.superuser.query(
+      "select leaf_hash from app_hidden.audit_leaves where tenant_id = $1 order by seq",
+      [demo],
+    );
+    const leafHashes = leaves.map((r) => r.leaf_hash as Buffer);
+    const { rows: cps } = await t.superuser.query(
+      "select tree_size::int as size, root_hash from app_public.audit_checkpoints where tenant_id = $1 order by tree_size",
+      [demo],
+    );
+    const latest = cps.at(-1);
+    for (let seq = 1; seq <= latest.size; seq++) {
+      const { rows } = await t.superuser.query("select (reporting.audit_inclusion_proof($1, $2)).*", [demo, seq]);
+      const p = rows[0];
+      expect(Number(p.tree_size)).toBe(latest.size);
+      const proof = (p.proof as string[]).map(hex);
+      expect(proof.map((b) => b.toString("hex"))).toEqual(
+        inclusionProofOf(seq - 1, leafHashes.slice(0, latest.size)).map((b) => b.toString("hex")),
+      );
+      expect(verifyInclusion(seq - 1, latest.size, hex(p.leaf_hash), proof, latest.root_hash)).toBe(true);
+    }
+    // Consistency between every pair of checkpoints of the demo tenant's log.
+    for (const a of cps) {
+      for (const b of cps) {
+        if (a.size > b.size) continue;
+        const { rows } = await t.superuser.query("select (reporting.audit_consistency_proof($1, $2, $3)).*", [
+          demo,
+          a.size,
+          b.size,
+        ]);
+        const ok = verifyConsistency(a.size, b.size, (rows[0].proof as string[]).map(hex), a.root_hash, b.root_hash);
+        expect(ok, `${a.size} → ${b.size}`).toBe(true);
+      }
+    }
+  });
+
+  it("proves consistency across many sizes of a growing log", async () => {
+    const tenant = await newTenant("growing");
+    const key = await activeSigningKey(t.pools.owner);
+    for (let round = 0; round < 12; round++) {
+      await t.superuser.query(
+        "insert into app_public.incidents (tenant_id, title) select $1, 'r' || g from generate_series(1, $2::int) g",
+        [tenant, 1 + ((round * 7) % 13)],
+      );
+      await sealOnce(t.pools.owner, { key, originPrefix: TEST_ORIGIN });
+    }
+    const { rows: cps } = await t.superuser.query(
+      "select tree_size::int as size, root_hash from app_public.audit_checkpoints where tenant_id = $1 order by tree_size",
+      [tenant],
+    );
+    expect(cps.length).toBeGreaterThanOrEqual(12);
+    for (const a of cps) {
+      for (const b of cps) {
+        if (a.size >= b.size) continue;
+        const { rows } = await t.superuser.query("select (reporting.audit_consistency_proof($1, $2, $3)).proof", [
+          tenant,
+          a.size,
+          b.size,
+        ]);
+        expect(verifyConsistency(a.size, b.size, (rows[0].proof as string[]).map(hex), a.root_hash, b.root_hash)).toBe(
+          true,
+        );
+      }
+    }
+  });
+
+  it("catches an edited entry at its position", async () => {
+    const v = await tamper([
+      "update app_public.audit_log e set resource_label = 'innocent' from app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = 10 and e.tenant_id = l.tenant_id and e.id = l.entry_id",
+    ]);
+    expect(v).toMatchObject({ valid: false, first_invalid_seq: "10" });
+    expect(v.problem).toMatch(/entry 10 was altered/);
+  });
+
+  it("catches a deleted entry at its position", async () => {
+    const v = await tamper([
+      "delete from app_public.audit_log e using app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = 10 and e.tenant_id = l.tenant_id and e.id = l.entry_id",
+    ]);
+    expect(v).toMatchObject({ valid: false, first_invalid_seq: "10" });
+  });
+
+  it("catches an entry deleted together with its leaf", async () => {
+    const v = await tamper([
+      "delete from app_public.audit_log e using app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = 10 and e.tenant_id = l.tenant_id and e.id = l.entry_id",
+      "delete from app_hidden.audit_leaves where tenant_id = $1 and seq = 10",
+    ]);
+    expect(v).toMatchObject({ valid: false, first_invalid_seq: "10" });
+    expect(v.problem).toMatch(/position 10 .* missing/);
+  });
+
+  it("catches two entries swapped in the log at the first of them", async () => {
+    const v = await tamper([
+      "update app_hidden.audit_leaves set seq = 1000000 where tenant_id = $1 and seq = 10",
+      "update app_hidden.audit_leaves set seq = 10 where tenant_id = $1 and seq = 11",
+      "update app_hidden.audit_leaves set seq = 11 where tenant_id = $1 and seq = 1000000",
+    ]);
+    expect(v).toMatchObject({ valid: false, first_invalid_seq: "10" });
+  });
+
+  it("catches entries removed from the end against the published checkpoint", async () => {
+    const v = await tamper([
+      "delete from app_hidden.audit_leaves where tenant_id = $1 and seq = (select max(seq) from app_hidden.audit_leaves where tenant_id = $1)",
+      "update app_private.audit_trees set size = size - 1 where tenant_id = $1",
+    ]);
+    expect(v.valid).toBe(false);
+  });
+
+  it("catches a rewritten and re-sealed history against an earlier checkpoint", async () => {
+    const tenant = await newTenant("rebuilt");
+    await t.superuser.query(
+      "insert into app_public.incidents (tenant_id, title) select $1, 'r' || g from generate_series(1, 20) g",
+      [tenant],
+    );
+    await sealAll(t.pools.owner);
+    expect(await verify(tenant)).toMatchObject({ valid: true, last_seq: "21" });
+    // The superuser alters entry 10, throws away the log from there and seals it again: every
+    // leaf and node is consistent again, but the checkpoint published before no longer matches.
+    const at = "from app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = 10 and e.tenant_id = l.tenant_id and e.id = l.entry_id";
+    const v = await tamper(
+      [
+        `update app_public.audit_log e set resource_label = 'innocent' ${at}`,
+        `update app_private.audit_seal_state s set last_xid = e.xid, last_id = e.id
+           from app_public.audit_log e join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+          where l.tenant_id = $1 and l.seq = 9`,
+        "delete from app_hidden.audit_leaves where tenant_id = $1 and seq >= 10",
+        `update app_private.audit_trees set size = 9,
+           frontier = array[(select leaf_hash from app_hidden.audit_leaves where tenant_id = $1 and seq = 9), null, null,
+                            (select substring(nodes from 2 * 32 + 1 for 32) from app_hidden.audit_leaves where tenant_id = $1 and seq = 8)]
+         where tenant_id = $1`,
+        "select count(*) from app_private.seal_audit_entries(1000000) where $1::uuid is not null",
+      ],
+      tenant,
+    );
+    expect(v).toMatchObject({ valid: false, first_invalid_seq: "21", last_seq: "21" });
+    expect(v.problem).toMatch(/no longer matches its checkpoint at 21/);
+  });
+
+  it("refuses an INSERT into the log by anyone but the capture triggers, and edits by the owner", async () => {
+    const owner = t.pools.owner;
+    await expect(
+      owner.query(
+        "insert into app_public.audit_log (tenant_id, action, resource_type, actor_label, db_role, surface, occurred_at) values ($1, 'x.y', 'x', '', '', 'sql', now())",
+        [demo],
+      ),
+    ).rejects.toMatchObject({ code: "42501" });
+    await expect(
+      owner.query("update app_hidden.audit_leaves set nodes = '\\x' where tenant_id = $1 and seq = 1", [demo]),
+    ).rejects.toMatchObject({ code: "42501" });
+    await expect(
+      owner.query("delete from app_public.audit_checkpoints where tenant_id = $1", [demo]),
+    ).rejects.toMatchObject({ code: "42501" });
+    await expect(
+      owner.query(
+        "insert into app_public.audit_checkpoints (tenant_id, tree_size, root_hash, origin, note, key_fingerprint) values ($1, 1, sha256('x'), 'o', 'n', 'f')",
+        [demo],
+      ),
+    ).rejects.toMatchObject({ code: "23514" });
+  });
+});

@@ -1,0 +1,21 @@
+/**
+ * Sealing in tests: runs the sealer's rounds (as the worker would) until nothing is pending,
+ * signing checkpoints with the installation's key of the test database.
+ */
+import type pg from "pg";
+import { activeSigningKey } from "../../src/audit/keys.ts";
+import { type SealResult, sealOnce } from "../../src/audit/sealer.ts";
+
+export const TEST_ORIGIN = "attest.test";
+
+/** Seals every committed entry; returns how many were sealed. */
+export async function sealAll(owner: pg.Pool): Promise<number> {
+  const key = await activeSigningKey(owner);
+  let total = 0;
+  let round: SealResult;
+  do {
+    round = await sealOnce(owner, { key, originPrefix: TEST_ORIGIN, maxEntries: 10_000 });
+    total += round.sealed;
+  } while (round.sealed > 0);
+  return total;
+}
