@@ -1,5 +1,5 @@
 --! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
---! Hash: sha1:bb64723bb36b9ddb057478a900056ec4dfc8d248
+--! Hash: sha1:c7f4e918e457808d8bc5c593cf2eee56d58629ce
 --! Message: audit-core-v2
 
 -- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -49,6 +49,7 @@ alter table app_public.audit_log alter column id set not null;
 alter table app_public.audit_log alter column xid set not null;
 alter table app_public.audit_log add primary key (tenant_id, id);
 alter table app_public.audit_log add constraint audit_log_v1_seq_key unique (tenant_id, v1_seq);
+comment on constraint audit_log_v1_seq_key on app_public.audit_log is E'@behavior -*\nv1 positions are unique per tenant.';
 
 drop index app_public.audit_log_tenant_time_idx;
 drop index app_public.audit_log_tenant_action_idx;
@@ -346,6 +347,32 @@ end;
 $$;
 comment on function app_private.audit_frontier_root(bytea[]) is 'The Merkle root from the right-edge subtree hashes of a tree.';
 
+-- The sealing horizon: every transaction of this database with an xid below it has ended.
+-- Taken from the snapshot's xmax (xids handed out later are above it) and the xids of this
+-- database's transactions still running (each holds the lock on its own xid until it ends;
+-- pg_locks and pg_stat_activity's datname are readable by every role). Transactions of other
+-- databases in the cluster do not hold the horizon back: they cannot write this log.
+create function app_private.audit_seal_horizon() returns xid8
+language sql volatile set search_path = pg_catalog as $$
+  with next as (
+    select pg_snapshot_xmax(pg_current_snapshot()) as xmax
+  ), running as (
+    select l.transactionid as x
+    from pg_locks l join pg_stat_activity a on a.pid = l.pid
+    where l.locktype = 'transactionid' and l.mode = 'ExclusiveLock' and a.datname = current_database()
+    union all
+    select p.transaction from pg_prepared_xacts p where p.database = current_database()
+  ), widened as (
+    -- 32-bit xids to xid8: the epoch of the next xid, or the one before for xids above it.
+    select (((n.xmax::text::bigint >> 32) << 32) + r.x::text::bigint
+            - case when r.x::text::bigint > (n.xmax::text::bigint & 4294967295) then 4294967296 else 0 end)::text::xid8 as x
+    from running r cross join next n
+  )
+  select least((select xmax from next), (select min(x) from widened))
+$$;
+comment on function app_private.audit_seal_horizon() is
+  'Every transaction of this database with an xid below this one has ended (committed or rolled back).';
+
 ------------------------------------------------------------------------------
 -- 5. The sealer
 ------------------------------------------------------------------------------
@@ -388,7 +415,7 @@ begin
   perform pg_advisory_xact_lock(7295061840133851321);
   select * into v_state from app_private.audit_seal_state;
   -- Every transaction below the horizon has ended: its entries are all visible now, or never.
-  v_horizon := pg_snapshot_xmin(pg_current_snapshot());
+  v_horizon := app_private.audit_seal_horizon();
   v_last_xid := v_state.last_xid;
   v_last_id := v_state.last_id;
 
@@ -588,6 +615,28 @@ begin
   return v_base || array(select v_top_down[i] from generate_series(coalesce(array_length(v_top_down, 1), 0), 1, -1) i);
 end;
 $$;
+
+-- The leaf bytes of the sealed entries of one incident up to a tree size, oldest first, each with
+-- its inclusion proof in the tree of that size (for evidence packs).
+create function app_private.incident_leaves(p_tenant uuid, p_incident uuid, p_tree_size bigint)
+returns table (seq bigint, leaf bytea, leaf_hash bytea, proof bytea[])
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select x.seq,
+         app_private.audit_leaf_bytes(x.seq, case when x.pseq is null then 'none' else x.pseq || ' ' || encode(x.pleaf, 'hex') end,
+                                      app_private.audit_entry_body(e)),
+         x.leaf_hash,
+         app_private.audit_inclusion_path(p_tenant, x.seq - 1, p_tree_size)
+  from (
+    select l.seq, l.entry_id, l.leaf_hash, lag(l.seq) over w as pseq, lag(l.leaf_hash) over w as pleaf
+    from app_hidden.audit_leaves l
+    where l.tenant_id = p_tenant and l.incident_id = p_incident and l.seq <= p_tree_size
+    window w as (order by l.seq)
+  ) x
+  join app_public.audit_log e on e.tenant_id = p_tenant and e.id = x.entry_id
+  order by x.seq
+$$;
+comment on function app_private.incident_leaves(uuid, uuid, bigint) is
+  'The leaf bytes, leaf hashes and inclusion proofs (in the tree of the given size) of an incident''s sealed entries, oldest first.';
 
 ------------------------------------------------------------------------------
 -- 7. Checkpoints: signed by the sealer (Node holds the key), checked against the tree here

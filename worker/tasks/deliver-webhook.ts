@@ -57,11 +57,14 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
         entry: Record<string, unknown> | null;
       }>(
         `select d.id, d.action, d.is_test, d.attempts, d.next_attempt_at,
-                (select app_private.audit_document(e)::jsonb || jsonb_build_object('hash', encode(e.hash, 'hex'))
-                 from app_public.audit_log e where e.tenant_id = d.tenant_id and e.seq = d.audit_seq) as entry
+                (select app_private.audit_entry_body(e)::jsonb
+                          || jsonb_build_object('seq', l.seq, 'leaf_hash', encode(l.leaf_hash, 'hex'))
+                 from app_public.audit_log e
+                 left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+                 where e.tenant_id = d.tenant_id and e.id = d.audit_entry_id) as entry
          from app_private.webhook_deliveries d
          where d.tenant_id = $1 and d.webhook_id = $2 and d.status = 'pending'
-         order by d.created_at, d.audit_seq nulls last
+         order by d.created_at, d.audit_entry_id nulls last
          limit 1`,
         [tenantId, webhookId],
       );
@@ -80,6 +83,7 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
         occurred_at: entry?.occurred_at ?? new Date().toISOString(),
         entry: entry
           ? {
+              id: entry.id,
               seq: entry.seq,
               action: entry.action,
               actor: entry.actor_label,
@@ -89,8 +93,7 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
               diff: entry.changes,
               request_id: entry.request_id,
               surface: entry.surface,
-              prev_hash: entry.prev_hash,
-              hash: entry.hash,
+              leaf_hash: entry.leaf_hash,
             }
           : null,
       });

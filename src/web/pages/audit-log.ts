@@ -76,7 +76,8 @@ function whereClause(filters: AuditFilters): { sql: string; params: unknown[] } 
 }
 
 export interface AuditEntry {
-  seq: string;
+  /** Position in the tenant's log, or null while the entry is pending (not sealed yet). */
+  seq: string | null;
   occurred_at: string;
   actor_label: string;
   action: string;
@@ -89,8 +90,7 @@ export interface AuditEntry {
   user_agent: string | null;
   surface: string;
   db_role: string;
-  hash: string;
-  prev_hash: string | null;
+  leaf_hash: string | null;
 }
 
 export interface DayCount {
@@ -108,12 +108,14 @@ export async function readAuditLog(client: pg.ClientBase, filters: AuditFilters)
   const pages = Math.max(1, Math.ceil(total.rows[0].n / PAGE_SIZE));
   const page = Math.min(filters.page, pages);
   const entries = await client.query<AuditEntry>(
-    `select e.seq, to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
+    `select to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
             e.actor_label, e.action, e.resource_type, e.resource_label, e.incident_id, e.changes,
             e.request_id, host(e.ip) as ip, e.user_agent, e.surface, e.db_role,
-            encode(e.hash, 'hex') as hash, encode(e.prev_hash, 'hex') as prev_hash
-     from app_public.audit_log e ${where.sql}
-     order by e.seq desc
+            l.seq, encode(l.leaf_hash, 'hex') as leaf_hash
+     from app_public.audit_log e
+     left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+     ${where.sql}
+     order by e.id desc
      limit ${PAGE_SIZE} offset ${(page - 1) * PAGE_SIZE}`,
     where.params,
   );
@@ -175,6 +177,7 @@ export interface ChainStatus {
   checked_at: string;
   valid: boolean;
   entries: string;
+  last_seq: string;
   first_invalid_seq: string | null;
   problem: string | null;
 }
@@ -183,7 +186,7 @@ export interface ChainStatus {
 async function readChainStatus(client: pg.ClientBase): Promise<ChainStatus | null> {
   const { rows } = await client.query<ChainStatus>(
     `select to_char(checked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as checked_at, valid, entries,
-            first_invalid_seq, problem
+            last_seq, first_invalid_seq, problem
      from app_public.current_chain_verification()`,
   );
   return rows[0] ?? null;
@@ -198,17 +201,21 @@ export function auditLogRoutes(router: Router): void {
       throw new UserError(403, "Only owners and admins of a plan with the audit log can verify it.", "FORBIDDEN");
     }
     const { rows } = await page.tx((c) =>
-      c.query<{ valid: boolean; entries: string; first_invalid_seq: string | null; problem: string | null }>(
-        "select valid, entries, first_invalid_seq, problem from app_public.verify_current_audit_chain()",
-      ),
+      c.query<{
+        valid: boolean;
+        entries: string;
+        last_seq: string;
+        first_invalid_seq: string | null;
+        problem: string | null;
+      }>("select valid, entries, last_seq, first_invalid_seq, problem from app_public.verify_current_audit_chain()"),
     );
     const result = rows[0];
     redirectWithNotice(
       ctx,
       base,
       result.valid
-        ? `The audit chain is intact: all ${result.entries} entries match their hashes and links.`
-        : `The audit chain is BROKEN at entry ${result.first_invalid_seq}: ${result.problem}`,
+        ? `The audit log is intact: all ${result.last_seq} sealed entries match their leaves, the tree and its signed checkpoints.`
+        : `The audit log is DAMAGED${result.first_invalid_seq ? ` at position ${result.first_invalid_seq}` : ""}: ${result.problem}`,
       result.valid ? "notice" : "error",
     );
   });

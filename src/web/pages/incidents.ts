@@ -357,7 +357,8 @@ export async function readExports(client: pg.ClientBase, incidentId: string): Pr
 }
 
 export interface TimelineEntry {
-  seq: string;
+  /** Position in the log, or null while pending. */
+  seq: string | null;
   occurred_at: string;
   actor_label: string;
   action: string;
@@ -370,12 +371,12 @@ export interface TimelineEntry {
 /** The incident's audit entries, newest first (owner/admin with auditLog only: others get an error or nothing). */
 export async function readTimeline(client: pg.ClientBase, incidentId: string): Promise<TimelineEntry[]> {
   const { rows } = await client.query<TimelineEntry>(
-    `select e.seq, ${iso("e.occurred_at")} as occurred_at, e.actor_label, e.action, e.resource_type,
-            e.resource_label, e.changes, (count(*) over ())::int as total
+    `select app_public.audit_log_seq(e) as seq, ${iso("e.occurred_at")} as occurred_at, e.actor_label, e.action,
+            e.resource_type, e.resource_label, e.changes, (count(*) over ())::int as total
      from app_public.incidents i
      cross join lateral app_public.incidents_audit_trail(i) e
      where i.id = $1
-     order by e.seq desc
+     order by e.id desc
      limit ${TIMELINE_LIMIT}`,
     [incidentId],
   );
