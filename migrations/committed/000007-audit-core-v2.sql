@@ -1,5 +1,5 @@
 --! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
---! Hash: sha1:c7f4e918e457808d8bc5c593cf2eee56d58629ce
+--! Hash: sha1:a0be6069819ca1af53d118dff1a2c008cdf12eec
 --! Message: audit-core-v2
 
 -- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -311,6 +311,7 @@ create table app_public.audit_checkpoints (
 );
 comment on table app_public.audit_checkpoints is
   E'@behavior -insert -update -delete\nSigned checkpoints of a tenant''s audit log (C2SP tlog-checkpoint signed notes): tree size, root hash and time, signed with the installation''s Ed25519 key.';
+comment on column app_public.audit_checkpoints.root_hash is E'@behavior -*\nThe root hash (see rootHashHex).';
 comment on column app_public.audit_checkpoints.note is 'The checkpoint as a C2SP signed note: origin, tree size, base64 root hash, a "time" extension line, then the signature line.';
 
 -- Nobody rewrites the log's records, not even the owner.
@@ -975,6 +976,15 @@ grant execute on function app_public.audit_log_seq(app_public.audit_log), app_pu
   app_public.audit_log_inclusion_proof(app_public.audit_log, bigint), app_public.audit_consistency_proof(bigint, bigint)
   to :DATABASE_VISITOR;
 
+create function app_public.audit_log_entry(seq bigint) returns app_public.audit_log
+language sql stable set search_path = pg_catalog, public as $$
+  select e.* from app_hidden.audit_leaves l
+  join app_public.audit_log e on e.tenant_id = l.tenant_id and e.id = l.entry_id
+  where l.tenant_id = app_public.current_tenant_id() and l.seq = audit_log_entry.seq
+$$;
+comment on function app_public.audit_log_entry(bigint) is 'The entry at this position of the current tenant''s log (owner/admin with auditLog).';
+grant execute on function app_public.audit_log_entry(bigint) to :DATABASE_VISITOR;
+
 -- For DBAs: the same proofs for any tenant, and the log's checkpoints.
 create function reporting.audit_inclusion_proof(tenant_id uuid, seq bigint, tree_size bigint default null)
 returns app_public.audit_inclusion_proof
@@ -1040,6 +1050,25 @@ begin
   return null;
 end;
 $$;
+
+drop function app_public.webhook_deliveries(uuid, int);
+create function app_public.webhook_deliveries(webhook_id uuid, max_rows int default 20)
+returns table (id uuid, audit_entry_id bigint, audit_seq bigint, action text, is_test boolean, status text, attempts int,
+               last_status_code int, last_error text, last_attempt_at timestamptz, next_attempt_at timestamptz,
+               delivered_at timestamptz, created_at timestamptz)
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select d.id, d.audit_entry_id, l.seq, d.action, d.is_test, d.status, d.attempts, d.last_status_code, d.last_error,
+         d.last_attempt_at, d.next_attempt_at, d.delivered_at, d.created_at
+  from app_private.webhook_deliveries d
+  left join app_hidden.audit_leaves l on l.tenant_id = d.tenant_id and l.entry_id = d.audit_entry_id
+  where d.tenant_id = app_public.current_tenant_id() and d.webhook_id = webhook_deliveries.webhook_id
+    and app_public.current_tenant_role() in ('owner', 'admin')
+  order by d.created_at desc, d.audit_entry_id desc nulls first
+  limit least(greatest(max_rows, 1), 100)
+$$;
+comment on function app_public.webhook_deliveries(uuid, int) is
+  'The latest deliveries of a webhook of the current tenant, newest first (owner/admin): the audit entry''s capture number and, once sealed, its position.';
+grant execute on function app_public.webhook_deliveries(uuid, int) to :DATABASE_VISITOR;
 
 -- Seal what exists now (the v1 entries become the first leaves; checkpoints follow on the
 -- sealer's first run, which signs every head that has none).

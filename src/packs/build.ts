@@ -9,9 +9,9 @@
 import { readFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import type pg from "pg";
+import { activeSigningKey } from "../audit/keys.ts";
 import { BLOB_CHUNK_BYTES, readBlob, writeBlob } from "../db/blobs.ts";
 import type { ChainLink, EntryLine, IncidentFile } from "./format.ts";
-import { activeSigningKey } from "../audit/keys.ts";
 import { renderReportPdf } from "./report-pdf.ts";
 import { evidencePath, writePack } from "./writer.ts";
 

@@ -73,7 +73,7 @@ describe("Audit Log in Chromium", () => {
     const detail = entries(page).first().locator(".log-detail");
     await expect.poll(() => detail.isVisible()).toBe(true);
     const text = await detail.textContent();
-    for (const label of ["Request id", "IP", "User agent", "Surface", "Database role", "Chain position"]) {
+    for (const label of ["Request id", "IP", "User agent", "Surface", "Database role", "Log position"]) {
       expect(text).toContain(label);
     }
     expect(await detail.locator(".old").count()).toBeGreaterThan(0);

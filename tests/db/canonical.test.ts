@@ -1,6 +1,7 @@
 /**
- * The Node implementation of the audit hash agrees byte for byte with the database's, for every
- * entry of a seeded workspace and for values chosen to trip up canonical JSON.
+ * The Node implementation of the v1 audit hash (what v1 evidence packs and the v1 entries sealed
+ * into the v2 log are checked with) agrees byte for byte with the database's, for the v1 document
+ * of every entry of a seeded workspace and for values chosen to trip up canonical JSON.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditHash, canonicalJson } from "../../src/packs/canonical.ts";
@@ -15,9 +16,9 @@ describe.each(servers())("canonical JSON and audit hashes on $name", (server) =>
     await t?.drop();
   });
 
-  it("recomputes every seeded entry's hash from its document", async () => {
+  it("recomputes the v1 hash of every seeded entry's v1 document", async () => {
     const { rows } = await t.superuser.query<{ doc: Record<string, unknown>; hash: string }>(
-      "select app_private.audit_document(e) as doc, encode(e.hash, 'hex') as hash from app_public.audit_log e order by tenant_id, seq",
+      "select app_private.audit_document(e) as doc, encode(app_private.audit_hash(e), 'hex') as hash from app_public.audit_log e order by tenant_id, id",
     );
     expect(rows.length).toBeGreaterThan(200);
     for (const row of rows) expect(auditHash(row.doc), JSON.stringify(row.doc)).toBe(row.hash);

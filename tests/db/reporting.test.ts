@@ -44,6 +44,13 @@ describe.each(servers())("reporting role on $name", (server) => {
       { tenant_slug: "basic", plan: "basic", members: "2" },
       { tenant_slug: "demo", plan: "business", members: "4" },
     ]);
+    // Reading chain_status verifies nothing: it shows the latest recorded verification.
+    const unchecked = await dba.query("select tenant_slug, valid, checked_at from reporting.chain_status order by 1");
+    expect(unchecked.rows.map((r) => [r.tenant_slug, r.valid, r.checked_at])).toEqual([
+      ["basic", null, null],
+      ["demo", null, null],
+    ]);
+    await t.superuser.query("select app_private.record_chain_verifications()");
     const chains = await dba.query("select tenant_slug, valid from reporting.chain_status order by 1");
     expect(chains.rows).toEqual([
       { tenant_slug: "basic", valid: true },
@@ -69,11 +76,13 @@ describe.each(servers())("reporting role on $name", (server) => {
        where n.nspname = 'reporting' order by 1`,
     );
     expect(rows).toEqual(
-      ["activity_daily", "audit_entries", "chain_status", "chain_verifications", "tenants"].map((relname) => ({
-        relname,
-        sel: true,
-        write: false,
-      })),
+      ["activity_daily", "audit_checkpoints", "audit_entries", "chain_status", "chain_verifications", "tenants"].map(
+        (relname) => ({
+          relname,
+          sel: true,
+          write: false,
+        }),
+      ),
     );
     expect(await sqlState(dba.query("delete from reporting.audit_entries"))).not.toBe("ok");
   });

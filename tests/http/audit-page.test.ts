@@ -49,8 +49,12 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     for (const column of ["Timestamp", "User", "Action", "Resource"])
       expect(html).toContain(`role="columnheader">${column}<`);
     expect(rows(html)).toBe(25);
-    const seqs = [...html.matchAll(/Chain position<\/dt><dd>#(\d+)/g)].map((m) => Number(m[1]));
-    expect(seqs[0]).toBe(await total());
+    const seqs = [...html.matchAll(/Log position<\/dt><dd>#(\d+) · sealed/g)].map((m) => Number(m[1]));
+    const { rows: sealed } = await t.superuser.query(
+      "select max(seq)::int as n from app_hidden.audit_leaves where tenant_id = $1",
+      [demo],
+    );
+    expect(seqs[0]).toBe(sealed[0].n); // newest sealed first; entries still being sealed show as pending
     expect(seqs).toEqual([...seqs].sort((a, b) => b - a));
     expect(html).toContain(`Showing 1–25 of ${await total()}`);
     expect(html).toMatch(/<svg[^>]*role="img"/);
@@ -162,19 +166,19 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     const verified = await verify();
     expect(verified.status).toBe(302);
     const after = await (await get("/t/demo/audit", withFlash(verified))).text();
-    expect(after).toContain("The audit chain is intact");
-    expect(after).toMatch(/Chain intact<\/strong> — \d+ entries verified/);
+    expect(after).toContain("The audit log is intact");
+    expect(after).toMatch(/Log intact<\/strong> — \d+ sealed entries verified/);
     // A superuser rewrites an entry behind the triggers' back: the next check says where.
     await t.superuser.query(
-      "set session_replication_role = replica; update app_public.audit_log set resource_label = 'rewritten' where tenant_id = $1 and seq = 5; set session_replication_role = origin;".replace(
+      "set session_replication_role = replica; update app_public.audit_log e set resource_label = 'rewritten' from app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = 5 and e.tenant_id = l.tenant_id and e.id = l.entry_id; set session_replication_role = origin;".replace(
         "$1",
         `'${demo}'`,
       ),
     );
     const reverified = await verify();
     const broken = await (await get("/t/demo/audit", withFlash(reverified))).text();
-    expect(broken).toContain("The audit chain is BROKEN at entry 5");
-    expect(broken).toContain("Chain broken</strong> at entry 5");
+    expect(broken).toContain("The audit log is DAMAGED at position 5");
+    expect(broken).toContain("Log damaged</strong> at position 5");
     const { rows } = await t.superuser.query(
       "select valid, first_invalid_seq from app_private.chain_verifications where tenant_id = $1 order by id",
       [demo],
@@ -191,14 +195,14 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     expect(member.status).toBe(403);
   });
 
-  it("shows details of an entry: changed fields, request id, IP, user agent, surface, role, chain position", async () => {
+  it("shows details of an entry: changed fields, request id, IP, user agent, surface, role, log position", async () => {
     const html = await (await get("/t/demo/audit?action=incident.updated", owner)).text();
     const detail = html.slice(html.indexOf('<div class="log-detail">'), html.indexOf("</details>"));
     expect(detail).toContain('class="old"');
     expect(detail).toContain('class="new"');
-    for (const label of ["Request id", "IP", "User agent", "Surface", "Database role", "Chain position"]) {
+    for (const label of ["Request id", "IP", "User agent", "Surface", "Database role", "Log position"]) {
       expect(detail).toContain(`<dt>${label}</dt>`);
     }
-    expect(detail).toContain("hash <code");
+    expect(detail).toContain("leaf hash <code");
   });
 });

@@ -66,7 +66,7 @@ describe.each(servers())("sign-in on $name", (server) => {
     const { tenants } = await ids(t);
     await postLogin("member@demo.test", "guess-1");
     const { rows } = await t.superuser.query(
-      "select action, actor_label, resource_label, surface from app_public.audit_log where tenant_id = $1 order by seq desc limit 1",
+      "select action, actor_label, resource_label, surface from app_public.audit_log where tenant_id = $1 order by id desc limit 1",
       [tenants.demo],
     );
     expect(rows[0]).toEqual({
@@ -86,7 +86,7 @@ describe.each(servers())("sign-in on $name", (server) => {
       headers: { Cookie: cookie, Origin: web.url },
     });
     const { rows } = await t.superuser.query(
-      "select action, actor_label from app_public.audit_log where tenant_id = $1 and resource_label = 'admin@demo.test' and action like 'session.%' order by seq desc limit 2",
+      "select action, actor_label from app_public.audit_log where tenant_id = $1 and resource_label = 'admin@demo.test' and action like 'session.%' order by id desc limit 2",
       [tenants.demo],
     );
     expect(rows).toEqual([

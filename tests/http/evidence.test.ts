@@ -119,17 +119,17 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
       `select (select count(*)::int from app_public.evidence) as evidence,
               (select count(*)::int from app_private.blobs) as blobs,
               (select count(*)::int from app_private.blob_chunks) as chunks,
-              (select coalesce(max(seq), 0)::int from app_public.audit_log where tenant_id = $1) as seq`,
+              (select coalesce(max(id), 0)::int from app_public.audit_log where tenant_id = $1) as last_id`,
       [demo],
     );
-    return rows[0] as { evidence: number; blobs: number; chunks: number; seq: number };
+    return rows[0] as { evidence: number; blobs: number; chunks: number; last_id: number };
   }
 
-  async function entriesAfter(seq: number) {
+  async function entriesAfter(lastId: number) {
     const { rows } = await t.superuser.query(
       `select action, actor_label, db_role, resource_type, resource_id, resource_label, incident_id, request_id, surface
-       from app_public.audit_log where tenant_id = $1 and seq > $2 order by seq`,
-      [demo, seq],
+       from app_public.audit_log where tenant_id = $1 and id > $2 order by id`,
+      [demo, lastId],
     );
     return rows;
   }
@@ -170,7 +170,7 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
     expect(after.blobs - before.blobs).toBe(3);
 
     expect(result.requestId).toMatch(/^[0-9a-f-]{36}$/);
-    const entries = await entriesAfter(before.seq);
+    const entries = await entriesAfter(before.last_id);
     expect(entries.map((e) => [e.action, e.resource_label, e.resource_id])).toEqual(
       files.map((f, i) => ["evidence.uploaded", f.name, evidence[i].id]),
     );
@@ -197,7 +197,7 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
       sha256: sha256(data),
     });
     expect(result.requestId).toMatch(/^[0-9a-f-]{36}$/);
-    const entries = await entriesAfter(before.seq);
+    const entries = await entriesAfter(before.last_id);
     expect(entries).toHaveLength(1);
     expect(entries[0]).toMatchObject({
       action: "evidence.uploaded",
@@ -331,7 +331,7 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
       result.body.evidence?.[0].id,
     ]);
     expect(rows[0].filename).toBe("passwd");
-    const entries = await entriesAfter(before.seq);
+    const entries = await entriesAfter(before.last_id);
     expect(entries.map((e) => [e.action, e.resource_label])).toEqual([["evidence.uploaded", "passwd"]]);
     const { response } = await download(result.body.evidence?.[0].id ?? "", asMember());
     expect(response.headers.get("content-disposition")).toBe("attachment; filename*=UTF-8''passwd");
@@ -347,7 +347,7 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
     const id = result.body.evidence?.[0].id ?? "";
     const { rows } = await t.superuser.query("select filename from app_public.evidence where id = $1", [id]);
     expect(rows[0].filename).toBe(name);
-    const entries = await entriesAfter(before.seq);
+    const entries = await entriesAfter(before.last_id);
     expect(entries.map((e) => e.resource_label)).toEqual([name]);
 
     const { response, bytes } = await download(id, asMember());

@@ -57,16 +57,15 @@ describe.each(servers())("tenant isolation on $name", (server) => {
         "insert into app_public.evidence (tenant_id, incident_id, filename, blob_id) values ($1, $2, 'acme.txt', $3) returning id",
         [tenantId, incidentId, blob.id],
       );
-      const audit = await c.query(
-        "select seq from app_public.audit_log where tenant_id = $1 order by seq desc limit 1",
-        [tenantId],
-      );
+      const audit = await c.query("select id from app_public.audit_log where tenant_id = $1 order by id desc limit 1", [
+        tenantId,
+      ]);
       return {
         incidentId,
         milestoneId: milestone.rows[0].id as string,
         webhookId: webhook.rows[0].id as string,
         evidenceId: evidence.rows[0].id as string,
-        auditSeq: audit.rows[0].seq as string,
+        auditId: audit.rows[0].id as string,
       };
     });
     const nodeId = (type: string, ...keys: string[]) => Buffer.from(JSON.stringify([type, ...keys])).toString("base64");
@@ -74,7 +73,7 @@ describe.each(servers())("tenant isolation on $name", (server) => {
       tenantId,
       ...ids,
       incidentNodeId: nodeId("Incident", tenantId, ids.incidentId),
-      auditNodeId: nodeId("AuditLog", tenantId, ids.auditSeq),
+      auditNodeId: nodeId("AuditLog", tenantId, ids.auditId),
     };
     cookie = await web.signIn("owner@demo.test");
   });

@@ -8,7 +8,7 @@ import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/
 import { type GqlResult, startTestServer, type TestServer } from "../helpers/server.ts";
 
 interface Entry {
-  seq: string;
+  id: string;
   action: string;
   actor_label: string;
   actor_user_id: string | null;
@@ -54,9 +54,9 @@ describe.each(servers())("GraphQL mutations over HTTP on $name", (server) => {
   /** Cookie options for a GraphQL request by `email` in tenant demo (admin belongs to two tenants). */
   const as = (email: string) => ({ cookie: cookies[email], tenant: "demo" });
 
-  async function lastSeq(): Promise<number> {
+  async function lastId(): Promise<number> {
     const { rows } = await t.superuser.query(
-      "select coalesce(max(seq), 0)::int as n from app_public.audit_log where tenant_id = $1",
+      "select coalesce(max(id), 0)::int as n from app_public.audit_log where tenant_id = $1",
       [demo],
     );
     return rows[0].n;
@@ -64,12 +64,12 @@ describe.each(servers())("GraphQL mutations over HTTP on $name", (server) => {
 
   /** Runs one GraphQL request and returns it with the audit entries it produced in tenant demo. */
   async function audited<T>(request: () => Promise<GqlResult<T>>): Promise<{ result: GqlResult<T>; entries: Entry[] }> {
-    const before = await lastSeq();
+    const before = await lastId();
     const result = await request();
     const { rows } = await t.superuser.query<Entry>(
-      `select seq, action, actor_label, actor_user_id, db_role, resource_type, resource_id, resource_label,
+      `select id, action, actor_label, actor_user_id, db_role, resource_type, resource_id, resource_label,
               incident_id, changes, request_id, surface, to_jsonb(a)::text as row_text
-       from app_public.audit_log a where tenant_id = $1 and seq > $2 order by seq`,
+       from app_public.audit_log a where tenant_id = $1 and id > $2 order by id`,
       [demo, before],
     );
     return { result, entries: rows };

@@ -184,7 +184,7 @@ describe.each(servers())("workspace pages on $name", (server) => {
       `select t.slug as tenant, a.action, a.actor_label, a.surface, a.request_id, a.resource_label, a.changes,
               to_jsonb(a)::text as row_text
        from app_public.audit_log a join app_public.tenants t on t.id = a.tenant_id
-       where a.request_id = $1 order by a.seq`,
+       where a.request_id = $1 order by a.id`,
       [requestId],
     );
     return rows;
