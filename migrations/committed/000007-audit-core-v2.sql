@@ -1,5 +1,5 @@
 --! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
---! Hash: sha1:a0be6069819ca1af53d118dff1a2c008cdf12eec
+--! Hash: sha1:6ca46574929a4f1e5ce5a7f2081932260d6b0033
 --! Message: audit-core-v2
 
 -- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -75,48 +75,10 @@ comment on column app_public.audit_log.v1_hash is E'@behavior -*\nSHA-256 of the
 drop table app_private.audit_heads;
 
 ------------------------------------------------------------------------------
--- 2. Capture: who/where/when, the capture number and transaction; nothing shared per tenant
+-- 2. Capture: one statement-level trigger per audited table and operation writes one entry per
+--    changed row, set-based from the statement's transition tables. Who/where is worked out once
+--    per statement. Nothing shared by the writers of a tenant is read or written.
 ------------------------------------------------------------------------------
-create function app_private.tg_audit_log__attribute() returns trigger
-language plpgsql security definer set search_path = pg_catalog, public as $$
-declare
-  v_ip text := app_private.setting('attest.ip');
-begin
-  if pg_trigger_depth() < 2 then
-    raise exception 'audit entries are written only by the database''s capture triggers'
-      using errcode = '42501';
-  end if;
-  new.id := nextval('app_private.audit_entry_id_seq');
-  new.xid := pg_current_xact_id();
-  new.occurred_at := date_trunc('milliseconds', clock_timestamp());
-  new.actor_user_id := app_public.current_user_id();
-  new.actor_label := coalesce((select u.email from app_public.users u where u.id = new.actor_user_id), 'system');
-  new.api_token_id := (app_hidden.current_api_token()).id;
-  new.db_role := coalesce(nullif(current_setting('role'), 'none'), session_user);
-  new.request_id := left(app_private.setting('attest.request_id'), 200);
-  new.user_agent := left(app_private.setting('attest.user_agent'), 500);
-  new.surface := coalesce(app_private.setting('attest.surface'), 'sql');
-  new.v1_seq := null;
-  new.v1_prev_hash := null;
-  new.v1_hash := null;
-  begin
-    new.ip := v_ip::inet;
-  exception when others then
-    new.ip := null;
-  end;
-  return new;
-end;
-$$;
-comment on function app_private.tg_audit_log__attribute() is
-  'Fills in who, where and when, the capture number and the transaction of a new audit entry; refuses entries not written by a capture trigger.';
-
-drop trigger _100_seal on app_public.audit_log;
-drop function app_private.tg_audit_log__seal();
-grant trigger on app_public.audit_log to :DATABASE_OWNER;
-create trigger _100_attribute before insert on app_public.audit_log
-  for each row execute function app_private.tg_audit_log__attribute();
-revoke trigger on app_public.audit_log from :DATABASE_OWNER;
-
 -- The v1 document functions read the renamed columns (v1 packs and v1 leaves still use them).
 create or replace function app_private.audit_document(e app_public.audit_log) returns jsonb
 language sql stable set search_path = pg_catalog as $$
@@ -142,82 +104,249 @@ language sql stable set search_path = pg_catalog as $$
   )
 $$;
 
-create or replace function app_private.tg__audit() returns trigger
+-- The row helpers below are plain immutable SQL over built-in operators, so the planner inlines
+-- them into the capture statement instead of calling them once per row. (They pin no search_path
+-- for that reason; they reference nothing outside pg_catalog, which is always searched first.)
+create or replace function app_private.audit_action(resource text, op text, old_row jsonb, new_row jsonb) returns text
+language sql immutable as $$
+  select case
+    when resource = 'session' then case when op = 'INSERT' then 'session.' || (new_row->>'kind') end
+    when op = 'INSERT' then case resource
+      when 'evidence' then 'evidence.uploaded'
+      when 'export' then 'export.requested'
+      else resource || '.created' end
+    when op = 'DELETE' then resource || '.deleted'
+    -- updates
+    when resource = 'incident' and old_row->>'deleted_at' is null and new_row->>'deleted_at' is not null then 'incident.deleted'
+    when resource = 'incident' and old_row->>'deleted_at' is not null and new_row->>'deleted_at' is null then 'incident.restored'
+    when resource = 'milestone' and old_row->>'completed_at' is null and new_row->>'completed_at' is not null then 'milestone.completed'
+    when resource = 'milestone' and old_row->>'completed_at' is not null and new_row->>'completed_at' is null then 'milestone.reopened'
+    when resource = 'api_token' and old_row->>'revoked_at' is null and new_row->>'revoked_at' is not null then 'api_token.revoked'
+    when resource = 'webhook' and (old_row->>'active')::boolean and not (new_row->>'active')::boolean then 'webhook.disabled'
+    when resource = 'webhook' and not (old_row->>'active')::boolean and (new_row->>'active')::boolean then 'webhook.enabled'
+    when resource = 'export' then case
+      when new_row->>'status' = old_row->>'status' then
+        case when (new_row->>'download_count')::int > (old_row->>'download_count')::int then 'export.downloaded' end
+      when new_row->>'status' = 'ready' then 'export.completed'
+      when new_row->>'status' = 'failed' then 'export.failed'
+      end
+    else resource || '.updated'
+  end
+$$;
+
+create or replace function app_private.audit_ignored_columns(resource text) returns text[]
+language sql immutable as $$
+  select array['tenant_id', 'id', 'updated_at'] || case resource
+    when 'incident' then array['deleted_by']
+    when 'milestone' then array['completed_by']
+    when 'export' then array['progress', 'started_at', 'last_downloaded_at']
+    when 'api_token' then array['last_used_at']
+    when 'session' then array['created_at']
+    when 'webhook' then array['consecutive_failures']
+    else array[]::text[]
+  end
+$$;
+
+-- The field-level diff of a row change: {"field": {"old": …, "new": …}}; only "new" on create
+-- and only "old" on delete, listing set fields only.
+create function app_private.audit_changes(op text, old_row jsonb, new_row jsonb, ignored text[]) returns jsonb
+language sql immutable as $$
+  select coalesce(jsonb_object_agg(key,
+           case when op = 'INSERT' then jsonb_build_object('new', n.value)
+                when op = 'DELETE' then jsonb_build_object('old', o.value)
+                else jsonb_build_object('old', o.value, 'new', n.value) end), '{}')
+  from jsonb_each(coalesce(old_row, '{}')) o
+  full join jsonb_each(coalesce(new_row, '{}')) n using (key)
+  where key <> all (ignored)
+    and o.value is distinct from n.value
+    and (op = 'UPDATE' or coalesce(n.value, o.value) <> 'null'::jsonb)
+$$;
+comment on function app_private.audit_changes(text, jsonb, jsonb, text[]) is 'The field-level diff of one row change.';
+
+-- What one row change records: its tenant, action, resource, label (as it was named then),
+-- incident and diff; no row when the change is not audited (export progress ticks) or an update
+-- changed nothing. Inlined into the capture statement (plain SQL, no SET, not SECURITY DEFINER).
+create function app_private.audit_entry_of(resource text, op text, old_row jsonb, new_row jsonb)
+returns table (tenant_id uuid, action text, resource_id uuid, resource_label text, incident_id uuid, changes jsonb)
+language sql stable as $$
+  select coalesce((x.r->>'tenant_id')::uuid, (x.r->>'id')::uuid),
+         x.action,
+         case resource when 'membership' then (x.r->>'user_id')::uuid when 'session' then (x.r->>'user_id')::uuid
+                       else (x.r->>'id')::uuid end,
+         left(case resource
+           when 'incident' then x.r->>'title'
+           when 'evidence' then x.r->>'filename'
+           when 'milestone' then
+             (case x.r->>'kind' when 'early_warning' then 'Early Warning'
+                               when 'full_notification' then 'Full Notification'
+                               else 'Final Report' end)
+             || ' · ' || coalesce((select i.title from app_public.incidents i
+                                   where i.tenant_id = (x.r->>'tenant_id')::uuid and i.id = (x.r->>'incident_id')::uuid), '?')
+           when 'export' then 'Evidence pack · ' || coalesce((select i.title from app_public.incidents i
+                                   where i.tenant_id = (x.r->>'tenant_id')::uuid and i.id = (x.r->>'incident_id')::uuid), '?')
+           when 'webhook' then x.r->>'url'
+           when 'membership' then (select u.email from app_public.users u where u.id = (x.r->>'user_id')::uuid)
+           when 'api_token' then x.r->>'name'
+           when 'tenant' then x.r->>'name'
+           when 'session' then x.r->>'email'
+         end, 500),
+         case resource when 'incident' then (x.r->>'id')::uuid
+                       when 'evidence' then (x.r->>'incident_id')::uuid
+                       when 'milestone' then (x.r->>'incident_id')::uuid
+                       when 'export' then (x.r->>'incident_id')::uuid end,
+         x.changes
+  from (
+    select coalesce(new_row, old_row) as r,
+           app_private.audit_action(resource, op, old_row, new_row) as action,
+           app_private.audit_changes(op, old_row, new_row, app_private.audit_ignored_columns(resource)) as changes
+  ) x
+  where x.action is not null
+    and not (op = 'UPDATE' and x.changes = '{}') -- an update that changes nothing records nothing
+$$;
+comment on function app_private.audit_entry_of(text, text, jsonb, jsonb) is
+  'What a row change records in the audit log (tenant, action, resource, label, incident, diff), or no row.';
+
+drop function app_private.tg__audit() cascade; -- the row-level _500_audit triggers go with it
+create function app_private.tg__audit() returns trigger
 language plpgsql security definer set search_path = pg_catalog, public as $$
 declare
   v_resource text := tg_argv[0];
-  v_old jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
-  v_new jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
-  v_row jsonb := coalesce(v_new, v_old);
-  v_ignored text[] := app_private.audit_ignored_columns(v_resource);
-  v_changes jsonb;
-  v_action text;
-  v_label text;
-  v_incident_id uuid;
-  v_resource_id uuid;
+  v_key text := case tg_argv[0] when 'membership' then 'user_id' else 'id' end;
+  v_token uuid;
+  v_user uuid;
+  v_email text;
+  v_ip inet;
+  v_role text := coalesce(nullif(current_setting('role'), 'none'), session_user);
+  v_request text := left(app_private.setting('attest.request_id'), 200);
+  v_agent text := left(app_private.setting('attest.user_agent'), 500);
+  v_surface text := coalesce(app_private.setting('attest.surface'), 'sql');
 begin
   -- Only the tables this trigger was written for: attached to any other table it would let that
   -- table's rows pose as audited changes.
-  if app_private.audit_resource_of(tg_table_schema, tg_table_name) is distinct from v_resource then
+  if app_private.audit_resource_of(tg_table_schema, tg_table_name) is distinct from v_resource
+     or tg_level <> 'STATEMENT' then
     raise exception 'app_private.tg__audit(%) is not the capture trigger of %.%', v_resource, tg_table_schema, tg_table_name
       using errcode = '42501';
   end if;
-  select coalesce(jsonb_object_agg(key,
-           case when tg_op = 'INSERT' then jsonb_build_object('new', n.value)
-                when tg_op = 'DELETE' then jsonb_build_object('old', o.value)
-                else jsonb_build_object('old', o.value, 'new', n.value) end), '{}')
-    into v_changes
-  from jsonb_each(coalesce(v_old, '{}')) o
-  full join jsonb_each(coalesce(v_new, '{}')) n using (key)
-  where key <> all (v_ignored)
-    and o.value is distinct from n.value
-    and (tg_op = 'UPDATE' or coalesce(n.value, o.value) <> 'null'::jsonb); -- creates and deletes list set fields only
+  -- Who and where, once per statement.
+  v_token := (app_hidden.current_api_token()).id;
+  v_user := app_public.current_user_id();
+  v_email := (select u.email from app_public.users u where u.id = v_user);
+  begin
+    v_ip := app_private.setting('attest.ip')::inet;
+  exception when others then
+    v_ip := null;
+  end;
 
-  if tg_op = 'UPDATE' and v_changes = '{}' then
-    return null; -- an update that changes nothing records nothing
+  if tg_op = 'INSERT' then
+    insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_user_id, actor_label, api_token_id, db_role,
+                                      action, resource_type, resource_id, resource_label, incident_id, changes,
+                                      request_id, ip, user_agent, surface)
+    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id(), date_trunc('milliseconds', clock_timestamp()),
+           v_user, coalesce(v_email, 'system'), v_token, v_role, e.action, v_resource, e.resource_id, e.resource_label,
+           e.incident_id, e.changes, v_request, v_ip, v_agent, v_surface
+    from new_rows nr cross join lateral app_private.audit_entry_of(v_resource, tg_op, null, to_jsonb(nr)) e;
+  elsif tg_op = 'DELETE' then
+    insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_user_id, actor_label, api_token_id, db_role,
+                                      action, resource_type, resource_id, resource_label, incident_id, changes,
+                                      request_id, ip, user_agent, surface)
+    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id(), date_trunc('milliseconds', clock_timestamp()),
+           v_user, coalesce(v_email, 'system'), v_token, v_role, e.action, v_resource, e.resource_id, e.resource_label,
+           e.incident_id, e.changes, v_request, v_ip, v_agent, v_surface
+    from old_rows orow cross join lateral app_private.audit_entry_of(v_resource, tg_op, to_jsonb(orow), null) e;
+  else
+    insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_user_id, actor_label, api_token_id, db_role,
+                                      action, resource_type, resource_id, resource_label, incident_id, changes,
+                                      request_id, ip, user_agent, surface)
+    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id(), date_trunc('milliseconds', clock_timestamp()),
+           v_user, coalesce(v_email, 'system'), v_token, v_role, e.action, v_resource, e.resource_id, e.resource_label,
+           e.incident_id, e.changes, v_request, v_ip, v_agent, v_surface
+    from (select to_jsonb(orow) as o from old_rows orow) a
+    join (select to_jsonb(nr) as n from new_rows nr) b
+      on a.o->>v_key = b.n->>v_key and coalesce(a.o->>'tenant_id', '') = coalesce(b.n->>'tenant_id', '')
+    cross join lateral app_private.audit_entry_of(v_resource, tg_op, a.o, b.n) e;
   end if;
-  v_action := app_private.audit_action(v_resource, tg_op, v_old, v_new);
-  if v_action is null then
-    return null;
-  end if;
-
-  v_incident_id := case v_resource
-    when 'incident' then (v_row->>'id')::uuid
-    when 'evidence' then (v_row->>'incident_id')::uuid
-    when 'milestone' then (v_row->>'incident_id')::uuid
-    when 'export' then (v_row->>'incident_id')::uuid
-  end;
-  v_resource_id := case v_resource
-    when 'membership' then (v_row->>'user_id')::uuid
-    when 'session' then (v_row->>'user_id')::uuid
-    else (v_row->>'id')::uuid
-  end;
-  v_label := case v_resource
-    when 'incident' then v_row->>'title'
-    when 'evidence' then v_row->>'filename'
-    when 'milestone' then
-      (case v_row->>'kind' when 'early_warning' then 'Early Warning'
-                           when 'full_notification' then 'Full Notification'
-                           else 'Final Report' end)
-      || ' · ' || coalesce((select i.title from app_public.incidents i
-                            where i.tenant_id = (v_row->>'tenant_id')::uuid and i.id = v_incident_id), '?')
-    when 'export' then 'Evidence pack · ' || coalesce((select i.title from app_public.incidents i
-                            where i.tenant_id = (v_row->>'tenant_id')::uuid and i.id = v_incident_id), '?')
-    when 'webhook' then v_row->>'url'
-    when 'membership' then (select u.email from app_public.users u where u.id = (v_row->>'user_id')::uuid)
-    when 'api_token' then v_row->>'name'
-    when 'tenant' then v_row->>'name'
-    when 'session' then v_row->>'email'
-  end;
-
-  -- The attribution trigger fills in the rest (who, where, when, capture number, transaction).
-  insert into app_public.audit_log (tenant_id, action, resource_type, resource_id, resource_label, incident_id, changes,
-                                    occurred_at, actor_label, db_role, surface)
-  values (coalesce((v_row->>'tenant_id')::uuid, (v_row->>'id')::uuid), v_action, v_resource, v_resource_id,
-          left(v_label, 500), v_incident_id, v_changes, now(), '', '', 'sql');
   return null;
 end;
 $$;
+comment on function app_private.tg__audit() is
+  'Capture trigger (AFTER … FOR EACH STATEMENT with transition tables old_rows/new_rows): one audit entry per changed row, in the same transaction. Argument: the resource name.';
+
+-- Three statement triggers per audited table (PostgreSQL allows transition tables on triggers of
+-- one event only). The table list is the one audit_resource_of knows.
+do $$
+declare
+  r record;
+begin
+  for r in
+    select c.oid::regclass as tbl, app_private.audit_resource_of(n.nspname, c.relname) as resource
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where c.relkind = 'r' and app_private.audit_resource_of(n.nspname, c.relname) is not null
+  loop
+    execute format('create trigger _500_audit_insert after insert on %s referencing new table as new_rows
+                    for each statement execute function app_private.tg__audit(%L)', r.tbl, r.resource);
+    execute format('create trigger _500_audit_update after update on %s referencing old table as old_rows new table as new_rows
+                    for each statement execute function app_private.tg__audit(%L)', r.tbl, r.resource);
+    execute format('create trigger _500_audit_delete after delete on %s referencing old table as old_rows
+                    for each statement execute function app_private.tg__audit(%L)', r.tbl, r.resource);
+  end loop;
+end;
+$$;
+
+-- NIS2 milestones are created once a statement's incidents are captured, so the log reads
+-- "incident.updated (NIS2 on)" before the "milestone.created" entries it caused.
+drop trigger _600_nis2_milestones on app_public.incidents;
+create or replace function app_private.tg_incidents__nis2_milestones() returns trigger
+language plpgsql security definer set search_path = pg_catalog, public as $$
+begin
+  if tg_op = 'INSERT' then
+    insert into app_public.nis2_milestones (tenant_id, incident_id, kind, due_at)
+    select n.tenant_id, n.id, k.kind, n.created_at + k.after
+    from new_rows n
+    cross join (values ('early_warning', interval '24 hours'),
+                       ('full_notification', interval '72 hours'),
+                       ('final_report', interval '30 days')) as k(kind, after)
+    where n.nis2_enabled
+    on conflict (tenant_id, incident_id, kind) do nothing;
+  else
+    insert into app_public.nis2_milestones (tenant_id, incident_id, kind, due_at)
+    select n.tenant_id, n.id, k.kind, n.created_at + k.after
+    from new_rows n
+    join old_rows o on o.tenant_id = n.tenant_id and o.id = n.id
+    cross join (values ('early_warning', interval '24 hours'),
+                       ('full_notification', interval '72 hours'),
+                       ('final_report', interval '30 days')) as k(kind, after)
+    where n.nis2_enabled and not o.nis2_enabled
+    on conflict (tenant_id, incident_id, kind) do nothing;
+  end if;
+  return null;
+end;
+$$;
+create trigger _600_nis2_milestones_insert after insert on app_public.incidents referencing new table as new_rows
+  for each statement execute function app_private.tg_incidents__nis2_milestones();
+create trigger _600_nis2_milestones_update after update on app_public.incidents
+  referencing old table as old_rows new table as new_rows
+  for each statement execute function app_private.tg_incidents__nis2_milestones();
+
+-- Entries come only from the capture triggers: a statement-level guard on the log.
+create function app_private.tg_audit_log__capture_only() returns trigger
+language plpgsql set search_path = pg_catalog as $$
+begin
+  if pg_trigger_depth() < 2 then
+    raise exception 'audit entries are written only by the database''s capture triggers'
+      using errcode = '42501';
+  end if;
+  return null;
+end;
+$$;
+comment on function app_private.tg_audit_log__capture_only() is 'Refuses any INSERT into the audit log that a capture trigger did not make.';
+
+drop trigger _100_seal on app_public.audit_log;
+drop function app_private.tg_audit_log__seal();
+grant trigger on app_public.audit_log to :DATABASE_OWNER;
+create trigger _000_capture_only before insert on app_public.audit_log
+  for each statement execute function app_private.tg_audit_log__capture_only();
+revoke trigger on app_public.audit_log from :DATABASE_OWNER;
 
 ------------------------------------------------------------------------------
 -- 3. Entry bytes: what a leaf of the Merkle tree covers
@@ -682,7 +811,9 @@ $$;
 create function app_private.verify_audit_log(p_tenant uuid)
 returns table (valid boolean, entries bigint, last_seq bigint, first_invalid_seq bigint, problem text,
                tree_size bigint, root_hash bytea, checkpoint_size bigint, pending bigint)
-language plpgsql stable security definer set search_path = pg_catalog, public set work_mem = '256MB' as $$
+language plpgsql stable security definer set search_path = pg_catalog, public set work_mem = '256MB'
+  set enable_nestloop = off -- whole-tenant checks: hash joins, not one index probe per entry
+as $$
 declare
   v_state app_private.audit_seal_state;
   v_size bigint;
@@ -741,17 +872,22 @@ begin
   end if;
 
   -- Each interior node is the hash of its two children; each leaf completes the right subtrees.
-  select min(l.seq) into v_bad
-  from app_hidden.audit_leaves l
-  left join lateral (
-    select bool_and(substring(l.nodes from (h - 1) * 32 + 1 for 32) = sha256('\x01'::bytea
-             || case when h = 1 then c.leaf_hash else substring(c.nodes from (h - 2) * 32 + 1 for 32) end
-             || case when h = 1 then l.leaf_hash else substring(l.nodes from (h - 2) * 32 + 1 for 32) end)) as ok
-    from generate_series(1, octet_length(l.nodes) / 32) h
-    left join app_hidden.audit_leaves c on c.tenant_id = p_tenant and c.seq = l.seq - (1::bigint << (h - 1))
-  ) n on true
-  where l.tenant_id = p_tenant
-    and ((1::bigint << (octet_length(l.nodes) / 32)) <> (l.seq & -l.seq) or not coalesce(n.ok, true));
+  select min(x.seq) into v_bad from (
+    select l.seq from app_hidden.audit_leaves l
+    where l.tenant_id = p_tenant and (1::bigint << (octet_length(l.nodes) / 32)) <> (l.seq & -l.seq)
+    union all
+    select n.seq
+    from (
+      select l.seq, h, substring(l.nodes from (h - 1) * 32 + 1 for 32) as node,
+             case when h = 1 then l.leaf_hash else substring(l.nodes from (h - 2) * 32 + 1 for 32) end as right_child
+      from app_hidden.audit_leaves l cross join lateral generate_series(1, octet_length(l.nodes) / 32) h
+      where l.tenant_id = p_tenant
+    ) n
+    join app_hidden.audit_leaves c on c.tenant_id = p_tenant and c.seq = n.seq - (1::bigint << (n.h - 1))
+    where n.node <> sha256('\x01'::bytea
+            || case when n.h = 1 then c.leaf_hash else substring(c.nodes from (n.h - 2) * 32 + 1 for 32) end
+            || n.right_child)
+  ) x;
   if v_bad is not null then
     return query select false, v_entries, v_size, v_bad,
       format('the log''s tree is damaged at entry %s: a stored hash does not match the entries below it', v_bad),
@@ -1034,22 +1170,34 @@ language sql stable set search_path = pg_catalog, public as $$
 $$;
 
 alter table app_private.webhook_deliveries rename column audit_seq to audit_entry_id;
+-- Webhook deliveries are queued once per capturing statement (one indexed lookup of the tenant's
+-- webhooks), not once per entry.
+drop trigger _900_webhooks on app_public.audit_log;
 create or replace function app_private.tg_audit_log__webhooks() returns trigger
 language plpgsql security definer set search_path = pg_catalog, public as $$
 declare
   v_hook record;
 begin
   for v_hook in
-    select w.id from app_public.webhooks w
-    where w.tenant_id = new.tenant_id and w.active and app_private.webhook_wants(w.actions, new.action)
+    with queued as (
+      insert into app_private.webhook_deliveries (tenant_id, webhook_id, audit_entry_id, action)
+      select e.tenant_id, w.id, e.id, e.action
+      from new_entries e
+      join app_public.webhooks w on w.tenant_id = e.tenant_id and w.active and app_private.webhook_wants(w.actions, e.action)
+      order by e.id
+      returning tenant_id, webhook_id
+    )
+    select distinct q.tenant_id, q.webhook_id from queued q
   loop
-    insert into app_private.webhook_deliveries (tenant_id, webhook_id, audit_entry_id, action)
-    values (new.tenant_id, v_hook.id, new.id, new.action);
-    perform app_private.enqueue_webhook_delivery(new.tenant_id, v_hook.id);
+    perform app_private.enqueue_webhook_delivery(v_hook.tenant_id, v_hook.webhook_id);
   end loop;
   return null;
 end;
 $$;
+grant trigger on app_public.audit_log to :DATABASE_OWNER;
+create trigger _900_webhooks after insert on app_public.audit_log referencing new table as new_entries
+  for each statement execute function app_private.tg_audit_log__webhooks();
+revoke trigger on app_public.audit_log from :DATABASE_OWNER;
 
 drop function app_public.webhook_deliveries(uuid, int);
 create function app_public.webhook_deliveries(webhook_id uuid, max_rows int default 20)

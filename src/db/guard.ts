@@ -12,7 +12,9 @@ export const GUARD_SCHEMA = "attest_guard";
 
 const protectedFunctions = [
   "app_private.tg_audit_log__immutable()",
-  "app_private.tg_audit_log__attribute()",
+  "app_private.tg_audit_log__capture_only()",
+  "app_private.audit_entry_of(text,text,jsonb,jsonb)",
+  "app_private.audit_changes(text,jsonb,jsonb,text[])",
   "app_private.tg__audit()",
   "app_private.tg__append_only()",
   "app_private.tg_audit_checkpoints__check()",
