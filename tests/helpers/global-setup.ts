@@ -141,7 +141,7 @@ export default async function setup(project: TestProject) {
   project.provide("browserTests", browserTests);
 
   const browser = !browserTests
-    ? "off (ATTEST_TEST_BROWSER)"
+    ? `off (ATTEST_TEST_BROWSER=${process.env.ATTEST_TEST_BROWSER})`
     : chromiumProblem()
       ? "on, but Chromium is missing"
       : `on (${chromiumCandidate()})`;
@@ -149,10 +149,15 @@ export default async function setup(project: TestProject) {
     ...(browserTests && chromiumProblem() ? ["chromium"] : []),
     ...toolProblems().map((p) => p.split(" ")[0]),
   ];
-  console.log(
-    `Attest tests: ${testServers.map((s) => s.name).join(", ")}; browser tests: ${browser}` +
-      (missing.length ? `\nMissing: ${missing.join(", ")}; these tests will fail. Install with: ${INSTALL_LINE}` : ""),
-  );
+  const warning = missing.length
+    ? `Missing: ${missing.join(", ")}; the tests that need them fail. Install with: ${INSTALL_LINE}`
+    : "";
+  if (warning) console.log(warning);
+  // Printed last, after vitest's own summary: what this run tested.
+  const summary = `Attest tests: ${testServers.map((s) => s.name).join(", ")}; browser tests: ${browser}`;
 
-  return cleanup;
+  return async () => {
+    await cleanup();
+    console.log(warning ? `${summary}\n${warning}` : summary);
+  };
 }
