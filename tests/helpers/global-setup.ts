@@ -8,6 +8,7 @@
  * be tested twice); ATTEST_TEST_EMBEDDED=15,18 (or 18, or none) chooses the embedded ones
  * explicitly.
  */
+import { readFileSync, rmSync } from "node:fs";
 import fs from "node:fs/promises";
 import { createRequire } from "node:module";
 import os from "node:os";
@@ -79,6 +80,27 @@ async function describeServer(adminUrl: string): Promise<{ version: string; supe
   }
 }
 
+/** Fast shutdown of the server in `dataDir` (if it runs), waiting up to 10 s; then removes the directory. */
+function stopNow(dataDir: string): void {
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(path.join(dataDir, "postgres", "postmaster.pid"), "utf8").split("\n")[0]);
+    process.kill(pid, "SIGINT");
+  } catch {
+    pid = 0;
+  }
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let i = 0; pid && i < 200; i++) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      break;
+    }
+    Atomics.wait(pause, 0, 0, 50);
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
 export default async function setup(project: TestProject) {
   const externals: ServerInfo[] = [];
   for (const { url, source } of externalUrls()) {
@@ -104,36 +126,44 @@ export default async function setup(project: TestProject) {
   }
   if (!majors.length && !externals.length) throw new Error("ATTEST_TEST_EMBEDDED=none needs ATTEST_TEST_PG_URL(S)");
 
-  const started: Array<{ cluster: EmbeddedCluster; dataDir: string }> = [];
+  // Every data directory made, with its server once it runs: removed at the end, or at once if
+  // any server fails to start (after the others have finished starting).
+  const made: Array<{ dataDir: string; cluster?: EmbeddedCluster }> = [];
   const cleanup = async () => {
-    for (const { cluster, dataDir } of started.splice(0)) {
-      await cluster.stop().catch(() => {});
+    for (const { cluster, dataDir } of made.splice(0)) {
+      await cluster?.stop().catch(() => {});
       await fs.rm(dataDir, { recursive: true, force: true });
     }
+    process.off("exit", cleanupNow);
   };
-  let embedded: ServerInfo[];
-  try {
-    embedded = await Promise.all(
-      majors.map(async (major) => {
-        const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), `attest-test-pg${major}-`));
-        await fs.chmod(dataDir, 0o755);
-        const binaries = await embeddedBinaries(EMBEDDED[major]());
-        const cluster = await startEmbeddedPostgres({ dataDir, port: await freePort(), log: () => {}, binaries }).catch(
-          async (error) => {
-            await fs.rm(dataDir, { recursive: true, force: true });
-            throw error;
-          },
-        );
-        started.push({ cluster, dataDir });
-        const adminUrl = cluster.url("postgres");
-        const { version } = await describeServer(adminUrl);
-        return { name: `PostgreSQL ${version} (embedded)`, adminUrl, major, embedded: true };
-      }),
-    );
-  } catch (error) {
+  // A run stopped early (Ctrl-C) ends without the teardown: stop the servers (they run detached)
+  // and remove their data as the process exits, synchronously.
+  const cleanupNow = () => {
+    for (const { dataDir } of made.splice(0)) stopNow(dataDir);
+  };
+  process.on("exit", cleanupNow);
+  const results = await Promise.allSettled(
+    majors.map(async (major): Promise<ServerInfo> => {
+      const entry: (typeof made)[number] = {
+        dataDir: await fs.mkdtemp(path.join(os.tmpdir(), `attest-test-pg${major}-`)),
+      };
+      made.push(entry);
+      await fs.chmod(entry.dataDir, 0o755);
+      const binaries = await embeddedBinaries(EMBEDDED[major]());
+      const port = await freePort();
+      const cluster = await startEmbeddedPostgres({ dataDir: entry.dataDir, port, log: () => {}, binaries });
+      entry.cluster = cluster;
+      const adminUrl = cluster.url("postgres");
+      const { version } = await describeServer(adminUrl);
+      return { name: `PostgreSQL ${version} (embedded)`, adminUrl, major, embedded: true };
+    }),
+  );
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) {
     await cleanup();
-    throw error;
+    throw failed.reason;
   }
+  const embedded = results.map((r) => (r as PromiseFulfilledResult<ServerInfo>).value);
 
   const testServers = [...embedded, ...externals];
   const browserTests = browserTestsEnabled();
