@@ -12,7 +12,7 @@ import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres } from "../src/db/embedded.ts";
 import { prepareDatabase, SetupRequiredError, withDatabase } from "../src/db/setup.ts";
-import { createTestDatabase, servers } from "./helpers/db.ts";
+import { createTestDatabase, existingServer, servers } from "./helpers/db.ts";
 import { freePort } from "./helpers/net.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -241,12 +241,13 @@ describe("npm start", () => {
   });
 
   it("uses DATABASE_URL when set and never seeds demo data into it", async () => {
-    const [pg15] = servers();
+    // The "existing Postgres" of the README: ATTEST_TEST_PG_URL when given, else embedded 15.
+    const existing = existingServer();
     const name = `attest_test_${randomBytes(4).toString("hex")}`;
-    cleanups.push(() => dropByPrefix(pg15.adminUrl, name));
+    cleanups.push(() => dropByPrefix(existing.adminUrl, name));
     // Through `npm start` itself: a SIGTERM to npm must reach Attest.
     const proc = new AttestProcess(
-      { DATABASE_URL: withDatabase(pg15.adminUrl, name), PORT: String(await freePort()) },
+      { DATABASE_URL: withDatabase(existing.adminUrl, name), PORT: String(await freePort()) },
       ["npm", "start", "--silent"],
     );
     const url = await proc.ready();
@@ -259,7 +260,7 @@ describe("npm start", () => {
     expect(proc.output).toContain("Stopped worker");
     expect(proc.output).toContain("Stopped database pools");
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();
-    const client = new pg.Client({ connectionString: withDatabase(pg15.adminUrl, name) });
+    const client = new pg.Client({ connectionString: withDatabase(existing.adminUrl, name) });
     await client.connect();
     const { rows } = await client.query("select count(*)::int as n from app_public.tenants");
     await client.end();

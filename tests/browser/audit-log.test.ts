@@ -4,17 +4,17 @@
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchBrowser, screenshot, signInPage } from "../helpers/browser.ts";
-import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
+import { browserTests, launchBrowser, openPage, screenshot, signInPage } from "../helpers/browser.ts";
+import { createTestDatabase, mainServer, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
-describe("Audit Log in Chromium", () => {
+describe.runIf(browserTests())("Audit Log in Chromium", () => {
   let t: TestDatabase;
   let web: TestServer;
   let browser: Browser;
 
   beforeAll(async () => {
-    t = await createTestDatabase(servers()[1], { seed: true });
+    t = await createTestDatabase(mainServer(), { seed: true });
     web = await startTestServer(t);
     browser = await launchBrowser();
   });
@@ -25,7 +25,7 @@ describe("Audit Log in Chromium", () => {
   });
 
   async function newPage(email: string, next: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+    const page = await openPage(browser);
     await signInPage(page, web.url, email, next);
     return page;
   }
@@ -81,17 +81,31 @@ describe("Audit Log in Chromium", () => {
     await page.close();
   });
 
-  it("shows times in the viewer's time zone with the UTC time on hover", async () => {
-    const page = await browser.newPage({ timezoneId: "Asia/Tokyo", viewport: { width: 1360, height: 900 } });
-    await signInPage(page, web.url, "owner@demo.test", "/t/demo/audit");
-    const time = page.locator("details.log-entry time").first();
-    const iso = (await time.getAttribute("datetime")) ?? "";
-    await expect.poll(() => time.getAttribute("title")).toBe(`${iso} (UTC)`);
-    const local = new Intl.DateTimeFormat("en-US", { timeZone: "Asia/Tokyo", hour: "2-digit", hour12: false }).format(
-      new Date(iso),
+  it("shows times in the viewer's time zone and clock, with the UTC time on hover", async () => {
+    // The page formats times with the browser's locale and time zone: pin both per page.
+    const shownAt = async (options: { timezoneId: string; locale: string }) => {
+      const page = await openPage(browser, options);
+      await signInPage(page, web.url, "owner@demo.test", "/t/demo/audit");
+      const time = page.locator("details.log-entry time").first();
+      const iso = (await time.getAttribute("datetime")) ?? "";
+      await expect.poll(() => time.getAttribute("title")).toBe(`${iso} (UTC)`);
+      const text = (await time.textContent()) ?? "";
+      await page.close();
+      return { iso, text };
+    };
+    const hour = (iso: string, timeZone: string, hourCycle: "h12" | "h23") =>
+      new Intl.DateTimeFormat("en-US", { timeZone, hour: "numeric", hourCycle })
+        .formatToParts(new Date(iso))
+        .find((p) => p.type === "hour")?.value;
+
+    const tokyo = await shownAt({ timezoneId: "Asia/Tokyo", locale: "en-GB" });
+    expect(tokyo.text).toContain(`${hour(tokyo.iso, "Asia/Tokyo", "h23")?.padStart(2, "0")}:`);
+    expect(tokyo.text).not.toMatch(/[AP]M/i);
+
+    const newYork = await shownAt({ timezoneId: "America/New_York", locale: "en-US" });
+    expect(newYork.text).toMatch(
+      new RegExp(`\\b0?${hour(newYork.iso, "America/New_York", "h12")}:\\d\\d:\\d\\d\\s?[AP]M`),
     );
-    expect(await time.textContent()).toContain(`${local}:`);
-    await page.close();
   });
 
   it("refuses a member with a 403 page", async () => {

@@ -7,8 +7,8 @@
 import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS, launchBrowser, screenshot, signInPage } from "../helpers/browser.ts";
-import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
+import { ARTIFACTS, browserTests, launchBrowser, openPage, screenshot, signInPage } from "../helpers/browser.ts";
+import { createTestDatabase, mainServer, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const OWNER = "owner@demo.test";
@@ -20,7 +20,7 @@ interface Row {
   resource: string;
 }
 
-describe("The workspace in Chromium", () => {
+describe.runIf(browserTests())("The workspace in Chromium", () => {
   let t: TestDatabase;
   let web: TestServer;
   let browser: Browser;
@@ -28,7 +28,7 @@ describe("The workspace in Chromium", () => {
   const asked: string[] = [];
 
   beforeAll(async () => {
-    t = await createTestDatabase(servers()[1], { seed: true });
+    t = await createTestDatabase(mainServer(), { seed: true });
     web = await startTestServer(t);
     browser = await launchBrowser();
   });
@@ -39,7 +39,7 @@ describe("The workspace in Chromium", () => {
   });
 
   async function newPage(email: string, next: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+    const page = await openPage(browser);
     // Deleting asks first (window.confirm): a person says yes.
     page.on("dialog", (dialog) => {
       asked.push(dialog.message());

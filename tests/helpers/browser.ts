@@ -1,21 +1,32 @@
 /**
- * Headless Chromium (Debian's, installed by .ci/run) driven by playwright-core, with screenshots
+ * Headless Chromium (Debian's, see prerequisites.ts) driven by playwright-core, with screenshots
  * saved under .test-artifacts/ (git-ignored) so a person can look at what the tests saw.
+ * Pages open with a pinned locale and time zone, whatever LANG and TZ the machine has.
  */
 import fs from "node:fs";
 import path from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
+import { inject } from "vitest";
+import { chromiumPath } from "./prerequisites.ts";
 
-export const CHROMIUM = process.env.ATTEST_CHROMIUM || "/usr/bin/chromium";
 export const ARTIFACTS = path.resolve(import.meta.dirname, "../../.test-artifacts");
 
+/** What every test page gets unless a test asks for something else: a 24-hour English clock in UTC. */
+export const PAGE_DEFAULTS: BrowserContextOptions = {
+  locale: "en-GB",
+  timezoneId: "UTC",
+  viewport: { width: 1360, height: 900 },
+};
+
+/** False when the run was started with ATTEST_TEST_BROWSER=off: browser tests are skipped. */
+export const browserTests = (): boolean => inject("browserTests");
+
 export async function launchBrowser(): Promise<Browser> {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` (as .ci/run does).`);
-  }
+  const executablePath = chromiumPath();
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   return chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath,
+    env: { ...process.env, TZ: "UTC", LANG: "C.UTF-8", LC_ALL: "C.UTF-8", LANGUAGE: "" },
     args: [
       "--headless",
       "--no-sandbox",
@@ -27,6 +38,11 @@ export async function launchBrowser(): Promise<Browser> {
       "--disable-sync",
     ],
   });
+}
+
+/** A new page (in its own context) with PAGE_DEFAULTS, overridden by `options`. */
+export async function openPage(browser: Browser, options: BrowserContextOptions = {}): Promise<Page> {
+  return browser.newPage({ ...PAGE_DEFAULTS, ...options });
 }
 
 export async function signInPage(page: Page, baseUrl: string, email: string, next = "/"): Promise<void> {

@@ -12,20 +12,31 @@ import { seedDemoWorkspace } from "../../src/db/seed.ts";
 import { type PreparedDatabase, prepareDatabase, withDatabase } from "../../src/db/setup.ts";
 import { sealAll } from "./seal.ts";
 
-export interface Server {
-  name: string;
-  /** Superuser URL of the server's maintenance database. */
-  adminUrl: string;
+import type { ServerInfo } from "./global-setup.ts";
+
+export type Server = ServerInfo;
+
+/**
+ * Every PostgreSQL server of this run (started or checked by global-setup.ts): the embedded
+ * PostgreSQL 15 and 18, and one per URL in ATTEST_TEST_PG_URL / ATTEST_TEST_PG_URLS.
+ */
+export function servers(): Server[] {
+  return inject("testServers");
 }
 
-export function servers(): Server[] {
-  return [
-    {
-      name: "PostgreSQL 15",
-      adminUrl: process.env.ATTEST_TEST_PG15_URL || "postgres://postgres@127.0.0.1:5432/postgres",
-    },
-    { name: "PostgreSQL 18 (embedded)", adminUrl: inject("embeddedAdminUrl") },
-  ];
+/** The one server for tests that need only one (browser tests): PostgreSQL 18, as `npm start` runs. */
+export function mainServer(): Server {
+  const all = servers();
+  return all.find((s) => s.embedded && s.major === 18) ?? all.find((s) => s.major === 18) ?? all[all.length - 1];
+}
+
+/**
+ * The stand-in for "an existing PostgreSQL a user points DATABASE_URL at": the first external
+ * server (ATTEST_TEST_PG_URL, as .ci/run sets), else the oldest embedded one.
+ */
+export function existingServer(): Server {
+  const all = servers();
+  return all.find((s) => !s.embedded) ?? [...all].sort((a, b) => a.major - b.major)[0];
 }
 
 export interface TestDatabase {

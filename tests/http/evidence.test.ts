@@ -157,12 +157,12 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
     });
 
     const { rows } = await t.superuser.query(
-      "select id, filename, size_bytes::int as size, encode(sha256, 'hex') as sha, incident_id from app_public.evidence where id = any($1::uuid[]) order by filename",
+      "select id, filename, size_bytes::int as size, encode(sha256, 'hex') as sha, incident_id from app_public.evidence where id = any($1::uuid[]) order by filename collate \"C\"",
       [evidence.map((e) => e.id)],
     );
     expect(rows.map((r) => [r.filename, r.size, r.sha, r.incident_id])).toEqual(
       [...files]
-        .sort((a, b) => a.name.localeCompare(b.name))
+        .sort((a, b) => (a.name < b.name ? -1 : 1))
         .map((f) => [f.name, f.data.length, sha256(f.data), incidentId]),
     );
     const after = await stored();

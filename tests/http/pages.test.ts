@@ -770,13 +770,13 @@ describe.each(servers())("workspace pages on $name", (server) => {
         files.map((f) => [f.name, sha256(f.data), f.data.length]),
       );
       const { rows } = await t.superuser.query(
-        "select filename, size_bytes::int as size, uploaded_by from app_public.evidence where incident_id = $1 order by filename",
+        'select filename, size_bytes::int as size, uploaded_by from app_public.evidence where incident_id = $1 order by filename collate "C"',
         [id],
       );
       expect(rows).toEqual(
         files
           .map((f) => ({ filename: f.name, size: f.data.length, uploaded_by: userIds[MEMBER] }))
-          .sort((a, b) => a.filename.localeCompare(b.filename)),
+          .sort((a, b) => (a.filename < b.filename ? -1 : 1)),
       );
       const entries = await expectAudited(response, MEMBER, "evidence.uploaded", "evidence.uploaded");
       expect(entries.map((e) => e.resource_label).sort()).toEqual(files.map((f) => f.name).sort());

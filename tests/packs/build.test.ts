@@ -12,6 +12,7 @@ import { writeBlob } from "../../src/db/blobs.ts";
 import { withContext } from "../../src/db/context.ts";
 import { verifyPack } from "../../src/packs/verify.ts";
 import { asUser, createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
+import { requireTools } from "../helpers/prerequisites.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -148,6 +149,7 @@ describe.each(servers())("evidence packs on $name", (server) => {
     expect(pdf.status).toBe(200);
     const pdfPath = path.join(tmp, "report.pdf");
     await fs.writeFile(pdfPath, Buffer.from(await pdf.arrayBuffer()));
+    requireTools("pdftotext");
     const text = execFileSync("pdftotext", ["-layout", pdfPath, "-"]).toString().replace(/\s+/g, " ");
     // Every entry of the incident up to the chain head the pack was signed at.
     const head = verdict.ok ? verdict.summary.head.seq : 0;

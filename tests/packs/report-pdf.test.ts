@@ -5,7 +5,7 @@
  * numbered "Page n of m", and the document streams with bounded memory. The pages are also rendered
  * to PNG under .test-artifacts/report-pdf/ for people to look at.
  */
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
@@ -17,6 +17,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AuditDocument, type EntryLine, formatFingerprint, type IncidentFile } from "../../src/packs/format.ts";
 import { type ReportData, renderReportPdf } from "../../src/packs/report-pdf.ts";
+import { requireTools } from "../helpers/prerequisites.ts";
 
 const run = promisify(execFile);
 const ARTIFACTS = path.resolve(import.meta.dirname, "../../.test-artifacts/report-pdf");
@@ -207,12 +208,6 @@ async function pdfText(file: string): Promise<string[]> {
   return stdout.split("\f").slice(0, -1);
 }
 
-function requirePoppler(): void {
-  if (spawnSync("pdftotext", ["-v"]).error || spawnSync("pdftoppm", ["-v"]).error) {
-    throw new Error("pdftotext/pdftoppm not found: these tests need poppler (apt-get install poppler-utils)");
-  }
-}
-
 interface Word {
   page: number;
   xMin: number;
@@ -241,7 +236,7 @@ describe("the evidence pack PDF report", () => {
   let pages: string[]; // pdftotext -raw, one string per page
 
   beforeAll(async () => {
-    requirePoppler();
+    requireTools("pdftotext", "pdftoppm");
     dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-report-"));
     pdf = path.join(dir, "report.pdf");
     await pipeline(renderReportPdf(data), createWriteStream(pdf));
@@ -376,7 +371,7 @@ describe("the evidence pack PDF report", () => {
 
 describe("a report with a 250-character incident title", () => {
   it("prints the title in full on the cover and cut with an ellipsis in the page header", async () => {
-    requirePoppler();
+    requireTools("pdftotext", "pdftoppm");
     const data = reportData(40);
     data.incidentFile.incident.title = LONG_TITLE;
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-report-"));
@@ -400,7 +395,7 @@ describe("a report with a 250-character incident title", () => {
 
 describe("unusual reports", () => {
   async function render(data: ReportData): Promise<string[]> {
-    requirePoppler();
+    requireTools("pdftotext", "pdftoppm");
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-report-"));
     try {
       const pdf = path.join(dir, "report.pdf");
