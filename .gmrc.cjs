@@ -14,6 +14,7 @@ module.exports = {
     ":DATABASE_AUTHENTICATOR": "!ENV",
     ":DATABASE_VISITOR": "!ENV",
     ":DATABASE_REPORTING": "!ENV",
+    ":DATABASE_SEALER": "!ENV",
   },
   afterReset: [],
   afterAllMigrations: [],

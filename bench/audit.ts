@@ -49,7 +49,8 @@ const su = new pg.Pool({ connectionString: url, max: 4 });
 const owner = new pg.Pool({ ...db.owner, max: 4 });
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "attest-bench-"));
 const out = (line: string) => process.stdout.write(`${line}\n`);
-const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const quantile = (xs: number[], q: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -123,7 +124,9 @@ update app_public.incidents i set description = md5(random()::text)
 `;
 
 try {
-  out(`bench:audit on ${new URL(ADMIN).host} (${(await su.query("show server_version")).rows[0].server_version}), database ${name}`);
+  out(
+    `bench:audit on ${new URL(ADMIN).host} (${(await su.query("show server_version")).rows[0].server_version}), database ${name}`,
+  );
   await su.query("create schema bench");
   await su.query("create table bench.tenants (n int primary key, id uuid not null)");
   await su.query(
@@ -140,7 +143,9 @@ try {
     "insert into app_public.incidents (tenant_id, id, title) select tenant_id, id, 'bench ' || k from bench.incidents",
   );
   await su.query("vacuum analyze");
-  out(`prepared ${TENANTS} tenants × ${INCIDENTS_PER_TENANT} incidents; sealing ${fmt(await sealEverything())} entries`);
+  out(
+    `prepared ${TENANTS} tenants × ${INCIDENTS_PER_TENANT} incidents; sealing ${fmt(await sealEverything())} entries`,
+  );
 
   // 1. Audited vs plain writes.
   out("\n1. writes per second, 4 clients (audited = capture on + sealer running; plain = capture triggers disabled)");
@@ -236,7 +241,9 @@ try {
 
   // 6. One statement changing N rows of one tenant.
   {
-    out("\n6. one INSERT statement of N incidents in one tenant, audited ÷ plain (target ≤ 3× at 200,000, linear in N)");
+    out(
+      "\n6. one INSERT statement of N incidents in one tenant, audited ÷ plain (target ≤ 3× at 200,000, linear in N)",
+    );
     const tenant = (await su.query("select id from bench.tenants where n = 3")).rows[0].id;
     const timed = async (n: number) => {
       const t0 = performance.now();
@@ -268,7 +275,9 @@ try {
     const admin = new pg.Client({ connectionString: ADMIN });
     await admin.connect();
     await admin.query(`drop database if exists "${name}" with (force)`);
-    const roles = await admin.query<{ rolname: string }>("select rolname from pg_roles where rolname like $1", [`${name}\\_%`]);
+    const roles = await admin.query<{ rolname: string }>("select rolname from pg_roles where rolname like $1", [
+      `${name}\\_%`,
+    ]);
     for (const { rolname } of roles.rows) await admin.query(`drop role if exists "${rolname}"`);
     await admin.end();
   }

@@ -83,7 +83,7 @@ async function main() {
     concurrency: config.workerConcurrency,
     log,
     webhooks: config.webhooks,
-    sealer: { originPrefix: config.audit.logOrigin, intervalMs: config.audit.sealIntervalMs },
+    sealer: { pool: pools.sealer, originPrefix: config.audit.logOrigin, intervalMs: config.audit.sealIntervalMs },
   });
   stack.push({ name: "worker", run: () => worker.stop() });
 

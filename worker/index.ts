@@ -36,8 +36,11 @@ export async function startWorker(options: {
   concurrency: number;
   log: Logger;
   webhooks: WebhookWorkerSettings;
-  /** Seal audit entries in this process (the sealer may also run elsewhere: one seals at a time). */
-  sealer?: { originPrefix: string; intervalMs: number };
+  /**
+   * Seal audit entries in this process, over `pool` (the sealer role's connections); the sealer
+   * may also run elsewhere: one seals at a time.
+   */
+  sealer?: { pool: pg.Pool; originPrefix: string; intervalMs: number };
 }): Promise<RunningWorker> {
   const logger = new WorkerLogger(() => (level, message) => {
     if (level === "error") options.log.error(message);
@@ -56,7 +59,7 @@ export async function startWorker(options: {
     events: liveness.events,
   });
   liveness.start();
-  const sealer = options.sealer ? startSealer({ pool: options.pgPool, log: options.log, ...options.sealer }) : null;
+  const sealer = options.sealer ? startSealer({ log: options.log, ...options.sealer }) : null;
   return {
     runner,
     async stop() {

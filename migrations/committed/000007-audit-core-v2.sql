@@ -1,5 +1,5 @@
 --! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
---! Hash: sha1:6ca46574929a4f1e5ce5a7f2081932260d6b0033
+--! Hash: sha1:1bcb54a222364da742f7452d15face7dcd1b4c76
 --! Message: audit-core-v2
 
 -- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -228,10 +228,14 @@ begin
     raise exception 'app_private.tg__audit(%) is not the capture trigger of %.%', v_resource, tg_table_schema, tg_table_name
       using errcode = '42501';
   end if;
-  -- Who and where, once per statement.
-  v_token := (app_hidden.current_api_token()).id;
-  v_user := app_public.current_user_id();
-  v_email := (select u.email from app_public.users u where u.id = v_user);
+  -- Who and where, once per statement. A user (and their API token) is named only when the
+  -- change comes through the server's user role: any other role (the owner, the worker, a DBA)
+  -- is recorded as "system" with its role name, whatever sessions or settings it arranged.
+  if current_setting('role') = ':DATABASE_VISITOR' then
+    v_token := (app_hidden.current_api_token()).id;
+    v_user := app_public.current_user_id();
+    v_email := (select u.email from app_public.users u where u.id = v_user);
+  end if;
   begin
     v_ip := app_private.setting('attest.ip')::inet;
   exception when others then
@@ -272,6 +276,15 @@ $$;
 comment on function app_private.tg__audit() is
   'Capture trigger (AFTER … FOR EACH STATEMENT with transition tables old_rows/new_rows): one audit entry per changed row, in the same transaction. Argument: the resource name.';
 
+create function app_private.tg__audited_no_truncate() returns trigger
+language plpgsql set search_path = pg_catalog as $$
+begin
+  raise exception 'audited tables cannot be truncated: delete the rows instead (each deletion is recorded)'
+    using errcode = '42501';
+end;
+$$;
+comment on function app_private.tg__audited_no_truncate() is 'Refuses TRUNCATE of an audited table (it would remove rows without recording it).';
+
 -- Three statement triggers per audited table (PostgreSQL allows transition tables on triggers of
 -- one event only). The table list is the one audit_resource_of knows.
 do $$
@@ -289,6 +302,9 @@ begin
                     for each statement execute function app_private.tg__audit(%L)', r.tbl, r.resource);
     execute format('create trigger _500_audit_delete after delete on %s referencing old table as old_rows
                     for each statement execute function app_private.tg__audit(%L)', r.tbl, r.resource);
+    -- TRUNCATE fires no row or statement DML triggers: refuse it on audited tables.
+    execute format('create trigger _000_no_truncate before truncate on %s
+                    for each statement execute function app_private.tg__audited_no_truncate()', r.tbl);
   end loop;
 end;
 $$;
@@ -1217,6 +1233,19 @@ $$;
 comment on function app_public.webhook_deliveries(uuid, int) is
   'The latest deliveries of a webhook of the current tenant, newest first (owner/admin): the audit entry''s capture number and, once sealed, its position.';
 grant execute on function app_public.webhook_deliveries(uuid, int) to :DATABASE_VISITOR;
+
+------------------------------------------------------------------------------
+-- 11. The sealer's role: seal, sign, nothing else
+------------------------------------------------------------------------------
+create function app_private.sealer_signing_key() returns table (fingerprint text, public_key_pem text, private_key_pem text)
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select k.fingerprint, k.public_key_pem, k.private_key_pem from app_private.signing_keys k where k.retired_at is null
+$$;
+comment on function app_private.sealer_signing_key() is 'The active signing key, for the sealer (created at start by the server).';
+grant usage on schema app_private to :DATABASE_SEALER;
+grant execute on function app_private.seal_audit_entries(int), app_private.unsigned_audit_heads(),
+  app_private.add_audit_checkpoint(uuid, bigint, bytea, text, text, text), app_private.sealer_signing_key()
+  to :DATABASE_SEALER;
 
 -- Seal what exists now (the v1 entries become the first leaves; checkpoints follow on the
 -- sealer's first run, which signs every head that has none).

@@ -60,6 +60,19 @@ export async function activeSigningKey(owner: pg.Pool): Promise<SigningKey> {
   }
 }
 
+/** The active key as the sealer role reads it (it cannot create one: the server does at start). */
+export async function readActiveSigningKey(pool: pg.Pool): Promise<SigningKey> {
+  const { rows } = await pool.query<{ fingerprint: string; public_key_pem: string; private_key_pem: string }>(
+    "select fingerprint, public_key_pem, private_key_pem from app_private.sealer_signing_key()",
+  );
+  if (!rows[0]) throw new Error("there is no active signing key yet (the server creates one when it starts)");
+  return {
+    fingerprint: rows[0].fingerprint,
+    publicKeyPem: rows[0].public_key_pem,
+    privateKey: createPrivateKey(rows[0].private_key_pem),
+  };
+}
+
 /** Retires the active key and creates a new one; returns the new key. */
 export async function rotateSigningKey(owner: pg.Pool): Promise<SigningKey> {
   const client = await owner.connect();

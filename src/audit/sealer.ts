@@ -8,7 +8,7 @@
 import type pg from "pg";
 import type { Logger } from "../log.ts";
 import { originOf, signCheckpoint } from "./checkpoint.ts";
-import { activeSigningKey, type SigningKey } from "./keys.ts";
+import { readActiveSigningKey, type SigningKey } from "./keys.ts";
 
 export interface SealResult {
   /** Entries sealed in this round. */
@@ -115,7 +115,7 @@ export function startSealer(options: {
       try {
         // Re-read the key now and then: `npm run keys:rotate` runs in another process.
         if (!key || Date.now() - keyReadAt > 30_000) {
-          key = await activeSigningKey(options.pool);
+          key = await readActiveSigningKey(options.pool);
           keyReadAt = Date.now();
         }
         round = waiters; // who asked before this round started

@@ -1,76 +1,133 @@
 /**
- * The DDL guard: event triggers (which only a superuser can create, alter or drop) that stop
- * any non-superuser session, the schema owner included, from dropping or altering the audit
- * log, its triggers, policies and rules, or the functions that capture, attribute, seal and verify
- * entries. Without it the owner could `ALTER TABLE … DISABLE TRIGGER` and then rewrite history,
- * or replace current_user_id() and have the server's changes recorded in another user's name.
- * Installed (and refreshed) by setup whenever it runs as a superuser; migrations that change the
- * audit log must then run in a superuser session (as `npm start` / `npm run migrate` do with such
- * a login). The protected objects are pinned by OID, so renaming them does not slip past.
+ * The DDL guard: what a superuser installs so that no other role, the schema owner included, can
+ * write the audit log or change how it is written. Installed (and refreshed) by setup whenever it
+ * runs as a superuser; a DBA runs it otherwise (`npm run --silent guard-sql | psql`). It:
+ *
+ * 1. works out the audit path from the catalog, not from a list kept by hand: the log's tables
+ *    (audit_log, audit_leaves, audit_checkpoints, audit_trees, audit_seal_state), the audited
+ *    tables (those with a capture trigger), every function their triggers and the log's policies
+ *    call, every SECURITY DEFINER function that reads or writes the log's tables, and, closing
+ *    over their source, every app function those call (`app_private.audit_path()` lists it);
+ * 2. hands the log's tables, its sequence and every function on the path to `<prefix>_audit`, a
+ *    role nobody logs in as and nobody is a member of (it is itself a member of the owner role, so
+ *    what the path may do does not change); the owner keeps no privilege on them;
+ * 3. installs event triggers (which only a superuser can create, alter or drop) that stop any
+ *    non-superuser session from dropping, altering or replacing anything on the path, from adding,
+ *    dropping, disabling or renaming triggers, rules or policies of the log's tables and the
+ *    audited tables, and from dropping or renaming an audited table.
+ *
+ * Migrations that change the audit path therefore run in a superuser session (as `npm start` /
+ * `npm run migrate` do with such a login); see migrations/CONVENTIONS.md.
  */
 export const GUARD_SCHEMA = "attest_guard";
-
-const protectedFunctions = [
-  "app_private.tg_audit_log__immutable()",
-  "app_private.tg_audit_log__capture_only()",
-  "app_private.audit_entry_of(text,text,jsonb,jsonb)",
-  "app_private.audit_changes(text,jsonb,jsonb,text[])",
-  "app_private.tg__audit()",
-  "app_private.tg__append_only()",
-  "app_private.tg_audit_checkpoints__check()",
-  "app_private.tg_audit_log__webhooks()",
-  "app_private.audit_entry_body(app_public.audit_log)",
-  "app_private.audit_leaf_bytes(bigint,text,text)",
-  "app_private.audit_frontier_root(bytea[])",
-  "app_private.seal_audit_entries(integer)",
-  "app_private.audit_seal_horizon()",
-  "app_private.audit_node(uuid,integer,bigint)",
-  "app_private.audit_subtree_hash(uuid,bigint,bigint)",
-  "app_private.audit_inclusion_path(uuid,bigint,bigint)",
-  "app_private.audit_consistency_path(uuid,bigint,bigint)",
-  "app_private.verify_audit_log(uuid)",
-  "app_private.add_audit_checkpoint(uuid,bigint,bytea,text,text,text)",
-  "app_private.incident_leaves(uuid,uuid,bigint)",
-  "app_hidden.audit_log_readable()",
-  "app_private.audit_hash(app_public.audit_log)",
-  "app_private.audit_document(app_public.audit_log)",
-  "app_private.canonical_json(jsonb)",
-  "app_private.audit_action(text,text,jsonb,jsonb)",
-  "app_private.audit_ignored_columns(text)",
-  "app_private.audit_resource_of(text,text)",
-  "app_public.verify_audit_chain(uuid)",
-  // Who is acting: replacing these would put words in other users' mouths.
-  "app_private.setting(text)",
-  "app_public.current_session_id()",
-  "app_hidden.current_api_token()",
-  "app_public.current_user_id()",
-  "app_public.current_tenant_id()",
-  "app_public.current_tenant_role()",
-  "app_hidden.current_user_tenant_ids()",
-  "app_public.tenant_has_feature(uuid,text)",
-  "app_public.current_tenant_has_feature(text)",
-];
 
 export const guardSql = `
 create schema if not exists ${GUARD_SCHEMA};
 revoke all on schema ${GUARD_SCHEMA} from public;
 comment on schema ${GUARD_SCHEMA} is 'Owned by a superuser: event triggers that protect the audit log from DDL.';
 
+-- The audit path, from the catalog. Used here and by the tests; readable by the owner so that an
+-- operator can see what is protected.
+create or replace function ${GUARD_SCHEMA}.audit_path()
+returns table (kind text, oid oid, identity text)
+language sql stable set search_path = pg_catalog as $$
+  with recursive
+  log_tables as (
+    select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where (n.nspname, c.relname) in (('app_public', 'audit_log'), ('app_hidden', 'audit_leaves'),
+      ('app_public', 'audit_checkpoints'), ('app_private', 'audit_trees'), ('app_private', 'audit_seal_state'))
+  ),
+  audited_tables as (
+    select distinct t.tgrelid as oid from pg_trigger t
+    where t.tgfoid = 'app_private.tg__audit()'::regprocedure
+  ),
+  roots as (
+    -- every trigger function of the log's tables and of the audited tables
+    select t.tgfoid as oid from pg_trigger t
+    where not t.tgisinternal and (t.tgrelid in (select oid from log_tables) or t.tgrelid in (select oid from audited_tables))
+    union
+    -- every function the log's policies call
+    select d.refobjid from pg_depend d join pg_policy p on d.classid = 'pg_policy'::regclass and d.objid = p.oid
+    where d.refclassid = 'pg_proc'::regclass and p.polrelid in (select oid from log_tables)
+    union
+    -- every SECURITY DEFINER function that reads or writes the log's tables (sealing, proofs, verification)
+    select p.oid from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where p.prosecdef and n.nspname in ('app_public', 'app_private', 'app_hidden', 'reporting')
+      and p.prosrc ~ '(audit_log|audit_leaves|audit_checkpoints|audit_trees|audit_seal_state)'
+  ),
+  path(oid) as (
+    select oid from roots
+    union
+    -- and every function of Attest's schemas that a function on the path names in its source
+    select callee.oid
+    from path
+    join pg_proc caller on caller.oid = path.oid
+    cross join lateral regexp_matches(caller.prosrc, '(app_public|app_private|app_hidden)\\.([a-z0-9_]+)\\s*\\(', 'g') as m(ref)
+    join pg_namespace cn on cn.nspname = m.ref[1]
+    join pg_proc callee on callee.pronamespace = cn.oid and callee.proname = m.ref[2]
+  )
+  select 'function', p.oid, p.oid::regprocedure::text from path p
+  union all select 'log table', oid, oid::regclass::text from log_tables
+  union all select 'audited table', oid, oid::regclass::text from audited_tables
+$$;
+
 do $do$
 declare
-  v_tables oid[] := array['app_public.audit_log'::regclass, 'app_hidden.audit_leaves'::regclass,
-    'app_public.audit_checkpoints'::regclass, 'app_private.audit_trees'::regclass,
-    'app_private.audit_seal_state'::regclass]::oid[];
-  v_functions oid[] := array[${protectedFunctions.map((f) => `'${f}'::regprocedure`).join(", ")}]::oid[];
+  v_owner text := (select nspowner::regrole::text from pg_namespace where nspname = 'app_public');
+  v_audit text := regexp_replace((select nspowner::regrole::text from pg_namespace where nspname = 'app_public'), '_owner$', '_audit');
+  v_functions oid[];
+  v_log_tables oid[];
+  v_audited oid[];
+  v_audited_names text[];
+  v_audited_args text[];
+  r record;
 begin
-  -- The function runs as the session's user, who cannot read this schema: everything it needs is inline.
+  if not exists (select 1 from pg_roles where rolname = v_audit) then
+    raise exception 'role % does not exist: run npm run migrate (or the SQL it prints for a DBA) first', v_audit;
+  end if;
+  select array_agg(oid) filter (where kind = 'function'), array_agg(oid) filter (where kind = 'log table'),
+         array_agg(oid) filter (where kind = 'audited table')
+    into v_functions, v_log_tables, v_audited
+  from ${GUARD_SCHEMA}.audit_path();
+  -- What each audited table is called and which capture argument it has, pinned.
+  select array_agg(n.nspname || '.' || c.relname order by u.ord), array_agg(app_private.audit_resource_of(n.nspname, c.relname) order by u.ord)
+    into v_audited_names, v_audited_args
+  from unnest(v_audited) with ordinality u(oid, ord) join pg_class c on c.oid = u.oid join pg_namespace n on n.oid = c.relnamespace;
+
+  -- 2. The audit role owns the log and its path; it may do what the owner may (it is a member).
+  execute format('grant %I to %I', v_owner, v_audit);
+  for r in select unnest(v_log_tables)::regclass as t loop
+    execute format('alter table %s owner to %I', r.t, v_audit);
+    -- The owner (worker, reporting views) reads the whole log; it writes nothing there.
+    execute format('grant select on %s to %I', r.t, v_owner);
+    if (select relrowsecurity from pg_class where oid = r.t) and not exists (
+      select 1 from pg_policy where polrelid = r.t and polname = 'select_owner_role'
+    ) then
+      execute format('create policy select_owner_role on %s for select to %I using (true)', r.t, v_owner);
+    end if;
+  end loop;
+  execute format('alter sequence app_private.audit_entry_id_seq owner to %I', v_audit);
+  for r in select unnest(v_functions)::regprocedure as f loop
+    execute format('alter function %s owner to %I', r.f, v_audit);
+    -- The owner may still call them (the worker does); it can no longer change them.
+    execute format('grant execute on function %s to %I', r.f, v_owner);
+  end loop;
+  execute format('grant usage on schema ${GUARD_SCHEMA} to %I', v_owner);
+  execute format('grant execute on function ${GUARD_SCHEMA}.audit_path() to %I', v_owner);
+
+  -- 3. The event trigger function. It runs as the session's user, who cannot read this schema:
+  -- everything it needs is inline.
   execute format($fn$
     create or replace function ${GUARD_SCHEMA}.tg_protect_audit_log() returns event_trigger
     language plpgsql set search_path = pg_catalog as $body$
     declare
       r record;
-      protected_tables constant oid[] := %L;
-      protected_functions constant oid[] := %L;
+      log_tables constant oid[] := %L;
+      audited_tables constant oid[] := %L;
+      audited_names constant text[] := %L;
+      audited_args constant text[] := %L;
+      path_functions constant oid[] := %L;
+      guarded_tables oid[] := log_tables || audited_tables;
       hit boolean;
     begin
       if (select rolsuper from pg_roles where rolname = session_user) then
@@ -78,31 +135,46 @@ begin
       end if;
       if tg_event = 'sql_drop' then
         for r in select classid, objid, object_identity from pg_event_trigger_dropped_objects() loop
-          hit := (r.classid = 'pg_class'::regclass and r.objid = any (protected_tables))
-              or (r.classid = 'pg_proc'::regclass and r.objid = any (protected_functions))
-              or r.object_identity like '%% on app_public.audit_log' or r.object_identity like '%% on app_hidden.audit_leaves'
-              or r.object_identity like '%% on app_public.audit_checkpoints';
+          hit := (r.classid = 'pg_class'::regclass and r.objid = any (guarded_tables))
+              or (r.classid = 'pg_proc'::regclass and r.objid = any (path_functions))
+              or (r.classid in ('pg_trigger'::regclass, 'pg_policy'::regclass, 'pg_rewrite'::regclass)
+                  and exists (select 1 from unnest(guarded_tables) g where r.object_identity like '%% on ' || g::regclass::text));
           if hit then
             raise exception 'the audit log is protected: %% may not drop %%', session_user, r.object_identity
-              using errcode = '42501', hint = 'Only a superuser session can change the audit log''s definition.';
+              using errcode = '42501', hint = 'Only a superuser session can change the audit log or how it is written.';
           end if;
         end loop;
       else
         for r in select classid, objid, command_tag, object_identity from pg_event_trigger_ddl_commands() loop
-          hit := (r.classid = 'pg_class'::regclass and r.objid = any (protected_tables))
-              or (r.classid = 'pg_proc'::regclass and r.objid = any (protected_functions))
-              or (r.classid = 'pg_trigger'::regclass and exists (select 1 from pg_trigger where oid = r.objid and tgrelid = any (protected_tables)))
-              or (r.classid = 'pg_policy'::regclass and exists (select 1 from pg_policy where oid = r.objid and polrelid = any (protected_tables)))
-              or (r.classid = 'pg_rewrite'::regclass and exists (select 1 from pg_rewrite where oid = r.objid and ev_class = any (protected_tables)));
+          hit := (r.classid = 'pg_class'::regclass and r.objid = any (log_tables))
+              or (r.classid = 'pg_proc'::regclass and r.objid = any (path_functions))
+              or (r.classid = 'pg_trigger'::regclass and exists (select 1 from pg_trigger where oid = r.objid and tgrelid = any (guarded_tables)))
+              or (r.classid = 'pg_policy'::regclass and exists (select 1 from pg_policy where oid = r.objid and polrelid = any (log_tables)))
+              or (r.classid = 'pg_rewrite'::regclass and exists (select 1 from pg_rewrite where oid = r.objid and ev_class = any (guarded_tables)));
           if hit then
             raise exception 'the audit log is protected: %% may not run %% on %%', session_user, r.command_tag, r.object_identity
-              using errcode = '42501', hint = 'Only a superuser session can change the audit log''s definition.';
+              using errcode = '42501', hint = 'Only a superuser session can change the audit log or how it is written.';
           end if;
+        end loop;
+        -- ALTER TABLE on an audited table may add a column, but not switch capture off or rename
+        -- the table away from its capture triggers.
+        for r in
+          select t.oid::regclass as tbl
+          from unnest(audited_tables, audited_names, audited_args) t(oid, name, arg)
+          join pg_class c on c.oid = t.oid join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname || '.' || c.relname <> t.name
+             or exists (select 1 from pg_trigger g where g.tgrelid = t.oid and g.tgfoid = any (path_functions)
+                          and g.tgenabled not in ('O', 'A'))
+             or (select count(*) from pg_trigger g
+                 where g.tgrelid = t.oid and g.tgname like '\\_500\\_audit\\_%%' and encode(g.tgargs, 'escape') = t.arg || '\\000') <> 3
+        loop
+          raise exception 'the audit log is protected: %% may not switch off, detach or rename the capture of %%', session_user, r.tbl
+            using errcode = '42501', hint = 'Only a superuser session can change how an audited table is captured.';
         end loop;
       end if;
     end;
     $body$
-  $fn$, v_tables, v_functions);
+  $fn$, v_log_tables, v_audited, v_audited_names, v_audited_args, v_functions);
 end;
 $do$;
 

@@ -1,5 +1,6 @@
 /**
- * Connection pools: the owner pool (worker, seeding) and the authenticator pool (the server).
+ * Connection pools: the owner pool (worker, seeding), the sealer pool (sealing only) and the
+ * authenticator pool (the server).
  * Owns pool sizes, the statement timeout and error logging for idle clients.
  */
 import pg from "pg";
@@ -9,11 +10,13 @@ import type { PreparedDatabase } from "./setup.ts";
 export interface Pools {
   owner: pg.Pool;
   auth: pg.Pool;
+  sealer: pg.Pool;
   end(): Promise<void>;
 }
 
 export function createPools(db: PreparedDatabase, log: Logger, sizes = { owner: 5, auth: 10 }): Pools {
   const owner = new pg.Pool({ ...db.owner, max: sizes.owner, application_name: "attest-owner" });
+  const sealer = new pg.Pool({ ...db.sealer, max: 1, application_name: "attest-sealer" });
   const auth = new pg.Pool({
     connectionString: db.authUrl,
     max: sizes.auth,
@@ -23,6 +26,7 @@ export function createPools(db: PreparedDatabase, log: Logger, sizes = { owner: 
   for (const [name, pool] of [
     ["owner", owner],
     ["auth", auth],
+    ["sealer", sealer],
   ] as const) {
     pool.on("error", (error) => log.warn(`idle ${name} database connection failed`, { error: error.message }));
     pool.on("connect", (client) =>
@@ -32,8 +36,9 @@ export function createPools(db: PreparedDatabase, log: Logger, sizes = { owner: 
   return {
     owner,
     auth,
+    sealer,
     end: async () => {
-      await Promise.all([owner.end(), auth.end()]);
+      await Promise.all([owner.end(), auth.end(), sealer.end()]);
     },
   };
 }

@@ -23,6 +23,14 @@ export interface DatabaseRoles {
   visitor: string;
   /** NOLOGIN group for DBAs: may read the `reporting` views and nothing else. */
   reporting: string;
+  /**
+   * NOLOGIN: owns the audit log and everything that writes, seals or proves it (handed over by
+   * the DDL guard, which a superuser installs). No other role is a member of it, the owner
+   * included, so no role but a superuser can write the log or change how it is written.
+   */
+  audit: string;
+  /** NOLOGIN: the sealer's role. It may call the sealing functions and read the signing key, nothing else. */
+  sealer: string;
 }
 
 export interface PreparedDatabase {
@@ -30,6 +38,8 @@ export interface PreparedDatabase {
   roles: DatabaseRoles;
   /** Connection used for migrations, the worker and seeding: acts as the owner role. */
   owner: pg.PoolConfig;
+  /** The sealer's connection: the same login, acting as the sealer role. */
+  sealer: pg.PoolConfig;
   /** The server's connection string (authenticator). */
   authUrl: string;
 }
@@ -57,6 +67,8 @@ export function roleNames(prefix: string): DatabaseRoles {
     authenticator: `${prefix}_authenticator`,
     visitor: `${prefix}_visitor`,
     reporting: `${prefix}_reporting`,
+    audit: `${prefix}_audit`,
+    sealer: `${prefix}_sealer`,
   };
 }
 
@@ -140,6 +152,11 @@ function dbaScript(databaseName: string, roles: DatabaseRoles, missing: Inspecti
     lines.push(`CREATE ROLE ${ident(roles.owner)} LOGIN PASSWORD ${literal(ownerPassword)};`);
   if (!missing.existingRoles.has(roles.visitor)) lines.push(`CREATE ROLE ${ident(roles.visitor)} NOLOGIN;`);
   if (!missing.existingRoles.has(roles.reporting)) lines.push(`CREATE ROLE ${ident(roles.reporting)} NOLOGIN;`);
+  if (!missing.existingRoles.has(roles.audit)) lines.push(`CREATE ROLE ${ident(roles.audit)} NOLOGIN;`);
+  if (!missing.existingRoles.has(roles.sealer)) {
+    lines.push(`CREATE ROLE ${ident(roles.sealer)} NOLOGIN;`);
+    lines.push(`GRANT ${ident(roles.sealer)} TO ${ident(roles.owner)};`);
+  }
   if (!missing.existingRoles.has(roles.authenticator)) {
     lines.push(`CREATE ROLE ${ident(roles.authenticator)} LOGIN NOINHERIT PASSWORD ${literal(authPassword)};`);
     lines.push(`GRANT ${ident(roles.visitor)} TO ${ident(roles.authenticator)};`);
@@ -175,8 +192,12 @@ async function createMissing(adminUrl: string, databaseName: string, roles: Data
     await create(roles.owner, "nologin");
     await create(roles.visitor, "nologin");
     await create(roles.reporting, "nologin");
+    await create(roles.audit, "nologin");
+    await create(roles.sealer, "nologin");
     await create(roles.authenticator, "login noinherit");
     await client.query(`grant ${ident(roles.visitor)} to ${ident(roles.authenticator)}`);
+    // The owner's login switches to the sealer role for sealing (which can do nothing else).
+    await client.query(`grant ${ident(roles.sealer)} to ${ident(roles.owner)}`);
     if (!found.superuser) {
       // A CREATEROLE login must be a member of the owner role to migrate as it.
       await client.query(`grant ${ident(roles.owner)} to current_user`);
@@ -207,6 +228,7 @@ export async function applyMigrations(
       ":DATABASE_AUTHENTICATOR": roles.authenticator,
       ":DATABASE_VISITOR": roles.visitor,
       ":DATABASE_REPORTING": roles.reporting,
+      ":DATABASE_SEALER": roles.sealer,
     },
   });
   clearAllPools();
@@ -308,5 +330,6 @@ export async function prepareDatabase(options: {
     );
   }
   const authUrl = options.authUrl ?? (await authenticatorUrl(options.adminUrl, owner, roles));
-  return { databaseName, roles, owner, authUrl };
+  const sealer: pg.PoolConfig = { connectionString: options.adminUrl, options: `-c role=${roles.sealer}` };
+  return { databaseName, roles, owner, sealer, authUrl };
 }

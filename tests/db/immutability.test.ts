@@ -121,7 +121,7 @@ describe.each(servers())("DDL guard on $name", (server) => {
     "create policy leak on app_public.audit_log for select using (true)",
     "create rule skip_delete as on delete to app_public.audit_log do instead nothing",
     "create or replace function app_private.tg_audit_log__immutable() returns trigger language plpgsql as $$ begin return old; end $$",
-    "drop function app_private.audit_hash(app_public.audit_log) cascade",
+    "drop function app_private.audit_entry_body(app_public.audit_log) cascade",
     "alter table app_public.audit_log no force row level security",
     "create or replace function app_public.current_user_id() returns uuid language sql stable as $$ select null::uuid $$",
     "alter function app_public.current_tenant_id() rename to old_current_tenant_id",

@@ -383,6 +383,13 @@ describe.each(servers())("audit log v2 on $name", (server) => {
         "insert into app_public.audit_checkpoints (tenant_id, tree_size, root_hash, origin, note, key_fingerprint) values ($1, 1, sha256('x'), 'o', 'n', 'f')",
         [demo],
       ),
+    ).rejects.toMatchObject({ code: "42501" });
+    // Even a superuser cannot record a checkpoint that is not a state of the log.
+    await expect(
+      t.superuser.query(
+        "insert into app_public.audit_checkpoints (tenant_id, tree_size, root_hash, origin, note, key_fingerprint) values ($1, 1, sha256('x'), 'o', 'n', 'f')",
+        [demo],
+      ),
     ).rejects.toMatchObject({ code: "23514" });
   });
 });

@@ -10,9 +10,8 @@ import { withContext } from "../../src/db/context.ts";
 import { createPools, type Pools } from "../../src/db/pools.ts";
 import { seedDemoWorkspace } from "../../src/db/seed.ts";
 import { type PreparedDatabase, prepareDatabase, withDatabase } from "../../src/db/setup.ts";
-import { sealAll } from "./seal.ts";
-
 import type { ServerInfo } from "./global-setup.ts";
+import { sealAll } from "./seal.ts";
 
 export type Server = ServerInfo;
 

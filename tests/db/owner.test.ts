@@ -1,0 +1,227 @@
+/**
+ * The owner role cannot write history. The audit path is read from the catalog
+ * (attest_guard.audit_path(): the log's tables, the audited tables, every function on the way),
+ * and every way the owner could add an entry no captured change produced, suppress capture,
+ * change what the sealer or the read policy relies on, or make an entry name another actor is
+ * tried, logged in as the owner itself (as a DBA-managed install would), and refused.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readActiveSigningKey } from "../../src/audit/keys.ts";
+import { sealOnce } from "../../src/audit/sealer.ts";
+import { createTestDatabase, ids, servers, sqlState, type TestDatabase } from "../helpers/db.ts";
+import { sealAll, TEST_ORIGIN } from "../helpers/seal.ts";
+
+interface PathItem {
+  kind: "function" | "log table" | "audited table";
+  identity: string;
+}
+
+describe.each(servers())("the owner role on $name", (server) => {
+  let t: TestDatabase;
+  let owner: pg.Client;
+  let path: PathItem[];
+  let demo: string;
+
+  const entries = async () =>
+    (await t.superuser.query("select count(*)::int as n from app_public.audit_log")).rows[0].n as number;
+
+  beforeAll(async () => {
+    t = await createTestDatabase(server, { seed: true });
+    demo = (await ids(t)).tenants.demo;
+    await t.superuser.query(`alter role "${t.db.roles.owner}" login password 'owner-pw'`);
+    const url = new URL(t.superUrl);
+    url.username = t.db.roles.owner;
+    url.password = "owner-pw";
+    owner = new pg.Client({ connectionString: url.toString() });
+    await owner.connect();
+    path = (await owner.query<PathItem>("select kind, identity from attest_guard.audit_path() order by 1, 2")).rows;
+  });
+  afterAll(async () => {
+    await owner?.end();
+    await t?.drop();
+  });
+
+  /** Runs `sql` as the owner inside a transaction that is rolled back; returns the SQLSTATE. */
+  async function asOwner(sql: string): Promise<string> {
+    await owner.query("begin");
+    try {
+      return await sqlState(owner.query(sql));
+    } finally {
+      await owner.query("rollback");
+    }
+  }
+
+  it("finds the audit path in the catalog: the log, the audited tables and the functions they rely on", () => {
+    const names = (kind: string) => path.filter((p) => p.kind === kind).map((p) => p.identity);
+    expect(names("log table")).toEqual(
+      expect.arrayContaining([
+        "app_public.audit_log",
+        "app_hidden.audit_leaves",
+        "app_public.audit_checkpoints",
+        "app_private.audit_trees",
+        "app_private.audit_seal_state",
+      ]),
+    );
+    expect(names("audited table")).toEqual(
+      expect.arrayContaining([
+        "app_public.incidents",
+        "app_public.evidence",
+        "app_public.webhooks",
+        "app_public.tenants",
+      ]),
+    );
+    // Capture, attribution, sealing and the read policy's helpers are all on it.
+    expect(names("function")).toEqual(
+      expect.arrayContaining([
+        "app_private.tg__audit()",
+        "app_public.current_user_id()",
+        "app_hidden.current_api_token()",
+        "app_public.current_tenant_id()",
+        "app_hidden.audit_log_readable()",
+        "app_private.seal_audit_entries(integer)",
+        "app_private.audit_entry_body(app_public.audit_log)",
+        "app_private.verify_audit_log(uuid)",
+      ]),
+    );
+  });
+
+  it("may not replace, rename, re-own or drop any function on the path", async () => {
+    const functions = path.filter((p) => p.kind === "function");
+    expect(functions.length).toBeGreaterThan(30);
+    for (const f of functions) {
+      for (const sql of [
+        `alter function ${f.identity} rename to forged`,
+        `alter function ${f.identity} owner to "${t.db.roles.owner}"`,
+        `alter function ${f.identity} security invoker`,
+        `drop function ${f.identity} cascade`,
+      ]) {
+        expect(await asOwner(sql), sql).toBe("42501");
+      }
+    }
+    // CREATE OR REPLACE with the same signature, e.g. attribution that names someone else:
+    expect(
+      await asOwner(
+        "create or replace function app_public.current_user_id() returns uuid language sql stable as $$ select null::uuid $$",
+      ),
+    ).toBe("42501");
+  });
+
+  it("may not switch capture off, detach, rename, drop or truncate any audited table", async () => {
+    const tables = path.filter((p) => p.kind === "audited table").map((p) => p.identity);
+    for (const table of tables) {
+      for (const sql of [
+        `alter table ${table} disable trigger _500_audit_insert`,
+        `alter table ${table} disable trigger _500_audit_update`,
+        `alter table ${table} disable trigger _500_audit_delete`,
+        `alter table ${table} disable trigger all`,
+        `alter table ${table} disable trigger user`,
+        `alter table ${table} enable replica trigger _500_audit_insert`,
+        `drop trigger _500_audit_delete on ${table}`,
+        `drop trigger _000_no_truncate on ${table}`,
+        `create trigger _499_twin after insert on ${table} referencing new table as new_rows for each statement execute function app_private.tg__audit('incident')`,
+        `create rule swallow as on delete to ${table} do instead nothing`,
+        `alter table ${table} rename to renamed_away`,
+        `truncate ${table} cascade`,
+        `drop table ${table} cascade`,
+      ]) {
+        expect(await asOwner(sql), sql).toBe("42501");
+      }
+    }
+  });
+
+  it("may not write, change or take over the log's tables", async () => {
+    const before = await entries();
+    for (const sql of [
+      `insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action, resource_type, surface)
+         values ('${demo}', 999999999, pg_current_xact_id(), now(), 'ceo@demo.test', 'x', 'incident.deleted', 'incident', 'web')`,
+      "update app_public.audit_log set resource_label = 'x'",
+      "delete from app_public.audit_log",
+      "truncate app_public.audit_log",
+      "insert into app_hidden.audit_leaves (tenant_id, seq, entry_id, leaf_hash, nodes) values (gen_random_uuid(), 1, 1, sha256('x'), '\\x')",
+      "update app_hidden.audit_leaves set nodes = '\\x'",
+      "delete from app_public.audit_checkpoints",
+      "update app_private.audit_trees set size = 0",
+      "update app_private.audit_seal_state set last_id = 0",
+      "select setval('app_private.audit_entry_id_seq', 1)",
+      "alter table app_public.audit_log disable row level security",
+      "alter table app_public.audit_log owner to current_user",
+      "create policy leak on app_public.audit_log for select using (true)",
+      // (a GRANT by someone without the right only warns; the INSERT after it shows nothing was granted)
+      `grant insert on app_public.audit_log to current_user;
+       insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action, resource_type, surface)
+         values ('${demo}', 999999998, pg_current_xact_id(), now(), 'x', 'x', 'incident.deleted', 'incident', 'web')`,
+      "create trigger _050_forge before insert on app_public.audit_log for each row execute function app_private.tg__timestamps()",
+    ]) {
+      expect(await asOwner(sql), sql).toBe("42501");
+    }
+    expect(await entries()).toBe(before);
+  });
+
+  it("may not add an entry that no captured change produced, even from a trigger of its own", async () => {
+    const before = await entries();
+    const state = await asOwner(`
+      create table app_private.forge (x int);
+      create function app_private.tg_forge() returns trigger language plpgsql as $$
+      begin
+        insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action, resource_type, surface)
+        values ('${demo}', nextval('app_private.audit_entry_id_seq'), pg_current_xact_id(), now(), 'ceo@demo.test', 'x', 'incident.deleted', 'incident', 'web');
+        return null;
+      end $$;
+      create trigger forge after insert on app_private.forge for each row execute function app_private.tg_forge();
+      insert into app_private.forge values (1);`);
+    expect(state).toBe("42501");
+    expect(await entries()).toBe(before);
+  });
+
+  it("cannot make an entry name another user, even with a session of that user it wrote itself", async () => {
+    const token = randomBytes(24).toString("base64url");
+    await owner.query("begin");
+    try {
+      await owner.query(
+        "insert into app_private.sessions (token_hash, user_id) select $1, id from app_public.users where email = 'owner@demo.test'",
+        [createHash("sha256").update(token).digest()],
+      );
+      await owner.query(
+        "select set_config('attest.session_token', $1, true), set_config('attest.tenant', 'demo', true)",
+        [token],
+      );
+      await owner.query("insert into app_public.incidents (tenant_id, title) values ($1, 'In someone else''s name')", [
+        demo,
+      ]);
+      const { rows } = await owner.query(
+        "select actor_label, actor_user_id, db_role from app_public.audit_log where resource_label = 'In someone else''s name'",
+      );
+      expect(rows).toEqual([{ actor_label: "system", actor_user_id: null, db_role: t.db.roles.owner }]);
+    } finally {
+      await owner.query("rollback");
+    }
+  });
+
+  it("the sealer role seals and signs, and can do nothing else", async () => {
+    const sealer = new pg.Pool({ ...t.db.sealer, max: 1 });
+    try {
+      await t.superuser.query("insert into app_public.incidents (tenant_id, title) values ($1, 'for the sealer')", [
+        demo,
+      ]);
+      const key = await readActiveSigningKey(sealer);
+      const round = await sealOnce(sealer, { key, originPrefix: TEST_ORIGIN });
+      expect(round.sealed).toBeGreaterThan(0);
+      for (const sql of [
+        "select count(*) from app_public.audit_log",
+        "select count(*) from app_hidden.audit_leaves",
+        "insert into app_hidden.audit_leaves (tenant_id, seq, entry_id, leaf_hash, nodes) values (gen_random_uuid(), 1, 1, sha256('x'), '\\x')",
+        "select count(*) from app_public.incidents",
+        "select count(*) from app_private.sessions",
+      ]) {
+        expect(await sqlState(sealer.query(sql)), sql).toBe("42501");
+      }
+    } finally {
+      await sealer.end();
+    }
+    await sealAll(t.pools.owner);
+    const { rows } = await t.superuser.query("select valid from app_public.verify_audit_chain($1)", [demo]);
+    expect(rows[0].valid).toBe(true);
+  });
+});
