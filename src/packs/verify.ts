@@ -118,22 +118,47 @@ export async function verifyPack(zipPath: string, options: VerifyOptions = {}): 
 
 async function openZip(zipPath: string): Promise<ZipFile> {
   try {
-    return await openPromise(zipPath, { lazyEntries: true, autoClose: false, strictFileNames: true });
+    // Names are decoded by zipEntryName: yauzl would read a name without the UTF-8 flag as CP437.
+    return await openPromise(zipPath, { lazyEntries: true, autoClose: false, decodeStrings: false });
   } catch (error) {
     throw new Failure("pack", `${zipPath} cannot be read as a ZIP file: ${(error as Error).message}`);
   }
 }
 
-/** The ZIP's files by name. Directory entries (names ending in "/") are left out: they hold nothing. */
+const UNICODE_PATH_EXTRA_FIELD = 0x7075;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * The name of a ZIP entry. Attest writes UTF-8 names with the UTF-8 flag; `zip -r` (Info-ZIP 3.0
+ * as Debian ships it) writes the UTF-8 bytes of the extracted names without the flag, and some
+ * tools add the name as UTF-8 in an Info-ZIP Unicode Path extra field. Names that are not UTF-8
+ * are read as Latin-1: they are no file of the pack's, and will be reported as unexpected.
+ */
+function zipEntryName(entry: Entry): string {
+  const raw = entry.fileName as unknown as Buffer;
+  const unicodePath = entry.extraFields.find((f) => f.id === UNICODE_PATH_EXTRA_FIELD);
+  const bytes =
+    unicodePath && unicodePath.data.length > 5 && unicodePath.data[0] === 1 ? unicodePath.data.subarray(5) : raw;
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return Buffer.from(bytes).toString("latin1");
+  }
+}
+
+/**
+ * The ZIP's files by name. Directory entries (names ending in "/", which `zip -r` adds) are left
+ * out: they hold nothing.
+ */
 async function listEntries(zip: ZipFile): Promise<Map<string, Entry>> {
   const entries = new Map<string, Entry>();
   try {
     for await (const entry of zip.eachEntry()) {
-      if (entry.fileName.endsWith("/")) continue;
-      if (entries.has(entry.fileName)) {
-        throw new Failure("pack", `the ZIP holds two files named ${entry.fileName}`, { file: entry.fileName });
-      }
-      entries.set(entry.fileName, entry);
+      const name = zipEntryName(entry);
+      if (name.endsWith("/")) continue;
+      if (entries.has(name)) throw new Failure("pack", `the ZIP holds two files named ${name}`, { file: name });
+      entry.fileName = name;
+      entries.set(name, entry);
     }
   } catch (error) {
     if (error instanceof Failure) throw error;
