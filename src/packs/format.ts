@@ -41,8 +41,9 @@
  *     pack. Compare with a later pack or ask the installation;
  *   - that the tree is the installation's only tree: the key holder can build and sign an entirely
  *     different log. That is detected only by comparing the checkpoint with checkpoints obtained
- *     elsewhere (the installation's /.well-known, earlier packs, witnesses): a consistency proof
- *     from the older to the newer checkpoint must verify (src/audit/merkle.ts verifyConsistency);
+ *     elsewhere (earlier packs, the installation's reporting.audit_checkpoints, a witness): a
+ *     consistency proof from the older to the newer checkpoint (reporting.audit_consistency_proof)
+ *     must verify (src/audit/merkle.ts verifyConsistency);
  *   - anything about entries after the checkpoint, or about other incidents (the pack holds only
  *     their number: the tree size, and the hashes in the proofs);
  *   - that what was recorded is true: it proves what the installation recorded, and when, not that

@@ -125,8 +125,8 @@ What it cannot prove
 - That the incident had no entries after the pack's last entry: leaving out the last entries leaves
   no trace in the pack. A later pack, or the installation, shows them.
 - That this log is the installation's only one: whoever holds the key could sign an entirely
-  different tree. Compare the checkpoint with checkpoints obtained elsewhere (the installation's
-  /.well-known, earlier packs of the workspace): the installation must be able to give a
+  different tree. Compare the checkpoint with checkpoints obtained elsewhere (earlier packs of the
+  workspace, the installation's published checkpoints): the installation must be able to give a
   consistency proof (RFC 9162, section 2.1.4) between any two of them.
 - Anything about other incidents or entries after the checkpoint; the pack shows only how many
   entries the log had (the tree size) and the hashes its proofs need.

@@ -969,7 +969,7 @@ async function verification(l: Layout, data: ReportData): Promise<void> {
   );
   l.y += 8;
   await l.paragraph(
-    "What no pack can show on its own: entries of the incident after the last one in the pack, and that the signed log is the installation's only one. Compare the checkpoint with checkpoints obtained elsewhere (the installation's /.well-known, earlier packs of the tenant): the installation can prove with a consistency proof that each extends the earlier ones. And the pack proves what was recorded, not that what was recorded is true.",
+    "What no pack can show on its own: entries of the incident after the last one in the pack, and that the signed log is the installation's only one. Compare the checkpoint with checkpoints obtained elsewhere (earlier packs of the tenant, checkpoints the installation published): the installation can prove with a consistency proof that each extends the earlier ones. And the pack proves what was recorded, not that what was recorded is true.",
     BODY_MUTED,
   );
 }
