@@ -57,7 +57,9 @@ function urlSetting(env: NodeJS.ProcessEnv, name: string): string | undefined {
 function logOriginSetting(env: NodeJS.ProcessEnv): string {
   const raw = env.ATTEST_LOG_ORIGIN || "attest.localhost";
   if (!/^[A-Za-z0-9._~:/-]{1,200}$/.test(raw)) {
-    throw new ConfigError("ATTEST_LOG_ORIGIN must be a schema-less URL such as attest.example.com (no spaces or plus signs)");
+    throw new ConfigError(
+      "ATTEST_LOG_ORIGIN must be a schema-less URL such as attest.example.com (no spaces or plus signs)",
+    );
   }
   return raw.replace(/\/+$/, "");
 }

@@ -7,6 +7,7 @@
 import "./env-defaults.ts";
 
 import { startWorker } from "../worker/index.ts";
+import { activeSigningKey } from "./audit/keys.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { bootstrapDatabase } from "./db/bootstrap.ts";
 import { createPools } from "./db/pools.ts";
@@ -15,7 +16,6 @@ import { SetupRequiredError } from "./db/setup.ts";
 import { createGraphQL } from "./graphql/index.ts";
 import { createLogger } from "./log.ts";
 import { formatFingerprint } from "./packs/format.ts";
-import { activeSigningKey } from "./audit/keys.ts";
 import { createApp, startServer } from "./web/server.ts";
 
 const config = (() => {

@@ -56,9 +56,7 @@ export async function startWorker(options: {
     events: liveness.events,
   });
   liveness.start();
-  const sealer = options.sealer
-    ? startSealer({ pool: options.pgPool, log: options.log, ...options.sealer })
-    : null;
+  const sealer = options.sealer ? startSealer({ pool: options.pgPool, log: options.log, ...options.sealer }) : null;
   return {
     runner,
     async stop() {

@@ -73,12 +73,14 @@ export function signCheckpoint(
 /** Parses a signed checkpoint note; throws CheckpointError when it is malformed. */
 export function parseCheckpoint(note: string): Checkpoint {
   if (!note.endsWith("\n")) throw new CheckpointError("a signed note ends with a newline");
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   if (/[\u0000-\u0009\u000b-\u001f]/u.test(note)) throw new CheckpointError("a signed note has no control characters");
   const split = note.lastIndexOf("\n\n");
   if (split < 0) throw new CheckpointError("a signed note has a blank line before its signatures");
   const text = note.slice(0, split + 1);
   const lines = text.slice(0, -1).split("\n");
-  if (lines.length < 3 || lines.some((l) => l === "")) throw new CheckpointError("a checkpoint has at least three lines");
+  if (lines.length < 3 || lines.some((l) => l === ""))
+    throw new CheckpointError("a checkpoint has at least three lines");
   const [origin, sizeLine, rootLine, ...extensions] = lines;
   if (!/^(0|[1-9][0-9]*)$/.test(sizeLine)) throw new CheckpointError(`tree size "${sizeLine}" is not a number`);
   const treeSize = Number(sizeLine);

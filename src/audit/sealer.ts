@@ -54,7 +54,9 @@ export async function sealOnce(
       "select tenant_id, tree_size, root_hash, sealed from app_private.seal_audit_entries($1)",
       [options.maxEntries ?? 50_000],
     );
-    const unsigned = await client.query<Head>("select tenant_id, tree_size, root_hash from app_private.unsigned_audit_heads()");
+    const unsigned = await client.query<Head>(
+      "select tenant_id, tree_size, root_hash from app_private.unsigned_audit_heads()",
+    );
     const heads = new Map<string, Head>();
     for (const head of [...rows, ...unsigned.rows]) heads.set(`${head.tenant_id}:${head.tree_size}`, head);
     await signHeads(client, [...heads.values()], options.key, options.originPrefix);

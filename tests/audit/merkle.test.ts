@@ -19,7 +19,9 @@ import {
 const h = (hex: string) => Buffer.from(hex, "hex");
 
 // Test vectors of transparency-dev/merkle (proof/verify_test.go), originally from RFC 6962 implementations.
-const leaves = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"].map(h);
+const leaves = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"].map(
+  h,
+);
 const roots = [
   "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
   "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -179,32 +181,26 @@ describe("RFC 9162 Merkle trees", () => {
 
   it("verifies every proof of random trees and refuses any flipped bit (property)", () => {
     fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 70 }),
-        fc.nat(),
-        fc.nat(),
-        fc.nat(),
-        (size, a, b, bit) => {
-          const tree = Array.from({ length: size }, (_, i) => hashLeaf(Buffer.from(`leaf ${i}`)));
-          const root = rootOf(tree);
-          const index = a % size;
-          const proof = inclusionProofOf(index, tree);
-          expect(verifyInclusion(index, size, tree[index], proof, root)).toBe(true);
-          if (proof.length > 0) {
-            const bad = proof.map((p) => Buffer.from(p));
-            bad[bit % bad.length][bit % 32] ^= 1 << (bit % 8);
-            expect(verifyInclusion(index, size, tree[index], bad, root)).toBe(false);
-          }
-          const old = (b % size) + 1;
-          const cproof = consistencyProofOf(old, tree);
-          expect(verifyConsistency(old, size, cproof, rootOf(tree.slice(0, old)), root)).toBe(true);
-          if (cproof.length > 0) {
-            const bad = cproof.map((p) => Buffer.from(p));
-            bad[bit % bad.length][bit % 32] ^= 1 << (bit % 8);
-            expect(verifyConsistency(old, size, bad, rootOf(tree.slice(0, old)), root)).toBe(false);
-          }
-        },
-      ),
+      fc.property(fc.integer({ min: 1, max: 70 }), fc.nat(), fc.nat(), fc.nat(), (size, a, b, bit) => {
+        const tree = Array.from({ length: size }, (_, i) => hashLeaf(Buffer.from(`leaf ${i}`)));
+        const root = rootOf(tree);
+        const index = a % size;
+        const proof = inclusionProofOf(index, tree);
+        expect(verifyInclusion(index, size, tree[index], proof, root)).toBe(true);
+        if (proof.length > 0) {
+          const bad = proof.map((p) => Buffer.from(p));
+          bad[bit % bad.length][bit % 32] ^= 1 << (bit % 8);
+          expect(verifyInclusion(index, size, tree[index], bad, root)).toBe(false);
+        }
+        const old = (b % size) + 1;
+        const cproof = consistencyProofOf(old, tree);
+        expect(verifyConsistency(old, size, cproof, rootOf(tree.slice(0, old)), root)).toBe(true);
+        if (cproof.length > 0) {
+          const bad = cproof.map((p) => Buffer.from(p));
+          bad[bit % bad.length][bit % 32] ^= 1 << (bit % 8);
+          expect(verifyConsistency(old, size, bad, rootOf(tree.slice(0, old)), root)).toBe(false);
+        }
+      }),
       { seed: 9162, numRuns: 2000 },
     );
   });

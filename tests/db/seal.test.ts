@@ -108,7 +108,9 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     );
     for (const r of rows) {
       const link =
-        r.incident_id === null ? "" : `incident-prev ${r.pseq === null ? "none" : `${r.pseq} ${r.pleaf.toString("hex")}`}\n`;
+        r.incident_id === null
+          ? ""
+          : `incident-prev ${r.pseq === null ? "none" : `${r.pseq} ${r.pleaf.toString("hex")}`}\n`;
       const bytes = Buffer.from(`attest-audit-entry/2\nseq ${r.seq}\n${link}\n${r.body}`, "utf8");
       expect(hashLeaf(bytes).equals(r.leaf_hash), `seq ${r.seq}`).toBe(true);
       expect(JSON.parse(r.body).tenant_id).toBe(demo); // the body is JSON a verifier can read
@@ -208,7 +210,9 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     victim.on("error", () => {});
     const { rows: pidRows } = await victim.query("select pg_backend_pid() as pid");
     const running = victim
-      .query("begin; set local role " + `"${t.db.roles.owner}"` + "; select * from app_private.seal_audit_entries(100000);")
+      .query(
+        "begin; set local role " + `"${t.db.roles.owner}"` + "; select * from app_private.seal_audit_entries(100000);",
+      )
       .then(
         () => "finished",
         () => "killed",
@@ -339,7 +343,8 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     expect(await verify(tenant)).toMatchObject({ valid: true, last_seq: "21" });
     // The superuser alters entry 10, throws away the log from there and seals it again: every
     // leaf and node is consistent again, but the checkpoint published before no longer matches.
-    const at = "from app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = 10 and e.tenant_id = l.tenant_id and e.id = l.entry_id";
+    const at =
+      "from app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = 10 and e.tenant_id = l.tenant_id and e.id = l.entry_id";
     const v = await tamper(
       [
         `update app_public.audit_log e set resource_label = 'innocent' ${at}`,

@@ -51,7 +51,6 @@ export async function createTestDatabase(server: Server, options: { seed?: boole
   if (options.seed) {
     await seedDemoWorkspace({ owner: pools.owner, auth: pools.auth, visitorRole: db.roles.visitor, log: () => {} });
     await sealAll(pools.owner); // as the worker's sealer would, moments after
-
   }
   return {
     name,
