@@ -11,6 +11,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { activeSigningKey, rotateSigningKey } from "../../src/audit/keys.ts";
 import { writeBlob } from "../../src/db/blobs.ts";
 import { withContext } from "../../src/db/context.ts";
 import { NotSealedError, waitUntilSealed } from "../../src/packs/build.ts";
@@ -358,5 +359,30 @@ describe.each(servers())("evidence packs on $name", (server) => {
       [id],
     );
     expect(ready.rows[0].n).toBe(1);
+  });
+  it("a pack whose checkpoint was signed just before a key rotation is signed by that key, which stays published", async () => {
+    const id = await requestExport();
+    await sealAll(t.pools.owner); // the checkpoint covering the request, signed by the current key
+    const before = await activeSigningKey(t.pools.owner);
+    const after = await rotateSigningKey(t.pools.owner);
+    const worker = new WorkerProcess(t);
+    try {
+      await worker.ready();
+      await until(
+        async () => (await exportRow(id)).status === "ready",
+        60_000,
+        () => worker.output,
+      );
+    } finally {
+      await worker.stop();
+    }
+    const zip = await download(id, "pack.zip", await web.signIn("owner@demo.test"));
+    const zipPath = path.join(tmp, "rotated.zip");
+    await fs.writeFile(zipPath, Buffer.from(await zip.arrayBuffer()));
+    expect(after.fingerprint).not.toBe(before.fingerprint);
+    expect(await verifyPack(zipPath, { trustedFingerprints: [before.fingerprint, after.fingerprint] })).toMatchObject({
+      ok: true,
+      summary: { fingerprint: before.fingerprint },
+    });
   });
 });
