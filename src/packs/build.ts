@@ -20,9 +20,9 @@ import { activeSigningKey, type SigningKey } from "../audit/keys.ts";
 import { hashLeaf } from "../audit/merkle.ts";
 import { BLOB_CHUNK_BYTES, readBlob, writeBlob } from "../db/blobs.ts";
 import type { IncidentFile } from "./format.ts";
-import { parseLeaf } from "./leaf.ts";
+import { LeafError, parseLeaf } from "./leaf.ts";
 import { type ReportEntry, renderReportPdf } from "./report-pdf.ts";
-import { evidencePath, type PackEntry, writePack } from "./writer.ts";
+import { evidencePath, PackBuildError, type PackEntry, writePack } from "./writer.ts";
 
 export const TOOL_VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -42,12 +42,17 @@ export interface BuildResult {
 
 const iso = (value: Date | null) => (value ? value.toISOString() : null);
 
+/** An entry as the PDF shows it. The writer checks the same leaf against the checkpoint. */
 function reportEntry(entry: PackEntry): ReportEntry {
-  return {
-    seq: entry.seq,
-    leafHash: hashLeaf(entry.leaf).toString("hex"),
-    body: parseLeaf(Buffer.from(entry.leaf).toString("utf8")).body,
-  };
+  try {
+    const body = parseLeaf(Buffer.from(entry.leaf).toString("utf8")).body;
+    return { seq: entry.seq, leafHash: hashLeaf(entry.leaf).toString("hex"), body };
+  } catch (error) {
+    if (error instanceof LeafError) {
+      throw new PackBuildError(`audit entry ${entry.seq}: its leaf is malformed: ${error.message}`);
+    }
+    throw error;
+  }
 }
 
 /** The export's incident, or null when there is nothing to build. */
@@ -155,7 +160,8 @@ async function incidentLeaves(
 
 /**
  * Builds the pack of export `exportId` inside the caller's open transaction on `client` (which acts
- * as the owner role). `progressPool` reports progress outside that transaction.
+ * as the owner role). Call waitUntilSealed first, before opening that transaction: the pack holds
+ * the incident's sealed entries only. `ownerPool` reads the signing key outside the transaction.
  */
 export async function buildEvidencePack(options: {
   client: pg.ClientBase;
