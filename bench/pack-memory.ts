@@ -9,7 +9,7 @@
  * (10 ms; slow): the peak is then the working set, which is what must stay flat.
  *
  * Evidence: half incompressible (AES-CTR keystream, like images or archives), half log lines.
- * Audit: 2,000 incident entries in a tenant chain of 20,000 links.
+ * Audit: 2,000 incident entries (leaves with inclusion proofs) in a tenant log of 20,000 entries.
  */
 import { execFile } from "node:child_process";
 import { createCipheriv, createHash, generateKeyPairSync } from "node:crypto";
@@ -18,10 +18,11 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { auditHash } from "../src/packs/canonical.ts";
-import type { AuditDocument, ChainLink, EntryLine, IncidentFile } from "../src/packs/format.ts";
+import { originOf, signCheckpoint } from "../src/audit/checkpoint.ts";
+import { hashChildren, hashLeaf } from "../src/audit/merkle.ts";
+import type { AuditBodyV2, IncidentFile } from "../src/packs/format.ts";
 import { verifyPack } from "../src/packs/verify.ts";
-import { evidencePath, publicKeyFingerprint, writePack } from "../src/packs/writer.ts";
+import { evidencePath, type PackEntry, publicKeyFingerprint, writePack } from "../src/packs/writer.ts";
 
 const run = promisify(execFile);
 const MB = 1024 * 1024;
@@ -58,27 +59,58 @@ async function sha256Of(source: AsyncIterable<Buffer>): Promise<string> {
   return hash.digest("hex");
 }
 
-function document(seq: number, prevHash: string | null, ours: boolean): AuditDocument {
-  return {
-    v: 1,
+function body(seq: number, ours: boolean): string {
+  const b: AuditBodyV2 = {
+    v: 2,
     tenant_id: TENANT.id,
-    seq,
+    id: seq,
     occurred_at: new Date(Date.UTC(2026, 10, 3, 9, 0, seq)).toISOString(),
     actor_user_id: null,
     actor_label: "analyst@bench.example",
+    api_token_id: null,
     db_role: "attest_user",
+    surface: "web",
+    request_id: `req-${seq}`,
+    ip: "198.51.100.23",
+    user_agent: "Mozilla/5.0",
     action: ours ? "incident.updated" : "webhook.updated",
     resource_type: ours ? "incident" : "webhook",
     resource_id: ours ? INCIDENT_ID : null,
     resource_label: ours ? "Bench incident" : "https://hooks.example",
     incident_id: ours ? INCIDENT_ID : null,
     changes: { description: { old: `revision ${seq - 1}`, new: `revision ${seq}` } },
-    request_id: `req-${seq}`,
-    ip: "198.51.100.23",
-    user_agent: "Mozilla/5.0",
-    surface: "web",
-    prev_hash: prevHash,
   };
+  return JSON.stringify(b);
+}
+
+function largestPowerOfTwoBelow(n: number): number {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+/** RFC 9162 inclusion proofs of a whole tree, with every subtree hash computed once. */
+function proofsOf(leafHashes: Buffer[]) {
+  const memo = new Map<string, Buffer>();
+  const subtree = (from: number, to: number): Buffer => {
+    if (to - from === 1) return leafHashes[from];
+    const key = `${from}:${to}`;
+    let hash = memo.get(key);
+    if (!hash) {
+      const k = largestPowerOfTwoBelow(to - from);
+      hash = hashChildren(subtree(from, from + k), subtree(from + k, to));
+      memo.set(key, hash);
+    }
+    return hash;
+  };
+  const proof = (m: number, from: number, to: number): Buffer[] => {
+    if (to - from <= 1) return [];
+    const k = largestPowerOfTwoBelow(to - from);
+    return m < from + k
+      ? [...proof(m, from, from + k), subtree(from + k, to)]
+      : [...proof(m, from + k, to), subtree(from, from + k)];
+  };
+  return { root: subtree(0, leafHashes.length), proof: (index: number) => proof(index, 0, leafHashes.length) };
 }
 
 function mb(bytes: number): string {
@@ -118,18 +150,22 @@ const evidence = await Promise.all(
   })),
 );
 
-// The tenant chain: every tenth link is one of the incident's entries.
-const links: ChainLink[] = [];
-const entries: EntryLine[] = [];
-let prev: string | null = null;
+// The tenant log: every tenth entry is one of the incident's, linked to the one before.
+const leaves: Buffer[] = [];
+const ours: number[] = [];
+let incidentPrev = "none";
 for (let seq = 1; seq <= LINKS; seq++) {
-  const ours = seq % (LINKS / ENTRIES) === 1;
-  const doc = document(seq, prev, ours);
-  const hash = auditHash(doc as unknown as Record<string, unknown>);
-  links.push({ seq, prev_hash: prev, hash });
-  if (ours) entries.push({ document: doc, hash });
-  prev = hash;
+  const isOurs = seq % (LINKS / ENTRIES) === 1;
+  const link = isOurs ? `incident-prev ${incidentPrev}\n` : "";
+  const leaf = Buffer.from(`attest-audit-entry/2\nseq ${seq}\n${link}\n${body(seq, isOurs)}`, "utf8");
+  leaves.push(leaf);
+  if (isOurs) {
+    ours.push(seq);
+    incidentPrev = `${seq} ${hashLeaf(leaf).toString("hex")}`;
+  }
 }
+const tree = proofsOf(leaves.map((l) => hashLeaf(l)));
+const entries: PackEntry[] = ours.map((seq) => ({ seq, leaf: leaves[seq - 1], proof: tree.proof(seq - 1) }));
 
 const incident: IncidentFile = {
   incident: {
@@ -182,12 +218,10 @@ const write = await measure(() =>
     toolVersion: "bench",
     generatedAt: new Date(),
     evidence: evidence.map((e, i) => ({ ...e, content: evidenceContent(i, e.size) })),
+    checkpoint: signCheckpoint(originOf("bench.example", TENANT.id), LINKS, tree.root, new Date(), privateKey),
     entries: async function* () {
       yield* entries;
     },
-    chain: (async function* () {
-      yield* links.slice(entries[0].document.seq - 1);
-    })(),
     report: report(),
   }),
 );
@@ -200,10 +234,10 @@ if (!verify.result.ok) {
   process.exit(1);
 }
 console.log(
-  `evidence        ${mb(sizes.reduce((a, b) => a + b, 0))} in ${FILES} files (streamed), ${ENTRIES} entries, ${LINKS - entries[0].document.seq + 1} chain links`,
+  `evidence        ${mb(sizes.reduce((a, b) => a + b, 0))} in ${FILES} files (streamed), ${ENTRIES} entries with proofs in a log of ${LINKS}`,
 );
 console.log(`pack            ${mb(write.result.zipSize)} at ${zipPath} (removed)`);
-console.log(`RSS before      ${mb(baseline)} (test data: entries and chain hashes)`);
+console.log(`RSS before      ${mb(baseline)} (test data: the log's leaves and proofs)`);
 console.log(
   `writePack       ${(write.ms / 1000).toFixed(1)} s, peak RSS ${mb(write.peakRss)} (+${mb(write.peakRss - baseline)})`,
 );

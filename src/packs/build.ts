@@ -1,19 +1,28 @@
 /**
  * Builds the evidence pack of one export request from the database: the PDF report and the
- * signed ZIP, both stored as blobs. Everything is written in ONE transaction, so a build that dies
- * half-way leaves nothing behind, and the export becomes `ready` (pointing at both blobs) only in
- * that same commit. Memory stays flat: evidence is read and the ZIP written 1 MiB at a time.
- * Progress goes to the export row through a separate connection, so people can watch it.
+ * signed ZIP (format version 2), both stored as blobs. Before the build, waitUntilSealed waits
+ * (outside any transaction) until the sealer has put every audit entry of the incident into the
+ * tenant's Merkle log. The build itself is ONE transaction, so a build that dies half-way leaves
+ * nothing behind, and the export becomes `ready` (pointing at both blobs) only in that same commit:
+ * it takes the tenant's newest checkpoint that covers the incident's last entry and the incident's
+ * leaves with their inclusion proofs in that checkpoint's tree (app_private.incident_leaves).
+ * Memory stays flat: evidence is read and the ZIP written 1 MiB at a time. Progress goes to the
+ * export row through a separate connection, so people can watch it.
  * Runs as the owner role (the worker); it reads only the export's own tenant.
  */
+
+import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import type pg from "pg";
-import { activeSigningKey } from "../audit/keys.ts";
+import { parseCheckpoint } from "../audit/checkpoint.ts";
+import { activeSigningKey, type SigningKey } from "../audit/keys.ts";
+import { hashLeaf } from "../audit/merkle.ts";
 import { BLOB_CHUNK_BYTES, readBlob, writeBlob } from "../db/blobs.ts";
-import type { ChainLink, EntryLine, IncidentFile } from "./format.ts";
-import { renderReportPdf } from "./report-pdf.ts";
-import { evidencePath, writePack } from "./writer.ts";
+import type { IncidentFile } from "./format.ts";
+import { LeafError, parseLeaf } from "./leaf.ts";
+import { type ReportEntry, renderReportPdf } from "./report-pdf.ts";
+import { evidencePath, PackBuildError, type PackEntry, writePack } from "./writer.ts";
 
 export const TOOL_VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -33,29 +42,126 @@ export interface BuildResult {
 
 const iso = (value: Date | null) => (value ? value.toISOString() : null);
 
-/** Reads the chain links of a tenant from `from` to `to` (inclusive), a batch at a time. */
-async function* chainLinks(
+/** An entry as the PDF shows it. The writer checks the same leaf against the checkpoint. */
+function reportEntry(entry: PackEntry): ReportEntry {
+  try {
+    const body = parseLeaf(Buffer.from(entry.leaf).toString("utf8")).body;
+    return { seq: entry.seq, leafHash: hashLeaf(entry.leaf).toString("hex"), body };
+  } catch (error) {
+    if (error instanceof LeafError) {
+      throw new PackBuildError(`audit entry ${entry.seq}: its leaf is malformed: ${error.message}`);
+    }
+    throw error;
+  }
+}
+
+/** The export's incident, or null when there is nothing to build. */
+async function exportIncident(db: pg.ClientBase | pg.Pool, tenantId: string, exportId: string): Promise<string | null> {
+  const found = await db.query<{ incident_id: string; status: string }>(
+    "select incident_id, status from app_public.exports where tenant_id = $1 and id = $2",
+    [tenantId, exportId],
+  );
+  return found.rows.length === 0 || found.rows[0].status === "ready" ? null : found.rows[0].incident_id;
+}
+
+/** How many of the incident's audit entries the sealer has not put into the log yet. */
+async function unsealedEntries(db: pg.ClientBase | pg.Pool, tenantId: string, incidentId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `select count(*)::int as n from app_public.audit_log e
+     where e.tenant_id = $1 and e.incident_id = $2
+       and not exists (select 1 from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id)`,
+    [tenantId, incidentId],
+  );
+  return rows[0].n;
+}
+
+export class NotSealedError extends Error {
+  override name = "NotSealedError";
+}
+
+/**
+ * Waits until every audit entry of the export's incident is sealed: short polls on the pool, no
+ * transaction held in between (an open writing transaction would hold the sealer back). Throws
+ * NotSealedError after `timeoutMs`, so that graphile-worker retries the job later.
+ */
+export async function waitUntilSealed(
+  ownerPool: pg.Pool,
+  tenantId: string,
+  exportId: string,
+  options: { timeoutMs?: number; pollMs?: number } = {},
+): Promise<void> {
+  const incidentId = await exportIncident(ownerPool, tenantId, exportId);
+  if (incidentId === null) return;
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  for (;;) {
+    const pending = await unsealedEntries(ownerPool, tenantId, incidentId);
+    if (pending === 0) return;
+    if (Date.now() >= deadline) {
+      throw new NotSealedError(
+        `${pending} audit ${pending === 1 ? "entry" : "entries"} of the incident ${pending === 1 ? "is" : "are"} not sealed yet; is the sealer running?`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 200));
+  }
+}
+
+interface PackCheckpoint {
+  treeSize: number;
+  note: string;
+  keyFingerprint: string;
+}
+
+/** The tenant's newest checkpoint that covers the incident's last sealed entry. */
+async function coveringCheckpoint(
   client: pg.ClientBase,
   tenantId: string,
-  from: number,
-  to: number,
-): AsyncGenerator<ChainLink> {
-  let next = from;
-  while (next <= to) {
-    const { rows } = await client.query<{ seq: string; prev_hash: string | null; hash: string }>(
-      `select seq, encode(prev_hash, 'hex') as prev_hash, encode(hash, 'hex') as hash
-       from app_public.audit_log where tenant_id = $1 and seq >= $2 and seq <= $3 order by seq limit 5000`,
-      [tenantId, next, to],
-    );
-    if (rows.length === 0) return;
-    for (const row of rows) yield { seq: Number(row.seq), prev_hash: row.prev_hash, hash: row.hash };
-    next = Number(rows[rows.length - 1].seq) + 1;
-  }
+  incidentId: string,
+): Promise<PackCheckpoint> {
+  const { rows } = await client.query<{ tree_size: string; note: string; key_fingerprint: string }>(
+    `select c.tree_size, c.note, c.key_fingerprint from app_public.audit_checkpoints c
+     where c.tenant_id = $1
+       and c.tree_size >= coalesce((select max(l.seq) from app_hidden.audit_leaves l
+                                    where l.tenant_id = $1 and l.incident_id = $2), 0)
+     order by c.tree_size desc limit 1`,
+    [tenantId, incidentId],
+  );
+  if (rows.length === 0) throw new NotSealedError("the tenant's audit log has no checkpoint covering the incident yet");
+  return { treeSize: Number(rows[0].tree_size), note: rows[0].note, keyFingerprint: rows[0].key_fingerprint };
+}
+
+/**
+ * The key that signs the pack: the one that signed its checkpoint (the active key, unless the
+ * checkpoint was signed just before a rotation; retired keys stay published).
+ */
+async function signingKeyFor(client: pg.ClientBase, ownerPool: pg.Pool, fingerprint: string): Promise<SigningKey> {
+  const active = await activeSigningKey(ownerPool);
+  if (active.fingerprint === fingerprint) return active;
+  const { rows } = await client.query<{ public_key_pem: string; private_key_pem: string }>(
+    "select public_key_pem, private_key_pem from app_private.signing_keys where fingerprint = $1",
+    [fingerprint],
+  );
+  if (rows.length === 0) throw new Error(`the key ${fingerprint} that signed the checkpoint is not the installation's`);
+  return { fingerprint, publicKeyPem: rows[0].public_key_pem, privateKey: createPrivateKey(rows[0].private_key_pem) };
+}
+
+/** The incident's sealed entries with their inclusion proofs in the tree of `treeSize`, oldest first. */
+async function incidentLeaves(
+  client: pg.ClientBase,
+  tenantId: string,
+  incidentId: string,
+  treeSize: number,
+): Promise<PackEntry[]> {
+  const { rows } = await client.query<{ seq: string; leaf: Buffer; proof: Buffer[] }>(
+    "select seq, leaf, proof from app_private.incident_leaves($1, $2, $3) order by seq",
+    [tenantId, incidentId, treeSize],
+  );
+  return rows.map((r) => ({ seq: Number(r.seq), leaf: r.leaf, proof: r.proof }));
 }
 
 /**
  * Builds the pack of export `exportId` inside the caller's open transaction on `client` (which acts
- * as the owner role). `progressPool` reports progress outside that transaction.
+ * as the owner role). Call waitUntilSealed first, before opening that transaction: the pack holds
+ * the incident's sealed entries only. `ownerPool` reads the signing key outside the transaction.
  */
 export async function buildEvidencePack(options: {
   client: pg.ClientBase;
@@ -65,18 +171,12 @@ export async function buildEvidencePack(options: {
   onProgress?: (percent: number) => void;
 }): Promise<BuildResult> {
   const { client, tenantId, exportId } = options;
-  const found = await client.query<{ incident_id: string; status: string }>(
-    "select incident_id, status from app_public.exports where tenant_id = $1 and id = $2",
-    [tenantId, exportId],
-  );
-  if (found.rows.length === 0 || found.rows[0].status === "ready") return { status: "skipped" };
-  const incidentId = found.rows[0].incident_id;
-
-  const { rows: heads } = await client.query<{ last_seq: string; last_hash: string }>(
-    "select last_seq, encode(last_hash, 'hex') as last_hash from app_private.audit_heads where tenant_id = $1",
-    [tenantId],
-  );
-  const head = { seq: Number(heads[0].last_seq), hash: heads[0].last_hash };
+  const incidentId = await exportIncident(client, tenantId, exportId);
+  if (incidentId === null) return { status: "skipped" };
+  // Entries written since waitUntilSealed (the incident is still being worked on) are left for a
+  // later pack: this one holds every entry up to its checkpoint.
+  const checkpoint = await coveringCheckpoint(client, tenantId, incidentId);
+  const entries = await incidentLeaves(client, tenantId, incidentId, checkpoint.treeSize);
 
   const { rows: incidents } = await client.query(
     `select i.*, t.slug as tenant_slug, t.name as tenant_name, u.email as created_by_email
@@ -99,12 +199,6 @@ export async function buildEvidencePack(options: {
      where e.tenant_id = $1 and e.incident_id = $2 order by e.created_at, e.id`,
     [tenantId, incidentId],
   );
-  const { rows: entryRows } = await client.query<{ document: EntryLine["document"]; hash: string }>(
-    `select app_private.audit_document(e) as document, encode(e.hash, 'hex') as hash
-     from app_public.audit_log e where e.tenant_id = $1 and e.incident_id = $2 and e.seq <= $3 order by e.seq`,
-    [tenantId, incidentId, head.seq],
-  );
-  const entries: EntryLine[] = entryRows.map((r) => ({ document: r.document, hash: r.hash }));
 
   const incidentFile: IncidentFile = {
     incident: {
@@ -142,7 +236,8 @@ export async function buildEvidencePack(options: {
     })),
   };
 
-  const signingKey = await activeSigningKey(options.ownerPool);
+  const signingKey = await signingKeyFor(client, options.ownerPool, checkpoint.keyFingerprint);
+  const parsedCheckpoint = parseCheckpoint(checkpoint.note);
   const generatedAt = new Date();
 
   // The report first (its own blob: it can be downloaded on its own), then the ZIP that embeds it.
@@ -152,17 +247,21 @@ export async function buildEvidencePack(options: {
     renderReportPdf({
       tenant: { name: incident.tenant_name, slug: incident.tenant_slug },
       incidentFile,
-      entries,
+      entries: entries.map(reportEntry),
       generatedAt: generatedAt.toISOString(),
       signingKeyFingerprint: signingKey.fingerprint,
-      head,
+      checkpoint: {
+        origin: parsedCheckpoint.origin,
+        treeSize: parsedCheckpoint.treeSize,
+        rootHash: parsedCheckpoint.rootHash.toString("hex"),
+        time: parsedCheckpoint.time,
+      },
       toolVersion: TOOL_VERSION,
     }) as AsyncIterable<Buffer>,
   );
 
   let lastPercent = -1;
   const zipStream = new PassThrough({ highWaterMark: BLOB_CHUNK_BYTES });
-  const firstSeq = entries.length > 0 ? entries[0].document.seq : head.seq;
   const [, zip] = await Promise.all([
     writePack({
       output: zipStream,
@@ -176,10 +275,10 @@ export async function buildEvidencePack(options: {
         size: Number(e.size_bytes),
         content: readBlob(client, tenantId, e.blob_id),
       })),
+      checkpoint: checkpoint.note,
       entries: async function* () {
         yield* entries;
       },
-      chain: chainLinks(client, tenantId, firstSeq, head.seq),
       report: readBlob(client, tenantId, pdf.id),
       reportSize: pdf.sizeBytes,
       onProgress(written, total) {

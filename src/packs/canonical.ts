@@ -1,7 +1,8 @@
 /**
- * The canonical JSON of an audit entry and its hash, byte for byte as the database computes
- * them (app_private.canonical_json / audit_document / audit_hash), so that an evidence pack can be
- * verified offline without the database.
+ * The canonical JSON of a v1 audit entry and its hash, byte for byte as the database computes
+ * them (app_private.canonical_json / audit_document / audit_hash), so that a version 1 evidence
+ * pack can be verified offline without the database. (Entries captured before the audit core v2
+ * keep this document as the body of their leaf; v2 packs carry the leaf bytes as they are.)
  * Canonical JSON: object keys sorted by code point, no white space, strings escaped as JSON does,
  * integers as digits. Audit documents hold only strings, integers, booleans, null, arrays, objects.
  */

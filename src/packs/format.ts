@@ -1,34 +1,77 @@
 /**
- * The evidence pack format (version 1): what a pack ZIP contains and what its manifest says.
- * Shared by the builder (worker) and the offline verifier; change both or neither.
+ * The evidence pack format: what a pack ZIP contains, what its manifest says, and what verifying
+ * it proves. Shared by the writer (worker), the PDF report and the offline verifier; change them
+ * together. Version 2 is written; version 1 packs (written before the audit core v2) are still
+ * verified.
  *
- * A pack is a ZIP with these files:
+ * A version 2 pack (PACK_FORMAT, "attest-evidence-pack/2") is a ZIP with these files:
  *   README.txt            how to verify, in plain words
  *   report.pdf            the report for people
  *   incident.json         the incident, its milestones and its evidence index (IncidentFile)
  *   evidence/<file>       every evidence file of the incident, byte for byte
- *   audit/entries.jsonl   the incident's audit entries, oldest first: {"document": {...}, "hash": "<hex>"}
- *                         where hash = SHA-256 of the canonical JSON of document (src/packs/canonical.ts)
- *   audit/entries.csv     the same entries as CSV (ENTRY_CSV_COLUMNS), oldest first
- *   audit/chain.jsonl     the tenant's chain from the incident's first entry to the signed head, one
- *                         link per line: {"seq": n, "prev_hash": "<hex>|null", "hash": "<hex>"}; it
- *                         proves no entry was removed or reordered without showing other entries
- *   manifest.json         Manifest (below): every other file's path, size and SHA-256, the chain proof
+ *   audit/entries.jsonl   the incident's audit entries, oldest first, one per line (LeafLine):
+ *                         {"seq": n, "leaf": "<the exact leaf bytes>", "proof": ["<hex>", ...]}
+ *                         leaf = "attest-audit-entry/2\nseq <n>\nincident-prev <seq> <leaf hash hex>|none\n\n<body JSON>"
+ *                         leaf hash = SHA-256(0x00 || leaf bytes); proof = the RFC 9162 inclusion proof of
+ *                         leaf n-1 in the tree of the checkpoint's size, leaf side first
+ *   audit/entries.csv     the same entries as CSV for people (ENTRY_CSV_COLUMNS), derived from each leaf's body
+ *   audit/checkpoint.txt  the tenant log's signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note,
+ *                         src/audit/checkpoint.ts), exactly as the installation stored it
+ *   manifest.json         Manifest: every other file's path, size and SHA-256, the entries' positions,
+ *                         the checkpoint's origin, size and root, the signing key
  *   manifest.sig          base64 Ed25519 signature of the exact bytes of manifest.json
+ * ZIP directory entries (names ending in "/", which tools such as `zip -r` add) are ignored.
+ *
+ * What a verifier holding only the pack and the installation's public key proves (`npm run verify`):
+ *   - every file is the one signed (manifest.sig over manifest.json, which lists each file's SHA-256);
+ *   - the checkpoint is signed by that key under the tenant's log name (origin `<prefix>/audit/<tenant id>`),
+ *     and every entry is the leaf at its position in the tree that checkpoint commits to (inclusion
+ *     proof), so no entry was altered, fabricated or moved, whoever holds the key, unless the key
+ *     holder signed a different tree (below);
+ *   - the entries are this incident's and this tenant's (each leaf's body says so), in log order;
+ *   - none of the incident's entries is missing between its first and its last entry in the pack:
+ *     each leaf names the position and leaf hash of the previous entry of the same incident
+ *     ("incident-prev", "none" for the incident's first entry), and that line is covered by the
+ *     leaf hash the tree commits to. Removing, adding or reordering any entry but the last breaks a
+ *     link, even for someone who re-signs the manifest with the installation's key;
+ *   - audit/entries.csv says what the leaves say.
+ * What it cannot prove:
+ *   - that there were no entries of the incident after the pack's last entry (up to the checkpoint's
+ *     size): the incident's last entries can be left out, by the key holder, without a trace in the
+ *     pack. Compare with a later pack or ask the installation;
+ *   - that the tree is the installation's only tree: the key holder can build and sign an entirely
+ *     different log. That is detected only by comparing the checkpoint with checkpoints obtained
+ *     elsewhere (earlier packs, the installation's reporting.audit_checkpoints, a witness): a
+ *     consistency proof from the older to the newer checkpoint (reporting.audit_consistency_proof)
+ *     must verify (src/audit/merkle.ts verifyConsistency);
+ *   - anything about entries after the checkpoint, or about other incidents (the pack holds only
+ *     their number: the tree size, and the hashes in the proofs);
+ *   - that what was recorded is true: it proves what the installation recorded, and when, not that
+ *     the people and systems that caused the entries told the truth.
+ *
+ * A version 1 pack (PACK_FORMAT_V1) has audit/entries.jsonl lines {"document": {...}, "hash": "<hex>"}
+ * (hash = SHA-256 of the canonical JSON of document, src/packs/canonical.ts), audit/entries.csv with
+ * ENTRY_CSV_COLUMNS_V1, and audit/chain.jsonl: the tenant's hash chain from the incident's first
+ * entry to the signed head ({"seq", "prev_hash", "hash"} per line); the manifest (ManifestV1) names
+ * chain_from and the head. See git history for the v1 writer.
  */
 
-export const PACK_FORMAT = "attest-evidence-pack/1";
+export const PACK_FORMAT = "attest-evidence-pack/2";
+export const PACK_FORMAT_V1 = "attest-evidence-pack/1";
 
 export const MANIFEST_PATH = "manifest.json";
 export const SIGNATURE_PATH = "manifest.sig";
 export const ENTRIES_JSONL_PATH = "audit/entries.jsonl";
 export const ENTRIES_CSV_PATH = "audit/entries.csv";
+export const CHECKPOINT_PATH = "audit/checkpoint.txt";
+/** v1 only. */
 export const CHAIN_PATH = "audit/chain.jsonl";
 export const INCIDENT_PATH = "incident.json";
 export const REPORT_PATH = "report.pdf";
 export const README_PATH = "README.txt";
 
-export const ENTRY_CSV_COLUMNS = [
+/** The columns both versions' entries.csv start with; each version adds its hashes. */
+const ENTRY_CSV_COMMON_COLUMNS = [
   "seq",
   "occurred_at",
   "actor",
@@ -43,9 +86,10 @@ export const ENTRY_CSV_COLUMNS = [
   "surface",
   "db_role",
   "changes",
-  "prev_hash",
-  "hash",
 ] as const;
+
+export const ENTRY_CSV_COLUMNS = [...ENTRY_CSV_COMMON_COLUMNS, "leaf_hash"] as const;
+export const ENTRY_CSV_COLUMNS_V1 = [...ENTRY_CSV_COMMON_COLUMNS, "prev_hash", "hash"] as const;
 
 export interface ManifestFile {
   path: string;
@@ -53,14 +97,30 @@ export interface ManifestFile {
   sha256: string;
 }
 
-export interface Manifest {
-  format: typeof PACK_FORMAT;
+interface ManifestCommon {
   tool: { name: "attest"; version: string };
   generated_at: string;
   tenant: { id: string; slug: string; name: string };
   incident: { id: string; title: string };
   /** Every file in the ZIP except manifest.json and manifest.sig, in ZIP order. */
   files: ManifestFile[];
+  signing_key: { algorithm: "ed25519"; fingerprint: string; public_key_pem: string };
+}
+
+/** manifest.json of a version 2 pack. */
+export interface Manifest extends ManifestCommon {
+  format: typeof PACK_FORMAT;
+  audit: {
+    /** The position (seq) of every entry of this incident, oldest first: entries.jsonl holds exactly these. */
+    entries: number[];
+    /** What audit/checkpoint.txt states: the tree every entry's proof leads to. root_hash in hex. */
+    checkpoint: { origin: string; tree_size: number; root_hash: string };
+  };
+}
+
+/** manifest.json of a version 1 pack. */
+export interface ManifestV1 extends ManifestCommon {
+  format: typeof PACK_FORMAT_V1;
   audit: {
     /** The seq of every entry of this incident, oldest first: entries.jsonl holds exactly these. */
     entries: number[];
@@ -69,16 +129,55 @@ export interface Manifest {
     /** The tenant chain's head when the pack was built (signed through this manifest). */
     head: { seq: number; hash: string };
   };
-  signing_key: { algorithm: "ed25519"; fingerprint: string; public_key_pem: string };
 }
 
-/** One line of audit/entries.jsonl. */
+export type AnyManifest = Manifest | ManifestV1;
+
+/** One line of audit/entries.jsonl (version 2). */
+export interface LeafLine {
+  seq: number;
+  /** The leaf bytes as UTF-8 text (they always are UTF-8). */
+  leaf: string;
+  /** The inclusion proof, hex, leaf side first. */
+  proof: string[];
+}
+
+/** The body of a leaf of an entry captured by the audit core v2 (app_private.audit_entry_body). */
+export interface AuditBodyV2 {
+  v: 2;
+  tenant_id: string;
+  /** The capture number (audit_log.id), not the position. */
+  id: number;
+  occurred_at: string;
+  actor_user_id: string | null;
+  actor_label: string;
+  api_token_id: string | null;
+  db_role: string;
+  surface: string;
+  request_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  resource_label: string | null;
+  incident_id: string | null;
+  changes: Record<string, { old?: unknown; new?: unknown }>;
+}
+
+/**
+ * The body of a leaf: a v2 entry's body, or, for an entry captured before v2, its v1 canonical
+ * document (the one its v1 hash covers).
+ */
+export type AuditBody = AuditBodyV2 | AuditDocument;
+
+/** One line of audit/entries.jsonl (version 1). */
 export interface EntryLine {
   document: AuditDocument;
   hash: string;
 }
 
-/** The document an audit entry's hash covers (app_private.audit_document in the database). */
+/** The document a v1 audit entry's hash covers (app_private.audit_document in the database). */
 export interface AuditDocument {
   v: 1;
   tenant_id: string;
@@ -100,7 +199,7 @@ export interface AuditDocument {
   prev_hash: string | null;
 }
 
-/** One line of audit/chain.jsonl. */
+/** One line of audit/chain.jsonl (version 1). */
 export interface ChainLink {
   seq: number;
   prev_hash: string | null;

@@ -23,18 +23,26 @@ import { createRequire } from "node:module";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import * as fontkit from "fontkit";
 import PDFDocument from "pdfkit";
-import { type EntryLine, formatFingerprint, type IncidentFile, PACK_FORMAT } from "./format.ts";
+import { type AuditBody, formatFingerprint, type IncidentFile, PACK_FORMAT } from "./format.ts";
+
+/** One audit entry of the incident as the pack holds it: its position, leaf hash (hex) and body. */
+export interface ReportEntry {
+  seq: number;
+  leafHash: string;
+  body: AuditBody;
+}
 
 export interface ReportData {
   tenant: { name: string; slug: string };
   incidentFile: IncidentFile;
   /** The incident's audit entries, oldest first. */
-  entries: EntryLine[];
+  entries: ReportEntry[];
   /** ISO timestamp. */
   generatedAt: string;
   /** SHA-256 of the raw Ed25519 public key, hex. */
   signingKeyFingerprint: string;
-  head: { seq: number; hash: string };
+  /** The signed checkpoint of the tenant's log every entry is proven against (root hash in hex). */
+  checkpoint: { origin: string; treeSize: number; rootHash: string; time: string | null };
   toolVersion: string;
 }
 
@@ -448,7 +456,7 @@ class Layout {
     this.rule(LEFT, right, footerTop - 5, 0.5, RULE);
     const pageLabel = toLine(graphemes(`Page ${this.page} of ${this.measured?.pages ?? "?"}`, PAGE_FRAME_BOLD));
     this.drawLine(pageLabel, PAGE_FRAME_BOLD, right - pageLabel.width, footerTop);
-    const left = `${this.data.tenant.name} · generated ${utc(this.data.generatedAt)} UTC · chain head seq ${this.data.head.seq}`;
+    const left = `${this.data.tenant.name} · generated ${utc(this.data.generatedAt)} UTC · checkpoint at ${this.data.checkpoint.treeSize} entries`;
     this.drawLine(ellipsize(left, PAGE_FRAME, CONTENT_WIDTH - pageLabel.width - 30), PAGE_FRAME, LEFT, footerTop);
   }
 
@@ -680,10 +688,10 @@ async function compose(l: Layout, data: ReportData): Promise<void> {
   await verification(l, data);
 }
 
-function entrySpan(entries: EntryLine[]): string {
+function entrySpan(entries: ReportEntry[]): string {
   if (entries.length === 0) return "none";
-  const first = entries[0].document.seq;
-  const last = entries[entries.length - 1].document.seq;
+  const first = entries[0].seq;
+  const last = entries[entries.length - 1].seq;
   return `${plural(entries.length, "entry", "entries")}, seq ${first} to ${last}`;
 }
 
@@ -707,12 +715,14 @@ async function cover(l: Layout, data: ReportData): Promise<void> {
   ]);
   await kv.row([[text("Generated", LABEL)], [text(`${utc(data.generatedAt)} UTC`, VALUE)]]);
   await kv.row([[text("Audit entries", LABEL)], [text(entrySpan(data.entries), VALUE)]]);
+  const cp = data.checkpoint;
   await kv.row([
-    [text("Chain head", LABEL)],
+    [text("Audit log checkpoint", LABEL)],
     [
-      text(`seq ${data.head.seq}`, VALUE),
-      text(data.head.hash, VALUE_MONO),
-      text("SHA-256 of the head entry; signed with the manifest", CELL_MUTED),
+      text(`${cp.treeSize.toLocaleString("en-US")} entries${cp.time ? ` · ${utc(cp.time)} UTC` : ""}`, VALUE),
+      text(cp.origin, CELL_MONO_MUTED),
+      text(cp.rootHash, VALUE_MONO),
+      text("Root hash of the tenant's Merkle log at that size; signed by the key below", CELL_MUTED),
     ],
   ]);
   await kv.row([
@@ -877,7 +887,7 @@ async function trail(l: Layout, data: ReportData): Promise<void> {
     return;
   }
   await l.paragraph(
-    `${entrySpan(data.entries)}, oldest first. Under each time: the entry's sequence number in the tenant's audit chain and the first 12 hex digits of its SHA-256 hash. The full entries (request context, field-level changes, hashes) are in audit/entries.jsonl and audit/entries.csv; the chain that links them is audit/chain.jsonl.`,
+    `${entrySpan(data.entries)}, oldest first. Under each time: the entry's position (seq) in the tenant's audit log and the first 12 hex digits of its leaf hash. The full entries (request context, field-level changes) with their inclusion proofs are in audit/entries.jsonl, as a spreadsheet in audit/entries.csv; the signed checkpoint is audit/checkpoint.txt.`,
     BODY_MUTED,
   );
   const table = l.table({
@@ -893,17 +903,17 @@ async function trail(l: Layout, data: ReportData): Promise<void> {
     padX: 4,
     padY: 3.5,
   });
-  for (const { document: e, hash } of data.entries) {
+  for (const { seq, leafHash, body: e } of data.entries) {
     const context = [e.surface, e.ip].filter(Boolean).join(" · ");
     const kind = e.resource_id && !e.resource_label ? `${e.resource_type} ${e.resource_id}` : e.resource_type;
     await table.row(
       [
-        [text(utc(e.occurred_at)), text(`seq ${e.seq} · ${hash.slice(0, 12)}`, SEQ_HASH)],
+        [text(utc(e.occurred_at)), text(`seq ${seq} · ${leafHash.slice(0, 12)}`, SEQ_HASH)],
         [text(e.actor_label), text(context, CELL_MUTED)],
         [text(e.action, CELL_BOLD)],
         [text(e.resource_label ?? dash), text(`${kind}${changedFields(e.changes)}`, CELL_MUTED)],
       ],
-      text(`seq ${e.seq}, continued`, CELL_MUTED),
+      text(`seq ${seq}, continued`, CELL_MUTED),
     );
   }
 }
@@ -911,7 +921,7 @@ async function trail(l: Layout, data: ReportData): Promise<void> {
 async function verification(l: Layout, data: ReportData): Promise<void> {
   await l.heading("verify");
   await l.paragraph(
-    "This report is for reading. The evidence is the ZIP it came in, which holds this report (report.pdf), the incident (incident.json), every evidence file (evidence/), the audit entries (audit/entries.jsonl and audit/entries.csv), the chain that links them (audit/chain.jsonl), and manifest.json with its signature manifest.sig.",
+    "This report is for reading. The evidence is the ZIP it came in, which holds this report (report.pdf), the incident (incident.json), every evidence file (evidence/), the audit entries with their inclusion proofs (audit/entries.jsonl, and audit/entries.csv for spreadsheets), the signed checkpoint of the tenant's audit log (audit/checkpoint.txt), and manifest.json with its signature manifest.sig.",
   );
   await l.subheading("1. Run the verifier");
   await l.paragraph(
@@ -919,7 +929,7 @@ async function verification(l: Layout, data: ReportData): Promise<void> {
   );
   await l.code("npm run verify -- pack.zip");
   await l.paragraph(
-    "It prints one line: VALID with the incident, the number of audit entries and files and the signing key's fingerprint (exit status 0), or INVALID with the name of the check that failed and the file or entry at fault (exit status 1). The checks run in the order below and stop at the first failure. A pack that is not VALID must not be relied on.",
+    "It prints one line: VALID with the incident, the number of audit entries and files and the signing key's fingerprint (exit status 0), or INVALID with the name of the check that failed and the file or entry at fault (exit status 1). The checks run in the order below and stop at the first failure. A pack that is not VALID must not be relied on. README.txt in the ZIP explains how to make the same checks with other tools (OpenSSL, jq, any RFC 9162 and C2SP checkpoint implementation).",
   );
   await l.subheading("2. Compare the signing key fingerprint");
   await l.paragraph(
@@ -939,27 +949,27 @@ async function verification(l: Layout, data: ReportData): Promise<void> {
   );
   await row(
     "signature",
-    "manifest.sig is a valid Ed25519 signature of the exact bytes of manifest.json by the public key in the manifest, whose fingerprint is the one the manifest names (and the one given with --key). Nothing the manifest states (files, hashes, entries, chain head) was changed after signing.",
+    "manifest.sig is a valid Ed25519 signature of the exact bytes of manifest.json by the public key in the manifest, whose fingerprint is the one the manifest names (and the one given with --key). Nothing the manifest states (files, hashes, entries, checkpoint) was changed after signing.",
   );
   await row(
     "files",
-    "Every file the manifest lists is in the ZIP with the same size and SHA-256, and there is no other file. The evidence files, this report and the audit files are the ones that were signed.",
+    "Every file the manifest lists is in the ZIP with the same size and SHA-256, and there is no other file (folders that ZIP tools add do not count). The evidence files, this report and the audit files are the ones that were signed.",
+  );
+  await row(
+    "checkpoint",
+    `audit/checkpoint.txt is a checkpoint of this tenant's audit log (${data.checkpoint.treeSize.toLocaleString("en-US")} entries, root hash on the cover) signed by the same key, in the C2SP signed-note format that other tools can check too.`,
   );
   await row(
     "entries",
-    "For every line of audit/entries.jsonl, the SHA-256 of the canonical JSON of its document is its hash, the hash the database computed when the entry was written; the entries are the ones the manifest lists, in order, and each names this incident. No entry was edited, taken out or added.",
+    "Every line of audit/entries.jsonl is the leaf at its position in the log that checkpoint commits to: its RFC 9162 inclusion proof leads to the signed root, so it was not edited or made up, even by whoever holds the key. Each names this incident, and names the incident's previous entry (position and leaf hash), so no entry was taken out, added or reordered between the incident's first entry and the last one in the pack. The entries are the ones the manifest lists, in order.",
   );
   await row(
     "csv",
-    "audit/entries.csv has the same rows as audit/entries.jsonl, so the spreadsheet view can be trusted too.",
-  );
-  await row(
-    "chain",
-    `audit/chain.jsonl links without a gap from the incident's first entry to the signed head (seq ${data.head.seq}, the tenant's newest entry when the pack was built), each link naming the previous link's hash, and holds every entry with the same hash. No entry was removed, inserted or reordered in that stretch of the tenant's log, including entries of other incidents, which the pack shows only as links.`,
+    "audit/entries.csv has one row per entry with what its leaf says, so the spreadsheet view can be trusted too.",
   );
   l.y += 8;
   await l.paragraph(
-    "The installation's database verifies its chains on a schedule as well; a database administrator can confirm that the head above is part of the tenant's current chain, which shows the entries were not rewritten after the pack was built.",
+    "What no pack can show on its own: entries of the incident after the last one in the pack, and that the signed log is the installation's only one. Compare the checkpoint with checkpoints obtained elsewhere (earlier packs of the tenant, checkpoints the installation published): the installation can prove with a consistency proof that each extends the earlier ones. And the pack proves what was recorded, not that what was recorded is true.",
     BODY_MUTED,
   );
 }

@@ -1,28 +1,29 @@
 /**
- * Writes an evidence pack (src/packs/format.ts) as a ZIP to a Writable, streaming: every file is
- * read from its source once, hashed on the way into the ZIP and never held whole, so memory stays
- * flat whatever the size of the evidence. What is kept is small and bounded by the incident: the
- * manifest's file list and the seq/hash of each of the incident's audit entries.
+ * Writes an evidence pack (format version 2, src/packs/format.ts) as a ZIP to a Writable,
+ * streaming: every file is read from its source once, hashed on the way into the ZIP and never
+ * held whole, so memory stays flat whatever the size of the evidence. What is kept is small and
+ * bounded by the incident: the manifest's file list and the position and leaf hash of each of the
+ * incident's audit entries.
  *
- * The writer refuses input that would make a pack fail verification (an entry whose hash does not
- * match its document, a chain with a gap, evidence whose bytes are not the ones incident.json
- * lists, a key whose fingerprint is not the one given): it throws PackBuildError and destroys the
- * output instead of signing something false. It does not read the database; the builder does.
+ * The writer refuses input that would make a false pack: a checkpoint not signed by the pack's key
+ * or not of this tenant's log, an entry whose leaf and proof do not lead to the checkpoint's root,
+ * positions that do not increase, a broken incident link, an entry of another incident or tenant,
+ * evidence whose bytes are not the ones incident.json lists, a key whose fingerprint is not the one
+ * given. It throws PackBuildError and destroys the output instead of signing something false. It
+ * does not read the database (the builder does) and never writes version 1.
  */
 import { createHash, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { stringify } from "csv-stringify/sync";
 import { ZipFile } from "yazl";
-import { auditHash, canonicalJson } from "./canonical.ts";
+import { type Checkpoint, CheckpointError, checkpointSignedBy, parseCheckpoint } from "../audit/checkpoint.ts";
+import { hashLeaf } from "../audit/merkle.ts";
 import {
-  CHAIN_PATH,
-  type ChainLink,
+  CHECKPOINT_PATH,
   ENTRIES_CSV_PATH,
   ENTRIES_JSONL_PATH,
   ENTRY_CSV_COLUMNS,
-  type EntryLine,
-  formatFingerprint,
   INCIDENT_PATH,
   type IncidentFile,
   MANIFEST_PATH,
@@ -33,6 +34,18 @@ import {
   REPORT_PATH,
   SIGNATURE_PATH,
 } from "./format.ts";
+import {
+  ENTRY_CSV_OPTIONS,
+  LeafError,
+  leafCsvRow,
+  linkProblem,
+  type PackScope,
+  type ProvenLeaf,
+  parseLeaf,
+  proveLeaf,
+  strangerProblem,
+} from "./leaf.ts";
+import { readmeText } from "./readme.ts";
 
 /** The installation's signing key. */
 export interface PackSigningKey {
@@ -63,12 +76,16 @@ export interface WritePackOptions {
   /** The evidence files, in the order they go into the ZIP; exactly the ones incident.evidence lists. */
   evidence: PackEvidence[];
   /**
-   * The incident's audit entries, oldest first. Called twice (entries.jsonl, then entries.csv): each
-   * call must yield the same entries, so bound the query by the head's seq or read in one snapshot.
+   * The signed checkpoint note of the tenant's log (audit_checkpoints.note, exactly as stored),
+   * signed by signingKey under the origin `<prefix>/audit/<tenant id>`.
    */
-  entries: () => AsyncIterable<EntryLine>;
-  /** The tenant's chain from the incident's first entry to the head, oldest first. Its last link is the signed head. */
-  chain: AsyncIterable<ChainLink>;
+  checkpoint: string;
+  /**
+   * Every sealed audit entry of the incident up to the checkpoint's tree size, oldest first, each
+   * with its inclusion proof in that tree. Called twice (entries.jsonl, then entries.csv): each call
+   * must yield the same entries (app_private.incident_leaves(tenant, incident, tree size) does).
+   */
+  entries: () => AsyncIterable<PackEntry>;
   /** report.pdf, e.g. a Readable. */
   report: AsyncIterable<Uint8Array>;
   /** The report's size if known in advance (makes progress percentages steadier). */
@@ -94,7 +111,17 @@ export interface WrittenPack {
   zipSize: number;
 }
 
-/** The input cannot make a valid pack (a builder bug, or a broken audit chain in the database). */
+/** One audit entry of the incident, as sealed in the tenant's log. */
+export interface PackEntry {
+  /** Its position in the tenant's log (1-based). */
+  seq: number;
+  /** The exact leaf bytes (UTF-8 text). */
+  leaf: Uint8Array;
+  /** Its RFC 9162 inclusion proof in the tree of the checkpoint's size, leaf side first. */
+  proof: readonly Uint8Array[];
+}
+
+/** The input cannot make a valid pack (a builder bug, or a broken audit log in the database). */
 export class PackBuildError extends Error {
   override name = "PackBuildError";
 }
@@ -112,33 +139,6 @@ export function publicKeyFingerprint(publicKey: KeyObject | string): string {
   const raw = Buffer.from(jwk.x ?? "", "base64url");
   if (raw.length !== 32) throw new Error("not an Ed25519 public key");
   return createHash("sha256").update(raw).digest("hex");
-}
-
-/** Options of audit/entries.csv. Cells that start like a formula get a leading ' (OWASP CSV injection). */
-export const ENTRY_CSV_OPTIONS = { escape_formulas: true, record_delimiter: "\r\n" } as const;
-
-/** The cells of an entry's row in audit/entries.csv (ENTRY_CSV_COLUMNS), before CSV encoding. */
-export function entryCsvRow(line: EntryLine): string[] {
-  const d = line.document;
-  const cells: Record<(typeof ENTRY_CSV_COLUMNS)[number], string> = {
-    seq: String(d.seq),
-    occurred_at: d.occurred_at,
-    actor: d.actor_label,
-    action: d.action,
-    resource_type: d.resource_type,
-    resource_id: d.resource_id ?? "",
-    resource_label: d.resource_label ?? "",
-    incident_id: d.incident_id ?? "",
-    request_id: d.request_id ?? "",
-    ip: d.ip ?? "",
-    user_agent: d.user_agent ?? "",
-    surface: d.surface,
-    db_role: d.db_role,
-    changes: canonicalJson(d.changes),
-    prev_hash: d.prev_hash ?? "",
-    hash: line.hash,
-  };
-  return ENTRY_CSV_COLUMNS.map((c) => cells[c]);
 }
 
 function jsonFile(value: unknown): Buffer {
@@ -167,6 +167,54 @@ function checkSigningKey(key: PackSigningKey): { fingerprint: string; publicKeyP
     throw new PackBuildError(`the signing key's fingerprint is ${fingerprint}, not ${key.fingerprint}`);
   }
   return { fingerprint, publicKeyPem: derived.export({ type: "spki", format: "pem" }).toString() };
+}
+
+/** The pack's checkpoint: parsed, signed by the pack's key, of this tenant's log. */
+function checkCheckpoint(note: string, publicKey: KeyObject, tenantId: string): Checkpoint {
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = parseCheckpoint(note);
+  } catch (error) {
+    if (error instanceof CheckpointError) throw new PackBuildError(`the checkpoint is malformed: ${error.message}`);
+    throw error;
+  }
+  if (!checkpoint.origin.endsWith(`/audit/${tenantId}`)) {
+    throw new PackBuildError(`the checkpoint is of the log ${checkpoint.origin}, not of tenant ${tenantId}'s`);
+  }
+  if (!checkpointSignedBy(checkpoint, publicKey)) {
+    throw new PackBuildError(`the checkpoint of ${checkpoint.origin} is not signed by the pack's signing key`);
+  }
+  return checkpoint;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** One entry checked against the checkpoint, the incident and the entry before it; its JSONL line's parts. */
+function checkEntry(entry: PackEntry, previous: ProvenLeaf | null, scope: PackScope): ProvenLeaf & { text: string } {
+  const { seq } = entry;
+  if (!Number.isSafeInteger(seq) || seq <= (previous?.leaf.seq ?? 0)) {
+    throw new PackBuildError(
+      `audit entry ${seq} comes after entry ${previous?.leaf.seq ?? 0}: entries must be oldest first`,
+    );
+  }
+  let text: string;
+  try {
+    text = utf8.decode(entry.leaf);
+  } catch {
+    throw new PackBuildError(`audit entry ${seq}: its leaf is not UTF-8 text`);
+  }
+  let proven: ProvenLeaf;
+  try {
+    proven = proveLeaf(seq, text, entry.proof, scope);
+  } catch (error) {
+    if (error instanceof LeafError) throw new PackBuildError(`audit entry ${seq}: ${error.message}`);
+    throw error;
+  }
+  const problem =
+    strangerProblem(proven.leaf, scope) ??
+    linkProblem(proven.leaf, previous && { seq: previous.leaf.seq, leafHash: previous.leafHash });
+  if (problem) throw new PackBuildError(`audit entry ${seq} ${problem}`);
+  return { ...proven, text };
 }
 
 function checkEvidence(incident: IncidentFile, evidence: PackEvidence[]): Map<string, string> {
@@ -198,10 +246,6 @@ function checkEvidence(incident: IncidentFile, evidence: PackEvidence[]): Map<st
   return expectedSha;
 }
 
-function isHash(value: unknown): value is string {
-  return typeof value === "string" && /^[0-9a-f]{64}$/.test(value);
-}
-
 /**
  * Writes the pack to options.output and resolves once the output has finished. On any failure
  * (a source throws, the input is inconsistent, the output fails, the signal aborts) the output is
@@ -215,9 +259,17 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   const incident = { id: incidentFile.incident.id, title: incidentFile.incident.title };
   const generatedAt = options.generatedAt.toISOString();
   const toolVersion = options.toolVersion;
+  const checkpoint = checkCheckpoint(options.checkpoint, createPublicKey(key.publicKeyPem), tenant.id);
+  const checkpointText = Buffer.from(options.checkpoint, "utf8");
+  const scope: PackScope = {
+    tenantId: tenant.id,
+    incidentId: incident.id,
+    treeSize: checkpoint.treeSize,
+    rootHash: checkpoint.rootHash,
+  };
 
   const readme = Buffer.from(
-    readmeText({ tenant, incident, generatedAt, toolVersion, fingerprint: key.fingerprint }),
+    readmeText({ tenant, incident, generatedAt, toolVersion, fingerprint: key.fingerprint, checkpoint }),
     "utf8",
   );
   const incidentJson = jsonFile(incidentFile);
@@ -226,6 +278,7 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   let expected =
     readme.length +
     incidentJson.length +
+    checkpointText.length +
     options.evidence.reduce((sum, e) => sum + e.size, 0) +
     (options.reportSize ?? 0);
   const progress = (bytes: number, sizeKnownInAdvance: boolean) => {
@@ -236,10 +289,7 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
 
   const files: ManifestFile[] = [];
   const entrySeqs: number[] = [];
-  const entryHashes: string[] = [];
-  const entryPrevHashes = new Map<number, { hash: string; prevHash: string | null }>();
-  let chainFrom: number | undefined;
-  let head: { seq: number; hash: string } | undefined;
+  const leafHashes: string[] = [];
   let manifestBytes: Buffer | undefined;
   let signature: string | undefined;
 
@@ -274,89 +324,37 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   }
 
   async function* entriesJsonl(): AsyncGenerator<string> {
-    let previous = 0;
-    for await (const line of options.entries()) {
-      const d = line.document;
-      if (!Number.isSafeInteger(d.seq) || d.seq <= previous) {
-        throw new PackBuildError(`audit entry ${d.seq} comes after entry ${previous}: entries must be oldest first`);
-      }
-      previous = d.seq;
-      if (line.hash !== auditHash(d as unknown as Record<string, unknown>)) {
-        throw new PackBuildError(
-          `audit entry ${d.seq}: its hash does not match its document (is the tenant's audit chain intact?)`,
-        );
-      }
-      if (d.tenant_id !== tenant.id || d.incident_id !== incident.id) {
-        throw new PackBuildError(`audit entry ${d.seq} belongs to incident ${d.incident_id}, not ${incident.id}`);
-      }
-      entrySeqs.push(d.seq);
-      entryHashes.push(line.hash);
-      entryPrevHashes.set(d.seq, { hash: line.hash, prevHash: d.prev_hash });
-      yield `${JSON.stringify({ document: d, hash: line.hash })}\n`;
+    let previous: ProvenLeaf | null = null;
+    for await (const entry of options.entries()) {
+      const proven = checkEntry(entry, previous, scope);
+      previous = proven;
+      entrySeqs.push(entry.seq);
+      leafHashes.push(proven.leafHash);
+      const proof = entry.proof.map((p) => Buffer.from(p).toString("hex"));
+      yield `${JSON.stringify({ seq: entry.seq, leaf: proven.text, proof })}\n`;
     }
   }
 
   async function* entriesCsv(): AsyncGenerator<string> {
     yield stringify([], { ...ENTRY_CSV_OPTIONS, header: true, columns: [...ENTRY_CSV_COLUMNS], bom: true });
     let i = 0;
-    for await (const line of options.entries()) {
-      if (line.document.seq !== entrySeqs[i] || line.hash !== entryHashes[i]) {
+    for await (const entry of options.entries()) {
+      // The same leaf as in entries.jsonl (same position and hash) was proven there: parse it only.
+      const leafHash = hashLeaf(entry.leaf).toString("hex");
+      if (entry.seq !== entrySeqs[i] || leafHash !== leafHashes[i]) {
         throw new PackBuildError(
-          `the audit entries changed between entries.jsonl and entries.csv (entry ${line.document.seq}): read them in one snapshot or bounded by the head's seq`,
+          `the audit entries changed between entries.jsonl and entries.csv (entry ${entry.seq}): read them in one snapshot, bounded by the checkpoint's tree size`,
         );
       }
       i++;
-      yield stringify([entryCsvRow(line)], ENTRY_CSV_OPTIONS);
+      yield stringify([leafCsvRow(parseLeaf(utf8.decode(entry.leaf)), leafHash)], ENTRY_CSV_OPTIONS);
     }
     if (i !== entrySeqs.length) {
       throw new PackBuildError(`entries.csv got ${i} audit entries, entries.jsonl ${entrySeqs.length}`);
     }
   }
 
-  async function* chainJsonl(): AsyncGenerator<string> {
-    let last: ChainLink | undefined;
-    let entriesSeen = 0;
-    for await (const link of options.chain) {
-      if (
-        !Number.isSafeInteger(link.seq) ||
-        !isHash(link.hash) ||
-        !(link.prev_hash === null || isHash(link.prev_hash))
-      ) {
-        throw new PackBuildError(`chain link ${JSON.stringify(link)} is malformed`);
-      }
-      if (last === undefined) {
-        chainFrom = link.seq;
-        if (entrySeqs.length > 0 && link.seq !== entrySeqs[0]) {
-          throw new PackBuildError(
-            `the chain starts at ${link.seq}, not at the incident's first entry ${entrySeqs[0]}`,
-          );
-        }
-      } else if (link.seq !== last.seq + 1) {
-        throw new PackBuildError(`the chain jumps from ${last.seq} to ${link.seq}`);
-      } else if (link.prev_hash !== last.hash) {
-        throw new PackBuildError(
-          `chain link ${link.seq} does not link to ${last.seq} (is the tenant's audit chain intact?)`,
-        );
-      }
-      const entry = entryPrevHashes.get(link.seq);
-      if (entry) {
-        if (entry.hash !== link.hash || entry.prevHash !== link.prev_hash) {
-          throw new PackBuildError(`audit entry ${link.seq} does not match its chain link`);
-        }
-        entriesSeen++;
-      }
-      last = link;
-      yield `${JSON.stringify({ seq: link.seq, prev_hash: link.prev_hash, hash: link.hash })}\n`;
-    }
-    if (last === undefined) throw new PackBuildError("the chain is empty: a pack needs at least the head");
-    if (entriesSeen !== entrySeqs.length) {
-      throw new PackBuildError(`the chain ends at ${last.seq} before the incident's last entry ${entrySeqs.at(-1)}`);
-    }
-    head = { seq: last.seq, hash: last.hash };
-  }
-
   function buildManifest(): Manifest {
-    if (chainFrom === undefined || head === undefined) throw new PackBuildError("the chain was not written");
     return {
       format: PACK_FORMAT,
       tool: { name: "attest", version: toolVersion },
@@ -364,7 +362,14 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
       tenant,
       incident,
       files,
-      audit: { entries: entrySeqs, chain_from: chainFrom, head },
+      audit: {
+        entries: entrySeqs,
+        checkpoint: {
+          origin: checkpoint.origin,
+          tree_size: checkpoint.treeSize,
+          root_hash: checkpoint.rootHash.toString("hex"),
+        },
+      },
       signing_key: { algorithm: "ed25519", fingerprint: key.fingerprint, public_key_pem: key.publicKeyPem },
     };
   }
@@ -372,11 +377,7 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   const zip = new ZipFile();
   const zipOutput = zip.outputStream as Readable;
   const mtime = options.generatedAt;
-  const pending = new Set<AsyncIterable<unknown>>([
-    ...options.evidence.map((e) => e.content),
-    options.chain,
-    options.report,
-  ]);
+  const pending = new Set<AsyncIterable<unknown>>([...options.evidence.map((e) => e.content), options.report]);
   let active: Readable | undefined;
   let failure: unknown;
   const fail = (error: unknown) => {
@@ -413,10 +414,11 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   }
   addFile(ENTRIES_JSONL_PATH, () => measure(ENTRIES_JSONL_PATH, entriesJsonl(), { sizeKnownInAdvance: false }));
   addFile(ENTRIES_CSV_PATH, () => measure(ENTRIES_CSV_PATH, entriesCsv(), { sizeKnownInAdvance: false }));
-  addFile(CHAIN_PATH, () => {
-    pending.delete(options.chain);
-    return measure(CHAIN_PATH, chainJsonl(), { sizeKnownInAdvance: false });
-  });
+  addFile(
+    CHECKPOINT_PATH,
+    () => measure(CHECKPOINT_PATH, once(checkpointText), { sizeKnownInAdvance: true }),
+    checkpointText.length,
+  );
   addFile(REPORT_PATH, () => {
     pending.delete(options.report);
     const known = { size: options.reportSize, sizeKnownInAdvance: options.reportSize !== undefined };
@@ -456,92 +458,4 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
     signature,
     zipSize,
   };
-}
-
-function readmeText(p: {
-  tenant: Manifest["tenant"];
-  incident: Manifest["incident"];
-  generatedAt: string;
-  toolVersion: string;
-  fingerprint: string;
-}): string {
-  return `Attest evidence pack
-====================
-
-Incident:   ${p.incident.title} (${p.incident.id})
-Workspace:  ${p.tenant.name} (${p.tenant.slug})
-Generated:  ${p.generatedAt} by Attest ${p.toolVersion}
-Signed by:  Ed25519 key ${formatFingerprint(p.fingerprint)}
-
-This ZIP is a self-contained, tamper-evident record of one incident. Before you trust it, check
-that the fingerprint above is one the Attest installation that made it publishes, at
-https://<installation>/.well-known/attest-signing-keys.json (retired keys stay listed), or one its
-administrators give you by another channel: anyone can sign a pack with a key of their own.
-
-What is inside
---------------
-  README.txt            this file
-  incident.json         the incident, its NIS2 milestones and the index of its evidence files
-  evidence/             every evidence file, byte for byte, named <first 8 characters of its id>-<filename>
-  audit/entries.jsonl   the incident's audit entries, oldest first, one per line: {"document": {...}, "hash": "..."}
-  audit/entries.csv     the same entries as a spreadsheet (UTF-8; a cell that starts with = + - @ or a
-                        tab gets a leading ' so that spreadsheets do not run it as a formula)
-  audit/chain.jsonl     the workspace's hash chain from the incident's first entry to the signed head,
-                        one link per line: {"seq": n, "prev_hash": "...", "hash": "..."}; links of other
-                        entries show only their hashes
-  report.pdf            the report for people
-  manifest.json         every other file's path, size and SHA-256, the entries, the chain's head, the key
-  manifest.sig          the Ed25519 signature (base64) of the exact bytes of manifest.json
-
-Verify with Attest
-------------------
-In a checkout of Attest (npm install done), with the fingerprint the installation publishes:
-
-  npm run verify -- pack.zip --key <fingerprint>
-
-It prints one line, VALID: ... or INVALID: <check>: <what is wrong>, and exits 0 or 1. It needs
-no network and no database. The fingerprint may also be given as ATTEST_TRUSTED_KEYS=<fp>,<fp>.
-
-Verify by hand (OpenSSL 3, jq, sha256sum), in the directory where the ZIP was extracted
------------------------------------------------------------------------------------------
-1. The signature, and the key that made it:
-
-     jq -r .signing_key.public_key_pem manifest.json > key.pem
-     base64 -d manifest.sig > manifest.sig.bin
-     openssl pkeyutl -verify -pubin -inkey key.pem -rawin -in manifest.json -sigfile manifest.sig.bin
-     openssl pkey -pubin -in key.pem -outform DER | tail -c 32 | sha256sum
-
-   The first command must print "Signature Verified Successfully". The last prints the key's
-   fingerprint: it must equal signing_key.fingerprint in manifest.json and the fingerprint the
-   installation publishes (without the colons).
-
-2. Every file: for each entry of "files" in manifest.json, the file exists, has that size in bytes
-   and that SHA-256 (sha256sum <path>). The ZIP holds no other file than these, manifest.json and
-   manifest.sig.
-
-3. Every audit entry: for each line of audit/entries.jsonl, the SHA-256 (hex) of the canonical JSON
-   of "document" equals "hash". Canonical JSON: object keys sorted by Unicode code point, no white
-   space, strings escaped as JSON.stringify escapes them, integers as plain digits. The documents'
-   "seq" are audit.entries of manifest.json, in that order, and each document's incident_id and
-   tenant_id are this incident's and this workspace's. audit/entries.csv has the same rows.
-   jq prints the canonical JSON of a document with jq -jcS .document (except for text holding
-   the DEL character U+007F, which jq escapes), so this finds any altered entry:
-
-     while IFS= read -r l; do
-       [ "$(printf '%s' "$l" | jq -jcS .document | sha256sum | cut -c1-64)" = "$(printf '%s' "$l" | jq -r .hash)" ] ||
-         echo "altered: $(printf '%s' "$l" | jq .document.seq)"
-     done < audit/entries.jsonl
-
-4. The chain: audit/chain.jsonl runs from audit.chain_from to audit.head.seq without a gap; each
-   link's prev_hash is the previous link's hash; the last link is audit.head. Every audit entry is
-   in the chain with the same hash, and its document's prev_hash is its link's prev_hash. So no
-   entry can be changed, removed or moved without breaking the chain up to the signed head.
-
-What the signature cannot show: that whoever holds the signing key did not rebuild or trim the
-history before signing (an entry left out of entries.jsonl whose link stays in the chain looks like
-another incident's entry). To rule that out, ask the installation to confirm that its audit chain
-has audit.head.hash at audit.head.seq and that the incident has exactly the entries audit.entries
-lists, or compare with other packs of the same workspace: where their chains overlap, every link
-must be the same.
-`;
 }

@@ -1,18 +1,25 @@
 /**
  * Evidence packs built by the worker from the database: requesting one enqueues the job in the
- * same transaction; the built pack verifies offline; downloads are for owners/admins and are
- * audited; a worker killed mid-build leaves nothing half-built and the retry completes.
+ * same transaction; the worker waits until the incident's entries are sealed (the tests seal with
+ * sealAll, as the sealer would); the built pack (format v2) verifies offline; its audit proof
+ * material grows only logarithmically with unrelated activity in the tenant and holds nothing of
+ * other incidents; downloads are for owners/admins and are audited; a worker killed mid-build
+ * leaves nothing half-built and the retry completes.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { activeSigningKey, rotateSigningKey } from "../../src/audit/keys.ts";
 import { writeBlob } from "../../src/db/blobs.ts";
 import { withContext } from "../../src/db/context.ts";
+import { NotSealedError, waitUntilSealed } from "../../src/packs/build.ts";
+import type { LeafLine } from "../../src/packs/format.ts";
 import { verifyPack } from "../../src/packs/verify.ts";
 import { asUser, createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { requireTools } from "../helpers/prerequisites.ts";
+import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -51,6 +58,15 @@ class WorkerProcess {
       await exited;
     }
   }
+}
+
+/** The JSONL lines of a pack's audit/entries.jsonl. */
+function packEntries(zipPath: string): LeafLine[] {
+  return execFileSync("unzip", ["-p", zipPath, "audit/entries.jsonl"])
+    .toString("utf8")
+    .trimEnd()
+    .split("\n")
+    .map((l) => JSON.parse(l) as LeafLine);
 }
 
 async function until(check: () => boolean | Promise<boolean>, ms: number, describe?: () => string) {
@@ -95,6 +111,31 @@ describe.each(servers())("evidence packs on $name", (server) => {
     });
   const exportRow = async (id: string) =>
     (await t.superuser.query("select * from app_public.exports where id = $1", [id])).rows[0];
+  /** Whether the export is ready; seals what is pending first, as the worker's sealer would. */
+  const sealedAndReady = async (id: string) => {
+    await sealAll(t.pools.owner);
+    return (await exportRow(id)).status === "ready";
+  };
+  /** Requests a pack, has a worker build it, downloads it as the owner; returns the ZIP's path. */
+  const buildAndDownload = async (name: string) => {
+    const id = await requestExport();
+    const worker = new WorkerProcess(t);
+    try {
+      await worker.ready();
+      await until(
+        () => sealedAndReady(id),
+        60_000,
+        () => worker.output,
+      );
+    } finally {
+      await worker.stop();
+    }
+    const zip = await download(id, "pack.zip", await web.signIn("owner@demo.test"));
+    expect(zip.status).toBe(200);
+    const zipPath = path.join(tmp, name);
+    await fs.writeFile(zipPath, Buffer.from(await zip.arrayBuffer()));
+    return { id, zipPath };
+  };
   const download = async (id: string, file: "pack.zip" | "report.pdf", cookie: string) => {
     const response = await fetch(`${web.url}/t/demo/exports/${id}/${file}`, { headers: { Cookie: cookie } });
     return response;
@@ -120,13 +161,27 @@ describe.each(servers())("evidence packs on $name", (server) => {
     expect((await exportRow(id)).status).toBe("queued");
   });
 
+  it("the build waits, holding no transaction, until the incident's entries are sealed, and gives up after its timeout", async () => {
+    const id = await requestExport(); // its export.requested entry (at least) is not sealed yet
+    const started = Date.now();
+    const timedOut = waitUntilSealed(t.pools.owner, demo, id, { timeoutMs: 400, pollMs: 50 });
+    await expect(timedOut).rejects.toThrow(NotSealedError);
+    await expect(timedOut).rejects.toThrow(
+      /^\d+ audit entr(y|ies) of the incident (is|are) not sealed yet; is the sealer running\?$/,
+    );
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const waiting = waitUntilSealed(t.pools.owner, demo, id, { timeoutMs: 10_000, pollMs: 50 });
+    await sealAll(t.pools.owner); // seals while the build waits: the wait holds back nothing
+    await expect(waiting).resolves.toBeUndefined();
+  });
+
   it("builds a pack that verifies offline, with a PDF listing every entry; owners and admins download it", async () => {
     const id = await requestExport();
     const worker = new WorkerProcess(t);
     try {
       await worker.ready();
       await until(
-        async () => (await exportRow(id)).status === "ready",
+        () => sealedAndReady(id),
         60_000,
         () => worker.output,
       );
@@ -143,7 +198,7 @@ describe.each(servers())("evidence packs on $name", (server) => {
       await t.superuser.query("select fingerprint from app_private.signing_keys where retired_at is null")
     ).rows[0];
     const verdict = await verifyPack(zipPath, { trustedFingerprints: [fingerprint] });
-    expect(verdict).toMatchObject({ ok: true });
+    expect(verdict).toMatchObject({ ok: true, summary: { format: "attest-evidence-pack/2" } });
 
     const pdf = await download(id, "report.pdf", await web.signIn("admin@demo.test"));
     expect(pdf.status).toBe(200);
@@ -151,20 +206,23 @@ describe.each(servers())("evidence packs on $name", (server) => {
     await fs.writeFile(pdfPath, Buffer.from(await pdf.arrayBuffer()));
     requireTools("pdftotext");
     const text = execFileSync("pdftotext", ["-layout", pdfPath, "-"]).toString().replace(/\s+/g, " ");
-    // Every entry of the incident up to the chain head the pack was signed at.
-    const head = verdict.ok ? verdict.summary.head.seq : 0;
+    // Every entry of the incident up to the checkpoint the pack was signed at, in the pack and the PDF.
+    const treeSize = verdict.ok ? (verdict.summary.checkpoint?.treeSize ?? 0) : 0;
     const { rows: entries } = await t.superuser.query(
-      "select seq, action from app_public.audit_log where tenant_id = $1 and incident_id = $2 and seq <= $3 order by seq",
-      [demo, incidentId, head],
+      `select l.seq::int as seq, e.action from app_hidden.audit_leaves l
+       join app_public.audit_log e on e.tenant_id = l.tenant_id and e.id = l.entry_id
+       where l.tenant_id = $1 and l.incident_id = $2 and l.seq <= $3 order by l.seq`,
+      [demo, incidentId, treeSize],
     );
     expect(entries.length).toBeGreaterThan(10);
+    expect(packEntries(zipPath).map((l) => l.seq)).toEqual(entries.map((e) => e.seq));
     for (const entry of entries) expect(text).toContain(entry.action);
 
     // A download is recorded when its transaction commits, just after the last byte is sent.
     const downloads = async () =>
       (
         await t.superuser.query(
-          "select actor_label from app_public.audit_log where tenant_id = $1 and action = 'export.downloaded' and resource_id = $2 order by seq",
+          "select actor_label from app_public.audit_log where tenant_id = $1 and action = 'export.downloaded' and resource_id = $2 order by id",
           [demo, id],
         )
       ).rows.map((r) => r.actor_label as string);
@@ -181,12 +239,66 @@ describe.each(servers())("evidence packs on $name", (server) => {
     expect(completed.rows).toEqual([{ actor_label: "system", surface: "worker" }]);
   });
 
+  it("a pack's proof material grows only logarithmically with unrelated activity, and holds nothing of other incidents", async () => {
+    const before = await buildAndDownload("before.zip");
+    // 500 entries in other incidents of the tenant.
+    const other = (
+      await t.superuser.query(
+        "select id from app_public.incidents where tenant_id = $1 and id <> $2 and deleted_at is null order by created_at limit 1",
+        [demo, incidentId],
+      )
+    ).rows[0].id as string;
+    await withContext(t.pools.owner, { surface: "sql" }, async (c) => {
+      for (let i = 0; i < 500; i++) {
+        await c.query("update app_public.incidents set description = $3 where tenant_id = $1 and id = $2", [
+          demo,
+          other,
+          `Unrelated revision ${i}`,
+        ]);
+      }
+    });
+    await sealAll(t.pools.owner);
+    const after = await buildAndDownload("after.zip");
+
+    const summary = async (zipPath: string) => {
+      const verdict = await verifyPack(zipPath);
+      expect(verdict).toMatchObject({ ok: true });
+      const lines = packEntries(zipPath);
+      const treeSize = verdict.ok ? (verdict.summary.checkpoint?.treeSize ?? 0) : 0;
+      return {
+        treeSize,
+        lines,
+        hashesPerEntry: lines.reduce((n, l) => n + l.proof.length, 0) / lines.length,
+        zipBytes: (await fs.stat(zipPath)).size,
+      };
+    };
+    const a = await summary(before.zipPath);
+    const b = await summary(after.zipPath);
+    expect(b.treeSize).toBeGreaterThanOrEqual(a.treeSize + 500);
+    // Each proof has at most one hash per level of the tree; 500 more entries add at most ~2 levels.
+    for (const s of [a, b]) {
+      expect(s.lines.every((l) => l.proof.length <= Math.ceil(Math.log2(s.treeSize)))).toBe(true);
+    }
+    expect(b.hashesPerEntry - a.hashesPerEntry).toBeLessThanOrEqual(
+      Math.ceil(Math.log2(b.treeSize)) - Math.floor(Math.log2(a.treeSize)),
+    );
+    // The new pack has only this incident's few new entries (the first export's request, completion,
+    // download); its size grows by those, not by the 500 others.
+    expect(b.lines.length - a.lines.length).toBeLessThan(10);
+    expect(b.zipBytes - a.zipBytes).toBeLessThan(20_000);
+    const contents = execFileSync("unzip", ["-p", after.zipPath]).toString("utf8");
+    expect(contents).not.toContain(other);
+    expect(contents).not.toContain("Unrelated revision");
+  });
+
   it("a member or viewer cannot download a pack", async () => {
     const { rows } = await t.superuser.query("select id from app_public.exports where status = 'ready' limit 1");
     for (const email of ["member@demo.test", "viewer@demo.test"]) {
       const response = await download(rows[0].id, "pack.zip", await web.signIn(email));
       expect(response.status).toBe(403);
-      expect(await response.text()).not.toContain("PK");
+      // No ZIP (its first bytes are PK\x03\x04; the refusal page's random tokens may hold "PK").
+      expect(response.headers.get("content-type")).not.toBe("application/zip");
+      expect((await response.text()).startsWith("PK\u0003\u0004")).toBe(false);
     }
   });
 
@@ -212,6 +324,7 @@ describe.each(servers())("evidence packs on $name", (server) => {
     await first.ready();
     await until(
       async () => {
+        await sealAll(t.pools.owner);
         const row = await exportRow(id);
         return row.status === "building" && row.progress >= 5;
       },
@@ -229,7 +342,7 @@ describe.each(servers())("evidence packs on $name", (server) => {
     try {
       await second.ready();
       await until(
-        async () => (await exportRow(id)).status === "ready",
+        () => sealedAndReady(id),
         120_000,
         () => second.output,
       );
@@ -248,5 +361,30 @@ describe.each(servers())("evidence packs on $name", (server) => {
       [id],
     );
     expect(ready.rows[0].n).toBe(1);
+  });
+  it("a pack whose checkpoint was signed just before a key rotation is signed by that key, which stays published", async () => {
+    const id = await requestExport();
+    await sealAll(t.pools.owner); // the checkpoint covering the request, signed by the current key
+    const before = await activeSigningKey(t.pools.owner);
+    const after = await rotateSigningKey(t.pools.owner);
+    const worker = new WorkerProcess(t);
+    try {
+      await worker.ready();
+      await until(
+        async () => (await exportRow(id)).status === "ready",
+        60_000,
+        () => worker.output,
+      );
+    } finally {
+      await worker.stop();
+    }
+    const zip = await download(id, "pack.zip", await web.signIn("owner@demo.test"));
+    const zipPath = path.join(tmp, "rotated.zip");
+    await fs.writeFile(zipPath, Buffer.from(await zip.arrayBuffer()));
+    expect(after.fingerprint).not.toBe(before.fingerprint);
+    expect(await verifyPack(zipPath, { trustedFingerprints: [before.fingerprint, after.fingerprint] })).toMatchObject({
+      ok: true,
+      summary: { fingerprint: before.fingerprint },
+    });
   });
 });

@@ -15,8 +15,8 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AuditDocument, type EntryLine, formatFingerprint, type IncidentFile } from "../../src/packs/format.ts";
-import { type ReportData, renderReportPdf } from "../../src/packs/report-pdf.ts";
+import { type AuditBodyV2, formatFingerprint, type IncidentFile } from "../../src/packs/format.ts";
+import { type ReportData, type ReportEntry, renderReportPdf } from "../../src/packs/report-pdf.ts";
 import { requireTools } from "../helpers/prerequisites.ts";
 
 const run = promisify(execFile);
@@ -128,10 +128,9 @@ const ACTIONS = [
   "webhook.deleted",
 ];
 
-function entries(count: number, file: IncidentFile): EntryLine[] {
-  const out: EntryLine[] = [];
+function entries(count: number, file: IncidentFile): ReportEntry[] {
+  const out: ReportEntry[] = [];
   let seq = 99_900;
-  let prev: string | null = sha256("before");
   for (let i = 0; i < count; i++) {
     seq += 1 + (i % 7 === 3 ? 4 : 0); // gaps: entries of other incidents
     const action = i === 0 ? "incident.created" : ACTIONS[i % ACTIONS.length];
@@ -151,12 +150,13 @@ function entries(count: number, file: IncidentFile): EntryLine[] {
           return ["export", `Evidence pack ${i}`];
       }
     })();
-    const document: AuditDocument = {
-      v: 1,
+    const body: AuditBodyV2 = {
+      v: 2,
       tenant_id: file.tenant.id,
-      seq,
+      id: 500_000 + i,
       occurred_at: new Date(Date.UTC(2025, 2, 10, 6, 12, 45) + i * 61_000).toISOString(),
       actor_user_id: null,
+      api_token_id: null,
       actor_label: USERS[i % USERS.length],
       db_role: "attest_user",
       action,
@@ -171,11 +171,8 @@ function entries(count: number, file: IncidentFile): EntryLine[] {
       ip: i % 5 ? "203.0.113.7" : null,
       user_agent: "Mozilla/5.0",
       surface: i % 4 ? "web" : "graphql",
-      prev_hash: prev,
     };
-    const hash = sha256(JSON.stringify(document));
-    out.push({ document, hash });
-    prev = hash;
+    out.push({ seq, leafHash: sha256(`${seq} ${JSON.stringify(body)}`), body });
   }
   return out;
 }
@@ -183,14 +180,19 @@ function entries(count: number, file: IncidentFile): EntryLine[] {
 function reportData(entryCount: number): ReportData {
   const file = incidentFile();
   const list = entries(entryCount, file);
-  const last = list[list.length - 1].document;
+  const last = list[list.length - 1];
   return {
     tenant: { name: file.tenant.name, slug: file.tenant.slug },
     incidentFile: file,
     entries: list,
     generatedAt: "2025-03-14T17:05:09.512Z",
     signingKeyFingerprint: sha256("the installation's public key"),
-    head: { seq: last.seq + 12, hash: sha256("head") },
+    checkpoint: {
+      origin: `attest.example/audit/${file.tenant.id}`,
+      treeSize: last.seq + 12,
+      rootHash: sha256("root"),
+      time: "2025-03-14T17:05:01.250Z",
+    },
     toolVersion: "0.1.0",
   };
 }
@@ -259,7 +261,7 @@ describe("the evidence pack PDF report", () => {
     expect(pages[0]).toContain("Page 1 of");
   });
 
-  it("has the cover facts: title, tenant, generation time, fingerprint, chain head and tool version", () => {
+  it("has the cover facts: title, tenant, generation time, fingerprint, checkpoint and tool version", () => {
     const cover = squash(pages[0]);
     for (const fact of [
       "Evidence pack",
@@ -267,9 +269,10 @@ describe("the evidence pack PDF report", () => {
       data.tenant.name,
       "2025-03-14 17:05:09 UTC",
       formatFingerprint(data.signingKeyFingerprint),
-      `seq ${data.head.seq}`,
-      data.head.hash,
-      "Attest 0.1.0",
+      `${data.checkpoint.treeSize.toLocaleString("en-US")} entries · 2025-03-14 17:05:01 UTC`,
+      data.checkpoint.origin,
+      data.checkpoint.rootHash,
+      "Attest 0.1.0 (attest-evidence-pack/2)",
     ]) {
       expectText(cover, fact, "the cover");
     }
@@ -297,19 +300,19 @@ describe("the evidence pack PDF report", () => {
     expectText(all, "2.4 MiB 2,483,211 bytes");
   });
 
-  it("lists every audit entry in order: seq, short hash, user, action and resource label", () => {
+  it("lists every audit entry in order: seq, short leaf hash, user, action and resource label", () => {
     const all = squash(pages.join("\n"));
     let from = all.indexOf("Timestamp(UTC)");
     expect(from).toBeGreaterThan(0);
-    for (const { document: e, hash } of data.entries) {
+    for (const { seq, leafHash, body: e } of data.entries) {
       for (const part of [
-        `seq${e.seq}·${hash.slice(0, 12)}`,
+        `seq${seq}·${leafHash.slice(0, 12)}`,
         e.actor_label,
         e.action,
         e.resource_label ?? "membership",
       ]) {
         const at = all.indexOf(squash(part), from);
-        expect(at, `entry seq ${e.seq}: ${part}`).toBeGreaterThanOrEqual(from);
+        expect(at, `entry seq ${seq}: ${part}`).toBeGreaterThanOrEqual(from);
         from = at + squash(part).length;
       }
     }
@@ -347,14 +350,20 @@ describe("the evidence pack PDF report", () => {
   });
 
   it("explains how to verify the pack", () => {
-    const last = squash(pages[pages.length - 1]);
-    expectText(last, "npm run verify -- pack.zip", "the last page");
-    expectText(last, formatFingerprint(data.signingKeyFingerprint), "the last page");
-    expectText(last, "/.well-known/attest-signing-keys.json", "the last page");
-    expectText(last, "npm run verify -- pack.zip --key", "the last page");
+    // The last section, from its heading (the cover's table of contents names it too) to the end.
+    const from = pages.findLastIndex((p) => p.includes("Verifying this pack"));
+    expect(from).toBeGreaterThan(0);
+    const section = pages.slice(from).join("\n");
+    const text = squash(section);
+    expectText(text, "npm run verify -- pack.zip", "the last section");
+    expectText(text, formatFingerprint(data.signingKeyFingerprint), "the last section");
+    expectText(text, "/.well-known/attest-signing-keys.json", "the last section");
+    expectText(text, "npm run verify -- pack.zip --key", "the last section");
+    expectText(text, "inclusion proof", "the last section");
+    expectText(text, "consistency proof", "the last section");
     // The verifier's check names (src/packs/verify.ts), each explained.
-    for (const check of ["pack", "signature", "files", "entries", "csv", "chain"]) {
-      expect(pages[pages.length - 1], "the last page").toMatch(new RegExp(`^${check} \\S`, "m"));
+    for (const check of ["pack", "signature", "files", "checkpoint", "entries", "csv"]) {
+      expect(section, "the last section").toMatch(new RegExp(`^${check} \\S`, "m"));
     }
   });
 
@@ -409,7 +418,7 @@ describe("unusual reports", () => {
   it("numbers pages correctly when a single value is longer than a page", async () => {
     const data = reportData(5);
     data.incidentFile.incident.description = `${"Ein sehr langer Absatz über Łódź und 東京オフィス. ".repeat(400)}ENDE-DER-BESCHREIBUNG`;
-    data.entries[2].document.resource_label = `${"https://example.com/a/very/long/path/".repeat(150)}ENDE-DES-LABELS`;
+    data.entries[2].body.resource_label = `${"https://example.com/a/very/long/path/".repeat(150)}ENDE-DES-LABELS`;
     const pages = await render(data);
     expect(pages.length).toBeGreaterThan(8);
     for (const [i, page] of pages.entries())
@@ -417,7 +426,7 @@ describe("unusual reports", () => {
     const all = squash(pages.join("\n"));
     expectText(all, "ENDE-DER-BESCHREIBUNG");
     expectText(all, "ENDE-DES-LABELS");
-    expectText(all, `${data.entries[3].document.action}`);
+    expectText(all, `${data.entries[3].body.action}`);
   });
 
   it("says so when there are no milestones, evidence files or entries", async () => {
@@ -436,7 +445,7 @@ describe("unusual reports", () => {
 
   it("shows control and bidi-override characters as U+FFFD instead of letting them hide text", async () => {
     const data = reportData(2);
-    data.entries[1].document.resource_label = "invoice\u202Efdp.exe\u0007done";
+    data.entries[1].body.resource_label = "invoice\u202Efdp.exe\u0007done";
     const all = squash((await render(data)).join("\n"));
     expectText(all, "invoice\uFFFDfdp.exe\uFFFDdone");
   });
@@ -473,7 +482,7 @@ describe("streaming the report", () => {
 
   it("fails the stream, not the process, when the data cannot be drawn", async () => {
     const broken = reportData(3);
-    (broken.entries[1].document as { action: unknown }).action = undefined;
+    (broken.entries[1].body as { action: unknown }).action = undefined;
     const stream = renderReportPdf(broken) as Readable;
     await expect(async () => {
       for await (const _ of stream);

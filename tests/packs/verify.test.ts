@@ -1,201 +1,68 @@
 /**
- * Evidence packs: writePack builds a pack from synthetic data (a fresh key, three evidence files,
- * ten audit entries chained with prev_hash among other entries of the tenant) and verifyPack
- * catches every tampering with the right check and a message that names the file or entry.
+ * Evidence packs, format version 2: writePack builds a pack from a synthetic tenant log (a fresh
+ * key, three evidence files, ten entries of the incident among other entries of the tenant, a
+ * signed checkpoint; tests/packs/synthetic-log.ts) and verifyPack catches every tampering with the
+ * right check and a message that names the file or entry, including tampering by whoever holds
+ * the signing key, except the documented one (the incident's last entries left out).
  * Tampered packs are made the way an attacker would: unzip, edit, zip again, and re-sign when the
- * attacker holds a key.
+ * attacker holds a key. Version 1 packs: verify-v1.test.ts.
  */
 import { execFile } from "node:child_process";
-import { createHash, generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openPromise } from "yauzl";
 import { ZipFile } from "yazl";
-import { auditHash } from "../../src/packs/canonical.ts";
-import type { AuditDocument, ChainLink, EntryLine, IncidentFile, Manifest } from "../../src/packs/format.ts";
-import { formatFingerprint } from "../../src/packs/format.ts";
-import { type Verdict, verifyPack } from "../../src/packs/verify.ts";
+import { signCheckpoint } from "../../src/audit/checkpoint.ts";
+import { verifyConsistency } from "../../src/audit/merkle.ts";
+import { formatFingerprint, type LeafLine, type Manifest } from "../../src/packs/format.ts";
+import { verifyPack } from "../../src/packs/verify.ts";
 import {
-  evidencePath,
   PackBuildError,
+  type PackEntry,
   type PackSigningKey,
-  publicKeyFingerprint,
   type WritePackOptions,
   writePack,
 } from "../../src/packs/writer.ts";
+import {
+  Pack as AnyPack,
+  chunks,
+  discard,
+  EVIDENCE,
+  failure,
+  INCIDENT_ID,
+  incidentFile,
+  iterate,
+  key,
+  OTHER_INCIDENT_ID,
+  REPORT,
+  readZip,
+  seqLine,
+  sha256,
+  TENANT,
+  TITLE,
+  tamper as tamperIn,
+  unzipTo,
+  zipDashR,
+} from "./pack-tools.ts";
+import { CHECKPOINT_TIME, leafBytes, ORIGIN, ORIGIN_PREFIX, SHAPES, syntheticLog, v2Body } from "./synthetic-log.ts";
+
+type Pack = AnyPack<Manifest>;
 
 const run = promisify(execFile);
 const CLI = path.resolve(import.meta.dirname, "../../src/packs/verify-cli.ts");
+const V1_FIXTURE = path.resolve(import.meta.dirname, "../fixtures/packs/v1.zip");
 
-const TENANT = { id: "0b6f3a5e-4d1c-4f7a-9a51-1c2d3e4f5a6b", slug: "nordwind", name: "Nordwind Logistik GmbH" };
-const INCIDENT_ID = "5e0c8f1a-2b3d-4c5e-8f90-a1b2c3d4e5f6";
-const OTHER_INCIDENT_ID = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
-const TITLE = "Credential phishing against the finance team";
-const USER = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f";
-
-function key(): PackSigningKey {
-  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-  return {
-    privateKey,
-    publicKeyPem: publicKey.export({ type: "spki", format: "pem" }).toString(),
-    fingerprint: publicKeyFingerprint(publicKey),
-  };
-}
-
-const EVIDENCE = [
-  { id: "a1b2c3d4-0000-4000-8000-000000000001", filename: "mail-headers.txt", content: "Received: from mx1\r\n" },
-  {
-    id: "b2c3d4e5-0000-4000-8000-000000000002",
-    filename: "zugangsprotokoll-東京.csv",
-    content: "zeit,benutzer\n09:14,jürgen\n09:15,東京オフィス\n",
-  },
-  {
-    id: "c3d4e5f6-0000-4000-8000-000000000003",
-    filename: "proxy.log",
-    content: "GET http://evil.example/ 200\n".repeat(50),
-  },
-].map((e) => ({ ...e, bytes: Buffer.from(e.content, "utf8") }));
-
-/** The tenant's chain, seq 1..16: ten entries of the incident, the others not. */
-function auditTrail(): { documents: AuditDocument[]; lines: EntryLine[]; links: ChainLink[] } {
-  const base = (seq: number): AuditDocument => ({
-    v: 1,
-    tenant_id: TENANT.id,
-    seq,
-    occurred_at: new Date(Date.UTC(2026, 10, 3, 9, seq, 7, 250)).toISOString(),
-    actor_user_id: USER,
-    actor_label: "anna.berg@nordwind.example",
-    db_role: "attest_user",
-    action: "incident.updated",
-    resource_type: "incident",
-    resource_id: INCIDENT_ID,
-    resource_label: TITLE,
-    incident_id: INCIDENT_ID,
-    changes: {},
-    request_id: `req-${seq}`,
-    ip: "198.51.100.23",
-    user_agent: "Mozilla/5.0 (X11; Linux x86_64)",
-    surface: "web",
-    prev_hash: null,
-  });
-  const evidence = (i: number) => ({
-    action: "evidence.uploaded",
-    resource_type: "evidence",
-    resource_id: EVIDENCE[i].id,
-    resource_label: EVIDENCE[i].filename,
-    changes: {
-      filename: { new: EVIDENCE[i].filename },
-      size_bytes: { new: EVIDENCE[i].bytes.length },
-      sha256: { new: `\\x${sha256(EVIDENCE[i].bytes)}` },
-    },
-  });
-  const other = {
-    incident_id: null,
-    resource_type: "webhook",
-    resource_id: null,
-    resource_label: "https://hooks.example",
-  };
-  const shapes: Partial<AuditDocument>[] = [
-    { ...other, action: "tenant.created", resource_type: "tenant", resource_label: TENANT.name, actor_user_id: null },
-    { ...other, action: "membership.created", resource_type: "membership" },
-    { action: "incident.created", changes: { title: { new: TITLE }, severity: { new: "high" } } },
-    evidence(0),
-    evidence(1),
-    { ...other, action: "webhook.updated", changes: { active: { old: true, new: false } } },
-    evidence(2),
-    { changes: { severity: { old: "high", new: "critical" } } },
-    {
-      action: "incident.created",
-      incident_id: OTHER_INCIDENT_ID,
-      resource_id: OTHER_INCIDENT_ID,
-      resource_label: "DDoS",
-    },
-    { changes: { description: { old: "", new: 'Quote " backslash \\ newline \n 東京 — Łódź 🧾' } } },
-    { resource_label: '=HYPERLINK("http://evil.example","open")', changes: { title: { old: TITLE, new: "=x" } } },
-    { action: "export.requested", resource_type: "export", resource_label: `Evidence pack · ${TITLE}` },
-    { ...other, action: "api_token.created", resource_type: "api_token", resource_label: "ci" },
-    { action: "milestone.completed", resource_type: "milestone", resource_label: `Early Warning · ${TITLE}` },
-    { changes: { status: { old: "open", new: "resolved" } }, ip: null, user_agent: null, surface: "api" },
-    { ...other, action: "session.created", resource_type: "session", surface: "sql", db_role: "postgres" },
-  ];
-  const documents: AuditDocument[] = [];
-  const links: ChainLink[] = [];
-  let prev: string | null = null;
-  shapes.forEach((shape, i) => {
-    const document = { ...base(i + 1), ...shape, prev_hash: prev };
-    const hash = auditHash(document as unknown as Record<string, unknown>);
-    documents.push(document);
-    links.push({ seq: document.seq, prev_hash: prev, hash });
-    prev = hash;
-  });
-  const lines = documents
-    .filter((d) => d.incident_id === INCIDENT_ID)
-    .map((document) => ({ document, hash: links[document.seq - 1].hash }));
-  return { documents, lines, links: links.slice(lines[0].document.seq - 1) };
-}
-
-function sha256(data: Buffer | string): string {
-  return createHash("sha256").update(data).digest("hex");
-}
-
-function incidentFile(): IncidentFile {
-  return {
-    incident: {
-      id: INCIDENT_ID,
-      title: TITLE,
-      severity: "critical",
-      status: "resolved",
-      description: "Three employees entered credentials on a look-alike login page.",
-      root_cause: "A look-alike domain not caught by the mail filter.",
-      lessons_learned: null,
-      nis2_enabled: true,
-      created_at: "2026-11-03T09:03:07.250Z",
-      created_by: USER,
-      updated_at: "2026-11-03T09:15:07.250Z",
-    },
-    tenant: TENANT,
-    milestones: [
-      {
-        kind: "early_warning",
-        name: "Early Warning",
-        due_at: "2026-11-04T09:03:07.250Z",
-        status: "completed",
-        completed_at: "2026-11-03T09:14:07.250Z",
-        completed_by: "anna.berg@nordwind.example",
-        notes: null,
-      },
-    ],
-    evidence: EVIDENCE.map((e) => ({
-      id: e.id,
-      filename: e.filename,
-      path: evidencePath(e.id, e.filename),
-      content_type: "text/plain",
-      size: e.bytes.length,
-      sha256: sha256(e.bytes),
-      uploaded_at: "2026-11-03T09:05:07.250Z",
-      uploaded_by: USER,
-    })),
-  };
-}
-
-async function* chunks(data: Buffer, size = 16): AsyncGenerator<Buffer> {
-  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
-}
-
-async function* iterate<T>(items: T[]): AsyncGenerator<T> {
-  yield* items;
-}
-
-const REPORT = Buffer.from("%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+const INCIDENT_SEQS = [3, 4, 5, 7, 8, 10, 11, 12, 14, 15];
+const log = syntheticLog();
 
 let dir: string;
 let signingKey: PackSigningKey;
-let trail: ReturnType<typeof auditTrail>;
+let checkpoint: string;
+let entries: PackEntry[];
 let validPack: string;
 let counter = 0;
 
@@ -207,8 +74,8 @@ function packOptions(output: Writable, overrides: Partial<WritePackOptions> = {}
     toolVersion: "0.1.0",
     generatedAt: new Date("2026-11-20T10:00:00.000Z"),
     evidence: EVIDENCE.map((e) => ({ id: e.id, filename: e.filename, size: e.bytes.length, content: chunks(e.bytes) })),
-    entries: () => iterate(trail.lines),
-    chain: iterate(trail.links),
+    checkpoint,
+    entries: () => iterate(entries),
     report: chunks(REPORT, 32),
     ...overrides,
   };
@@ -220,108 +87,42 @@ async function buildPack(overrides: Partial<WritePackOptions> = {}): Promise<str
   return file;
 }
 
-// ---- the attacker's tools: unzip, edit, zip again, re-sign ------------------------------------
+const tamper = (source: string, edit: (pack: Pack) => void) => tamperIn<Manifest>(dir, source, edit);
 
-interface ZipItem {
-  name: string;
-  data: Buffer;
+/** The JSONL line of a log entry as a pack holds it (for adding one). */
+const lineOf = (entry: PackEntry) =>
+  JSON.stringify({
+    seq: entry.seq,
+    leaf: Buffer.from(entry.leaf).toString("utf8"),
+    proof: entry.proof.map((p) => Buffer.from(p).toString("hex")),
+  });
+
+/** Edits the JSONL line of entry `seq`. */
+function editEntry(p: Pack, seq: number, edit: (line: LeafLine) => LeafLine): void {
+  p.editLines("audit/entries.jsonl", (lines) =>
+    lines.map((l) => {
+      const line = JSON.parse(l) as LeafLine;
+      return line.seq === seq ? JSON.stringify(edit(line)) : l;
+    }),
+  );
 }
 
-class Pack {
-  items: ZipItem[];
-  constructor(items: ZipItem[]) {
-    this.items = items;
-  }
-  get(name: string): Buffer {
-    const item = this.items.find((i) => i.name === name);
-    if (!item) throw new Error(`no ${name} in the pack`);
-    return item.data;
-  }
-  set(name: string, data: Buffer | string): void {
-    const item = this.items.find((i) => i.name === name);
-    if (!item) throw new Error(`no ${name} in the pack`);
-    item.data = Buffer.from(data);
-  }
-  text(name: string): string {
-    return this.get(name).toString("utf8");
-  }
-  /** Replaces the only occurrence of `from` in a text file. */
-  replace(name: string, from: string, to: string): void {
-    const text = this.text(name);
-    expect(text.split(from).length, `${from} occurs once in ${name}`).toBe(2);
-    this.set(name, text.replace(from, to));
-  }
-  /** Edits the lines of a text file (entries.jsonl, entries.csv, chain.jsonl). */
-  editLines(name: string, edit: (lines: string[]) => string[]): void {
-    const text = this.text(name);
-    const eol = name.endsWith(".csv") ? "\r\n" : "\n";
-    const lines = text.split(eol).slice(0, -1);
-    this.set(name, `${edit(lines).join(eol)}${eol}`);
-  }
-  remove(name: string): void {
-    this.items = this.items.filter((i) => i.name !== name);
-  }
-  manifest(): Manifest {
-    return JSON.parse(this.text("manifest.json")) as Manifest;
-  }
-  /** Rewrites manifest.json without being able to sign it: manifest.sig stays as it was. */
-  editManifest(edit: (m: Manifest) => void): void {
-    const m = this.manifest();
-    edit(m);
-    this.set("manifest.json", `${JSON.stringify(m, null, 2)}\n`);
-  }
-  /** What an attacker holding a private key does: fix every file's size and hash, and sign again. */
-  resign(privateKey: KeyObject, edit: (m: Manifest) => void = () => {}, signingKey?: Manifest["signing_key"]): void {
-    this.editManifest((m) => {
-      m.files = m.files.map((f) => ({ path: f.path, size: this.get(f.path).length, sha256: sha256(this.get(f.path)) }));
-      if (signingKey) m.signing_key = signingKey;
-      edit(m);
-    });
-    this.set("manifest.sig", sign(null, this.get("manifest.json"), privateKey).toString("base64"));
-  }
-}
-
-async function readZip(file: string): Promise<ZipItem[]> {
-  const zip = await openPromise(file, { lazyEntries: true, autoClose: false });
-  const items: ZipItem[] = [];
-  try {
-    for await (const entry of zip.eachEntry()) {
-      const parts: Buffer[] = [];
-      for await (const chunk of await zip.openReadStreamPromise(entry)) parts.push(chunk as Buffer);
-      items.push({ name: entry.fileName, data: Buffer.concat(parts) });
-    }
-  } finally {
-    zip.close();
-  }
-  return items;
-}
-
-async function writeZip(file: string, items: ZipItem[]): Promise<void> {
-  const zip = new ZipFile();
-  for (const item of items) zip.addBuffer(item.data, item.name);
-  zip.end();
-  await fs.writeFile(file, zip.outputStream);
-}
-
-async function tamper(source: string, edit: (pack: Pack) => void): Promise<string> {
-  const pack = new Pack(await readZip(source));
-  edit(pack);
-  const file = path.join(dir, `tampered-${++counter}.zip`);
-  await writeZip(file, pack.items);
-  return file;
-}
-
-function failure(verdict: Verdict) {
-  expect(verdict.ok, JSON.stringify(verdict)).toBe(false);
-  return verdict as Extract<Verdict, { ok: false }>;
-}
-
-const seqLine = (seq: number) => (line: string) => line.includes(`"seq":${seq},`) || line.startsWith(`${seq},`);
+/** Takes entry `seq` out of entries.jsonl, entries.csv and the manifest's list. */
+const withoutEntry = (seq: number) => ({
+  files(p: Pack) {
+    p.editLines("audit/entries.jsonl", (lines) => lines.filter((l) => !seqLine(seq)(l)));
+    p.editLines("audit/entries.csv", (lines) => lines.filter((l) => !seqLine(seq)(l)));
+  },
+  manifest(m: Manifest) {
+    m.audit.entries = m.audit.entries.filter((s) => s !== seq);
+  },
+});
 
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-packs-"));
   signingKey = key();
-  trail = auditTrail();
+  checkpoint = log.checkpoint(signingKey.privateKey);
+  entries = log.entriesOf(INCIDENT_ID);
   validPack = await buildPack();
 });
 
@@ -330,11 +131,12 @@ afterAll(async () => {
 });
 
 describe("a pack as writePack builds it", () => {
-  it("verifies, and says what it holds and who signed it", async () => {
+  it("verifies, and says what it holds, who signed it and the checkpoint", async () => {
     const verdict = await verifyPack(validPack, { trustedFingerprints: [formatFingerprint(signingKey.fingerprint)] });
     expect(verdict).toEqual({
       ok: true,
       summary: {
+        format: "attest-evidence-pack/2",
         incident: { id: INCIDENT_ID, title: TITLE },
         tenant: TENANT,
         generatedAt: "2026-11-20T10:00:00.000Z",
@@ -343,7 +145,12 @@ describe("a pack as writePack builds it", () => {
         evidenceFiles: 3,
         fingerprint: signingKey.fingerprint,
         keyTrusted: true,
-        head: { seq: 16, hash: trail.links.at(-1)?.hash },
+        checkpoint: {
+          origin: ORIGIN,
+          treeSize: 21,
+          rootHash: log.root.toString("hex"),
+          time: CHECKPOINT_TIME.toISOString(),
+        },
       },
     });
   });
@@ -358,26 +165,53 @@ describe("a pack as writePack builds it", () => {
       "evidence/c3d4e5f6-proxy.log",
       "audit/entries.jsonl",
       "audit/entries.csv",
-      "audit/chain.jsonl",
+      "audit/checkpoint.txt",
       "report.pdf",
       "manifest.json",
       "manifest.sig",
     ]);
-    const pack = new Pack(items);
+    const pack = new AnyPack<Manifest>(items);
     const manifest = pack.manifest();
+    expect(manifest.format).toBe("attest-evidence-pack/2");
     expect(manifest.files).toEqual(
       items.slice(0, -2).map((i) => ({ path: i.name, size: i.data.length, sha256: sha256(i.data) })),
     );
     expect(pack.get("evidence/b2c3d4e5-zugangsprotokoll-東京.csv")).toEqual(EVIDENCE[1].bytes);
     expect(manifest.audit).toEqual({
-      entries: [3, 4, 5, 7, 8, 10, 11, 12, 14, 15],
-      chain_from: 3,
-      head: { seq: 16, hash: trail.links.at(-1)?.hash },
+      entries: INCIDENT_SEQS,
+      checkpoint: { origin: ORIGIN, tree_size: 21, root_hash: log.root.toString("hex") },
     });
+    expect(pack.text("audit/checkpoint.txt")).toBe(checkpoint);
     expect(pack.text("README.txt")).toContain(formatFingerprint(signingKey.fingerprint));
     expect(pack.text("README.txt")).toContain("npm run verify -- pack.zip");
+    expect(pack.text("README.txt")).toContain(`root ${log.root.toString("hex")}`);
     // A title that starts like a formula reaches the spreadsheet as text.
     expect(pack.text("audit/entries.csv")).toContain(`"'=HYPERLINK(""http://evil.example"",""open"")"`);
+    expect(pack.text("audit/entries.csv").split("\r\n")[0]).toBe(
+      "\uFEFFseq,occurred_at,actor,action,resource_type,resource_id,resource_label,incident_id,request_id,ip,user_agent,surface,db_role,changes,leaf_hash",
+    );
+  });
+
+  it("holds each entry's exact leaf with its O(log N) inclusion proof, and nothing of other incidents but hashes", async () => {
+    const pack = new AnyPack<Manifest>(await readZip(validPack));
+    const lines = pack
+      .text("audit/entries.jsonl")
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as LeafLine);
+    expect(lines.map((l) => l.seq)).toEqual(INCIDENT_SEQS);
+    for (const line of lines) {
+      expect(Buffer.from(line.leaf, "utf8")).toEqual(log.leaves[line.seq - 1]);
+      expect(line.proof.length).toBeLessThanOrEqual(Math.ceil(Math.log2(21)));
+    }
+    expect(lines[0].leaf).toContain("\nincident-prev none\n");
+    expect(lines[1].leaf).toContain(`\nincident-prev 3 ${log.leafHashes[2].toString("hex")}\n`);
+    // Entry 3 was captured before v2: its body is its v1 document.
+    expect(JSON.parse(lines[0].leaf.split("\n\n")[1])).toMatchObject({ v: 1, seq: 3, incident_id: INCIDENT_ID });
+    for (const file of ["audit/entries.jsonl", "audit/entries.csv", "report.pdf", "manifest.json"]) {
+      expect(pack.text(file)).not.toContain(OTHER_INCIDENT_ID);
+      expect(pack.text(file)).not.toContain("webhook.updated");
+    }
   });
 
   it("reports progress up to the whole content", async () => {
@@ -389,11 +223,25 @@ describe("a pack as writePack builds it", () => {
     const items = await readZip(validPack);
     expect(written).toBe(items.slice(0, -2).reduce((sum, i) => sum + i.data.length, 0));
   });
-});
 
-function discard(): Writable {
-  return new Writable({ write: (_chunk, _encoding, callback) => callback() });
-}
+  it("still verifies when re-zipped by zip -r, or by a tool that adds folder entries", async () => {
+    const unpacked = await unzipTo(dir, validPack);
+    const rezipped = path.join(dir, "rezipped.zip");
+    await zipDashR(unpacked, rezipped);
+    const names = (await readZip(rezipped)).map((i) => i.name);
+    expect(names).toEqual(expect.arrayContaining(["audit/", "evidence/", "audit/checkpoint.txt"]));
+    expect(await verifyPack(rezipped)).toMatchObject({ ok: true, summary: { entries: 10 } });
+
+    const withFolders = path.join(dir, "folders.zip");
+    const zip = new ZipFile();
+    zip.addEmptyDirectory("audit");
+    zip.addEmptyDirectory("evidence");
+    for (const item of await readZip(validPack)) zip.addBuffer(item.data, item.name);
+    zip.end();
+    await fs.writeFile(withFolders, zip.outputStream);
+    expect(await verifyPack(withFolders)).toMatchObject({ ok: true });
+  });
+});
 
 describe("tampering an attacker cannot hide without the signing key", () => {
   it("one byte of an evidence file", async () => {
@@ -403,139 +251,316 @@ describe("tampering an attacker cannot hide without the signing key", () => {
       data[20] ^= 0x01;
       p.set(file, data);
     });
-    const verdict = failure(await verifyPack(tampered));
-    expect(verdict).toMatchObject({ check: "files", file });
-    expect(verdict.message).toBe(
-      `${file} changed: SHA-256 ${sha256((await readZip(tampered)).find((i) => i.name === file)?.data ?? "")}, expected ${sha256(EVIDENCE[1].bytes)}`,
-    );
-  });
-
-  it("one byte of entries.csv", async () => {
-    const tampered = await tamper(validPack, (p) =>
-      p.replace("audit/entries.csv", "api,attest_user", "api,attest_usEr"),
-    );
     expect(failure(await verifyPack(tampered))).toMatchObject({
       check: "files",
-      file: "audit/entries.csv",
-      message: expect.stringMatching(/^audit\/entries\.csv changed: SHA-256 [0-9a-f]{64}, expected [0-9a-f]{64}$/),
+      file,
+      message: expect.stringMatching(/changed: SHA-256 [0-9a-f]{64}, expected [0-9a-f]{64}$/),
     });
   });
 
-  it("one byte of entries.jsonl", async () => {
-    const tampered = await tamper(validPack, (p) =>
-      p.replace("audit/entries.jsonl", '"new":"critical"', '"new":"criticaL"'),
-    );
-    expect(failure(await verifyPack(tampered))).toMatchObject({
-      check: "files",
-      file: "audit/entries.jsonl",
-      message: expect.stringMatching(/^audit\/entries\.jsonl changed: SHA-256 /),
-    });
-  });
-
-  it("a removed entry: the file's hash no longer matches, and fixing the manifest breaks the signature", async () => {
-    const removeEntry10 = (p: Pack) => {
-      p.editLines("audit/entries.jsonl", (lines) => lines.filter((l) => !seqLine(10)(l)));
-      p.editLines("audit/entries.csv", (lines) => lines.filter((l) => !seqLine(10)(l)));
-    };
-    expect(failure(await verifyPack(await tamper(validPack, removeEntry10)))).toMatchObject({
-      check: "files",
-      file: "audit/entries.jsonl",
-    });
-
-    const fixedManifest = await tamper(validPack, (p) => {
-      removeEntry10(p);
-      p.editManifest((m) => {
-        m.files = m.files.map((f) => ({ ...f, size: p.get(f.path).length, sha256: sha256(p.get(f.path)) }));
-        m.audit.entries = m.audit.entries.filter((s) => s !== 10);
+  it("one byte of entries.jsonl or of the checkpoint", async () => {
+    for (const file of ["audit/entries.jsonl", "audit/checkpoint.txt"]) {
+      const tampered = await tamper(validPack, (p) => {
+        const data = Buffer.from(p.get(file));
+        data[5] ^= 0x01;
+        p.set(file, data);
       });
-    });
-    expect(failure(await verifyPack(fixedManifest))).toEqual({
-      ok: false,
-      check: "signature",
-      file: "manifest.json",
-      message: "manifest.sig does not match manifest.json: the manifest was changed after it was signed",
-    });
+      expect(failure(await verifyPack(tampered))).toMatchObject({ check: "files", file });
+    }
   });
 
-  it("two swapped entries", async () => {
-    const tampered = await tamper(validPack, (p) =>
-      p.editLines("audit/entries.jsonl", (lines) => [...lines.slice(0, 3), lines[4], lines[3], ...lines.slice(5)]),
-    );
-    expect(failure(await verifyPack(tampered))).toMatchObject({ check: "files", file: "audit/entries.jsonl" });
-  });
-
-  it("a changed hash in the manifest", async () => {
-    const tampered = await tamper(validPack, (p) =>
+  it("a manifest changed after signing, a file added, a file removed", async () => {
+    const edited = await tamper(validPack, (p) =>
       p.editManifest((m) => {
-        m.files[2].sha256 = sha256("something else");
+        m.audit.entries = m.audit.entries.slice(0, -1);
       }),
     );
-    expect(failure(await verifyPack(tampered))).toMatchObject({
+    expect(failure(await verifyPack(edited))).toMatchObject({
       check: "signature",
       message: "manifest.sig does not match manifest.json: the manifest was changed after it was signed",
     });
-  });
-
-  it("a file added to the ZIP", async () => {
-    const tampered = await tamper(validPack, (p) => {
+    const added = await tamper(validPack, (p) => {
       p.items.splice(5, 0, { name: "evidence/ffffffff-exculpatory.txt", data: Buffer.from("it was not us\n") });
     });
-    expect(failure(await verifyPack(tampered))).toEqual({
+    expect(failure(await verifyPack(added))).toEqual({
       ok: false,
       check: "files",
       file: "evidence/ffffffff-exculpatory.txt",
       message: "unexpected file in the pack: evidence/ffffffff-exculpatory.txt (manifest.json does not list it)",
     });
-  });
-
-  it("a file removed from the ZIP", async () => {
-    const tampered = await tamper(validPack, (p) => p.remove("evidence/c3d4e5f6-proxy.log"));
-    expect(failure(await verifyPack(tampered))).toEqual({
+    const removed = await tamper(validPack, (p) => p.remove("audit/checkpoint.txt"));
+    expect(failure(await verifyPack(removed))).toEqual({
       ok: false,
       check: "files",
-      file: "evidence/c3d4e5f6-proxy.log",
-      message: "evidence/c3d4e5f6-proxy.log is missing from the pack",
+      file: "audit/checkpoint.txt",
+      message: "audit/checkpoint.txt is missing from the pack",
     });
   });
 
-  it("a removed manifest.sig, and a file that is not a ZIP", async () => {
-    const unsigned = await tamper(validPack, (p) => p.remove("manifest.sig"));
-    expect(failure(await verifyPack(unsigned))).toMatchObject({
-      check: "pack",
-      message: "the pack has no manifest.sig",
+  it("a pack re-signed with another key is caught when the installation's fingerprint is given", async () => {
+    const attacker = key();
+    const tampered = await tamper(validPack, (p) =>
+      p.resign(attacker.privateKey, undefined, {
+        algorithm: "ed25519",
+        fingerprint: attacker.fingerprint,
+        public_key_pem: attacker.publicKeyPem,
+      }),
+    );
+    expect(failure(await verifyPack(tampered, { trustedFingerprints: [signingKey.fingerprint] }))).toEqual({
+      ok: false,
+      check: "signature",
+      file: "manifest.sig",
+      message: `the pack is signed by a key that is not the installation's: ${formatFingerprint(attacker.fingerprint)}`,
     });
-    const notZip = path.join(dir, "not-a-zip.zip");
-    await fs.writeFile(notZip, "PK but not really");
-    expect(failure(await verifyPack(notZip))).toMatchObject({
-      check: "pack",
-      message: expect.stringContaining("cannot be read as a ZIP file"),
+    // Without the fingerprint, the checkpoint gives it away: it is not signed by the pack's key.
+    expect(failure(await verifyPack(tampered))).toEqual({
+      ok: false,
+      check: "checkpoint",
+      file: "audit/checkpoint.txt",
+      message: `audit/checkpoint.txt is not signed by the pack's key under the log's name ${ORIGIN}`,
     });
   });
 });
 
 describe("tampering by someone who holds the installation's key and re-signs", () => {
-  // Re-signing fixes the manifest's sizes and hashes; what remains are the audit entries' own
-  // hashes, which cover their documents and each other (prev_hash), up to the signed head.
+  // Re-signing fixes the manifest's sizes and hashes and its list of entries; what remains are the
+  // inclusion proofs against the signed checkpoint and the incident links inside the leaves.
   const resignWithSameKey = (edit: (p: Pack) => void, editManifest?: (m: Manifest) => void) => (p: Pack) => {
     edit(p);
     p.resign(signingKey.privateKey, editManifest);
   };
 
-  it("an altered entry no longer matches its hash", async () => {
+  it("every entry removed in turn is detected, except the incident's last one (the documented limit)", async () => {
+    for (const [i, seq] of INCIDENT_SEQS.entries()) {
+      const removal = withoutEntry(seq);
+      const tampered = await tamper(validPack, resignWithSameKey(removal.files, removal.manifest));
+      const verdict = await verifyPack(tampered);
+      const next = INCIDENT_SEQS[i + 1];
+      if (next === undefined) {
+        // The last entry: nothing after it in the pack links to it. format.ts and README.txt say so.
+        expect(verdict).toMatchObject({ ok: true, summary: { entries: INCIDENT_SEQS.length - 1 } });
+        continue;
+      }
+      const before = INCIDENT_SEQS[i - 1];
+      expect(failure(verdict)).toEqual({
+        ok: false,
+        check: "entries",
+        file: "audit/entries.jsonl",
+        entry: next,
+        message:
+          before === undefined
+            ? `entry ${next} links to entry ${seq} as the incident's previous entry, which the pack does not hold: the incident's earlier entries were removed`
+            : `entry ${next} links to entry ${seq} as the incident's previous entry, but the entry before it in the pack is ${before}: an entry was removed, added or moved`,
+      });
+    }
+  });
+
+  it("an entry removed but still listed in the manifest is missing", async () => {
+    const tampered = await tamper(validPack, resignWithSameKey(withoutEntry(10).files));
+    expect(failure(await verifyPack(tampered))).toMatchObject({
+      check: "entries",
+      entry: 10,
+      message: "entry 10 is missing",
+    });
+  });
+
+  it("an entry of another incident added (its proof is genuine)", async () => {
+    const foreign = log.entriesOf(OTHER_INCIDENT_ID)[0];
+    expect(foreign.seq).toBe(9);
     const tampered = await tamper(
       validPack,
-      resignWithSameKey((p) => p.replace("audit/entries.jsonl", '"new":"critical"', '"new":"medium"')),
+      resignWithSameKey(
+        (p) =>
+          p.editLines("audit/entries.jsonl", (lines) => [...lines.slice(0, 5), lineOf(foreign), ...lines.slice(5)]),
+        (m) => {
+          m.audit.entries = [...m.audit.entries, 9].sort((a, b) => a - b);
+        },
+      ),
     );
     expect(failure(await verifyPack(tampered))).toEqual({
       ok: false,
       check: "entries",
       file: "audit/entries.jsonl",
-      entry: 8,
-      message: "entry 8 was altered: its content does not match its hash",
+      entry: 9,
+      message: `entry 9 belongs to another incident (${OTHER_INCIDENT_ID}), not to this incident`,
     });
   });
 
-  it("an altered entries.csv no longer matches entries.jsonl", async () => {
+  it("a fabricated entry added, linked correctly, with a borrowed proof", async () => {
+    // An entry the log never held, claiming position 17 and linking to the incident's entry 15.
+    const leaf = leafBytes(
+      17,
+      `15 ${log.leafHashes[14].toString("hex")}`,
+      v2Body(17, { changes: { status: { old: "resolved", new: "closed" } } }),
+    );
+    const fabricated = { seq: 17, leaf, proof: log.entriesOf(INCIDENT_ID)[9].proof };
+    const tampered = await tamper(
+      validPack,
+      resignWithSameKey(
+        (p) => p.editLines("audit/entries.jsonl", (lines) => [...lines, lineOf(fabricated)]),
+        (m) => {
+          m.audit.entries = [...m.audit.entries, 17];
+        },
+      ),
+    );
+    expect(failure(await verifyPack(tampered))).toEqual({
+      ok: false,
+      check: "entries",
+      file: "audit/entries.jsonl",
+      entry: 17,
+      message:
+        "entry 17: its inclusion proof does not lead to the checkpoint's root: the entry was altered, or it is not in the signed log",
+    });
+    // Or placed after the end of the signed tree.
+    const beyond = { ...fabricated, seq: 22, leaf: Buffer.from(leaf.toString().replace("seq 17", "seq 22")) };
+    const later = await tamper(
+      validPack,
+      resignWithSameKey(
+        (p) => p.editLines("audit/entries.jsonl", (lines) => [...lines, lineOf(beyond)]),
+        (m) => {
+          m.audit.entries = [...m.audit.entries, 22];
+        },
+      ),
+    );
+    expect(failure(await verifyPack(later))).toMatchObject({
+      check: "entries",
+      entry: 22,
+      message: "entry 22: it is after the end of the checkpoint's tree of 21 entries",
+    });
+  });
+
+  it("two entries reordered", async () => {
+    const tampered = await tamper(
+      validPack,
+      resignWithSameKey((p) => {
+        for (const file of ["audit/entries.jsonl", "audit/entries.csv"]) {
+          p.editLines(file, (lines) => {
+            const a = lines.findIndex(seqLine(7));
+            const b = lines.findIndex(seqLine(8));
+            return [...lines.slice(0, a), lines[b], lines[a], ...lines.slice(b + 1)];
+          });
+        }
+      }),
+    );
+    expect(failure(await verifyPack(tampered))).toMatchObject({
+      check: "entries",
+      entry: 7,
+      message: "entries 7 and 8 are out of order",
+    });
+  });
+
+  it("an entry altered: one byte of its body, or its incident link", async () => {
+    const body = await tamper(
+      validPack,
+      resignWithSameKey((p) =>
+        editEntry(p, 8, (l) => ({ ...l, leaf: l.leaf.replace('"new":"critical"', '"new":"medium"') })),
+      ),
+    );
+    expect(failure(await verifyPack(body))).toEqual({
+      ok: false,
+      check: "entries",
+      file: "audit/entries.jsonl",
+      entry: 8,
+      message:
+        "entry 8: its inclusion proof does not lead to the checkpoint's root: the entry was altered, or it is not in the signed log",
+    });
+    const link = await tamper(
+      validPack,
+      resignWithSameKey((p) =>
+        editEntry(p, 4, (l) => ({ ...l, leaf: l.leaf.replace(/incident-prev [^\n]*/, "incident-prev none") })),
+      ),
+    );
+    expect(failure(await verifyPack(link))).toMatchObject({ check: "entries", entry: 4 });
+  });
+
+  it("an entry's proof altered: a flipped bit, a hash left out", async () => {
+    const flipped = await tamper(
+      validPack,
+      resignWithSameKey((p) =>
+        editEntry(p, 10, (l) => ({
+          ...l,
+          proof: l.proof.map((h, i) => (i === 1 ? `${h.slice(0, 63)}${h[63] === "0" ? "1" : "0"}` : h)),
+        })),
+      ),
+    );
+    expect(failure(await verifyPack(flipped))).toMatchObject({
+      check: "entries",
+      entry: 10,
+      message: expect.stringContaining("entry 10: its inclusion proof does not lead to the checkpoint's root"),
+    });
+    const short = await tamper(
+      validPack,
+      resignWithSameKey((p) => editEntry(p, 10, (l) => ({ ...l, proof: l.proof.slice(0, -1) }))),
+    );
+    expect(failure(await verifyPack(short))).toMatchObject({ check: "entries", entry: 10 });
+  });
+
+  it("the checkpoint altered: another root not signed, a re-signed other tree, another tenant's log, a size the manifest does not state", async () => {
+    const otherRoot = Buffer.alloc(32, 7);
+    const unsigned = await tamper(
+      validPack,
+      resignWithSameKey(
+        (p) =>
+          p.set("audit/checkpoint.txt", checkpoint.replace(log.root.toString("base64"), otherRoot.toString("base64"))),
+        (m) => {
+          m.audit.checkpoint.root_hash = otherRoot.toString("hex");
+        },
+      ),
+    );
+    expect(failure(await verifyPack(unsigned))).toEqual({
+      ok: false,
+      check: "checkpoint",
+      file: "audit/checkpoint.txt",
+      message: `audit/checkpoint.txt is not signed by the pack's key under the log's name ${ORIGIN}`,
+    });
+
+    const resigned = await tamper(
+      validPack,
+      resignWithSameKey(
+        (p) =>
+          p.set("audit/checkpoint.txt", signCheckpoint(ORIGIN, 21, otherRoot, CHECKPOINT_TIME, signingKey.privateKey)),
+        (m) => {
+          m.audit.checkpoint.root_hash = otherRoot.toString("hex");
+        },
+      ),
+    );
+    expect(failure(await verifyPack(resigned))).toMatchObject({
+      check: "entries",
+      entry: 3,
+      message: expect.stringContaining("its inclusion proof does not lead to the checkpoint's root"),
+    });
+
+    const otherTenant = `${ORIGIN_PREFIX}/audit/${OTHER_INCIDENT_ID}`;
+    const foreignLog = await tamper(
+      validPack,
+      resignWithSameKey(
+        (p) => p.set("audit/checkpoint.txt", log.checkpoint(signingKey.privateKey, otherTenant)),
+        (m) => {
+          m.audit.checkpoint.origin = otherTenant;
+        },
+      ),
+    );
+    expect(failure(await verifyPack(foreignLog))).toMatchObject({
+      check: "checkpoint",
+      message: `audit/checkpoint.txt is the checkpoint of the log ${otherTenant}, not of this workspace's (…/audit/${TENANT.id})`,
+    });
+
+    const misstated = await tamper(
+      validPack,
+      resignWithSameKey(
+        () => {},
+        (m) => {
+          m.audit.checkpoint.tree_size = 15;
+        },
+      ),
+    );
+    expect(failure(await verifyPack(misstated))).toMatchObject({
+      check: "checkpoint",
+      message: `audit/checkpoint.txt is the checkpoint of ${ORIGIN} at size 21 with root ${log.root.toString("hex")}, but manifest.json states ${ORIGIN} at size 15 with root ${log.root.toString("hex")}`,
+    });
+  });
+
+  it("entries.csv altered", async () => {
     const tampered = await tamper(
       validPack,
       resignWithSameKey((p) => p.replace("audit/entries.csv", "api,attest_user", "api,attest_usEr")),
@@ -550,218 +575,88 @@ describe("tampering by someone who holds the installation's key and re-signs", (
     });
   });
 
-  it("a removed entry still listed in the manifest is missing", async () => {
-    const tampered = await tamper(
-      validPack,
-      resignWithSameKey((p) => {
-        p.editLines("audit/entries.jsonl", (lines) => lines.filter((l) => !seqLine(10)(l)));
-        p.editLines("audit/entries.csv", (lines) => lines.filter((l) => !seqLine(10)(l)));
-      }),
+  it("an entirely different log signed by the key holder verifies on its own, but is not consistent with a checkpoint obtained elsewhere", async () => {
+    // The documented limit: the key holder rewrites entry 8 and signs a new tree. The pack alone
+    // cannot tell; the genuine checkpoint (from /.well-known or an earlier pack) can.
+    const rewritten = syntheticLog(
+      SHAPES.map((s, i) => (i === 7 ? { changes: { severity: { old: "high", new: "low" } } } : s)),
     );
-    expect(failure(await verifyPack(tampered))).toMatchObject({
-      check: "entries",
-      entry: 10,
-      message: "entry 10 is missing",
+    const forged = await buildPack({
+      checkpoint: rewritten.checkpoint(signingKey.privateKey),
+      entries: () => iterate(rewritten.entriesOf(INCIDENT_ID)),
     });
-  });
-
-  it("a removed entry taken out of the manifest and the chain leaves a gap in the chain", async () => {
-    const tampered = await tamper(
-      validPack,
-      resignWithSameKey(
-        (p) => {
-          p.editLines("audit/entries.jsonl", (lines) => lines.filter((l) => !seqLine(10)(l)));
-          p.editLines("audit/entries.csv", (lines) => lines.filter((l) => !seqLine(10)(l)));
-          p.editLines("audit/chain.jsonl", (lines) => lines.filter((l) => !seqLine(10)(l)));
-        },
-        (m) => {
-          m.audit.entries = m.audit.entries.filter((s) => s !== 10);
-        },
-      ),
-    );
-    expect(failure(await verifyPack(tampered))).toEqual({
-      ok: false,
-      check: "chain",
-      file: "audit/chain.jsonl",
-      entry: 11,
-      message: "audit/chain.jsonl jumps from entry 9 to 11: entries in between were removed from the chain",
-    });
-  });
-
-  it("a removed entry whose link is cut out and the chain renumbered no longer fits the entries after it", async () => {
-    // Closing the gap: drop link 10, renumber the links after it and re-link them. The entries'
-    // seqs and prev_hashes are covered by their hashes, so entry 11 no longer matches the chain.
-    const tampered = await tamper(
-      validPack,
-      resignWithSameKey(
-        (p) => {
-          p.editLines("audit/entries.jsonl", (lines) => lines.filter((l) => !seqLine(10)(l)));
-          p.editLines("audit/entries.csv", (lines) => lines.filter((l) => !seqLine(10)(l)));
-          p.editLines("audit/chain.jsonl", (lines) => {
-            const links = lines.map((l) => JSON.parse(l) as ChainLink).filter((l) => l.seq !== 10);
-            return links.map((l, i) =>
-              JSON.stringify(l.seq < 10 ? l : { seq: l.seq - 1, prev_hash: links[i - 1].hash, hash: l.hash }),
-            );
-          });
-        },
-        (m) => {
-          m.audit.entries = m.audit.entries.filter((s) => s !== 10);
-          m.audit.head = { seq: 15, hash: trail.links.at(-1)?.hash ?? "" };
-        },
-      ),
-    );
-    expect(failure(await verifyPack(tampered))).toEqual({
-      ok: false,
-      check: "chain",
-      file: "audit/chain.jsonl",
-      entry: 11,
-      message: "entry 11 is not in the signed chain: the chain has another hash there",
-    });
-  });
-
-  it("a removed entry whose link stays in the chain passes as another incident's entry, but the signed chain still commits to it", async () => {
-    // The limit of a single pack: links of other entries show only hashes, so a key holder can
-    // leave an entry out and keep its link. What they cannot do is take the entry out of the
-    // chain: link 10 still carries its hash, so the genuine entry (from the database, or from an
-    // earlier pack) proves it belongs to this incident and was left out.
-    const tampered = await tamper(
-      validPack,
-      resignWithSameKey(
-        (p) => {
-          p.editLines("audit/entries.jsonl", (lines) => lines.filter((l) => !seqLine(10)(l)));
-          p.editLines("audit/entries.csv", (lines) => lines.filter((l) => !seqLine(10)(l)));
-        },
-        (m) => {
-          m.audit.entries = m.audit.entries.filter((s) => s !== 10);
-        },
-      ),
-    );
-    const verdict = await verifyPack(tampered);
-    expect(verdict).toMatchObject({ ok: true, summary: { entries: 9 } });
-    const genuine = trail.documents[9];
-    const link = new Pack(await readZip(tampered))
-      .text("audit/chain.jsonl")
-      .split("\n")
-      .find((l) => l.startsWith('{"seq":10,'));
-    expect(JSON.parse(link ?? "null")).toMatchObject({ seq: 10, hash: auditHash(genuine as never) });
-    expect(genuine.incident_id).toBe(INCIDENT_ID);
-  });
-
-  it("two swapped entries are out of order", async () => {
-    const tampered = await tamper(
-      validPack,
-      resignWithSameKey((p) => {
-        for (const file of ["audit/entries.jsonl", "audit/entries.csv"]) {
-          p.editLines(file, (lines) => {
-            const header = file.endsWith(".csv") ? 1 : 0;
-            const a = lines.findIndex(seqLine(7));
-            const b = lines.findIndex(seqLine(8));
-            expect([a, b]).toEqual([header + 3, header + 4]);
-            return [...lines.slice(0, a), lines[b], lines[a], ...lines.slice(b + 1)];
-          });
-        }
-      }),
-    );
-    expect(failure(await verifyPack(tampered))).toMatchObject({
-      check: "entries",
-      entry: 7,
-      message: "entries 7 and 8 are out of order",
-    });
-  });
-
-  it("an entry of another incident slipped in", async () => {
-    const foreign = { document: trail.documents[8], hash: trail.links[6].hash };
-    expect(foreign.document.seq).toBe(9);
-    const tampered = await tamper(
-      validPack,
-      resignWithSameKey(
-        (p) =>
-          p.editLines("audit/entries.jsonl", (lines) => [
-            ...lines.slice(0, 5),
-            JSON.stringify(foreign),
-            ...lines.slice(5),
-          ]),
-        (m) => {
-          m.audit.entries = [...m.audit.entries, 9].sort((a, b) => a - b);
-        },
-      ),
-    );
-    expect(failure(await verifyPack(tampered))).toMatchObject({
-      check: "entries",
-      entry: 9,
-      message: `entry 9 belongs to another incident (${OTHER_INCIDENT_ID}), not to this incident`,
-    });
-  });
-
-  it("a chain that stops before the signed head", async () => {
-    const tampered = await tamper(
-      validPack,
-      resignWithSameKey((p) => p.editLines("audit/chain.jsonl", (lines) => lines.slice(0, -1))),
-    );
-    expect(failure(await verifyPack(tampered))).toMatchObject({
-      check: "chain",
-      message: "audit/chain.jsonl ends at entry 15, but the signed head is entry 16",
-    });
-  });
-});
-
-describe("a pack re-signed with another key", () => {
-  const attacker = key();
-  const resignWithOtherKey = (p: Pack) => {
-    p.set("evidence/c3d4e5f6-proxy.log", "GET http://good.example/ 200\n".repeat(50));
-    p.resign(attacker.privateKey, undefined, {
-      algorithm: "ed25519",
-      fingerprint: attacker.fingerprint,
-      public_key_pem: attacker.publicKeyPem,
-    });
-  };
-
-  it("is caught when the installation's fingerprint is given", async () => {
-    const tampered = await tamper(validPack, resignWithOtherKey);
-    expect(failure(await verifyPack(tampered, { trustedFingerprints: [signingKey.fingerprint] }))).toEqual({
-      ok: false,
-      check: "signature",
-      file: "manifest.sig",
-      message: `the pack is signed by a key that is not the installation's: ${formatFingerprint(attacker.fingerprint)}`,
-    });
-  });
-
-  it("verifies without a trusted fingerprint, naming the key that signed it so that a reader can compare", async () => {
-    const tampered = await tamper(validPack, resignWithOtherKey);
-    expect(await verifyPack(tampered)).toMatchObject({
-      ok: true,
-      summary: { fingerprint: attacker.fingerprint, keyTrusted: false },
-    });
-  });
-
-  it("is caught when the manifest claims the installation's fingerprint for another key", async () => {
-    const tampered = await tamper(validPack, (p) =>
-      p.resign(attacker.privateKey, undefined, {
-        algorithm: "ed25519",
-        fingerprint: signingKey.fingerprint,
-        public_key_pem: attacker.publicKeyPem,
-      }),
-    );
-    expect(failure(await verifyPack(tampered))).toMatchObject({
-      check: "signature",
-      message: `manifest.json names the key ${signingKey.fingerprint}, but its public key's fingerprint is ${formatFingerprint(attacker.fingerprint)}`,
-    });
+    expect(await verifyPack(forged)).toMatchObject({ ok: true });
+    expect(rewritten.root.equals(log.root)).toBe(false);
+    // Same size, different roots: no consistency proof can exist.
+    expect(verifyConsistency(21, 21, [], log.root, rewritten.root)).toBe(false);
   });
 });
 
 describe("writePack refuses input that would make a false pack", () => {
-  it("an entry whose hash does not match its document", async () => {
-    const lines = trail.lines.map((l, i) => (i === 4 ? { ...l, hash: sha256("forged") } : l));
-    await expect(writePack(packOptions(discard(), { entries: () => iterate(lines) }))).rejects.toThrow(
-      new PackBuildError("audit entry 8: its hash does not match its document (is the tenant's audit chain intact?)"),
+  const refuses = (overrides: Partial<WritePackOptions>) => writePack(packOptions(discard(), overrides));
+  const withEntries = (list: PackEntry[]) => ({ entries: () => iterate(list) });
+
+  it("a leaf that is not the one the checkpoint's tree holds at its position", async () => {
+    const list = entries.map((e) =>
+      e.seq === 8 ? { ...e, leaf: Buffer.from(Buffer.from(e.leaf).toString().replace('"critical"', '"medium"')) } : e,
+    );
+    await expect(refuses(withEntries(list))).rejects.toThrow(
+      new PackBuildError(
+        "audit entry 8: its inclusion proof does not lead to the checkpoint's root: the entry was altered, or it is not in the signed log",
+      ),
     );
   });
 
-  it("a chain with a gap", async () => {
-    const links = trail.links.filter((l) => l.seq !== 13);
-    await expect(writePack(packOptions(discard(), { chain: iterate(links) }))).rejects.toThrow(
-      "the chain jumps from 12 to 14",
+  it("a proof that does not lead to the root", async () => {
+    const list = entries.map((e) => (e.seq === 11 ? { ...e, proof: e.proof.slice(1) } : e));
+    await expect(refuses(withEntries(list))).rejects.toThrow("audit entry 11: its inclusion proof does not lead");
+  });
+
+  it("positions that do not increase: an entry twice, two entries swapped", async () => {
+    const twice = [...entries.slice(0, 5), entries[4], ...entries.slice(5)];
+    await expect(refuses(withEntries(twice))).rejects.toThrow(
+      "audit entry 8 comes after entry 8: entries must be oldest first",
     );
+    const swapped = [...entries];
+    [swapped[3], swapped[4]] = [swapped[4], swapped[3]];
+    // Entry 8 comes first now, and links to 7, which the pack has not had yet.
+    await expect(refuses(withEntries(swapped))).rejects.toThrow(
+      "audit entry 8 links to entry 7 as the incident's previous entry, but the entry before it in the pack is 5",
+    );
+  });
+
+  it("a broken incident link (an entry left out)", async () => {
+    await expect(refuses(withEntries(entries.filter((e) => e.seq !== 10)))).rejects.toThrow(
+      "audit entry 11 links to entry 10 as the incident's previous entry, but the entry before it in the pack is 8: an entry was removed, added or moved",
+    );
+  });
+
+  it("an entry of another incident, or of another tenant", async () => {
+    const foreign = log.entriesOf(OTHER_INCIDENT_ID)[0];
+    const list = [...entries.filter((e) => e.seq < 9), foreign, ...entries.filter((e) => e.seq > 9)];
+    await expect(refuses(withEntries(list))).rejects.toThrow(
+      `audit entry 9 belongs to another incident (${OTHER_INCIDENT_ID}), not to this incident`,
+    );
+    const otherTenant = "7d6c5b4a-3f2e-4d1c-8b0a-9f8e7d6c5b4a";
+    const listed = incidentFile();
+    listed.tenant = { ...listed.tenant, id: otherTenant };
+    await expect(
+      refuses({
+        incident: listed,
+        checkpoint: log.checkpoint(signingKey.privateKey, `${ORIGIN_PREFIX}/audit/${otherTenant}`),
+      }),
+    ).rejects.toThrow(`audit entry 3 belongs to another workspace (${TENANT.id}), not to this incident`);
+  });
+
+  it("a checkpoint not signed by the pack's key, or of another tenant's log", async () => {
+    await expect(refuses({ checkpoint: log.checkpoint(key().privateKey) })).rejects.toThrow(
+      new PackBuildError(`the checkpoint of ${ORIGIN} is not signed by the pack's signing key`),
+    );
+    const other = `${ORIGIN_PREFIX}/audit/${OTHER_INCIDENT_ID}`;
+    await expect(refuses({ checkpoint: log.checkpoint(signingKey.privateKey, other) })).rejects.toThrow(
+      `the checkpoint is of the log ${other}, not of tenant ${TENANT.id}'s`,
+    );
+    await expect(refuses({ checkpoint: "not a checkpoint\n" })).rejects.toThrow("the checkpoint is malformed");
   });
 
   it("evidence bytes that are not the ones incident.json lists", async () => {
@@ -771,16 +666,16 @@ describe("writePack refuses input that would make a false pack", () => {
       size: e.bytes.length,
       content: chunks(i === 2 ? Buffer.alloc(e.bytes.length, 0x41) : e.bytes),
     }));
-    await expect(writePack(packOptions(discard(), { evidence }))).rejects.toThrow(
+    await expect(refuses({ evidence })).rejects.toThrow(
       /^evidence\/c3d4e5f6-proxy\.log: its SHA-256 is [0-9a-f]{64}, incident\.json lists [0-9a-f]{64}$/,
     );
   });
 
   it("a fingerprint that is not the key's", async () => {
     const other = key();
-    await expect(
-      writePack(packOptions(discard(), { signingKey: { ...signingKey, fingerprint: other.fingerprint } })),
-    ).rejects.toThrow(`the signing key's fingerprint is ${signingKey.fingerprint}, not ${other.fingerprint}`);
+    await expect(refuses({ signingKey: { ...signingKey, fingerprint: other.fingerprint } })).rejects.toThrow(
+      `the signing key's fingerprint is ${signingKey.fingerprint}, not ${other.fingerprint}`,
+    );
   });
 
   it("a source that fails: the output is destroyed and the error reaches the caller", async () => {
@@ -813,8 +708,8 @@ describe("writePack refuses input that would make a false pack", () => {
         evidence: [{ id: EVIDENCE[0].id, filename: EVIDENCE[0].filename, size: big.length, content: tracked() }],
         ...extra,
       });
-
-    const failing = new Writable({
+    const { Writable: W } = await import("node:stream");
+    const failing = new W({
       write: (_chunk, _encoding, callback) => callback(state === "reading" ? new Error("disk full") : null),
     });
     await expect(writePack(options(failing))).rejects.toThrow("disk full");
@@ -857,6 +752,15 @@ describe("npm run verify", () => {
     expect(
       await cli([validPack], { ATTEST_TRUSTED_KEYS: `${"0".repeat(64)},${signingKey.fingerprint}` }),
     ).toMatchObject({ code: 0, stdout: `VALID: ${TITLE} — 10 audit entries, 9 files, signed by ${fp()}\n` });
+  });
+
+  it("verifies a v1 pack too", async () => {
+    expect(await cli([V1_FIXTURE])).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(
+        new RegExp(`^VALID: ${TITLE} — 10 audit entries, 9 files, signed by [0-9a-f:]+ \\(key not checked`),
+      ),
+    });
   });
 
   it("prints INVALID with the check and exits 1", async () => {

@@ -1,12 +1,13 @@
 /**
- * build_evidence_pack: builds a requested evidence pack (src/packs/build.ts). Enqueued by the
+ * build_evidence_pack: builds a requested evidence pack (src/packs/build.ts), once the incident's
+ * audit entries are sealed (waitUntilSealed: up to 15 s, then the attempt fails and is retried). Enqueued by the
  * database in the transaction that requested it; retried by graphile-worker if it fails or the
  * process dies (see worker/liveness.ts). The last failed attempt marks the export `failed` with a
  * reason a person can read.
  */
 import type { Task } from "graphile-worker";
 import type pg from "pg";
-import { buildEvidencePack } from "../../src/packs/build.ts";
+import { buildEvidencePack, waitUntilSealed } from "../../src/packs/build.ts";
 
 interface Payload {
   tenantId: string;
@@ -36,6 +37,8 @@ export function buildEvidencePackTask(ownerPool: pg.Pool): Task {
       [tenantId, exportId],
     );
     try {
+      // Outside the build's transaction: the sealer must be able to seal the incident's entries.
+      await waitUntilSealed(ownerPool, tenantId, exportId);
       const result = await helpers.withPgClient(async (client) => {
         await client.query("begin");
         try {
