@@ -1,5 +1,5 @@
 --! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
---! Hash: sha1:1bcb54a222364da742f7452d15face7dcd1b4c76
+--! Hash: sha1:6256daa24097e6b05e8c825a780a6b4cc51fc378
 --! Message: audit-core-v2
 
 -- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -229,9 +229,11 @@ begin
       using errcode = '42501';
   end if;
   -- Who and where, once per statement. A user (and their API token) is named only when the
-  -- change comes through the server's user role: any other role (the owner, the worker, a DBA)
-  -- is recorded as "system" with its role name, whatever sessions or settings it arranged.
-  if current_setting('role') = ':DATABASE_VISITOR' then
+  -- change comes through the server's roles (the user role, or the authenticator's own sign-in
+  -- functions): any other role (the owner, the worker, a DBA) is recorded as "system" with its
+  -- role name, whatever sessions or settings it arranged.
+  if current_setting('role') = ':DATABASE_VISITOR'
+     or (current_setting('role') = 'none' and session_user = ':DATABASE_AUTHENTICATOR') then
     v_token := (app_hidden.current_api_token()).id;
     v_user := app_public.current_user_id();
     v_email := (select u.email from app_public.users u where u.id = v_user);
