@@ -1,5 +1,5 @@
 --! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
---! Hash: sha1:6256daa24097e6b05e8c825a780a6b4cc51fc378
+--! Hash: sha1:0874f8e3e00e3f23f5c48dd6fc07285fd9a4edab
 --! Message: audit-core-v2
 
 -- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -30,7 +30,7 @@ alter table app_public.audit_log drop constraint audit_log_check;
 alter table app_public.audit_log add constraint audit_log_v1_check
   check ((v1_seq = 1) = (v1_prev_hash is null) and (v1_seq is null) = (v1_hash is null));
 alter table app_public.audit_log add column id bigint;
-alter table app_public.audit_log add column xid xid8;
+alter table app_public.audit_log add column xid bigint;
 alter table app_public.audit_log add column api_token_id uuid;
 
 -- Existing entries keep their v1 fields; they get capture numbers in their chain order and the
@@ -38,7 +38,7 @@ alter table app_public.audit_log add column api_token_id uuid;
 grant update on app_public.audit_log to :DATABASE_OWNER;
 alter table app_public.audit_log disable trigger _000_immutable;
 update app_public.audit_log e
-   set id = n.id, xid = '1'
+   set id = n.id, xid = 1
   from (select tenant_id, v1_seq, nextval('app_private.audit_entry_id_seq') as id
           from (select tenant_id, v1_seq from app_public.audit_log order by tenant_id, v1_seq) o) n
  where n.tenant_id = e.tenant_id and n.v1_seq = e.v1_seq;
@@ -65,7 +65,7 @@ create index audit_log_seal_order_idx on app_public.audit_log (xid, id);
 comment on table app_public.audit_log is
   E'@behavior -insert -update -delete -filterBy\nAppend-only record of every create, update and delete in a tenant, written only by triggers and sealed into the tenant''s Merkle log (see seq, sealed).';
 comment on column app_public.audit_log.id is 'Capture number: unique, increasing in capture order (not gapless, not the log position; see seq).';
-comment on column app_public.audit_log.xid is E'@behavior -*\nThe writing transaction; the sealer orders entries by (xid, id).';
+comment on column app_public.audit_log.xid is E'@behavior -*\nThe writing transaction (64-bit xid, pg_current_xact_id()); the sealer orders entries by (xid, id).';
 comment on column app_public.audit_log.api_token_id is 'The API token the change was made with, if any.';
 comment on column app_public.audit_log.v1_seq is E'@behavior -*\nPosition in the tenant''s v1 hash chain (entries captured before core v2 only).';
 comment on column app_public.audit_log.v1_prev_hash is E'@behavior -*\nThe v1 chain link (entries captured before core v2 only).';
@@ -248,7 +248,7 @@ begin
     insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_user_id, actor_label, api_token_id, db_role,
                                       action, resource_type, resource_id, resource_label, incident_id, changes,
                                       request_id, ip, user_agent, surface)
-    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id(), date_trunc('milliseconds', clock_timestamp()),
+    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id()::text::bigint, date_trunc('milliseconds', clock_timestamp()),
            v_user, coalesce(v_email, 'system'), v_token, v_role, e.action, v_resource, e.resource_id, e.resource_label,
            e.incident_id, e.changes, v_request, v_ip, v_agent, v_surface
     from new_rows nr cross join lateral app_private.audit_entry_of(v_resource, tg_op, null, to_jsonb(nr)) e;
@@ -256,7 +256,7 @@ begin
     insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_user_id, actor_label, api_token_id, db_role,
                                       action, resource_type, resource_id, resource_label, incident_id, changes,
                                       request_id, ip, user_agent, surface)
-    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id(), date_trunc('milliseconds', clock_timestamp()),
+    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id()::text::bigint, date_trunc('milliseconds', clock_timestamp()),
            v_user, coalesce(v_email, 'system'), v_token, v_role, e.action, v_resource, e.resource_id, e.resource_label,
            e.incident_id, e.changes, v_request, v_ip, v_agent, v_surface
     from old_rows orow cross join lateral app_private.audit_entry_of(v_resource, tg_op, to_jsonb(orow), null) e;
@@ -264,7 +264,7 @@ begin
     insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_user_id, actor_label, api_token_id, db_role,
                                       action, resource_type, resource_id, resource_label, incident_id, changes,
                                       request_id, ip, user_agent, surface)
-    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id(), date_trunc('milliseconds', clock_timestamp()),
+    select e.tenant_id, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id()::text::bigint, date_trunc('milliseconds', clock_timestamp()),
            v_user, coalesce(v_email, 'system'), v_token, v_role, e.action, v_resource, e.resource_id, e.resource_label,
            e.incident_id, e.changes, v_request, v_ip, v_agent, v_surface
     from (select to_jsonb(orow) as o from old_rows orow) a
@@ -441,7 +441,7 @@ comment on table app_private.audit_trees is 'The sealer''s working state per ten
 
 create table app_private.audit_seal_state (
   id boolean primary key default true check (id),
-  last_xid xid8 not null,
+  last_xid bigint not null,
   last_id bigint not null
 );
 comment on table app_private.audit_seal_state is 'The sealer''s cursor: every entry at or before (last_xid, last_id) in (xid, id) order is sealed.';
@@ -500,7 +500,7 @@ comment on function app_private.audit_frontier_root(bytea[]) is 'The Merkle root
 -- database's transactions still running (each holds the lock on its own xid until it ends;
 -- pg_locks and pg_stat_activity's datname are readable by every role). Transactions of other
 -- databases in the cluster do not hold the horizon back: they cannot write this log.
-create function app_private.audit_seal_horizon() returns xid8
+create function app_private.audit_seal_horizon() returns bigint
 language sql volatile set search_path = pg_catalog as $$
   with next as (
     select pg_snapshot_xmax(pg_current_snapshot()) as xmax
@@ -511,12 +511,12 @@ language sql volatile set search_path = pg_catalog as $$
     union all
     select p.transaction from pg_prepared_xacts p where p.database = current_database()
   ), widened as (
-    -- 32-bit xids to xid8: the epoch of the next xid, or the one before for xids above it.
+    -- 32-bit xids to 64-bit ones: the epoch of the next xid, or the one before for xids above it.
     select (((n.xmax::text::bigint >> 32) << 32) + r.x::text::bigint
-            - case when r.x::text::bigint > (n.xmax::text::bigint & 4294967295) then 4294967296 else 0 end)::text::xid8 as x
+            - case when r.x::text::bigint > (n.xmax::text::bigint & 4294967295) then 4294967296 else 0 end) as x
     from running r cross join next n
   )
-  select least((select xmax from next), (select min(x) from widened))
+  select least((select xmax::text::bigint from next), (select min(x) from widened))
 $$;
 comment on function app_private.audit_seal_horizon() is
   'Every transaction of this database with an xid below this one has ended (committed or rolled back).';
@@ -528,7 +528,7 @@ create function app_private.seal_audit_entries(max_entries int default 50000)
 returns table (tenant_id uuid, tree_size bigint, root_hash bytea, sealed bigint)
 language plpgsql volatile security definer set search_path = pg_catalog, public set work_mem = '64MB' as $$
 declare
-  v_horizon xid8;
+  v_horizon bigint;
   v_state app_private.audit_seal_state;
   r record;
   v_tenant uuid := null;
@@ -552,7 +552,7 @@ declare
   t_size bigint[] := '{}';
   t_frontier text[] := '{}';
   t_sealed bigint[] := '{}';
-  v_last_xid xid8;
+  v_last_xid bigint;
   v_last_id bigint;
 begin
   if current_setting('transaction_isolation') <> 'read committed' then
@@ -649,7 +649,7 @@ comment on function app_private.seal_audit_entries(int) is
   'Seals up to max_entries committed audit entries (in (xid, id) order, below the snapshot horizon): positions, leaves, interior nodes. Returns each changed tenant''s new tree size and root and how many entries it sealed there; the caller signs a checkpoint for each in the same transaction.';
 
 -- Start: nothing sealed yet; the existing entries (xid 1) go first, in v1 chain order.
-insert into app_private.audit_seal_state (last_xid, last_id) values ('0', 0);
+insert into app_private.audit_seal_state (last_xid, last_id) values (0, 0);
 
 ------------------------------------------------------------------------------
 -- 6. Reading the tree: nodes, subtree hashes, proofs (RFC 9162 §2.1)

@@ -135,7 +135,7 @@ describe.each(servers())("the owner role on $name", (server) => {
     const before = await entries();
     for (const sql of [
       `insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action, resource_type, surface)
-         values ('${demo}', 999999999, pg_current_xact_id(), now(), 'ceo@demo.test', 'x', 'incident.deleted', 'incident', 'web')`,
+         values ('${demo}', 999999999, pg_current_xact_id()::text::bigint, now(), 'ceo@demo.test', 'x', 'incident.deleted', 'incident', 'web')`,
       "update app_public.audit_log set resource_label = 'x'",
       "delete from app_public.audit_log",
       "truncate app_public.audit_log",
@@ -151,7 +151,7 @@ describe.each(servers())("the owner role on $name", (server) => {
       // (a GRANT by someone without the right only warns; the INSERT after it shows nothing was granted)
       `grant insert on app_public.audit_log to current_user;
        insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action, resource_type, surface)
-         values ('${demo}', 999999998, pg_current_xact_id(), now(), 'x', 'x', 'incident.deleted', 'incident', 'web')`,
+         values ('${demo}', 999999998, pg_current_xact_id()::text::bigint, now(), 'x', 'x', 'incident.deleted', 'incident', 'web')`,
       "create trigger _050_forge before insert on app_public.audit_log for each row execute function app_private.tg__timestamps()",
     ]) {
       expect(await asOwner(sql), sql).toBe("42501");
@@ -166,7 +166,7 @@ describe.each(servers())("the owner role on $name", (server) => {
       create function app_private.tg_forge() returns trigger language plpgsql as $$
       begin
         insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action, resource_type, surface)
-        values ('${demo}', nextval('app_private.audit_entry_id_seq'), pg_current_xact_id(), now(), 'ceo@demo.test', 'x', 'incident.deleted', 'incident', 'web');
+        values ('${demo}', nextval('app_private.audit_entry_id_seq'), pg_current_xact_id()::text::bigint, now(), 'ceo@demo.test', 'x', 'incident.deleted', 'incident', 'web');
         return null;
       end $$;
       create trigger forge after insert on app_private.forge for each row execute function app_private.tg_forge();
