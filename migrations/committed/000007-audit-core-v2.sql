@@ -1,5 +1,5 @@
 --! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
---! Hash: sha1:0874f8e3e00e3f23f5c48dd6fc07285fd9a4edab
+--! Hash: sha1:425929ef67d0c0f898426d1e2971cfe0dfde1395
 --! Message: audit-core-v2
 
 -- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -134,6 +134,21 @@ language sql immutable as $$
   end
 $$;
 
+create or replace function app_private.audit_resource_of(schema_name text, table_name text) returns text
+language sql immutable as $$
+  select case schema_name || '.' || table_name
+    when 'app_public.tenants' then 'tenant'
+    when 'app_public.memberships' then 'membership'
+    when 'app_public.api_tokens' then 'api_token'
+    when 'app_public.incidents' then 'incident'
+    when 'app_public.evidence' then 'evidence'
+    when 'app_public.nis2_milestones' then 'milestone'
+    when 'app_public.exports' then 'export'
+    when 'app_public.webhooks' then 'webhook'
+    when 'app_public.session_events' then 'session'
+  end
+$$;
+
 create or replace function app_private.audit_ignored_columns(resource text) returns text[]
 language sql immutable as $$
   select array['tenant_id', 'id', 'updated_at'] || case resource
@@ -146,22 +161,6 @@ language sql immutable as $$
     else array[]::text[]
   end
 $$;
-
--- The field-level diff of a row change: {"field": {"old": …, "new": …}}; only "new" on create
--- and only "old" on delete, listing set fields only.
-create function app_private.audit_changes(op text, old_row jsonb, new_row jsonb, ignored text[]) returns jsonb
-language sql immutable as $$
-  select coalesce(jsonb_object_agg(key,
-           case when op = 'INSERT' then jsonb_build_object('new', n.value)
-                when op = 'DELETE' then jsonb_build_object('old', o.value)
-                else jsonb_build_object('old', o.value, 'new', n.value) end), '{}')
-  from jsonb_each(coalesce(old_row, '{}')) o
-  full join jsonb_each(coalesce(new_row, '{}')) n using (key)
-  where key <> all (ignored)
-    and o.value is distinct from n.value
-    and (op = 'UPDATE' or coalesce(n.value, o.value) <> 'null'::jsonb)
-$$;
-comment on function app_private.audit_changes(text, jsonb, jsonb, text[]) is 'The field-level diff of one row change.';
 
 -- What one row change records: its tenant, action, resource, label (as it was named then),
 -- incident and diff; no row when the change is not audited (export progress ticks) or an update
@@ -198,7 +197,18 @@ language sql stable as $$
   from (
     select coalesce(new_row, old_row) as r,
            app_private.audit_action(resource, op, old_row, new_row) as action,
-           app_private.audit_changes(op, old_row, new_row, app_private.audit_ignored_columns(resource)) as changes
+           -- the field-level diff: {"field": {"old": …, "new": …}}; only "new" on create and only
+           -- "old" on delete, listing set fields only (a subquery, not a function: it is planned
+           -- once with the capture statement instead of on every call)
+           (select coalesce(jsonb_object_agg(key,
+                     case when op = 'INSERT' then jsonb_build_object('new', n.value)
+                          when op = 'DELETE' then jsonb_build_object('old', o.value)
+                          else jsonb_build_object('old', o.value, 'new', n.value) end), '{}')
+            from jsonb_each(coalesce(old_row, '{}')) o
+            full join jsonb_each(coalesce(new_row, '{}')) n using (key)
+            where key <> all (app_private.audit_ignored_columns(resource))
+              and o.value is distinct from n.value
+              and (op = 'UPDATE' or coalesce(n.value, o.value) <> 'null'::jsonb)) as changes
   ) x
   where x.action is not null
     and not (op = 'UPDATE' and x.changes = '{}') -- an update that changes nothing records nothing
@@ -217,9 +227,10 @@ declare
   v_email text;
   v_ip inet;
   v_role text := coalesce(nullif(current_setting('role'), 'none'), session_user);
-  v_request text := left(app_private.setting('attest.request_id'), 200);
-  v_agent text := left(app_private.setting('attest.user_agent'), 500);
-  v_surface text := coalesce(app_private.setting('attest.surface'), 'sql');
+  -- (current_setting inline, not app_private.setting(): this runs once per audited statement)
+  v_request text := left(nullif(current_setting('attest.request_id', true), ''), 200);
+  v_agent text := left(nullif(current_setting('attest.user_agent', true), ''), 500);
+  v_surface text := coalesce(nullif(current_setting('attest.surface', true), ''), 'sql');
 begin
   -- Only the tables this trigger was written for: attached to any other table it would let that
   -- table's rows pose as audited changes.
@@ -238,11 +249,13 @@ begin
     v_user := app_public.current_user_id();
     v_email := (select u.email from app_public.users u where u.id = v_user);
   end if;
-  begin
-    v_ip := app_private.setting('attest.ip')::inet;
-  exception when others then
-    v_ip := null;
-  end;
+  if nullif(current_setting('attest.ip', true), '') is not null then
+    begin
+      v_ip := current_setting('attest.ip', true)::inet;
+    exception when others then
+      v_ip := null;
+    end;
+  end if;
 
   if tg_op = 'INSERT' then
     insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_user_id, actor_label, api_token_id, db_role,
@@ -373,7 +386,7 @@ revoke trigger on app_public.audit_log from :DATABASE_OWNER;
 -- recursion): keys in a fixed order, strings escaped by PostgreSQL's JSON encoder. v1 entries
 -- keep their v1 canonical document (what their v1 hash covers).
 create function app_private.audit_entry_body(e app_public.audit_log) returns text
-language sql stable set search_path = pg_catalog as $$
+language sql stable as $$ -- no SET: the planner inlines it into the sealer's and the verifier's set-based queries
   select case when e.v1_hash is not null then app_private.canonical_json(app_private.audit_document(e)) else
     '{"v":2,"tenant_id":"' || e.tenant_id || '","id":' || e.id
     || ',"occurred_at":"' || to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
@@ -400,7 +413,7 @@ comment on function app_private.audit_entry_body(app_public.audit_log) is
 -- The leaf: a header (format, position, link to the previous entry of the same incident), a blank
 -- line, the body. leaf hash = SHA-256(0x00 || these bytes) (RFC 9162).
 create function app_private.audit_leaf_bytes(seq bigint, incident_prev text, body text) returns bytea
-language sql immutable set search_path = pg_catalog as $$
+language sql immutable as $$ -- no SET, so that it is inlined (it names only built-ins, found in pg_catalog first)
   select convert_to('attest-audit-entry/2' || E'\nseq ' || seq || E'\n'
                     || coalesce('incident-prev ' || incident_prev || E'\n', '') || E'\n' || body, 'UTF8')
 $$;

@@ -15,6 +15,8 @@ export interface SealResult {
   sealed: number;
   /** Checkpoints signed in this round. */
   checkpoints: number;
+  /** The round's transaction time (the sealed_at of its leaves). */
+  sealedAt: Date | null;
 }
 
 interface Head {
@@ -50,6 +52,7 @@ export async function sealOnce(
   const client = await pool.connect();
   try {
     await client.query("begin isolation level read committed");
+    const { rows: started } = await client.query<{ now: Date }>("select now()");
     const { rows } = await client.query<Head & { sealed: string }>(
       "select tenant_id, tree_size, root_hash, sealed from app_private.seal_audit_entries($1)",
       [options.maxEntries ?? 50_000],
@@ -61,7 +64,11 @@ export async function sealOnce(
     for (const head of [...rows, ...unsigned.rows]) heads.set(`${head.tenant_id}:${head.tree_size}`, head);
     await signHeads(client, [...heads.values()], options.key, options.originPrefix);
     await client.query("commit");
-    return { sealed: rows.reduce((n, r) => n + Number(r.sealed), 0), checkpoints: heads.size };
+    return {
+      sealed: rows.reduce((n, r) => n + Number(r.sealed), 0),
+      checkpoints: heads.size,
+      sealedAt: started[0].now,
+    };
   } catch (error) {
     await client.query("rollback").catch(() => {});
     throw error;
