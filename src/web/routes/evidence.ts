@@ -14,7 +14,7 @@ import { type ActingContext, withContext } from "../../db/context.ts";
 import { streamDownload } from "../download.ts";
 import { UserError } from "../errors.ts";
 import { sendExportFile } from "../pages/exports.ts";
-import { actingContext } from "../request-context.ts";
+import { actingContext, credentialsOf } from "../request-context.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -30,7 +30,7 @@ export interface UploadedEvidence {
 export function cleanFilename(name: string): string {
   const base = name.split(/[/\\]/).pop() ?? "";
   const cleaned = base
-    .replace(/\p{Cc}/gu, "") // C0, DEL and C1 control characters
+    .replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, "") // control characters; bidi and other invisible format characters
     .trim()
     .slice(0, 255);
   return cleaned === "" || cleaned === "." || cleaned === ".." ? "file" : cleaned;
@@ -115,8 +115,29 @@ export async function receiveEvidence(
     saved.push({ id: inserted.rows[0].id, filename, contentType, sizeBytes: size, sha256: digest.toString("hex") });
   };
 
+  // Every stream here (request, parser, each file part) gets an `error` listener before anything
+  // can fail: an unhandled stream error would end the whole process. The promise settles only once
+  // the part being stored has stopped using the connection, so the caller's rollback comes last.
   await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const fail = (error: unknown) => {
+      failure ??= error;
+      if (settled) return;
+      settled = true;
+      req.unpipe(parser);
+      req.resume(); // drain whatever the client still sends
+      chain.then(
+        () => reject(failure),
+        () => reject(failure),
+      );
+    };
+    const unreadable = (error: unknown) =>
+      new UserError(
+        400,
+        `The upload could not be read (${(error as Error)?.message ?? "broken multipart body"}); nothing was saved.`,
+      );
     parser.on("file", (_field, file, info) => {
+      file.on("error", (error) => fail(unreadable(error)));
       chain = chain.then(async () => {
         if (failure) {
           file.resume();
@@ -125,7 +146,7 @@ export async function receiveEvidence(
         try {
           await store(file, info);
         } catch (error) {
-          failure = error;
+          failure ??= error;
           file.resume();
         }
       });
@@ -133,13 +154,19 @@ export async function receiveEvidence(
     parser.on("filesLimit", () => {
       failure ??= new UserError(413, "At most 20 files per upload.", "TOO_LARGE");
     });
-    parser.on("error", (error) =>
-      reject(new UserError(400, `The upload could not be read: ${(error as Error).message}`)),
-    );
+    parser.on("error", (error) => fail(unreadable(error)));
     parser.on("close", () => {
-      chain.then(resolve, reject);
+      chain.then(
+        () => {
+          if (settled) return;
+          settled = true;
+          resolve();
+        },
+        (error) => fail(error),
+      );
     });
-    req.on("aborted", () => reject(new UserError(400, "The upload was interrupted; nothing was saved.")));
+    req.on("aborted", () => fail(new UserError(400, "The upload was interrupted; nothing was saved.")));
+    req.on("error", () => fail(new UserError(400, "The upload was interrupted; nothing was saved.")));
     req.pipe(parser);
   });
   if (failure) throw failure;
@@ -148,9 +175,9 @@ export async function receiveEvidence(
 }
 
 /**
- * Streams one evidence file (as `context` may see it: RLS decides) as an attachment, holding one
- * connection and transaction for the whole download. `incidentId` also requires the file to
- * belong to that incident.
+ * Streams one evidence file (as `context` may see it: RLS decides) as an attachment, one short
+ * transaction per chunk (see streamDownload). `incidentId` also requires the file to belong to
+ * that incident.
  */
 export async function sendEvidenceFile(
   ctx: Koa.Context,
@@ -181,7 +208,7 @@ export async function sendEvidenceFile(
 
 export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string; maxUploadBytes: number }): Router {
   const router = new Router({ prefix: "/api" });
-  const surfaceOf = (ctx: Koa.Context) => (/^Bearer\s/i.test(ctx.get("authorization")) ? "api" : "web");
+  const surfaceOf = (ctx: Koa.Context) => (credentialsOf(ctx).apiToken ? "api" : "web");
   const tenantOf = (ctx: Koa.Context) =>
     ctx.get("x-tenant") || (typeof ctx.query.tenant === "string" ? ctx.query.tenant : undefined);
 
