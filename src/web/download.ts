@@ -37,11 +37,9 @@ export function displayFilename(name: string): string {
   return cleaned === "" || cleaned === "." || cleaned === ".." ? "file" : cleaned;
 }
 
-/** The Content-Disposition of an attachment: an ASCII fallback name and the UTF-8 name. */
+/** The Content-Disposition of an attachment, with the cleaned UTF-8 name. */
 export function attachmentDisposition(filename: string): string {
-  const name = displayFilename(filename);
-  const ascii = name.replace(/[^\x20-\x7e]/g, "_").replace(/["\\%]/g, "_");
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`;
+  return `attachment; filename*=UTF-8''${encodeURIComponent(displayFilename(filename))}`;
 }
 
 /**

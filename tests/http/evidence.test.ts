@@ -220,7 +220,10 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
     expect(bytes.length).toBe(data.length);
     expect(bytes.equals(data)).toBe(true);
     expect(response.headers.get("content-disposition")).toBe("attachment; filename*=UTF-8''disk-image.bin");
-    expect(response.headers.get("content-type")).toBe("application/x-raw-disk-image");
+    // Served inert (never as its own type from this origin); the stored type travels alongside.
+    expect(response.headers.get("content-type")).toBe("application/octet-stream");
+    expect(response.headers.get("x-content-type")).toBe("application/x-raw-disk-image");
+    expect(response.headers.get("content-security-policy")).toBe("sandbox; default-src 'none'");
     expect(response.headers.get("content-length")).toBe(String(data.length));
     expect(response.headers.get("x-content-sha256")).toBe(sha256(data));
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
