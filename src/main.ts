@@ -33,33 +33,41 @@ const log = createLogger(config.logLevel);
 
 /** Shutdown steps, run last-registered first. */
 const stack: Array<{ name: string; run: () => Promise<unknown> }> = [];
-let stopping = false;
+let stopping: Promise<never> | undefined;
 
-async function shutdown(reason: string, exitCode: number): Promise<never> {
+/**
+ * Stops everything in order, once. Ctrl-C in a terminal delivers SIGINT twice (to the whole
+ * process group, and again forwarded by npm): a signal during shutdown only says so, it never
+ * cuts the shutdown short (the embedded PostgreSQL must still be stopped).
+ */
+function shutdown(reason: string, exitCode: number): Promise<never> {
   if (stopping) {
-    log.warn("Forced exit");
-    process.exit(exitCode || 130);
+    log.info(`Already shutting down (${reason}); waiting for it to finish`);
+    return stopping;
   }
-  stopping = true;
-  log.info(`Shutting down (${reason})`);
-  for (const step of stack.reverse()) {
-    try {
-      await step.run();
-      log.info(`Stopped ${step.name}`);
-    } catch (error) {
-      log.warn(`Could not stop ${step.name} cleanly`, { error: (error as Error).message });
+  stopping = (async () => {
+    log.info(`Shutting down (${reason})`);
+    for (const step of stack.reverse()) {
+      try {
+        await step.run();
+        log.info(`Stopped ${step.name}`);
+      } catch (error) {
+        log.warn(`Could not stop ${step.name} cleanly`, { error: (error as Error).message });
+      }
     }
-  }
-  process.exit(exitCode);
+    process.exit(exitCode);
+  })();
+  return stopping;
 }
 
 process.on("SIGINT", () => void shutdown("SIGINT", 0));
 process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
 
 async function main() {
-  const { db, embedded } = await bootstrapDatabase(config, log, (cluster) =>
-    stack.push({ name: "embedded PostgreSQL", run: () => cluster.stop() }),
-  );
+  // Only a PostgreSQL that this process is in charge of is stopped (not one another Attest uses).
+  const { db, embedded } = await bootstrapDatabase(config, log, (cluster) => {
+    if (cluster.owned) stack.push({ name: "embedded PostgreSQL", run: () => cluster.stop() });
+  });
   const pools = createPools(db, log);
   stack.push({ name: "database pools", run: () => pools.end() });
 
