@@ -51,6 +51,8 @@ export function createApp(options: AppOptions): Koa {
   app.use(async (ctx, next) => {
     const requestId = randomUUID();
     ctx.state.requestId = requestId;
+    // Read by actingContext: the database refuses webhook URLs to private addresses unless allowed.
+    ctx.state.webhooksAllowPrivate = options.webhooksAllowPrivate === true;
     ctx.set("X-Request-Id", requestId);
     ctx.set("X-Content-Type-Options", "nosniff");
     ctx.set("Referrer-Policy", "same-origin");
