@@ -37,9 +37,14 @@ export function displayFilename(name: string): string {
   return cleaned === "" || cleaned === "." || cleaned === ".." ? "file" : cleaned;
 }
 
-/** The Content-Disposition of an attachment, with the cleaned UTF-8 name. */
+/**
+ * The Content-Disposition of an attachment: the cleaned name in UTF-8 (`filename*`, RFC 6266), and
+ * an ASCII stand-in (`filename`) for clients that read only that one, such as `curl -OJ`.
+ */
 export function attachmentDisposition(filename: string): string {
-  return `attachment; filename*=UTF-8''${encodeURIComponent(displayFilename(filename))}`;
+  const name = displayFilename(filename);
+  const ascii = name.replace(/[^\x20-\x7e]/g, "_").replace(/["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }
 
 /**
