@@ -153,12 +153,7 @@ const MaxPageSizePlugin: GraphileConfig.Plugin = {
         const { isPgFieldConnection } = context.scope as { isPgFieldConnection?: boolean };
         const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
         if (!isPgFieldConnection || typeof plan !== "function") return field;
-        // Connections over set-returning functions have `first` but no `last` (they cannot be
-        // read backwards): only read the arguments the field has.
-        const args = (field.args ?? {}) as Record<string, unknown>;
-        const hasFirst = "first" in args;
-        const hasLast = "last" in args;
-        if (!hasFirst) return field;
+
         return {
           ...field,
           // biome-ignore lint/suspicious/noExplicitAny: grafast step types are generic here
@@ -166,8 +161,10 @@ const MaxPageSizePlugin: GraphileConfig.Plugin = {
             // biome-ignore lint/suspicious/noExplicitAny: the connection step
             const $connection = plan(parent, fieldArgs, info) as any;
             // No `first` and no `last`: one page of MAX_PAGE_SIZE, never the whole table.
+            // Connections over set-returning functions have `first` but no `last` (they cannot be
+            // read backwards): an argument the field does not have counts as not given.
             const $first = lambda(
-              [fieldArgs.getRaw("first"), hasLast ? fieldArgs.getRaw("last") : constant(null)],
+              [fieldArgs.getRaw("first") ?? constant(null), fieldArgs.getRaw("last") ?? constant(null)],
               ([first, last]: readonly [unknown, unknown]) => {
                 if (typeof first === "number" && (first < 0 || first > MAX_PAGE_SIZE)) {
                   throw new SafeError(`\`first\` must be between 0 and ${MAX_PAGE_SIZE}.`, { code: "PAGE_SIZE" });
