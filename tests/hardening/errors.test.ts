@@ -10,11 +10,8 @@ import { createGraphQL } from "../../src/graphql/index.ts";
 import { csrfToken } from "../../src/web/csrf.ts";
 import { createApp, startServer } from "../../src/web/server.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
+import { LEAKS } from "../helpers/leaks.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-
-/** What no answer may contain: stack frames, SQL, PostgreSQL's own messages. */
-export const LEAKS =
-  /\n\s+at |node_modules|SQLSTATE|syntax error|invalid input syntax|permission denied for|violates (check|row-level|unique)|relation "|column "|function app_|duplicate key|out of range for type|TypeError|ReferenceError|Cannot read properties/i;
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
