@@ -66,8 +66,12 @@ describe.each(servers())("resilience on $name", (server) => {
   let evidenceId: string;
   let exportId: string;
   const bigFile = randomBytes(3 * 1024 * 1024 + 123);
+  // An error no code handled: in `npm start` it would have ended the process.
+  const uncaught: string[] = [];
+  const onUncaught = (error: Error) => uncaught.push(error.message);
 
   beforeAll(async () => {
+    process.on("uncaughtException", onUncaught);
     t = await createTestDatabase(server, { seed: true });
     web = await startTestServer(t, { maxUploadBytes: 8 * 1024 * 1024 });
     ownerCookie = await web.signIn("owner@demo.test");
@@ -101,6 +105,7 @@ describe.each(servers())("resilience on $name", (server) => {
     expect(rows[0].status).toBe("ready");
   });
   afterAll(async () => {
+    process.off("uncaughtException", onUncaught);
     await web?.close();
     await t?.drop();
   });
@@ -114,6 +119,8 @@ describe.each(servers())("resilience on $name", (server) => {
   );
 
   async function stillServing() {
+    await new Promise((r) => setTimeout(r, 100));
+    expect(uncaught, "errors that would have ended the process").toEqual([]);
     const health = await fetch(`${web.url}/healthz`);
     expect(health.status).toBe(200);
     const gql = await web.gql("{ currentUser { email } }", { token });
