@@ -261,7 +261,7 @@ describe.each(servers())("resilience on $name", (server) => {
     expect(await downloadsRecorded()).toBe(recorded + 1);
   });
 
-  it("checks at most 10 passwords for one email however many guesses arrive at once", async () => {
+  it("checks at most 10 passwords for one email, and 50 from one IP, however many guesses arrive at once", async () => {
     const login = (email: string, password: string) =>
       fetch(`${web.url}/login`, {
         method: "POST",
@@ -278,6 +278,17 @@ describe.each(servers())("resilience on $name", (server) => {
     expect(statuses.filter((s) => s === 429).length).toBe(30 - checked);
     // Once the limit is reached, even the right password is refused.
     expect(await login("viewer@demo.test", "attest-demo")).toBe(429);
+
+    // The per-IP limit (50 in 15 minutes) holds the same way for guesses at many accounts.
+    const { rows } = await t.superuser.query(
+      "select count(*)::int as n from app_private.sign_in_failures where host(ip) in ('127.0.0.1', '::ffff:127.0.0.1') and attempted_at > now() - interval '15 minutes'",
+    );
+    const fromIp = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => login(`nobody-${i}@demo.test`, "attest-demo")),
+    );
+    expect(rows[0].n).toBeGreaterThanOrEqual(30);
+    expect(fromIp.filter((s) => s !== 429).length).toBeLessThanOrEqual(Math.max(0, 50 - rows[0].n));
+    expect(fromIp.filter((s) => s === 429).length).toBeGreaterThanOrEqual(60 - (50 - rows[0].n));
     await poolIsWhole(t.pools.auth);
   });
 });
