@@ -36,7 +36,7 @@ export interface EmbeddedCluster {
    * by an Attest that is gone. False while another live Attest process uses it.
    */
   owned: boolean;
-  /** Stops the server if this process is in charge of it (otherwise does nothing). */
+  /** Stops the server (`npm start` calls it only when `owned`). */
   stop(): Promise<void>;
 }
 
@@ -202,7 +202,6 @@ export async function startEmbeddedPostgres(options: {
     url: (database) =>
       `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`,
     async stop() {
-      if (!owned) return;
       await run(bin.pg_ctl, ["stop", "--pgdata", clusterDir, "--mode=fast", "--wait", "--timeout=60"]);
       const owner = await fs.readFile(ownerFile, "utf8").catch(() => "");
       if (Number.parseInt(owner, 10) === process.pid) await fs.rm(ownerFile, { force: true });
