@@ -404,6 +404,16 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
     }
     ctx.state.graphqlContext = acting;
     await next();
+    // A result that failed only because the database could not be reached is a 503, as on the pages.
+    const body = ctx.body as unknown;
+    const text = Buffer.isBuffer(body)
+      ? body.toString("utf8")
+      : typeof body === "string"
+        ? body
+        : body && typeof body === "object" && "errors" in body
+          ? JSON.stringify((body as { errors: unknown }).errors)
+          : undefined;
+    if (ctx.status === 200 && text?.includes('"DATABASE_UNAVAILABLE"')) ctx.status = 503;
   };
 }
 

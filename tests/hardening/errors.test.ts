@@ -366,5 +366,30 @@ describe.each(servers())("clear errors on $name", (server) => {
       await graphql.release().catch(() => {});
       await dead.end().catch(() => {});
     }
+
+    // A database that goes away while the server runs: PostGraphile itself finds it gone.
+    const lost = new pg.Pool({ connectionString: t.db.authUrl, max: 2 });
+    lost.on("error", () => {});
+    const app2 = createApp({ authPool: lost, visitorRole: t.db.roles.visitor, log: quiet, maxUploadBytes: 1024 });
+    const graphql2 = createGraphQL({ authPool: lost, visitorRole: t.db.roles.visitor, log: quiet });
+    const running2 = await startServer(app2, "127.0.0.1", 0, (s) => graphql2.addTo(app2, s));
+    const anonymous = () =>
+      fetch(`${running2.url}/graphql`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ query: "{ incidents { totalCount } }" }),
+      });
+    try {
+      expect((await anonymous()).status).toBe(200);
+      await lost.end();
+      const response = await anonymous();
+      const answer = await response.text();
+      expect(response.status, answer).toBe(503);
+      expect(answer).toContain("DATABASE_UNAVAILABLE");
+      expect(answer).not.toMatch(LEAKS);
+    } finally {
+      await running2.close();
+      await graphql2.release().catch(() => {});
+    }
   });
 });
