@@ -34,6 +34,11 @@ const log = createLogger(config.logLevel);
 /** Shutdown steps, run last-registered first. */
 const stack: Array<{ name: string; run: () => Promise<unknown> }> = [];
 let stopping: Promise<never> | undefined;
+let stoppingSince = 0;
+/** Stops the embedded PostgreSQL when this process is in charge of it. */
+let stopEmbedded: (() => Promise<void>) | undefined;
+/** A signal this long after shutdown began (a step that hangs) forces the exit. */
+const FORCE_AFTER_MS = 30_000;
 
 /**
  * Stops everything in order, once. Ctrl-C in a terminal delivers SIGINT twice (to the whole
@@ -42,9 +47,15 @@ let stopping: Promise<never> | undefined;
  */
 function shutdown(reason: string, exitCode: number): Promise<never> {
   if (stopping) {
-    log.info(`Already shutting down (${reason}); waiting for it to finish`);
+    if (Date.now() - stoppingSince < FORCE_AFTER_MS) {
+      log.info(`Already shutting down (${reason}); waiting for it to finish`);
+      return stopping;
+    }
+    log.warn(`Shutdown has taken over ${FORCE_AFTER_MS / 1000} s; forcing the exit (${reason})`);
+    void (stopEmbedded?.() ?? Promise.resolve()).finally(() => process.exit(exitCode || 130));
     return stopping;
   }
+  stoppingSince = Date.now();
   stopping = (async () => {
     log.info(`Shutting down (${reason})`);
     for (const step of stack.reverse()) {
@@ -66,7 +77,9 @@ process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
 async function main() {
   // Only a PostgreSQL that this process is in charge of is stopped (not one another Attest uses).
   const { db, embedded } = await bootstrapDatabase(config, log, (cluster) => {
-    if (cluster.owned) stack.push({ name: "embedded PostgreSQL", run: () => cluster.stop() });
+    if (!cluster.owned) return;
+    stopEmbedded = () => cluster.stop();
+    stack.push({ name: "embedded PostgreSQL", run: () => cluster.stop() });
   });
   const pools = createPools(db, log);
   stack.push({ name: "database pools", run: () => pools.end() });
