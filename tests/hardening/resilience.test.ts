@@ -5,7 +5,9 @@
  * and every pooled connection is back (the test reads the pool's counters).
  */
 import { randomBytes } from "node:crypto";
+import fs from "node:fs/promises";
 import net from "node:net";
+import os from "node:os";
 import { runOnce } from "graphile-worker";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -118,6 +120,8 @@ describe.each(servers())("resilience on $name", (server) => {
     `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello, this part never ends`,
   );
 
+  const uploadDirs = async () => (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith("attest-upload-"));
+
   async function stillServing() {
     await new Promise((r) => setTimeout(r, 100));
     expect(uncaught, "errors that would have ended the process").toEqual([]);
@@ -150,6 +154,9 @@ describe.each(servers())("resilience on $name", (server) => {
   });
 
   it("survives truncated, aborted and nonsensical uploads, and saves nothing", async () => {
+    // Upload directories (os.tmpdir()/attest-upload-*) made during this test and still there.
+    const existing = new Set(await uploadDirs());
+    const leftovers = async () => (await uploadDirs()).filter((d) => !existing.has(d));
     const before = (await t.superuser.query("select count(*)::int as n from app_public.evidence")).rows[0].n;
     const path = `/api/incidents/${incidentId}/evidence`;
     const auth = `Authorization: Bearer ${token}\r\n`;
@@ -172,6 +179,15 @@ describe.each(servers())("resilience on $name", (server) => {
     expect(await raw(web.url, multipartHead(path, twoParts.length, auth), twoParts)).toMatch(/^HTTP\/1\.1 400/);
     const after = (await t.superuser.query("select count(*)::int as n from app_public.evidence")).rows[0].n;
     expect(after).toBe(before);
+    // Every request was finished off: none waits forever on a part that never ends, and the
+    // temporary files of the broken uploads are gone.
+    const deadline = Date.now() + 5000;
+    let left = await leftovers();
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await leftovers();
+    }
+    expect(left).toEqual([]);
     await stillServing();
   });
 

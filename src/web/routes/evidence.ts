@@ -106,6 +106,7 @@ async function spoolUpload(
     files.push({ path: target, filename, contentType, sizeBytes: size, sha256: hash.digest() });
   };
 
+  const open = new Set<Readable>();
   try {
     await new Promise<void>((resolve, reject) => {
       let settled = false;
@@ -115,6 +116,8 @@ async function spoolUpload(
         settled = true;
         req.unpipe(parser);
         req.resume(); // drain whatever the client still sends
+        // A part cut off mid-way would never end now: end it, so that its temporary file is closed.
+        for (const file of open) file.destroy();
         chain.then(
           () => reject(failure),
           () => reject(failure),
@@ -127,6 +130,9 @@ async function spoolUpload(
         );
       parser.on("file", (_field, file, info) => {
         file.on("error", (error) => fail(unreadable(error)));
+        open.add(file);
+        file.on("close", () => open.delete(file));
+        if (settled) file.destroy();
         chain = chain.then(async () => {
           if (failure) {
             file.resume();
