@@ -33,33 +33,54 @@ const log = createLogger(config.logLevel);
 
 /** Shutdown steps, run last-registered first. */
 const stack: Array<{ name: string; run: () => Promise<unknown> }> = [];
-let stopping = false;
+let stopping: Promise<never> | undefined;
+let stoppingSince = 0;
+/** Stops the embedded PostgreSQL when this process is in charge of it. */
+let stopEmbedded: (() => Promise<void>) | undefined;
+/** A signal this long after shutdown began (a step that hangs) forces the exit. */
+const FORCE_AFTER_MS = 30_000;
 
-async function shutdown(reason: string, exitCode: number): Promise<never> {
+/**
+ * Stops everything in order, once. Ctrl-C in a terminal delivers SIGINT twice (to the whole
+ * process group, and again forwarded by npm): a signal during shutdown only says so, it never
+ * cuts the shutdown short (the embedded PostgreSQL must still be stopped).
+ */
+function shutdown(reason: string, exitCode: number): Promise<never> {
   if (stopping) {
-    log.warn("Forced exit");
-    process.exit(exitCode || 130);
-  }
-  stopping = true;
-  log.info(`Shutting down (${reason})`);
-  for (const step of stack.reverse()) {
-    try {
-      await step.run();
-      log.info(`Stopped ${step.name}`);
-    } catch (error) {
-      log.warn(`Could not stop ${step.name} cleanly`, { error: (error as Error).message });
+    if (Date.now() - stoppingSince < FORCE_AFTER_MS) {
+      log.info(`Already shutting down (${reason}); waiting for it to finish`);
+      return stopping;
     }
+    log.warn(`Shutdown has taken over ${FORCE_AFTER_MS / 1000} s; forcing the exit (${reason})`);
+    void (stopEmbedded?.() ?? Promise.resolve()).finally(() => process.exit(exitCode || 130));
+    return stopping;
   }
-  process.exit(exitCode);
+  stoppingSince = Date.now();
+  stopping = (async () => {
+    log.info(`Shutting down (${reason})`);
+    for (const step of stack.reverse()) {
+      try {
+        await step.run();
+        log.info(`Stopped ${step.name}`);
+      } catch (error) {
+        log.warn(`Could not stop ${step.name} cleanly`, { error: (error as Error).message });
+      }
+    }
+    process.exit(exitCode);
+  })();
+  return stopping;
 }
 
 process.on("SIGINT", () => void shutdown("SIGINT", 0));
 process.on("SIGTERM", () => void shutdown("SIGTERM", 0));
 
 async function main() {
-  const { db, embedded } = await bootstrapDatabase(config, log, (cluster) =>
-    stack.push({ name: "embedded PostgreSQL", run: () => cluster.stop() }),
-  );
+  // Only a PostgreSQL that this process is in charge of is stopped (not one another Attest uses).
+  const { db, embedded } = await bootstrapDatabase(config, log, (cluster) => {
+    if (!cluster.owned) return;
+    stopEmbedded = () => cluster.stop();
+    stack.push({ name: "embedded PostgreSQL", run: () => cluster.stop() });
+  });
   const pools = createPools(db, log);
   stack.push({ name: "database pools", run: () => pools.end() });
 

@@ -27,6 +27,15 @@ export function workerLiveness(pool: pg.Pool, log: Logger) {
   const events = new EventEmitter() as WorkerEvents;
   const ours = new Set<string>();
   const hostname = os.hostname();
+  // graphile-worker locks jobs in the name of the worker *pool* (jobs.locked_by = pool id), not of
+  // the individual worker: both beat, or a running job would look orphaned and run twice.
+  events.on("pool:create", ({ workerPool }) => {
+    ours.add(workerPool.id);
+  });
+  events.on("pool:release", ({ workerPool }) => {
+    ours.delete(workerPool.id);
+    pool.query("delete from app_private.worker_heartbeats where worker_id = $1", [workerPool.id]).catch(() => {});
+  });
   events.on("worker:create", ({ worker }) => {
     ours.add(worker.workerId);
   });

@@ -40,33 +40,39 @@ export async function signIn(
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Promise<SignInResult> {
   const normalized = email.trim().toLowerCase();
-  const { rows } = await pool.query<{
-    user_id: string | null;
-    password_hash: string | null;
-    email_failures: number;
-    ip_failures: number;
-  }>("select * from app_private.sign_in_lookup($1, $2)", [normalized, context.ip ?? null]);
-  const found = rows[0];
-  if (found.email_failures >= REFUSE_AFTER || found.ip_failures >= REFUSE_IP_AFTER) {
-    await withContext(pool, context, (c) =>
-      c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]),
-    );
-    return { ok: false, reason: "throttled", retryAfterSeconds: 15 * 60 };
-  }
+  // Counting the recent failures and recording this attempt as one is a single atomic step in the
+  // database (advisory locks per email and IP): concurrent guesses cannot all pass the limit.
+  const found = await withContext(pool, context, async (c) => {
+    const { rows } = await c.query<{
+      attempt_id: string;
+      user_id: string | null;
+      password_hash: string | null;
+      email_failures: number;
+      ip_failures: number;
+      refused: boolean;
+    }>("select * from app_private.sign_in_attempt($1, $2, $3, $4)", [
+      normalized,
+      context.ip ?? null,
+      REFUSE_AFTER,
+      REFUSE_IP_AFTER,
+    ]);
+    return rows[0];
+  });
+  if (found.refused) return { ok: false, reason: "throttled", retryAfterSeconds: 15 * 60 };
   await sleep(slowDownSeconds(Math.max(found.email_failures, Math.floor(found.ip_failures / 5))) * 1000);
   const valid =
     found.user_id !== null && found.password_hash !== null
       ? await verify(found.password_hash, password).catch(() => false)
       : (await verify(await dummyHash, password).catch(() => false)) && false;
   if (!valid || found.user_id === null) {
-    await withContext(pool, context, (c) =>
-      c.query("select app_private.sign_in_failed($1, $2)", [normalized, context.ip ?? null]),
-    );
+    await withContext(pool, context, (c) => c.query("select app_private.sign_in_attempt_failed($1)", [normalized]));
     return { ok: false, reason: "invalid" };
   }
+  const userId = found.user_id;
   const sessionToken = await withContext(pool, context, async (c) => {
-    const result = await c.query<{ token: string }>("select app_private.sign_in_succeeded($1) as token", [
-      found.user_id,
+    const result = await c.query<{ token: string }>("select app_private.sign_in_attempt_succeeded($1, $2) as token", [
+      found.attempt_id,
+      userId,
     ]);
     return result.rows[0].token;
   });

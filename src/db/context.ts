@@ -18,6 +18,8 @@ export interface ActingContext {
   ip?: string;
   userAgent?: string;
   surface: Surface;
+  /** The operator allows webhooks to private addresses (ATTEST_WEBHOOKS_ALLOW_PRIVATE). */
+  webhooksAllowPrivate?: boolean;
 }
 
 /** The settings as PostGraphile's pgSettings or set_config pairs; unset values are omitted. */
@@ -31,6 +33,7 @@ export function contextSettings(context: ActingContext): Record<string, string> 
     "attest.ip": context.ip,
     "attest.user_agent": context.userAgent,
     "attest.surface": context.surface,
+    "attest.webhooks_allow_private": context.webhooksAllowPrivate ? "true" : undefined,
   };
   return Object.fromEntries(
     Object.entries(settings).filter((entry): entry is [string, string] => entry[1] !== undefined),

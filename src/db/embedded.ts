@@ -34,6 +34,12 @@ export interface EmbeddedCluster {
   port: number;
   /** False when the server was already running (started by another Attest process). */
   startedHere: boolean;
+  /**
+   * Whether this process is in charge of the server: it started it, or adopted one left running
+   * by an Attest that is gone. False while another live Attest process uses it.
+   */
+  owned: boolean;
+  /** Stops the server (`npm start` calls it only when `owned`). */
   stop(): Promise<void>;
 }
 
@@ -69,6 +75,15 @@ async function runAsIds(): Promise<{ uid?: number; gid?: number }> {
   } catch {
     await execFileAsync("useradd", ["--system", "--user-group", "--no-create-home", "postgres"]);
     return await lookup();
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === "EPERM";
   }
 }
 
@@ -185,13 +200,23 @@ export async function startEmbeddedPostgres(options: {
     options.log(`Embedded PostgreSQL started on port ${state.port}`);
   }
 
+  // Who is in charge of the running server: the pid of the Attest process in <dataDir>/attest.pid.
+  const ownerFile = path.join(options.dataDir, "attest.pid");
+  const previousOwner = Number.parseInt(await fs.readFile(ownerFile, "utf8").catch(() => ""), 10);
+  const owned = !running || !(previousOwner > 0 && previousOwner !== process.pid && processAlive(previousOwner));
+  if (owned) await fs.writeFile(ownerFile, `${process.pid}\n`);
+  else options.log(`The embedded PostgreSQL is in use by Attest process ${previousOwner}; it is left running on exit`);
+
   return {
     port: state.port,
     startedHere: !running,
+    owned,
     url: (database) =>
       `postgres://postgres:${encodeURIComponent(state.password)}@127.0.0.1:${state.port}/${encodeURIComponent(database)}`,
     async stop() {
       await run(bin.pg_ctl, ["stop", "--pgdata", clusterDir, "--mode=fast", "--wait", "--timeout=60"]);
+      const owner = await fs.readFile(ownerFile, "utf8").catch(() => "");
+      if (Number.parseInt(owner, 10) === process.pid) await fs.rm(ownerFile, { force: true });
     },
   };
 }

@@ -12,7 +12,7 @@ import type Koa from "koa";
 import type pg from "pg";
 import { postgraphile } from "postgraphile";
 import { makePgService } from "postgraphile/adaptors/pg";
-import { lambda, SafeError } from "postgraphile/grafast";
+import { constant, isSafeError, lambda, object, SafeError } from "postgraphile/grafast";
 import { grafserv } from "postgraphile/grafserv/koa/v3";
 import { GraphQLError, type GraphQLFormattedError } from "postgraphile/graphql";
 import { sql } from "postgraphile/pg-sql2";
@@ -153,6 +153,7 @@ const MaxPageSizePlugin: GraphileConfig.Plugin = {
         const { isPgFieldConnection } = context.scope as { isPgFieldConnection?: boolean };
         const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
         if (!isPgFieldConnection || typeof plan !== "function") return field;
+
         return {
           ...field,
           // biome-ignore lint/suspicious/noExplicitAny: grafast step types are generic here
@@ -160,8 +161,10 @@ const MaxPageSizePlugin: GraphileConfig.Plugin = {
             // biome-ignore lint/suspicious/noExplicitAny: the connection step
             const $connection = plan(parent, fieldArgs, info) as any;
             // No `first` and no `last`: one page of MAX_PAGE_SIZE, never the whole table.
+            // Connections over set-returning functions have `first` but no `last` (they cannot be
+            // read backwards): an argument the field does not have counts as not given.
             const $first = lambda(
-              [fieldArgs.getRaw("first"), fieldArgs.getRaw("last")],
+              [fieldArgs.getRaw("first") ?? constant(null), fieldArgs.getRaw("last") ?? constant(null)],
               ([first, last]: readonly [unknown, unknown]) => {
                 if (typeof first === "number" && (first < 0 || first > MAX_PAGE_SIZE)) {
                   throw new SafeError(`\`first\` must be between 0 and ${MAX_PAGE_SIZE}.`, { code: "PAGE_SIZE" });
@@ -179,15 +182,73 @@ const MaxPageSizePlugin: GraphileConfig.Plugin = {
   },
 };
 
+/**
+ * An update that matched no row the caller may change (another tenant's, a role without the
+ * right, a deleted id) answers NOT_FOUND, as deletes do, instead of a payload with `null`.
+ */
+const UpdateNotFoundPlugin: GraphileConfig.Plugin = {
+  name: "AttestUpdateNotFoundPlugin",
+  version: "1.0.0",
+  schema: {
+    hooks: {
+      GraphQLObjectType_fields_field(field, _build, context) {
+        const { isPgUpdateMutation, pgFieldResource } = context.scope as {
+          isPgUpdateMutation?: boolean;
+          pgFieldResource?: { name: string };
+        };
+        const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
+        if (!isPgUpdateMutation || typeof plan !== "function") return field;
+        const what = (pgFieldResource?.name ?? "record").replace(/_/g, " ");
+        return {
+          ...field,
+          // biome-ignore lint/suspicious/noExplicitAny: grafast step types are generic here
+          plan(...planArgs: any[]) {
+            // biome-ignore lint/suspicious/noExplicitAny: the payload's object step
+            const $payload = plan(...planArgs) as any;
+            const $result = $payload.getStepForKey("result");
+            const $found = lambda($result, (row: unknown) => {
+              if (row == null) {
+                throw new SafeError(
+                  `Nothing was updated: there is no such ${what} record that you may change in this tenant.`,
+                  { code: "NOT_FOUND" },
+                );
+              }
+              return true;
+            });
+            return object({ result: $result, found: $found });
+          },
+        } as typeof field;
+      },
+    },
+  },
+};
+
+/**
+ * How a query-limit rule reports: as a validation error with a code (HTTP 400), not by throwing
+ * (which grafserv answers with HTTP 500), and without graphql-armor's "Syntax Error:" prefix.
+ */
+function reportLimit(code: string) {
+  return {
+    propagateOnRejection: false,
+    onReject: [
+      (context: unknown, error: GraphQLError) =>
+        (context as { reportError(e: GraphQLError): void }).reportError(
+          new GraphQLError(error.message.replace(/^Syntax Error: /, ""), { extensions: { code } }),
+        ),
+    ],
+  };
+}
+
 const QueryLimitsPlugin: GraphileConfig.Plugin = {
   name: "AttestQueryLimitsPlugin",
   version: "1.0.0",
   grafserv: {
     middleware: {
       setPreset(next, event) {
+        // Reported as validation errors (HTTP 400 with a code), not thrown (which grafserv answers with 500).
         event.validationRules.push(
-          maxDepthRule({ n: MAX_DEPTH, ignoreIntrospection: true }) as never,
-          maxAliasesRule({ n: 15 }) as never,
+          maxDepthRule({ n: MAX_DEPTH, ignoreIntrospection: true, ...reportLimit("DEPTH_LIMIT") }) as never,
+          maxAliasesRule({ n: 15, ...reportLimit("ALIAS_LIMIT") }) as never,
         );
         return next();
       },
@@ -209,7 +270,22 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
       extensions: { code: known.code },
     });
   }
-  if ((original as { extensions?: unknown }).extensions || original.name === "SafeError") return error;
+  // Errors meant for the client (PostGraphile's "Invalid cursor", our page size checks, "no
+  // subscription type"), also when wrapped as the cause of a planning error.
+  const safe = [original, (original as { cause?: unknown }).cause].find(
+    (e): e is SafeError => e instanceof Error && isSafeError(e),
+  );
+  if (safe) {
+    const message = /no subscription type/i.test(safe.message)
+      ? "Subscriptions are not supported: send a query or a mutation."
+      : safe.message;
+    return new GraphQLError(message, {
+      nodes: error.nodes,
+      path: error.path,
+      extensions: { code: (safe.extensions as { code?: string } | undefined)?.code ?? "BAD_USER_INPUT" },
+    });
+  }
+  if ((original as { extensions?: unknown }).extensions) return error;
   // PostGraphile's own "nothing matched" for updates and deletes (RLS hides rows of other tenants).
   const nothing = /^No values were (updated|deleted) in collection '(\w+)'/.exec(original.message);
   if (nothing) {
@@ -234,7 +310,7 @@ export function makePreset(options: {
 }): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [...auditConditions, AuditLogDefaultsPlugin, MaxPageSizePlugin, QueryLimitsPlugin],
+    plugins: [...auditConditions, AuditLogDefaultsPlugin, MaxPageSizePlugin, UpdateNotFoundPlugin, QueryLimitsPlugin],
     pgServices: [
       makePgService({
         pool: options.authPool,
@@ -328,6 +404,16 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
     }
     ctx.state.graphqlContext = acting;
     await next();
+    // A result that failed only because the database could not be reached is a 503, as on the pages.
+    const body = ctx.body as unknown;
+    const text = Buffer.isBuffer(body)
+      ? body.toString("utf8")
+      : typeof body === "string"
+        ? body
+        : body && typeof body === "object" && "errors" in body
+          ? JSON.stringify((body as { errors: unknown }).errors)
+          : undefined;
+    if (ctx.status === 200 && text?.includes('"DATABASE_UNAVAILABLE"')) ctx.status = 503;
   };
 }
 

@@ -7,6 +7,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type Koa from "koa";
 import { UserError } from "./errors.ts";
+import { credentialsOf } from "./request-context.ts";
 
 /** This server's origin as the browser sees it (Koa 3's ctx.origin echoes the Origin header). */
 export function ownOrigin(ctx: Koa.Context): string {
@@ -23,7 +24,10 @@ export function isSameOrigin(ctx: Koa.Context): boolean {
 export function requireSameOrigin(): Koa.Middleware {
   return async (ctx, next) => {
     const safe = ctx.method === "GET" || ctx.method === "HEAD" || ctx.method === "OPTIONS";
-    const bearer = /^Bearer\s/i.test(ctx.get("authorization"));
+    // The credential is decided first (as every handler will decide it): only a request that is
+    // authenticated by a well-formed bearer token is exempt; anything else that may fall back to
+    // the session cookie (no Authorization header, or a malformed one) must be same-origin.
+    const bearer = credentialsOf(ctx).apiToken !== undefined;
     // GraphQL does its own check (src/graphql) so that it can answer in GraphQL's error format.
     if (!safe && !bearer && ctx.path !== "/graphql" && !isSameOrigin(ctx)) {
       throw new UserError(403, "This request did not come from an Attest page (cross-site request refused).", "CSRF");

@@ -1,13 +1,18 @@
 /**
- * Streaming a stored file (evidence, evidence packs) to the browser from inside one database
- * transaction that acts as the signed-in user: the database decides whether the file may be read,
- * chunk by chunk, and whatever the transaction records (a download) commits only once the last
- * byte was sent. Memory stays at one 1 MiB chunk whatever the file size.
+ * Sending a stored file (evidence, evidence packs) to the browser as the signed-in user: the
+ * database decides whether the file may be read, chunk by chunk. Nothing is held while the client
+ * is slow, gone or never reads (HEAD): the metadata is read in one short transaction, each 1 MiB
+ * chunk in another, and whatever a completed download records (`finish`) commits in a last short
+ * transaction once the last byte was handed to the connection. Memory stays at one chunk.
+ *
+ * Files are always served so that a browser can never run them on this origin: as
+ * `application/octet-stream` (ZIP and PDF keep their type), as an attachment, and in a CSP sandbox.
+ * The stored content type is passed along in `X-Content-Type` for clients that want it.
  */
 import { Readable } from "node:stream";
 import type Koa from "koa";
 import type pg from "pg";
-import { type ActingContext, contextSettings } from "../db/context.ts";
+import { type ActingContext, withContext } from "../db/context.ts";
 
 export interface Download {
   filename: string;
@@ -16,51 +21,87 @@ export interface Download {
   sha256?: string;
   /** Reads chunk `seq` (from 0); null when there is none. */
   chunk(client: pg.ClientBase, seq: number): Promise<Buffer | null>;
+  /** Records a completed download (its own transaction, after the last chunk). */
+  finish?(client: pg.ClientBase): Promise<void>;
 }
 
+/** Types served as they are (no script runs from them in an attachment); anything else is octet-stream. */
+const PASSIVE_TYPES = new Set(["application/zip", "application/pdf"]);
+
+/** Bidirectional and other invisible format characters (U+202E turns `fdp.exe` into `exe.pdf`). */
+const FORMAT_CHARACTERS = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
+
+/** A filename safe to show and to save: no control, bidi or other invisible format characters, no path. */
+export function displayFilename(name: string): string {
+  const cleaned = name.replace(FORMAT_CHARACTERS, "").replace(/[/\\]/g, "_").trim();
+  return cleaned === "" || cleaned === "." || cleaned === ".." ? "file" : cleaned;
+}
+
+/**
+ * The Content-Disposition of an attachment: the cleaned name in UTF-8 (`filename*`, RFC 6266), and
+ * an ASCII stand-in (`filename`) for clients that read only that one, such as `curl -OJ`.
+ */
+export function attachmentDisposition(filename: string): string {
+  const name = displayFilename(filename);
+  const ascii = name.replace(/[^\x20-\x7e]/g, "_").replace(/["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
+
+/**
+ * Answers `ctx` with the file that `open` finds (inside a transaction that is rolled back, so a
+ * refused or HEAD request records nothing). `open` throws a UserError when there is no such file.
+ */
 export async function streamDownload(
   ctx: Koa.Context,
   pool: pg.Pool,
   context: ActingContext,
   open: (client: pg.ClientBase) => Promise<Download>,
 ): Promise<void> {
-  const client = await pool.connect();
-  let released = false;
-  const release = async (commit: boolean) => {
-    if (released) return;
-    released = true;
-    await client.query(commit ? "commit" : "rollback").catch(() => {});
-    client.release();
-  };
-  try {
-    await client.query("begin");
-    const settings = Object.entries(contextSettings(context));
-    await client.query(
-      `select ${settings.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(", ")}`,
-      settings.flat(),
-    );
-    const file = await open(client);
-    async function* chunks() {
-      try {
-        for (let seq = 0; ; seq++) {
-          const data = await file.chunk(client, seq);
-          if (!data) break;
-          yield data;
-        }
-        await release(true);
-      } finally {
-        await release(false);
-      }
+  const file = await readOnly(pool, context, open);
+  ctx.status = 200;
+  ctx.set("Content-Type", PASSIVE_TYPES.has(file.contentType) ? file.contentType : "application/octet-stream");
+  ctx.set("X-Content-Type", file.contentType.replace(/[^\x20-\x7e]/g, ""));
+  ctx.set("Content-Length", String(file.size));
+  ctx.set("Content-Disposition", attachmentDisposition(file.filename));
+  if (file.sha256) ctx.set("X-Content-SHA256", file.sha256);
+  ctx.set("X-Content-Type-Options", "nosniff");
+  ctx.set("Content-Security-Policy", "sandbox; default-src 'none'");
+  ctx.set("Cache-Control", "private, no-store");
+  if (ctx.method === "HEAD") return; // headers only: nothing to read, nothing to record
+
+  const expected = Number(file.size);
+  async function* chunks() {
+    let sent = 0;
+    for (let seq = 0; ; seq++) {
+      const data = await withContext(pool, context, (client) => file.chunk(client, seq));
+      if (!data) break;
+      sent += data.length;
+      yield data;
     }
-    ctx.set("Content-Type", file.contentType);
-    ctx.set("Content-Length", String(file.size));
-    ctx.set("Content-Disposition", `attachment; filename*=UTF-8''${encodeURIComponent(file.filename)}`);
-    if (file.sha256) ctx.set("X-Content-SHA256", file.sha256);
-    ctx.set("X-Content-Type-Options", "nosniff");
-    ctx.set("Cache-Control", "private, no-store");
-    ctx.body = Readable.from(chunks());
-  } catch (error) {
-    await release(false);
-    throw error;
+    if (sent !== expected) {
+      // The file changed or went away while it was being sent: cut the response short so the
+      // client sees an incomplete download rather than a wrong one.
+      throw new Error(`download ended after ${sent} of ${expected} bytes`);
+    }
+    if (file.finish) {
+      const finish = file.finish;
+      await withContext(pool, context, (client) => finish(client));
+    }
   }
+  ctx.body = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 });
+}
+
+/** Runs `fn` as `context` in a transaction that is always rolled back. */
+async function readOnly<T>(pool: pg.Pool, context: ActingContext, fn: (client: pg.ClientBase) => Promise<T>) {
+  const rollback = new Error("rollback");
+  let result: T | undefined;
+  try {
+    await withContext(pool, context, async (client) => {
+      result = await fn(client);
+      throw rollback;
+    });
+  } catch (error) {
+    if (error !== rollback) throw error;
+  }
+  return result as T;
 }

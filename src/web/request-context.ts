@@ -34,5 +34,6 @@ export function actingContext(
     ip: ctx.ip || undefined,
     userAgent: ctx.get("user-agent").slice(0, 500) || undefined,
     surface: options.surface,
+    webhooksAllowPrivate: ctx.state.webhooksAllowPrivate === true || undefined,
   };
 }

@@ -51,6 +51,8 @@ export function createApp(options: AppOptions): Koa {
   app.use(async (ctx, next) => {
     const requestId = randomUUID();
     ctx.state.requestId = requestId;
+    // Read by actingContext: the database refuses webhook URLs to private addresses unless allowed.
+    ctx.state.webhooksAllowPrivate = options.webhooksAllowPrivate === true;
     ctx.set("X-Request-Id", requestId);
     ctx.set("X-Content-Type-Options", "nosniff");
     ctx.set("Referrer-Policy", "same-origin");
@@ -102,6 +104,14 @@ export function createApp(options: AppOptions): Koa {
     }
   });
 
+  // PostgreSQL stores no NUL characters in text: refuse them in the address once, for every route.
+  app.use(async (ctx, next) => {
+    if (/%00|\0/i.test(ctx.url)) {
+      throw new UserError(400, "The address contains a NUL character (%00), which Attest does not accept.");
+    }
+    await next();
+  });
+
   app.use(async (ctx, next) => {
     if (ctx.path !== "/healthz") return next();
     try {
@@ -126,6 +136,18 @@ export function createApp(options: AppOptions): Koa {
       ctx.set("Cache-Control", "public, max-age=300");
     } catch {
       return next();
+    }
+  });
+
+  // Errors Koa reports outside the request's own handling (a response stream that failed or was
+  // cut off by the client): one line with the request id, never a stack trace on the console.
+  app.on("error", (error: Error & { code?: string; status?: number }, ctx?: Koa.Context) => {
+    const requestId = ctx?.state?.requestId as string | undefined;
+    const fields = { requestId, error: error.message, code: error.code };
+    if (error.code === "ERR_STREAM_PREMATURE_CLOSE" || error.code === "ECONNRESET" || error.code === "EPIPE") {
+      options.log.debug("client went away during the response", fields);
+    } else if ((error.status ?? 500) >= 500) {
+      options.log.warn("response failed", fields);
     }
   });
 

@@ -38,8 +38,13 @@ for (const [address, prefix] of [
   privateRanges.addSubnet(address, prefix, "ipv4");
 }
 for (const [address, prefix] of [
-  ["::", 128],
-  ["::1", 128],
+  ["::", 96], // unspecified, loopback and IPv4-compatible (::a.b.c.d)
+  ["64:ff9b::", 96], // NAT64: reaches an embedded IPv4 address
+  ["64:ff9b:1::", 48], // local-use NAT64
+  ["2002::", 16], // 6to4: embeds an IPv4 address
+  ["2001::", 32], // Teredo
+  ["100::", 64], // discard
+  ["fec0::", 10], // site-local (deprecated)
   ["fc00::", 7],
   ["fe80::", 10],
   ["ff00::", 8],
@@ -69,7 +74,7 @@ export function webhookUrlProblem(raw: string, allowPrivate: boolean): string | 
   if (url.protocol !== "https:" && url.protocol !== "http:") return BAD_URL;
   if (url.username || url.password)
     return "Put no user name or password in the URL; the signature authenticates Attest.";
-  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const host = url.hostname.replace(/^\[|\]$/g, "").replace(/\.+$/, ""); // "localhost." is localhost
   if (
     !allowPrivate &&
     (host === "localhost" || host.endsWith(".localhost") || (net.isIP(host) && isPrivateAddress(host)))

@@ -34,12 +34,12 @@ export interface GqlResult<T> {
   errors?: Array<{ message: string; extensions?: { code?: string } }>;
 }
 
-export async function startTestServer(t: TestDatabase): Promise<TestServer> {
+export async function startTestServer(t: TestDatabase, options: { maxUploadBytes?: number } = {}): Promise<TestServer> {
   const app = createApp({
     authPool: t.pools.auth,
     visitorRole: t.db.roles.visitor,
     log: quiet,
-    maxUploadBytes: 1024 * 1024,
+    maxUploadBytes: options.maxUploadBytes ?? 1024 * 1024,
     signInSleep: async () => {},
   });
   const graphql = createGraphQL({ authPool: t.pools.auth, visitorRole: t.db.roles.visitor, log: quiet });

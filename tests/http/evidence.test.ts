@@ -219,8 +219,13 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
     expect(response.status).toBe(200);
     expect(bytes.length).toBe(data.length);
     expect(bytes.equals(data)).toBe(true);
-    expect(response.headers.get("content-disposition")).toBe("attachment; filename*=UTF-8''disk-image.bin");
-    expect(response.headers.get("content-type")).toBe("application/x-raw-disk-image");
+    expect(response.headers.get("content-disposition")).toBe(
+      `attachment; filename="disk-image.bin"; filename*=UTF-8''disk-image.bin`,
+    );
+    // Served inert (never as its own type from this origin); the stored type travels alongside.
+    expect(response.headers.get("content-type")).toBe("application/octet-stream");
+    expect(response.headers.get("x-content-type")).toBe("application/x-raw-disk-image");
+    expect(response.headers.get("content-security-policy")).toBe("sandbox; default-src 'none'");
     expect(response.headers.get("content-length")).toBe(String(data.length));
     expect(response.headers.get("x-content-sha256")).toBe(sha256(data));
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
@@ -334,7 +339,7 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
     const entries = await entriesAfter(before.last_id);
     expect(entries.map((e) => [e.action, e.resource_label])).toEqual([["evidence.uploaded", "passwd"]]);
     const { response } = await download(result.body.evidence?.[0].id ?? "", asMember());
-    expect(response.headers.get("content-disposition")).toBe("attachment; filename*=UTF-8''passwd");
+    expect(response.headers.get("content-disposition")).toBe(`attachment; filename="passwd"; filename*=UTF-8''passwd`);
   });
 
   it("keeps non-Latin filenames intact from upload to download", async () => {
@@ -354,8 +359,8 @@ describe.each(servers())("evidence over HTTP on $name", (server) => {
     expect(response.status).toBe(200);
     expect(bytes.equals(data)).toBe(true);
     const disposition = response.headers.get("content-disposition") ?? "";
-    expect(disposition).toBe(`attachment; filename*=UTF-8''${encodeURIComponent(name)}`);
-    expect(decodeURIComponent(disposition.replace(/^attachment; filename\*=UTF-8''/, ""))).toBe(name);
+    expect(disposition).toBe(`attachment; filename="___-_bersicht.pdf"; filename*=UTF-8''${encodeURIComponent(name)}`);
+    expect(decodeURIComponent(disposition.replace(/^.*; filename\*=UTF-8''/, ""))).toBe(name);
   });
 
   it("keeps accented Latin filenames intact (no mojibake)", async () => {

@@ -121,6 +121,8 @@ describe.each(servers())("webhook deliveries on $name", (server) => {
 
   const addWebhook = (url: string, actions: string[] = []) =>
     asUser(t, "owner@demo.test", "demo", async (c) => {
+      // The receiver is on 127.0.0.1: allowed as with ATTEST_WEBHOOKS_ALLOW_PRIVATE=true.
+      await c.query("select set_config('attest.webhooks_allow_private', 'true', true)");
       const { rows } = await c.query<{ id: string; secret: string }>(
         "select id, secret from app_public.create_webhook($1, 'test', $2::text[])",
         [url, actions],

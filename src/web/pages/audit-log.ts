@@ -24,11 +24,26 @@ export interface AuditFilters {
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 
+/**
+ * A real day of the years 0001–9999 (`2024-02-29` yes; `2023-02-29`, `2024-02-31` and `0000-01-01`
+ * no): JavaScript's Date.parse rolls impossible days over, PostgreSQL refuses them.
+ */
+export function isCalendarDate(s: string): boolean {
+  if (!DATE.test(s) || s.startsWith("0000")) return false;
+  const [y, m, d] = s.split("-").map(Number);
+  const date = new Date(0);
+  date.setUTCFullYear(y, m - 1, d);
+  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
+}
+
+/** The chart shows at most this many days: the last ones of the filtered range, never later than today. */
+export const CHART_DAYS = 92;
+
 export function parseFilters(query: Record<string, unknown>): AuditFilters {
   const text = (v: unknown, max: number) => (typeof v === "string" ? v.trim().slice(0, max) : "");
   const date = (v: unknown) => {
     const s = text(v, 10);
-    return DATE.test(s) && !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) ? s : "";
+    return isCalendarDate(s) ? s : "";
   };
   const page = Number.parseInt(text(query.page, 6), 10);
   return {
@@ -119,14 +134,21 @@ export async function readAuditLog(client: pg.ClientBase, filters: AuditFilters)
      limit ${PAGE_SIZE} offset ${(page - 1) * PAGE_SIZE}`,
     where.params,
   );
+  // The chart's days: the filter's range cut to at most CHART_DAYS days, ending no later than
+  // today (a range up to 9999-12-31 must not make millions of days).
+  const range = `(select least(coalesce($${where.params.length + 2}::date, today), today) as last,
+                         $${where.params.length + 1}::date as first
+                  from (select (now() at time zone 'UTC')::date as today) t) r`;
   const days = await client.query<DayCount>(
     `select to_char(d.day, 'YYYY-MM-DD') as day, coalesce(c.n, 0)::int as n
-     from (select (e.occurred_at at time zone 'UTC')::date as day, count(*) as n
-           from app_public.audit_log e ${where.sql} group by 1) c
-     right join generate_series(
-       coalesce($${where.params.length + 1}::date, (now() at time zone 'UTC')::date - 29),
-       coalesce($${where.params.length + 2}::date, (now() at time zone 'UTC')::date),
-       interval '1 day') as d(day) on c.day = d.day::date
+     from ${range}
+     cross join lateral generate_series(
+       greatest(coalesce(r.first, r.last - 29), r.last - ${CHART_DAYS - 1}),
+       r.last,
+       interval '1 day') as d(day)
+     left join (select (e.occurred_at at time zone 'UTC')::date as day, count(*) as n
+                from app_public.audit_log e ${where.sql}
+                group by 1) c on c.day = d.day::date
      order by d.day`,
     [...where.params, filters.from || null, filters.to || null],
   );
@@ -146,7 +168,7 @@ export async function readAuditLog(client: pg.ClientBase, filters: AuditFilters)
     page,
     pages,
     entries: entries.rows,
-    days: days.rows.slice(-92),
+    days: days.rows,
     actions: actions.rows.map((r) => r.action),
   };
 }

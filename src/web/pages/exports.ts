@@ -40,6 +40,7 @@ export async function sendExportFile(
       [exportId, kind],
     );
     const pack = rows[0];
+    if (!pack?.created_at) throw new UserError(404, "No such evidence pack in this tenant.", "NOT_FOUND");
     const stamp = pack.created_at.toISOString().slice(0, 10);
     return {
       filename: `evidence-pack-${safeName(pack.title)}-${stamp}.${kind}`,
@@ -53,6 +54,11 @@ export async function sendExportFile(
             seq,
           ])
         ).rows[0]?.data ?? null,
+      // The download is recorded (export.downloaded) once the last byte was sent; the check at
+      // the start ran in a transaction that was rolled back, so HEAD and refused requests record nothing.
+      finish: async (c) => {
+        await c.query("select 1 from app_hidden.start_export_download($1, $2)", [exportId, kind]);
+      },
     };
   });
 }

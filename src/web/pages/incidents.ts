@@ -787,11 +787,10 @@ export function incidentRoutes(router: Router, options: { authPool: pg.Pool; max
     const url = `${listBase(page.shell)}/${id}`;
     const json = ctx.accepts(["html", "json"]) === "json";
     const result = await attempt(() =>
-      page.tx(async (c) => {
+      receiveEvidence(page.tx, ctx.req, ctx.req.headers, id, options.maxUploadBytes, async (c) => {
         const incident = await loadIncident(c, id);
         if (!incident) throw notFound();
         if (incident.deleted_at) throw isDeleted();
-        return receiveEvidence(c, ctx.req, ctx.req.headers, id, options.maxUploadBytes);
       }),
     );
     if (!result.ok) {

@@ -81,10 +81,11 @@ export interface FormProblem {
  * error page answers it (forbidden, plan, timeouts, bugs).
  */
 export function formProblem(error: unknown): FormProblem | undefined {
-  const e = error as { code?: string; message?: string; constraint?: string };
+  const e = error as { code?: string; message?: string; constraint?: string; routine?: string };
   // The database's own rules raise 22023 with a sentence meant for the user (e.g. "The expiry
-  // must be in the future"); the generic mapping would hide it behind "does not exist".
-  if (e.code === "22023" && e.message) return { status: 400, message: e.message };
+  // must be in the future"); the generic mapping would hide it behind "does not exist". Only
+  // their messages (raise exception), never PostgreSQL's own.
+  if (e.code === "22023" && e.message && e.routine === "exec_stmt_raise") return { status: 400, message: e.message };
   const mapped = fromDatabaseError(error);
   if (!mapped || ![400, 404, 409].includes(mapped.status)) return undefined;
   return { status: mapped.status, message: mapped.message, constraint: e.constraint };

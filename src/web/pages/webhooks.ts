@@ -168,7 +168,9 @@ export function webhookRoutes(router: Router, options: { allowPrivate: boolean }
     const active = formText(ctx, "active", 5) === "true";
     const { rows } = await pageOf(ctx).tx((c) =>
       c.query<{ url: string }>(
-        "update app_public.webhooks set active = $2, disabled_reason = case when $2 then null else disabled_reason end where id = $1 returning url",
+        // Re-enabling also clears disabled_reason and the failure count (a database rule: the
+        // visitor role may only change `active`).
+        "update app_public.webhooks set active = $2 where id = $1 returning url",
         [idParam(ctx, "id", "webhook"), active],
       ),
     );

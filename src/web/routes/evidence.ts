@@ -4,7 +4,12 @@
  * The database decides who may do either (RLS and the app_hidden upload functions).
  */
 import { createHash } from "node:crypto";
-import type { Readable } from "node:stream";
+import { createReadStream, createWriteStream } from "node:fs";
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { type Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import Router from "@koa/router";
 import busboy from "busboy";
 import type Koa from "koa";
@@ -14,7 +19,7 @@ import { type ActingContext, withContext } from "../../db/context.ts";
 import { streamDownload } from "../download.ts";
 import { UserError } from "../errors.ts";
 import { sendExportFile } from "../pages/exports.ts";
-import { actingContext } from "../request-context.ts";
+import { actingContext, credentialsOf } from "../request-context.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -30,7 +35,7 @@ export interface UploadedEvidence {
 export function cleanFilename(name: string): string {
   const base = name.split(/[/\\]/).pop() ?? "";
   const cleaned = base
-    .replace(/\p{Cc}/gu, "") // C0, DEL and C1 control characters
+    .replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, "") // control characters; bidi and other invisible format characters
     .trim()
     .slice(0, 255);
   return cleaned === "" || cleaned === "." || cleaned === ".." ? "file" : cleaned;
@@ -40,17 +45,26 @@ function formatBytes(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MB` : `${Math.round(bytes / 1024)} KB`;
 }
 
+/** A file part of an upload, received into a temporary file (not yet in the database). */
+interface SpooledFile {
+  path: string;
+  filename: string;
+  contentType: string;
+  sizeBytes: number;
+  sha256: Buffer;
+}
+
 /**
- * Streams every file part of a multipart request into evidence rows of `incidentId`, inside the
- * caller's transaction (`client` acts as the signed-in user).
+ * Receives every file part of a multipart request into temporary files, with no database
+ * connection in use: a slow, stalled or broken upload holds nothing but its own disk space.
+ * Every stream (request, parser, each file part) has an `error` listener before anything can
+ * fail — an unhandled stream error would end the whole process. Returns the files and a cleanup.
  */
-export async function receiveEvidence(
-  client: pg.ClientBase,
+async function spoolUpload(
   req: Koa.Request["req"],
   headers: Record<string, string | string[] | undefined>,
-  incidentId: string,
   maxBytes: number,
-): Promise<UploadedEvidence[]> {
+): Promise<{ files: SpooledFile[]; cleanup(): Promise<void> }> {
   let parser: busboy.Busboy;
   try {
     parser = busboy({
@@ -62,42 +76,26 @@ export async function receiveEvidence(
   } catch {
     throw new UserError(415, "Send the files as multipart/form-data.", "BAD_USER_INPUT");
   }
-  const saved: UploadedEvidence[] = [];
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-upload-"));
+  const cleanup = () => fs.rm(dir, { recursive: true, force: true });
+  const files: SpooledFile[] = [];
   let chain: Promise<void> = Promise.resolve();
   let failure: unknown;
 
-  const store = async (file: Readable, info: busboy.FileInfo) => {
+  const spool = async (file: Readable, info: busboy.FileInfo) => {
     const filename = cleanFilename(info.filename ?? "file");
     const contentType = (info.mimeType || "application/octet-stream").slice(0, 255);
-    const { rows } = await client.query<{ id: string }>("select app_hidden.begin_upload() as id");
-    const blobId = rows[0].id;
+    const target = path.join(dir, String(files.length));
     const hash = createHash("sha256");
     let size = 0;
-    let seq = 0;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      const data = Buffer.concat(pending);
-      pending = [];
-      pendingBytes = 0;
-      await client.query("select app_hidden.append_upload($1, $2, $3)", [blobId, seq++, data]);
-    };
-    for await (const chunk of file as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      size += chunk.length;
-      let rest = chunk;
-      while (pendingBytes + rest.length >= BLOB_CHUNK_BYTES) {
-        const take = BLOB_CHUNK_BYTES - pendingBytes;
-        pending.push(rest.subarray(0, take));
-        pendingBytes += take;
-        rest = rest.subarray(take);
-        await flush();
-      }
-      if (rest.length > 0) {
-        pending.push(rest);
-        pendingBytes += rest.length;
-      }
-    }
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        hash.update(chunk);
+        size += chunk.length;
+        done(null, chunk);
+      },
+    });
+    await pipeline(file, counted, createWriteStream(target));
     if ((file as Readable & { truncated?: boolean }).truncated) {
       throw new UserError(
         413,
@@ -105,52 +103,132 @@ export async function receiveEvidence(
         "TOO_LARGE",
       );
     }
-    if (pendingBytes > 0) await flush();
-    const digest = hash.digest();
-    await client.query("select app_hidden.finish_upload($1, $2, $3)", [blobId, size, digest]);
-    const inserted = await client.query<{ id: string }>(
-      "insert into app_public.evidence (incident_id, filename, content_type, blob_id) values ($1, $2, $3, $4) returning id",
-      [incidentId, filename, contentType, blobId],
-    );
-    saved.push({ id: inserted.rows[0].id, filename, contentType, sizeBytes: size, sha256: digest.toString("hex") });
+    files.push({ path: target, filename, contentType, sizeBytes: size, sha256: hash.digest() });
   };
 
-  await new Promise<void>((resolve, reject) => {
-    parser.on("file", (_field, file, info) => {
-      chain = chain.then(async () => {
-        if (failure) {
-          file.resume();
-          return;
-        }
-        try {
-          await store(file, info);
-        } catch (error) {
-          failure = error;
-          file.resume();
-        }
+  const open = new Set<Readable>();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: unknown) => {
+        failure ??= error;
+        if (settled) return;
+        settled = true;
+        req.unpipe(parser);
+        req.resume(); // drain whatever the client still sends
+        // A part cut off mid-way would never end now: end it, so that its temporary file is closed.
+        for (const file of open) file.destroy();
+        chain.then(
+          () => reject(failure),
+          () => reject(failure),
+        );
+      };
+      const unreadable = (error: unknown) =>
+        new UserError(
+          400,
+          `The upload could not be read (${(error as Error)?.message ?? "broken multipart body"}); nothing was saved.`,
+        );
+      parser.on("file", (_field, file, info) => {
+        file.on("error", (error) => fail(unreadable(error)));
+        open.add(file);
+        file.on("close", () => open.delete(file));
+        if (settled) file.destroy();
+        chain = chain.then(async () => {
+          if (failure) {
+            file.resume();
+            return;
+          }
+          try {
+            await spool(file, info);
+          } catch (error) {
+            failure ??= error instanceof UserError ? error : unreadable(error);
+            file.resume();
+          }
+        });
       });
+      parser.on("filesLimit", () => {
+        failure ??= new UserError(413, "At most 20 files per upload.", "TOO_LARGE");
+      });
+      parser.on("error", (error) => fail(unreadable(error)));
+      parser.on("close", () => {
+        chain.then(
+          () => {
+            if (settled) return;
+            settled = true;
+            resolve();
+          },
+          (error) => fail(error),
+        );
+      });
+      req.on("aborted", () => fail(new UserError(400, "The upload was interrupted; nothing was saved.")));
+      req.on("error", () => fail(new UserError(400, "The upload was interrupted; nothing was saved.")));
+      req.pipe(parser);
     });
-    parser.on("filesLimit", () => {
-      failure ??= new UserError(413, "At most 20 files per upload.", "TOO_LARGE");
-    });
-    parser.on("error", (error) =>
-      reject(new UserError(400, `The upload could not be read: ${(error as Error).message}`)),
+    if (failure) throw failure;
+    if (files.length === 0) throw new UserError(400, "Choose at least one file to upload.", "BAD_USER_INPUT");
+    return { files, cleanup };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+/** Stores received files as evidence rows of `incidentId`, in the caller's (short) transaction. */
+async function storeSpooled(client: pg.ClientBase, files: SpooledFile[], incidentId: string) {
+  const saved: UploadedEvidence[] = [];
+  for (const file of files) {
+    const { rows } = await client.query<{ id: string }>("select app_hidden.begin_upload() as id");
+    const blobId = rows[0].id;
+    let seq = 0;
+    for await (const chunk of createReadStream(file.path, { highWaterMark: BLOB_CHUNK_BYTES })) {
+      await client.query("select app_hidden.append_upload($1, $2, $3)", [blobId, seq++, chunk]);
+    }
+    await client.query("select app_hidden.finish_upload($1, $2, $3)", [blobId, file.sizeBytes, file.sha256]);
+    const inserted = await client.query<{ id: string }>(
+      "insert into app_public.evidence (incident_id, filename, content_type, blob_id) values ($1, $2, $3, $4) returning id",
+      [incidentId, file.filename, file.contentType, blobId],
     );
-    parser.on("close", () => {
-      chain.then(resolve, reject);
+    saved.push({
+      id: inserted.rows[0].id,
+      filename: file.filename,
+      contentType: file.contentType,
+      sizeBytes: file.sizeBytes,
+      sha256: file.sha256.toString("hex"),
     });
-    req.on("aborted", () => reject(new UserError(400, "The upload was interrupted; nothing was saved.")));
-    req.pipe(parser);
-  });
-  if (failure) throw failure;
-  if (saved.length === 0) throw new UserError(400, "Choose at least one file to upload.", "BAD_USER_INPUT");
+  }
   return saved;
 }
 
 /**
- * Streams one evidence file (as `context` may see it: RLS decides) as an attachment, holding one
- * connection and transaction for the whole download. `incidentId` also requires the file to
- * belong to that incident.
+ * Receives the files of a multipart request as evidence of `incidentId`. `tx` runs a function in
+ * one short transaction as the signed-in user; `check` (run in it before the body is read and
+ * again when storing) refuses with a UserError when the upload may not go ahead. No transaction
+ * is open while the client sends: the files are stored, all or none, once they have all arrived.
+ */
+export async function receiveEvidence(
+  tx: <T>(fn: (client: pg.ClientBase) => Promise<T>) => Promise<T>,
+  req: Koa.Request["req"],
+  headers: Record<string, string | string[] | undefined>,
+  incidentId: string,
+  maxBytes: number,
+  check: (client: pg.ClientBase) => Promise<void>,
+): Promise<UploadedEvidence[]> {
+  await tx(check);
+  const spooled = await spoolUpload(req, headers, maxBytes);
+  try {
+    return await tx(async (client) => {
+      await check(client);
+      return storeSpooled(client, spooled.files, incidentId);
+    });
+  } finally {
+    await spooled.cleanup();
+  }
+}
+
+/**
+ * Streams one evidence file (as `context` may see it: RLS decides) as an attachment, one short
+ * transaction per chunk (see streamDownload). `incidentId` also requires the file to belong to
+ * that incident.
  */
 export async function sendEvidenceFile(
   ctx: Koa.Context,
@@ -181,7 +259,7 @@ export async function sendEvidenceFile(
 
 export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string; maxUploadBytes: number }): Router {
   const router = new Router({ prefix: "/api" });
-  const surfaceOf = (ctx: Koa.Context) => (/^Bearer\s/i.test(ctx.get("authorization")) ? "api" : "web");
+  const surfaceOf = (ctx: Koa.Context) => (credentialsOf(ctx).apiToken ? "api" : "web");
   const tenantOf = (ctx: Koa.Context) =>
     ctx.get("x-tenant") || (typeof ctx.query.tenant === "string" ? ctx.query.tenant : undefined);
 
@@ -189,13 +267,19 @@ export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string
     const { incidentId } = ctx.params;
     if (!UUID.test(incidentId)) throw new UserError(404, "No such incident.", "NOT_FOUND");
     const context = actingContext(ctx, { role: options.visitorRole, surface: surfaceOf(ctx), tenant: tenantOf(ctx) });
-    const saved = await withContext(options.authPool, context, async (client) => {
-      const visible = await client.query("select 1 from app_public.incidents where id = $1 and deleted_at is null", [
-        incidentId,
-      ]);
-      if (visible.rowCount === 0) throw new UserError(404, "No such incident in this tenant.", "NOT_FOUND");
-      return receiveEvidence(client, ctx.req, ctx.req.headers, incidentId, options.maxUploadBytes);
-    });
+    const saved = await receiveEvidence(
+      (fn) => withContext(options.authPool, context, fn),
+      ctx.req,
+      ctx.req.headers,
+      incidentId,
+      options.maxUploadBytes,
+      async (client) => {
+        const visible = await client.query("select 1 from app_public.incidents where id = $1 and deleted_at is null", [
+          incidentId,
+        ]);
+        if (visible.rowCount === 0) throw new UserError(404, "No such incident in this tenant.", "NOT_FOUND");
+      },
+    );
     ctx.status = 201;
     ctx.body = { evidence: saved };
   });

@@ -1,8 +1,8 @@
---! Previous: sha1:6083ec3f26e8ba39610dd2830ac3fdce8c77bd59
---! Hash: sha1:425929ef67d0c0f898426d1e2971cfe0dfde1395
+--! Previous: sha1:37c560923944b854a54c2d6e7ebb896c6efd41c8
+--! Hash: sha1:2a20a16f6a9637ed4a9233c8393d4de9d07568ea
 --! Message: audit-core-v2
 
--- 000007 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
+-- 000008 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
 -- into a per-tenant Merkle log (RFC 9162 hashing) with signed checkpoints; proofs; verification.
 -- Design and reasoning: src/audit/DESIGN.md. Runs in a superuser session (the DDL guard).
 --
