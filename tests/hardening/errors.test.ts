@@ -13,6 +13,7 @@ import { createApp, startServer } from "../../src/web/server.ts";
 import { taskList } from "../../worker/index.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { LEAKS } from "../helpers/leaks.ts";
+import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -41,7 +42,8 @@ describe.each(servers())("clear errors on $name", (server) => {
         { cookie: owner, tenant: "demo", variables: { id: incidentId } },
       )
     ).data?.createExport.export.rowId as string;
-    // Build it (the worker's task, once) so that it can be downloaded.
+    // Build it (the worker's task, once, after the sealer's round) so that it can be downloaded.
+    await sealAll(t.pools.owner);
     await runOnce({
       pgPool: t.pools.owner,
       taskList: taskList(t.pools.owner, {
@@ -150,7 +152,8 @@ describe.each(servers())("clear errors on $name", (server) => {
       ['{ auditLogs(after: "bogus") { nodes { seq } } }', "BAD_USER_INPUT"],
       ['{ incidents(after: "WyJuYXR1cmFsIiwxXQ==") { nodes { rowId } } }', "BAD_USER_INPUT"],
       ["{ auditLogs(offset: -1) { nodes { seq } } }", "BAD_USER_INPUT"],
-      ['{ auditLogs(condition: { seq: "99999999999999999999999" }) { nodes { seq } } }', "BAD_USER_INPUT"],
+      ['{ auditLogs(condition: { rowId: "99999999999999999999999" }) { nodes { seq } } }', "BAD_USER_INPUT"],
+      ['{ auditLogEntry(seq: "99999999999999999999999") { seq } }', "BAD_USER_INPUT"],
       ["{ auditLogs(first: 101) { nodes { seq } } }", "PAGE_SIZE"],
       ["subscription { currentUser { rowId } }", "BAD_USER_INPUT"],
     ];
