@@ -1,5 +1,5 @@
 --! Previous: sha1:37c560923944b854a54c2d6e7ebb896c6efd41c8
---! Hash: sha1:2a20a16f6a9637ed4a9233c8393d4de9d07568ea
+--! Hash: sha1:ed728657a31103a7737a35cf3d0e1a788d527818
 --! Message: audit-core-v2
 
 -- 000008 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -48,8 +48,8 @@ revoke update on app_public.audit_log from :DATABASE_OWNER;
 alter table app_public.audit_log alter column id set not null;
 alter table app_public.audit_log alter column xid set not null;
 alter table app_public.audit_log add primary key (tenant_id, id);
-alter table app_public.audit_log add constraint audit_log_v1_seq_key unique (tenant_id, v1_seq);
-comment on constraint audit_log_v1_seq_key on app_public.audit_log is E'@behavior -*\nv1 positions are unique per tenant.';
+-- Only entries captured before v2 have a v1 position: a partial index, which new entries skip.
+create unique index audit_log_v1_seq_idx on app_public.audit_log (tenant_id, v1_seq) where v1_seq is not null;
 
 drop index app_public.audit_log_tenant_time_idx;
 drop index app_public.audit_log_tenant_action_idx;
@@ -59,6 +59,11 @@ create index audit_log_tenant_time_idx on app_public.audit_log (tenant_id, occur
 create index audit_log_tenant_action_idx on app_public.audit_log (tenant_id, action text_pattern_ops, id desc);
 create index audit_log_tenant_incident_idx on app_public.audit_log (tenant_id, incident_id, id) where incident_id is not null;
 create index audit_log_tenant_actor_idx on app_public.audit_log (tenant_id, actor_label, id desc);
+-- The search box's trigram index (000003) also serves the actor and label conditions (their
+-- queries add its expression), so the two single-column trigram indexes go: every entry wrote
+-- three GIN indexes, now one.
+drop index app_public.audit_log_tenant_label_trgm_idx;
+drop index app_public.audit_log_tenant_actor_trgm_idx;
 -- The sealer's queue: entries in (xid, id) order. New entries land at the right edge.
 create index audit_log_seal_order_idx on app_public.audit_log (xid, id);
 

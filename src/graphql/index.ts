@@ -57,6 +57,13 @@ function auditCondition(
   }));
 }
 
+/**
+ * The expression of the audit log's trigram index (migration 000003): a substring of the actor or
+ * the label is a substring of it, so conditions on either add it to be served by that index.
+ */
+const searchExpression = (e: SqlFragment) =>
+  sql`(${e}.action || ' ' || ${e}.actor_label || ' ' || coalesce(${e}.resource_label, ''))`;
+
 /** Audit log filters beyond exact matches; each is served by an index that leads with tenant_id. */
 const auditConditions: GraphileConfig.Plugin[] = [
   auditCondition(
@@ -69,13 +76,15 @@ const auditConditions: GraphileConfig.Plugin[] = [
     "actorContains",
     "Entries whose actor (email or `system`) contains this text, ignoring case.",
     "String",
-    (e, v) => sql`${e}.actor_label ilike ${sql.value(`%${likeEscape(v)}%`)}`,
+    (e, v) =>
+      sql`${searchExpression(e)} ilike ${sql.value(`%${likeEscape(v)}%`)} and ${e}.actor_label ilike ${sql.value(`%${likeEscape(v)}%`)}`,
   ),
   auditCondition(
     "resourceLabelContains",
     "Entries whose resource label (incident title, filename, …) contains this text, ignoring case.",
     "String",
-    (e, v) => sql`${e}.resource_label ilike ${sql.value(`%${likeEscape(v)}%`)}`,
+    (e, v) =>
+      sql`${searchExpression(e)} ilike ${sql.value(`%${likeEscape(v)}%`)} and ${e}.resource_label ilike ${sql.value(`%${likeEscape(v)}%`)}`,
   ),
   auditCondition(
     "occurredAfter",
