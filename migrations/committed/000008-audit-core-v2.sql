@@ -1,5 +1,5 @@
 --! Previous: sha1:37c560923944b854a54c2d6e7ebb896c6efd41c8
---! Hash: sha1:ed728657a31103a7737a35cf3d0e1a788d527818
+--! Hash: sha1:a503bbd23d8f6ba0afa114434168bdb283f111f8
 --! Message: audit-core-v2
 
 -- 000008 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -223,7 +223,10 @@ comment on function app_private.audit_entry_of(text, text, jsonb, jsonb) is
 
 drop function app_private.tg__audit() cascade; -- the row-level _500_audit triggers go with it
 create function app_private.tg__audit() returns trigger
-language plpgsql security definer set search_path = pg_catalog, public as $$
+language plpgsql security definer set search_path = pg_catalog, public
+  -- One cached plan per statement shape: with custom plans the capture statement was planned
+  -- again on every write (half of capture's cost).
+  set plan_cache_mode = force_generic_plan as $$
 declare
   v_resource text := tg_argv[0];
   v_key text := case tg_argv[0] when 'membership' then 'user_id' else 'id' end;
@@ -333,7 +336,7 @@ $$;
 -- "incident.updated (NIS2 on)" before the "milestone.created" entries it caused.
 drop trigger _600_nis2_milestones on app_public.incidents;
 create or replace function app_private.tg_incidents__nis2_milestones() returns trigger
-language plpgsql security definer set search_path = pg_catalog, public as $$
+language plpgsql security definer set search_path = pg_catalog, public set plan_cache_mode = force_generic_plan as $$
 begin
   if tg_op = 'INSERT' then
     insert into app_public.nis2_milestones (tenant_id, incident_id, kind, due_at)
@@ -809,8 +812,14 @@ comment on function app_private.incident_leaves(uuid, uuid, bigint) is
 ------------------------------------------------------------------------------
 create function app_private.tg_audit_checkpoints__check() returns trigger
 language plpgsql security definer set search_path = pg_catalog, public as $$
+declare
+  v_tree app_private.audit_trees;
 begin
-  if new.root_hash is distinct from app_private.audit_subtree_hash(new.tenant_id, 0, new.tree_size) then
+  -- The sealer signs the head it just sealed: compare with the tree's right edge (no lookups);
+  -- any other size is recomputed from the stored nodes.
+  select * into v_tree from app_private.audit_trees t where t.tenant_id = new.tenant_id;
+  if new.root_hash is distinct from (case when v_tree.size = new.tree_size then app_private.audit_frontier_root(v_tree.frontier)
+                                          else app_private.audit_subtree_hash(new.tenant_id, 0, new.tree_size) end) then
     raise exception 'checkpoint of tenant % at size % does not match the log''s root', new.tenant_id, new.tree_size
       using errcode = '23514';
   end if;
@@ -1210,7 +1219,7 @@ alter table app_private.webhook_deliveries rename column audit_seq to audit_entr
 -- webhooks), not once per entry.
 drop trigger _900_webhooks on app_public.audit_log;
 create or replace function app_private.tg_audit_log__webhooks() returns trigger
-language plpgsql security definer set search_path = pg_catalog, public as $$
+language plpgsql security definer set search_path = pg_catalog, public set plan_cache_mode = force_generic_plan as $$
 declare
   v_hook record;
 begin
