@@ -29,7 +29,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { activeSigningKey } from "../src/audit/keys.ts";
-import { sealOnce } from "../src/audit/sealer.ts";
+import { checkpointPacing, sealOnce } from "../src/audit/sealer.ts";
 import { prepareDatabase, withDatabase } from "../src/db/setup.ts";
 
 const run = promisify(execFile);
@@ -77,8 +77,9 @@ function sealerLoop(options: { commits?: Map<number, number> }) {
   let stopped = false;
   const done = (async () => {
     const key = await activeSigningKey(owner);
+    const pacing = checkpointPacing(1000); // as the worker's sealer (ATTEST_CHECKPOINT_INTERVAL_MS)
     while (!stopped) {
-      const r = await sealOnce(owner, { key, originPrefix: ORIGIN, maxEntries: 50_000 });
+      const r = await sealOnce(owner, { key, originPrefix: ORIGIN, maxEntries: 50_000, pacing });
       if (r.sealed > 0 && r.sealedAt) options.commits?.set(r.sealedAt.getTime(), Date.now());
       if (r.sealed < 50_000) await new Promise((resolve) => setTimeout(resolve, 200));
     }

@@ -18,7 +18,7 @@ export interface Config {
   workerConcurrency: number;
   maxUploadBytes: number;
   trustProxy: boolean;
-  audit: { logOrigin: string; sealIntervalMs: number };
+  audit: { logOrigin: string; sealIntervalMs: number; checkpointIntervalMs: number };
   webhooks: { allowPrivate: boolean; timeoutMs: number; maxFailures: number; maxResponseBytes: number };
   logLevel: "debug" | "info" | "warn" | "error";
 }
@@ -87,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     audit: {
       logOrigin: logOriginSetting(env),
       sealIntervalMs: intSetting(env, "ATTEST_SEAL_INTERVAL_MS", 200, 10, 60_000),
+      checkpointIntervalMs: intSetting(env, "ATTEST_CHECKPOINT_INTERVAL_MS", 1000, 0, 60_000),
     },
     webhooks: {
       allowPrivate: env.ATTEST_WEBHOOKS_ALLOW_PRIVATE === "true",

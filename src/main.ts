@@ -104,7 +104,12 @@ async function main() {
     concurrency: config.workerConcurrency,
     log,
     webhooks: config.webhooks,
-    sealer: { pool: pools.sealer, originPrefix: config.audit.logOrigin, intervalMs: config.audit.sealIntervalMs },
+    sealer: {
+      pool: pools.sealer,
+      originPrefix: config.audit.logOrigin,
+      intervalMs: config.audit.sealIntervalMs,
+      checkpointEveryMs: config.audit.checkpointIntervalMs,
+    },
   });
   stack.push({ name: "worker", run: () => worker.stop() });
 

@@ -40,7 +40,7 @@ export async function startWorker(options: {
    * Seal audit entries in this process, over `pool` (the sealer role's connections); the sealer
    * may also run elsewhere: one seals at a time.
    */
-  sealer?: { pool: pg.Pool; originPrefix: string; intervalMs: number };
+  sealer?: { pool: pg.Pool; originPrefix: string; intervalMs: number; checkpointEveryMs: number };
 }): Promise<RunningWorker> {
   const logger = new WorkerLogger(() => (level, message) => {
     if (level === "error") options.log.error(message);

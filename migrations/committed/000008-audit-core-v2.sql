@@ -1,5 +1,5 @@
 --! Previous: sha1:37c560923944b854a54c2d6e7ebb896c6efd41c8
---! Hash: sha1:a503bbd23d8f6ba0afa114434168bdb283f111f8
+--! Hash: sha1:ccb6a2965b357a4cec3a93a82b948fb630c1d32d
 --! Message: audit-core-v2
 
 -- 000008 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -842,6 +842,15 @@ language sql stable security definer set search_path = pg_catalog, public as $$
   where not exists (select 1 from app_public.audit_checkpoints c where c.tenant_id = t.tenant_id and c.tree_size = t.size)
 $$;
 
+-- The current heads of some tenants' logs (the sealer signs heads it deferred).
+create function app_private.audit_heads(p_tenants uuid[]) returns table (tenant_id uuid, tree_size bigint, root_hash bytea)
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select t.tenant_id, t.size, app_private.audit_frontier_root(t.frontier)
+  from app_private.audit_trees t
+  where t.tenant_id = any (p_tenants)
+    and not exists (select 1 from app_public.audit_checkpoints c where c.tenant_id = t.tenant_id and c.tree_size = t.size)
+$$;
+
 create function app_private.add_audit_checkpoint(p_tenant uuid, p_size bigint, p_root bytea, p_origin text, p_note text, p_fingerprint text)
 returns void
 language sql volatile security definer set search_path = pg_catalog, public as $$
@@ -1272,7 +1281,7 @@ language sql stable security definer set search_path = pg_catalog, public as $$
 $$;
 comment on function app_private.sealer_signing_key() is 'The active signing key, for the sealer (created at start by the server).';
 grant usage on schema app_private to :DATABASE_SEALER;
-grant execute on function app_private.seal_audit_entries(int), app_private.unsigned_audit_heads(),
+grant execute on function app_private.seal_audit_entries(int), app_private.unsigned_audit_heads(), app_private.audit_heads(uuid[]),
   app_private.add_audit_checkpoint(uuid, bigint, bytea, text, text, text), app_private.sealer_signing_key()
   to :DATABASE_SEALER;
 

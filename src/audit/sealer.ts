@@ -42,13 +42,34 @@ async function signHeads(client: pg.ClientBase, heads: Head[], key: SigningKey, 
 }
 
 /**
- * One round: seals up to `maxEntries` entries and signs the new heads (and any head left
- * unsigned, e.g. by the migration that sealed the v1 entries).
+ * When a sealer signs: at most one checkpoint per tenant every `everyMs` (heads sealed meanwhile
+ * are signed in a later round, at the latest `everyMs` after the previous checkpoint). Kept by the
+ * caller across rounds; without it every new head is signed at once.
+ */
+export interface CheckpointPacing {
+  everyMs: number;
+  /** When each tenant's last checkpoint was signed by this sealer. */
+  lastSigned: Map<string, number>;
+  /** Tenants whose newest head is not signed yet. */
+  deferred: Set<string>;
+  /** Whether heads left unsigned by an earlier process have been looked for. */
+  swept: boolean;
+}
+
+export function checkpointPacing(everyMs: number): CheckpointPacing {
+  return { everyMs, lastSigned: new Map(), deferred: new Set(), swept: false };
+}
+
+/**
+ * One round: seals up to `maxEntries` entries and signs the new heads (paced, when `pacing` is
+ * given), and any head left unsigned, e.g. by the migration that sealed the v1 entries or by a
+ * sealer that stopped with heads it had deferred.
  */
 export async function sealOnce(
   pool: pg.Pool,
-  options: { key: SigningKey; originPrefix: string; maxEntries?: number },
+  options: { key: SigningKey; originPrefix: string; maxEntries?: number; pacing?: CheckpointPacing },
 ): Promise<SealResult> {
+  const pacing = options.pacing;
   const client = await pool.connect();
   try {
     await client.query("begin isolation level read committed");
@@ -57,13 +78,34 @@ export async function sealOnce(
       "select tenant_id, tree_size, root_hash, sealed from app_private.seal_audit_entries($1)",
       [options.maxEntries ?? 50_000],
     );
-    const unsigned = await client.query<Head>(
-      "select tenant_id, tree_size, root_hash from app_private.unsigned_audit_heads()",
-    );
     const heads = new Map<string, Head>();
-    for (const head of [...rows, ...unsigned.rows]) heads.set(`${head.tenant_id}:${head.tree_size}`, head);
+    if (!pacing || !pacing.swept) {
+      const unsigned = await client.query<Head>(
+        "select tenant_id, tree_size, root_hash from app_private.unsigned_audit_heads()",
+      );
+      for (const head of unsigned.rows) heads.set(head.tenant_id, head);
+    }
+    const now = Date.now();
+    if (pacing) {
+      for (const head of rows) pacing.deferred.add(head.tenant_id);
+      const due = [...pacing.deferred].filter((t) => now - (pacing.lastSigned.get(t) ?? 0) >= pacing.everyMs);
+      if (due.length > 0) {
+        const current = await client.query<Head>(
+          "select tenant_id, tree_size, root_hash from app_private.audit_heads($1::uuid[])",
+          [due],
+        );
+        for (const head of current.rows) heads.set(head.tenant_id, head);
+        for (const tenant of due) pacing.deferred.delete(tenant);
+      }
+    } else {
+      for (const head of rows) heads.set(head.tenant_id, head);
+    }
     await signHeads(client, [...heads.values()], options.key, options.originPrefix);
     await client.query("commit");
+    if (pacing) {
+      pacing.swept = true;
+      for (const tenant of heads.keys()) pacing.lastSigned.set(tenant, now);
+    }
     return {
       sealed: rows.reduce((n, r) => n + Number(r.sealed), 0),
       checkpoints: heads.size,
@@ -93,8 +135,11 @@ export function startSealer(options: {
   originPrefix: string;
   intervalMs?: number;
   maxEntries?: number;
+  /** At most one checkpoint per tenant this often (ms); 0 signs every new head at once. */
+  checkpointEveryMs?: number;
 }): RunningSealer {
   const interval = options.intervalMs ?? 200;
+  const pacing = checkpointPacing(options.checkpointEveryMs ?? 1000);
   const maxEntries = options.maxEntries ?? 50_000;
   let stopped = false;
   let wake: (() => void) | null = null;
@@ -127,7 +172,7 @@ export function startSealer(options: {
         }
         round = waiters; // who asked before this round started
         waiters = [];
-        const result = await sealOnce(options.pool, { key, originPrefix: options.originPrefix, maxEntries });
+        const result = await sealOnce(options.pool, { key, originPrefix: options.originPrefix, maxEntries, pacing });
         if (result.sealed >= maxEntries || waiters.length > 0) pause = 0;
         for (const w of round) w(result);
       } catch (error) {
@@ -145,6 +190,13 @@ export function startSealer(options: {
       stopped = true;
       wake?.();
       await loop;
+      // Sign what was deferred, so that a stopped installation leaves no head unsigned.
+      if (key && pacing.deferred.size > 0) {
+        pacing.everyMs = 0;
+        await sealOnce(options.pool, { key, originPrefix: options.originPrefix, maxEntries, pacing }).catch((error) =>
+          options.log.warn("Could not sign the last checkpoints", { error: (error as Error).message }),
+        );
+      }
     },
     nextRound() {
       return new Promise((resolve) => {

@@ -67,9 +67,16 @@ async function exportIncident(db: pg.ClientBase | pg.Pool, tenantId: string, exp
 /** How many of the incident's audit entries the sealer has not put into the log yet. */
 async function unsealedEntries(db: pg.ClientBase | pg.Pool, tenantId: string, incidentId: string): Promise<number> {
   const { rows } = await db.query<{ n: number }>(
-    `select count(*)::int as n from app_public.audit_log e
-     where e.tenant_id = $1 and e.incident_id = $2
-       and not exists (select 1 from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id)`,
+    // Entries without a position, plus one while no signed checkpoint covers the newest of them.
+    `select (select count(*)::int from app_public.audit_log e
+             where e.tenant_id = $1 and e.incident_id = $2
+               and not exists (select 1 from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id))
+          + (select case when not exists (
+                   select 1 from app_public.audit_checkpoints c
+                   where c.tenant_id = $1
+                     and c.tree_size >= coalesce((select max(l.seq) from app_hidden.audit_leaves l
+                                                  where l.tenant_id = $1 and l.incident_id = $2), 0))
+                 then 1 else 0 end) as n`,
     [tenantId, incidentId],
   );
   return rows[0].n;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkpointSignedBy, parseCheckpoint } from "../../src/audit/checkpoint.ts";
 import { activeSigningKey } from "../../src/audit/keys.ts";
 import { hashLeaf, inclusionProofOf, rootOf, verifyConsistency, verifyInclusion } from "../../src/audit/merkle.ts";
-import { sealOnce } from "../../src/audit/sealer.ts";
+import { checkpointPacing, sealOnce } from "../../src/audit/sealer.ts";
 import { withContext } from "../../src/db/context.ts";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll, TEST_ORIGIN } from "../helpers/seal.ts";
@@ -224,6 +224,32 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     await sealAll(t.pools.owner);
     const v = await verify(tenant);
     expect(v).toMatchObject({ valid: true, pending: "0", last_seq: "3001" });
+  });
+
+  it("paces checkpoints: one per tenant per interval, the deferred head signed later", async () => {
+    const tenant = await newTenant("paced");
+    await sealAll(t.pools.owner);
+    const key = await activeSigningKey(t.pools.owner);
+    const pacing = checkpointPacing(60_000);
+    const checkpoints = async () =>
+      (
+        await t.superuser.query(
+          "select max(tree_size)::int as n from app_public.audit_checkpoints where tenant_id = $1",
+          [tenant],
+        )
+      ).rows[0].n as number;
+    const write = () =>
+      t.superuser.query("insert into app_public.incidents (tenant_id, title) values ($1, 'paced')", [tenant]);
+    await write();
+    await sealOnce(t.pools.owner, { key, originPrefix: TEST_ORIGIN, pacing });
+    expect(await checkpoints()).toBe(2); // signed at once: no checkpoint of this sealer yet
+    await write();
+    await sealOnce(t.pools.owner, { key, originPrefix: TEST_ORIGIN, pacing });
+    expect(await checkpoints()).toBe(2); // sealed (position 3), signature deferred
+    expect((await verify(tenant)).last_seq).toBe("3");
+    pacing.everyMs = 0;
+    await sealOnce(t.pools.owner, { key, originPrefix: TEST_ORIGIN, pacing });
+    expect(await checkpoints()).toBe(3); // the deferred head, signed in a later round
   });
 
   it("serves SQL inclusion and consistency proofs that the Node verifier accepts", async () => {
