@@ -79,7 +79,7 @@ export async function sealOnce(
       [options.maxEntries ?? 50_000],
     );
     const heads = new Map<string, Head>();
-    if (!pacing || !pacing.swept) {
+    if (!pacing?.swept) {
       const unsigned = await client.query<Head>(
         "select tenant_id, tree_size, root_hash from app_private.unsigned_audit_heads()",
       );
