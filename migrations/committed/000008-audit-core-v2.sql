@@ -1,5 +1,5 @@
 --! Previous: sha1:37c560923944b854a54c2d6e7ebb896c6efd41c8
---! Hash: sha1:ccb6a2965b357a4cec3a93a82b948fb630c1d32d
+--! Hash: sha1:6c569cf40ab3ecdff0e703adc5285dbd46350d7f
 --! Message: audit-core-v2
 
 -- 000008 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -1284,6 +1284,17 @@ grant usage on schema app_private to :DATABASE_SEALER;
 grant execute on function app_private.seal_audit_entries(int), app_private.unsigned_audit_heads(), app_private.audit_heads(uuid[]),
   app_private.add_audit_checkpoint(uuid, bigint, bytea, text, text, text), app_private.sealer_signing_key()
   to :DATABASE_SEALER;
+
+------------------------------------------------------------------------------
+-- 12. Every key of a tenant-owned table leads with tenant_id (ready to distribute by tenant)
+------------------------------------------------------------------------------
+alter table app_private.chain_verifications drop constraint chain_verifications_pkey;
+alter table app_private.chain_verifications add primary key (tenant_id, id);
+-- A token is found by its hash alone (the tenant comes from the token); 32 random bytes do not
+-- collide, so uniqueness within the tenant is the key, and a plain index serves the lookup.
+alter table app_private.api_token_secrets drop constraint api_token_secrets_token_hash_key;
+alter table app_private.api_token_secrets add constraint api_token_secrets_token_hash_key unique (tenant_id, token_hash);
+create index api_token_secrets_token_hash_idx on app_private.api_token_secrets (token_hash);
 
 -- Seal what exists now (the v1 entries become the first leaves; checkpoints follow on the
 -- sealer's first run, which signs every head that has none).
