@@ -1,5 +1,5 @@
 --! Previous: sha1:37c560923944b854a54c2d6e7ebb896c6efd41c8
---! Hash: sha1:6c569cf40ab3ecdff0e703adc5285dbd46350d7f
+--! Hash: sha1:2a2ff5561536ee0539ec1db91a66bf61413a2d77
 --! Message: audit-core-v2
 
 -- 000008 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -84,9 +84,11 @@ drop table app_private.audit_heads;
 --    changed row, set-based from the statement's transition tables. Who/where is worked out once
 --    per statement. Nothing shared by the writers of a tenant is read or written.
 ------------------------------------------------------------------------------
+alter function app_private.canonical_json(jsonb) parallel safe;
+
 -- The v1 document functions read the renamed columns (v1 packs and v1 leaves still use them).
 create or replace function app_private.audit_document(e app_public.audit_log) returns jsonb
-language sql stable set search_path = pg_catalog as $$
+language sql stable parallel safe set search_path = pg_catalog as $$
   select jsonb_build_object(
     'v', 1,
     'tenant_id', e.tenant_id,
@@ -394,7 +396,7 @@ revoke trigger on app_public.audit_log from :DATABASE_OWNER;
 -- recursion): keys in a fixed order, strings escaped by PostgreSQL's JSON encoder. v1 entries
 -- keep their v1 canonical document (what their v1 hash covers).
 create function app_private.audit_entry_body(e app_public.audit_log) returns text
-language sql stable as $$ -- no SET: the planner inlines it into the sealer's and the verifier's set-based queries
+language sql stable parallel safe as $$ -- no SET: the planner inlines it into the sealer's and the verifier's set-based queries
   select case when e.v1_hash is not null then app_private.canonical_json(app_private.audit_document(e)) else
     '{"v":2,"tenant_id":"' || e.tenant_id || '","id":' || e.id
     || ',"occurred_at":"' || to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
@@ -421,7 +423,7 @@ comment on function app_private.audit_entry_body(app_public.audit_log) is
 -- The leaf: a header (format, position, link to the previous entry of the same incident), a blank
 -- line, the body. leaf hash = SHA-256(0x00 || these bytes) (RFC 9162).
 create function app_private.audit_leaf_bytes(seq bigint, incident_prev text, body text) returns bytea
-language sql immutable as $$ -- no SET, so that it is inlined (it names only built-ins, found in pg_catalog first)
+language sql immutable parallel safe as $$ -- no SET, so that it is inlined (it names only built-ins, found in pg_catalog first)
   select convert_to('attest-audit-entry/2' || E'\nseq ' || seq || E'\n'
                     || coalesce('incident-prev ' || incident_prev || E'\n', '') || E'\n' || body, 'UTF8')
 $$;
@@ -440,6 +442,9 @@ create table app_hidden.audit_leaves (
   -- The hashes of the complete subtrees whose last leaf this is, level 1 upwards (32 bytes each):
   -- the tree's interior nodes, each stored once, found by (level, index) with one key lookup.
   nodes bytea not null check (octet_length(nodes) % 32 = 0),
+  -- The leaf's link to the previous entry of its incident ("<seq> <leaf hash hex>" or "none"), as
+  -- sealed; null for entries without an incident. Verification checks it against the log.
+  incident_prev text,
   sealed_at timestamptz not null default now(),
   primary key (tenant_id, seq),
   -- (no foreign key to the entry: its check would need UPDATE on the log, which nobody has;
@@ -569,6 +574,7 @@ declare
   a_incident uuid[] := '{}';
   a_leaf bytea[] := '{}';
   a_nodes bytea[] := '{}';
+  a_prev text[] := '{}';
   t_tenant uuid[] := '{}';
   t_size bigint[] := '{}';
   t_frontier text[] := '{}';
@@ -642,7 +648,7 @@ begin
     v_size := v_size + 1;
     n := n + 1;
     a_tenant[n] := r.tenant_id; a_seq[n] := r.seq; a_entry[n] := r.id; a_incident[n] := r.incident_id;
-    a_leaf[n] := v_leaf; a_nodes[n] := v_nodes;
+    a_leaf[n] := v_leaf; a_nodes[n] := v_nodes; a_prev[n] := v_link;
     if (r.xid, r.id) > (v_last_xid, v_last_id) then
       v_last_xid := r.xid;
       v_last_id := r.id;
@@ -654,8 +660,8 @@ begin
   t_tenant := t_tenant || v_tenant; t_size := t_size || v_size; t_frontier := t_frontier || v_frontier::text;
   t_sealed := t_sealed || (v_size - v_base);
 
-  insert into app_hidden.audit_leaves (tenant_id, seq, entry_id, incident_id, leaf_hash, nodes)
-  select * from unnest(a_tenant, a_seq, a_entry, a_incident, a_leaf, a_nodes);
+  insert into app_hidden.audit_leaves (tenant_id, seq, entry_id, incident_id, leaf_hash, nodes, incident_prev)
+  select * from unnest(a_tenant, a_seq, a_entry, a_incident, a_leaf, a_nodes, a_prev);
   insert into app_private.audit_trees as t (tenant_id, size, frontier)
   select u.tenant_id, u.size, u.frontier::bytea[] from unnest(t_tenant, t_size, t_frontier) as u(tenant_id, size, frontier)
   on conflict on constraint audit_trees_pkey do update set size = excluded.size, frontier = excluded.frontier, updated_at = now();
@@ -791,15 +797,13 @@ create function app_private.incident_leaves(p_tenant uuid, p_incident uuid, p_tr
 returns table (seq bigint, leaf bytea, leaf_hash bytea, proof bytea[])
 language sql stable security definer set search_path = pg_catalog, public as $$
   select x.seq,
-         app_private.audit_leaf_bytes(x.seq, case when x.pseq is null then 'none' else x.pseq || ' ' || encode(x.pleaf, 'hex') end,
-                                      app_private.audit_entry_body(e)),
+         app_private.audit_leaf_bytes(x.seq, x.incident_prev, app_private.audit_entry_body(e)),
          x.leaf_hash,
          app_private.audit_inclusion_path(p_tenant, x.seq - 1, p_tree_size)
   from (
-    select l.seq, l.entry_id, l.leaf_hash, lag(l.seq) over w as pseq, lag(l.leaf_hash) over w as pleaf
+    select l.seq, l.entry_id, l.leaf_hash, l.incident_prev
     from app_hidden.audit_leaves l
     where l.tenant_id = p_tenant and l.incident_id = p_incident and l.seq <= p_tree_size
-    window w as (order by l.seq)
   ) x
   join app_public.audit_log e on e.tenant_id = p_tenant and e.id = x.entry_id
   order by x.seq
@@ -867,6 +871,8 @@ returns table (valid boolean, entries bigint, last_seq bigint, first_invalid_seq
                tree_size bigint, root_hash bytea, checkpoint_size bigint, pending bigint)
 language plpgsql stable security definer set search_path = pg_catalog, public set work_mem = '256MB'
   set enable_nestloop = off -- whole-tenant checks: hash joins, not one index probe per entry
+  -- recomputing every leaf is CPU work: let PostgreSQL's parallel workers share it
+  set parallel_setup_cost = 0 set parallel_tuple_cost = 0
 as $$
 declare
   v_state app_private.audit_seal_state;
@@ -901,23 +907,34 @@ begin
     return;
   end if;
 
-  -- Each leaf is the hash of its entry as stored now, linked to the previous entry of its incident.
+  -- Each leaf links to the previous entry of its incident as the log holds it now.
   select min(x.seq) into v_bad
   from (
-    select l.seq, l.leaf_hash, l.incident_id, l.entry_id,
-           lag(l.seq) over w as pseq, lag(l.leaf_hash) over w as pleaf
+    select l.seq, l.incident_prev,
+           case when l.incident_id is null then null
+                when lag(l.seq) over w is null then 'none'
+                else lag(l.seq) over w || ' ' || encode(lag(l.leaf_hash) over w, 'hex') end as expected
     from app_hidden.audit_leaves l
     where l.tenant_id = p_tenant
     window w as (partition by l.incident_id order by l.seq)
   ) x
-  left join app_public.audit_log e on e.tenant_id = p_tenant and e.id = x.entry_id
-  where e.id is null
-     or e.incident_id is distinct from x.incident_id
-     or x.leaf_hash <> sha256('\x00'::bytea || app_private.audit_leaf_bytes(x.seq,
-          case when x.incident_id is null then null
-               when x.pseq is null then 'none'
-               else x.pseq || ' ' || encode(x.pleaf, 'hex') end,
-          app_private.audit_entry_body(e)));
+  where x.incident_prev is distinct from x.expected;
+  if v_bad is not null then
+    return query select false, v_entries, v_size, v_bad,
+      format('entry %s no longer links to the previous entry of its incident: an entry of that incident was removed, added or replaced', v_bad),
+      v_size, v_root, v_cp.tree_size, v_pending;
+    return;
+  end if;
+
+  -- Each leaf is the hash of its entry as stored now (with its link). No window here, so that
+  -- PostgreSQL can spread the hashing over parallel workers.
+  select min(l.seq) into v_bad
+  from app_hidden.audit_leaves l
+  left join app_public.audit_log e on e.tenant_id = p_tenant and e.id = l.entry_id
+  where l.tenant_id = p_tenant
+    and (e.id is null
+         or e.incident_id is distinct from l.incident_id
+         or l.leaf_hash <> sha256('\x00'::bytea || app_private.audit_leaf_bytes(l.seq, l.incident_prev, app_private.audit_entry_body(e))));
   if v_bad is not null then
     return query select false, v_entries, v_size, v_bad,
       format('entry %s was altered, removed or replaced: it does not match its leaf in the log', v_bad),
