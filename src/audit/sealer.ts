@@ -120,9 +120,8 @@ export async function sealOnce(
 }
 
 export interface RunningSealer {
+  /** Stops after the running round and signs the heads it had deferred. */
   stop(): Promise<void>;
-  /** Resolves after the next complete round (for tests and for packs that wait for a seal). */
-  nextRound(): Promise<SealResult>;
 }
 
 /**
@@ -143,7 +142,6 @@ export function startSealer(options: {
   const maxEntries = options.maxEntries ?? 50_000;
   let stopped = false;
   let wake: (() => void) | null = null;
-  let waiters: Array<(r: SealResult) => void> = [];
   let key: SigningKey | null = null;
   let keyReadAt = 0;
 
@@ -163,21 +161,16 @@ export function startSealer(options: {
   const loop = (async () => {
     while (!stopped) {
       let pause = interval;
-      let round: Array<(r: SealResult) => void> = [];
       try {
         // Re-read the key now and then: `npm run keys:rotate` runs in another process.
         if (!key || Date.now() - keyReadAt > 30_000) {
           key = await readActiveSigningKey(options.pool);
           keyReadAt = Date.now();
         }
-        round = waiters; // who asked before this round started
-        waiters = [];
         const result = await sealOnce(options.pool, { key, originPrefix: options.originPrefix, maxEntries, pacing });
-        if (result.sealed >= maxEntries || waiters.length > 0) pause = 0;
-        for (const w of round) w(result);
+        if (result.sealed >= maxEntries) pause = 0;
       } catch (error) {
         key = null;
-        waiters = [...round, ...waiters];
         if (!stopped) options.log.warn("Sealing audit entries failed; retrying", { error: (error as Error).message });
         pause = Math.max(interval, 1000);
       }
@@ -197,12 +190,6 @@ export function startSealer(options: {
           options.log.warn("Could not sign the last checkpoints", { error: (error as Error).message }),
         );
       }
-    },
-    nextRound() {
-      return new Promise((resolve) => {
-        waiters.push(resolve);
-        wake?.();
-      });
     },
   };
 }
