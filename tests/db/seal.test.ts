@@ -210,9 +210,7 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     victim.on("error", () => {});
     const { rows: pidRows } = await victim.query("select pg_backend_pid() as pid");
     const running = victim
-      .query(
-        "begin; set local role " + `"${t.db.roles.owner}"` + "; select * from app_private.seal_audit_entries(100000);",
-      )
+      .query(`begin; set local role "${t.db.roles.owner}"; select * from app_private.seal_audit_entries(100000);`)
       .then(
         () => "finished",
         () => "killed",
