@@ -1,5 +1,5 @@
 --! Previous: sha1:37c560923944b854a54c2d6e7ebb896c6efd41c8
---! Hash: sha1:2a2ff5561536ee0539ec1db91a66bf61413a2d77
+--! Hash: sha1:72fe42cf3e2a883b51a51c213d83cafd45c3ebc5
 --! Message: audit-core-v2
 
 -- 000008 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -10,9 +10,9 @@
 -- sequence) and its transaction id (`xid`). Nothing on that path is shared by the writers of a
 -- tenant. The sealer (app_private.seal_audit_entries) later gives every committed entry its
 -- position `seq` in its tenant's log, strictly in (xid, id) order, and only for transactions
--- older than every transaction still running (the snapshot's xmin): a transaction that commits
--- later can never take a position before an entry that is already sealed, and no entry is
--- skipped, because every transaction below the horizon has ended.
+-- older than every transaction of this database still running (app_private.audit_seal_horizon):
+-- a transaction that commits later can never take a position before an entry that is already
+-- sealed, and no entry is skipped, because every transaction below the horizon has ended.
 
 ------------------------------------------------------------------------------
 -- 1. The entry: capture number, transaction id, API token; the v1 chain becomes history
