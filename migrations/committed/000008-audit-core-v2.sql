@@ -1,5 +1,5 @@
 --! Previous: sha1:37c560923944b854a54c2d6e7ebb896c6efd41c8
---! Hash: sha1:72fe42cf3e2a883b51a51c213d83cafd45c3ebc5
+--! Hash: sha1:82267dde5b0985d870b9a2b5c7cdee1cfe394410
 --! Message: audit-core-v2
 
 -- 000008 Audit core v2: capture without a tenant lock; a sealer that orders committed entries
@@ -340,6 +340,9 @@ drop trigger _600_nis2_milestones on app_public.incidents;
 create or replace function app_private.tg_incidents__nis2_milestones() returns trigger
 language plpgsql security definer set search_path = pg_catalog, public set plan_cache_mode = force_generic_plan as $$
 begin
+  if not exists (select 1 from new_rows n where n.nis2_enabled) then
+    return null; -- most statements: no incident with NIS2 on
+  end if;
   if tg_op = 'INSERT' then
     insert into app_public.nis2_milestones (tenant_id, incident_id, kind, due_at)
     select n.tenant_id, n.id, k.kind, n.created_at + k.after
