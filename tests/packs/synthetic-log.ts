@@ -53,9 +53,34 @@ export function v2Body(seq: number, shape: Shape): string {
   return JSON.stringify(b);
 }
 
+/** The v1 document of the entry at `seq` (what the v1 writer and the v1 fixture hold). */
+export function v1Document(seq: number, shape: Shape, prevHash: string | null): AuditDocument {
+  const b = JSON.parse(v2Body(seq, shape)) as AuditBodyV2;
+  // (keys in the v1 writer's order: the v1 fixture's entries.jsonl holds them so)
+  return {
+    v: 1,
+    tenant_id: b.tenant_id,
+    seq,
+    occurred_at: b.occurred_at,
+    actor_user_id: b.actor_user_id,
+    actor_label: b.actor_label,
+    db_role: b.db_role,
+    action: b.action,
+    resource_type: b.resource_type,
+    resource_id: b.resource_id,
+    resource_label: b.resource_label,
+    incident_id: b.incident_id,
+    changes: b.changes,
+    request_id: b.request_id,
+    ip: b.ip,
+    user_agent: b.user_agent,
+    surface: b.surface,
+    prev_hash: prevHash,
+  };
+}
+
 function v1Body(seq: number, shape: Shape, prevHash: string | null): { body: string; hash: string } {
-  const { v: _v, id: _id, api_token_id: _token, ...rest } = JSON.parse(v2Body(seq, shape)) as AuditBodyV2;
-  const document: AuditDocument = { ...rest, v: 1, seq, prev_hash: prevHash };
+  const document = v1Document(seq, shape, prevHash);
   return { body: canonicalJson(document), hash: auditHash(document as unknown as Record<string, unknown>) };
 }
 

@@ -29,10 +29,10 @@ import {
   TENANT,
   TITLE,
   tamper as tamperIn,
-  USER,
   unzipTo,
   zipDashR,
 } from "./pack-tools.ts";
+import { SHAPES, v1Document } from "./synthetic-log.ts";
 
 type Pack = AnyPack<ManifestV1>;
 
@@ -41,73 +41,16 @@ const validPack = path.join(FIXTURES, "v1.zip");
 const privateKey = createPrivateKey(await fs.readFile(path.join(FIXTURES, "v1-key.pem"), "utf8"));
 const signingKey = { privateKey, fingerprint: publicKeyFingerprint(createPublicKey(privateKey)) };
 
-/** The data of the v1 fixture: the tenant's chain, seq 1..16; ten entries of the incident, the others not. */
+/**
+ * The data of the v1 fixture: the tenant's chain, seq 1..16 (the first 16 shapes of the synthetic
+ * log); ten entries of the incident, the others not.
+ */
 function v1AuditTrail(): { documents: AuditDocument[]; lines: EntryLine[]; links: ChainLink[] } {
-  const base = (seq: number): AuditDocument => ({
-    v: 1,
-    tenant_id: TENANT.id,
-    seq,
-    occurred_at: new Date(Date.UTC(2026, 10, 3, 9, seq, 7, 250)).toISOString(),
-    actor_user_id: USER,
-    actor_label: "anna.berg@nordwind.example",
-    db_role: "attest_user",
-    action: "incident.updated",
-    resource_type: "incident",
-    resource_id: INCIDENT_ID,
-    resource_label: TITLE,
-    incident_id: INCIDENT_ID,
-    changes: {},
-    request_id: `req-${seq}`,
-    ip: "198.51.100.23",
-    user_agent: "Mozilla/5.0 (X11; Linux x86_64)",
-    surface: "web",
-    prev_hash: null,
-  });
-  const evidence = (i: number) => ({
-    action: "evidence.uploaded",
-    resource_type: "evidence",
-    resource_id: EVIDENCE[i].id,
-    resource_label: EVIDENCE[i].filename,
-    changes: {
-      filename: { new: EVIDENCE[i].filename },
-      size_bytes: { new: EVIDENCE[i].bytes.length },
-      sha256: { new: `\\x${sha256(EVIDENCE[i].bytes)}` },
-    },
-  });
-  const other = {
-    incident_id: null,
-    resource_type: "webhook",
-    resource_id: null,
-    resource_label: "https://hooks.example",
-  };
-  const shapes: Partial<AuditDocument>[] = [
-    { ...other, action: "tenant.created", resource_type: "tenant", resource_label: TENANT.name, actor_user_id: null },
-    { ...other, action: "membership.created", resource_type: "membership" },
-    { action: "incident.created", changes: { title: { new: TITLE }, severity: { new: "high" } } },
-    evidence(0),
-    evidence(1),
-    { ...other, action: "webhook.updated", changes: { active: { old: true, new: false } } },
-    evidence(2),
-    { changes: { severity: { old: "high", new: "critical" } } },
-    {
-      action: "incident.created",
-      incident_id: OTHER_INCIDENT_ID,
-      resource_id: OTHER_INCIDENT_ID,
-      resource_label: "DDoS",
-    },
-    { changes: { description: { old: "", new: 'Quote " backslash \\ newline \n 東京 — Łódź 🧾' } } },
-    { resource_label: '=HYPERLINK("http://evil.example","open")', changes: { title: { old: TITLE, new: "=x" } } },
-    { action: "export.requested", resource_type: "export", resource_label: `Evidence pack · ${TITLE}` },
-    { ...other, action: "api_token.created", resource_type: "api_token", resource_label: "ci" },
-    { action: "milestone.completed", resource_type: "milestone", resource_label: `Early Warning · ${TITLE}` },
-    { changes: { status: { old: "open", new: "resolved" } }, ip: null, user_agent: null, surface: "api" },
-    { ...other, action: "session.created", resource_type: "session", surface: "sql", db_role: "postgres" },
-  ];
   const documents: AuditDocument[] = [];
   const links: ChainLink[] = [];
   let prev: string | null = null;
-  shapes.forEach((shape, i) => {
-    const document = { ...base(i + 1), ...shape, prev_hash: prev };
+  SHAPES.slice(0, 16).forEach((shape, i) => {
+    const document = v1Document(i + 1, shape, prev);
     const hash = auditHash(document as unknown as Record<string, unknown>);
     documents.push(document);
     links.push({ seq: document.seq, prev_hash: prev, hash });
