@@ -7,171 +7,28 @@
  * page to show instead (403 or upgrade prompt).
  */
 import type Router from "@koa/router";
+import type Koa from "koa";
 import type pg from "pg";
 import { UserError } from "../errors.ts";
-import { hasFeature, isManager, pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
+import {
+  type AuditFilters,
+  type AuditPosition,
+  COUNT_CAP,
+  countNewEntries,
+  type DayCount,
+  filterUrl,
+  hasFilters,
+  PAGE_SIZE,
+  parseFilters,
+  parsePosition,
+  RANGES,
+  readAuditLog,
+  SURFACES,
+} from "./audit-query.ts";
+import { hasFeature, isManager, type PageState, pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
 
-export const PAGE_SIZE = 25;
-const SEARCH_EXPRESSION = "(e.action || ' ' || e.actor_label || ' ' || coalesce(e.resource_label, ''))";
-
-export interface AuditFilters {
-  q: string;
-  action: string;
-  from: string;
-  to: string;
-  page: number;
-}
-
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-
-/**
- * A real day of the years 0001–9999 (`2024-02-29` yes; `2023-02-29`, `2024-02-31` and `0000-01-01`
- * no): JavaScript's Date.parse rolls impossible days over, PostgreSQL refuses them.
- */
-export function isCalendarDate(s: string): boolean {
-  if (!DATE.test(s) || s.startsWith("0000")) return false;
-  const [y, m, d] = s.split("-").map(Number);
-  const date = new Date(0);
-  date.setUTCFullYear(y, m - 1, d);
-  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
-}
-
-/** The chart shows at most this many days: the last ones of the filtered range, never later than today. */
-export const CHART_DAYS = 92;
-
-export function parseFilters(query: Record<string, unknown>): AuditFilters {
-  const text = (v: unknown, max: number) => (typeof v === "string" ? v.trim().slice(0, max) : "");
-  const date = (v: unknown) => {
-    const s = text(v, 10);
-    return isCalendarDate(s) ? s : "";
-  };
-  const page = Number.parseInt(text(query.page, 6), 10);
-  return {
-    q: text(query.q, 200),
-    action: text(query.action, 100),
-    from: date(query.from),
-    to: date(query.to),
-    page: Number.isFinite(page) && page > 0 ? page : 1,
-  };
-}
-
-/** The URL of this view with some filters changed (page resets unless given). */
-export function filterUrl(base: string, filters: AuditFilters, change: Partial<AuditFilters> = {}): string {
-  const next = { ...filters, page: 1, ...change };
-  const params = new URLSearchParams();
-  if (next.q) params.set("q", next.q);
-  if (next.action) params.set("action", next.action);
-  if (next.from) params.set("from", next.from);
-  if (next.to) params.set("to", next.to);
-  if (next.page > 1) params.set("page", String(next.page));
-  const query = params.toString();
-  return query ? `${base}?${query}` : base;
-}
-
-function whereClause(filters: AuditFilters): { sql: string; params: unknown[] } {
-  const parts: string[] = [];
-  const params: unknown[] = [];
-  if (filters.q) {
-    params.push(`%${filters.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-    parts.push(`${SEARCH_EXPRESSION} ilike $${params.length}`);
-  }
-  if (filters.action) {
-    params.push(filters.action);
-    parts.push(`e.action = $${params.length}`);
-  }
-  if (filters.from) {
-    params.push(filters.from);
-    parts.push(`e.occurred_at >= $${params.length}::date`);
-  }
-  if (filters.to) {
-    params.push(filters.to);
-    parts.push(`e.occurred_at < $${params.length}::date + 1`);
-  }
-  return { sql: parts.length > 0 ? `where ${parts.join(" and ")}` : "", params };
-}
-
-export interface AuditEntry {
-  /** Position in the tenant's log, or null while the entry is pending (not sealed yet). */
-  seq: string | null;
-  occurred_at: string;
-  actor_label: string;
-  action: string;
-  resource_type: string;
-  resource_label: string | null;
-  incident_id: string | null;
-  changes: Record<string, { old?: unknown; new?: unknown }>;
-  request_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  surface: string;
-  db_role: string;
-  leaf_hash: string | null;
-}
-
-export interface DayCount {
-  day: string;
-  n: number;
-}
-
-/** Reads one page of the log (as the signed-in user: RLS applies), with totals and a per-day series. */
-export async function readAuditLog(client: pg.ClientBase, filters: AuditFilters) {
-  const where = whereClause(filters);
-  const total = await client.query<{ n: number }>(
-    `select count(*)::int as n from app_public.audit_log e ${where.sql}`,
-    where.params,
-  );
-  const pages = Math.max(1, Math.ceil(total.rows[0].n / PAGE_SIZE));
-  const page = Math.min(filters.page, pages);
-  const entries = await client.query<AuditEntry>(
-    `select to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
-            e.actor_label, e.action, e.resource_type, e.resource_label, e.incident_id, e.changes,
-            e.request_id, host(e.ip) as ip, e.user_agent, e.surface, e.db_role,
-            l.seq, encode(l.leaf_hash, 'hex') as leaf_hash
-     from app_public.audit_log e
-     left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
-     ${where.sql}
-     order by e.id desc
-     limit ${PAGE_SIZE} offset ${(page - 1) * PAGE_SIZE}`,
-    where.params,
-  );
-  // The chart's days: the filter's range cut to at most CHART_DAYS days, ending no later than
-  // today (a range up to 9999-12-31 must not make millions of days).
-  const range = `(select least(coalesce($${where.params.length + 2}::date, today), today) as last,
-                         $${where.params.length + 1}::date as first
-                  from (select (now() at time zone 'UTC')::date as today) t) r`;
-  const days = await client.query<DayCount>(
-    `select to_char(d.day, 'YYYY-MM-DD') as day, coalesce(c.n, 0)::int as n
-     from ${range}
-     cross join lateral generate_series(
-       greatest(coalesce(r.first, r.last - 29), r.last - ${CHART_DAYS - 1}),
-       r.last,
-       interval '1 day') as d(day)
-     left join (select (e.occurred_at at time zone 'UTC')::date as day, count(*) as n
-                from app_public.audit_log e ${where.sql}
-                group by 1) c on c.day = d.day::date
-     order by d.day`,
-    [...where.params, filters.from || null, filters.to || null],
-  );
-  const actions = await client.query<{ action: string }>(
-    // A skip scan over the (tenant_id, action) index: one index probe per distinct action,
-    // instead of reading every entry of the tenant on each page view.
-    `with recursive actions(action) as (
-       (select e.action from app_public.audit_log e order by e.action using ~<~ limit 1)
-       union all
-       select (select e.action from app_public.audit_log e where e.action ~>~ a.action order by e.action using ~<~ limit 1)
-       from actions a where a.action is not null
-     )
-     select action from actions where action is not null`,
-  );
-  return {
-    total: total.rows[0].n,
-    page,
-    pages,
-    entries: entries.rows,
-    days: days.rows,
-    actions: actions.rows.map((r) => r.action),
-  };
-}
+export type { AuditEntry, AuditFilters, DayCount } from "./audit-query.ts";
+export { CHART_DAYS, filterUrl, isCalendarDate, PAGE_SIZE, parseFilters } from "./audit-query.ts";
 
 /** A bar chart of entries per day as SVG markup data (the view draws it). */
 export function chartBars(days: DayCount[], width = 600, height = 80) {
@@ -242,20 +99,20 @@ export function auditLogRoutes(router: Router): void {
     );
   });
 
-  router.get("/audit", async (ctx) => {
-    const page = pageOf(ctx);
+  /** The page's gate: the upgrade prompt or a 403 page when the viewer may not read the log. */
+  function denied(ctx: Koa.Context, page: PageState, base: string): boolean {
     const { shell } = page;
-    const base = `/t/${shell.tenant.slug}/audit`;
     if (!hasFeature(shell, "auditLog")) {
-      return renderPage(
+      renderPage(
         ctx,
         "pages/upgrade",
         { feature: "Audit Log", base },
         { title: "Audit Log", nav: "audit", status: 403 },
       );
+      return true;
     }
     if (!isManager(shell)) {
-      return renderPage(
+      renderPage(
         ctx,
         "pages/error",
         {
@@ -264,11 +121,24 @@ export function auditLogRoutes(router: Router): void {
         },
         { title: "Audit Log", nav: "audit", status: 403 },
       );
+      return true;
     }
+    return false;
+  }
+
+  router.get("/audit", async (ctx) => {
+    const page = pageOf(ctx);
+    const { shell } = page;
+    const base = `/t/${shell.tenant.slug}/audit`;
+    if (denied(ctx, page, base)) return;
     const filters = parseFilters(ctx.query);
+    const position = parsePosition(ctx.query);
+    const zone = await pageZone(ctx, page);
     const [log, chain] = await page.tx(
-      async (c) => [await readAuditLog(c, filters), await readChainStatus(c)] as const,
+      async (c) => [await readAuditLog(c, filters, position, zone.name), await readChainStatus(c)] as const,
     );
+    const zoneParam: Record<string, string> = zone.explicit ? { tz: zone.name } : {};
+    const at = (p: AuditPosition) => filterUrl(base, filters, {}, p, zoneParam);
     renderPage(
       ctx,
       "pages/audit",
@@ -276,14 +146,131 @@ export function auditLogRoutes(router: Router): void {
         ...log,
         chain,
         filters,
+        position,
         base,
+        zone,
+        ranges: RANGES,
+        surfaces: SURFACES,
+        filtered: hasFilters(filters),
+        countCap: COUNT_CAP,
+        pageSize: PAGE_SIZE,
         chart: chartBars(log.days),
-        pageUrl: (n: number) => filterUrl(base, filters, { page: n }),
-        clearUrl: base,
-        firstShown: log.total === 0 ? 0 : (log.page - 1) * PAGE_SIZE + 1,
-        lastShown: Math.min(log.page * PAGE_SIZE, log.total),
+        time: (iso: string) => formatInZone(iso, zone.name),
+        links: {
+          first: log.atNewest ? null : at({ kind: "first" }),
+          newer: log.newer ? at({ kind: "after", cursor: log.newer }) : null,
+          older: log.older ? at({ kind: "before", cursor: log.older }) : null,
+          last: log.older || position.kind !== "last" ? (log.older ? at({ kind: "last" }) : null) : null,
+          updates:
+            log.atNewest && log.latestId
+              ? filterUrl(`${base}/updates`, filters, {}, { kind: "first" }, { ...zoneParam, since: log.latestId })
+              : null,
+          utc: filterUrl(base, filters, {}, position, { tz: "UTC" }),
+          local: filterUrl(base, filters, {}, position),
+        },
+        url: (change: Partial<AuditFilters>) => filterUrl(base, filters, change, { kind: "first" }, zoneParam),
+        clearUrl: zone.explicit ? `${base}?tz=${encodeURIComponent(zone.name)}` : base,
       },
       { title: "Audit Log", nav: "audit", fragment: "partials/audit-results" },
     );
   });
+
+  // Live updates: how many entries matching the view were recorded since it was shown.
+  router.get("/audit/updates", async (ctx) => {
+    const page = pageOf(ctx);
+    const { shell } = page;
+    const base = `/t/${shell.tenant.slug}/audit`;
+    if (!hasFeature(shell, "auditLog") || !isManager(shell)) {
+      throw new UserError(403, "Only owners and admins of a plan with the audit log can read it.", "FORBIDDEN");
+    }
+    const since = typeof ctx.query.since === "string" && /^\d{1,19}$/.test(ctx.query.since) ? ctx.query.since : null;
+    if (!since) throw new UserError(400, "The 'since' parameter must be an entry number.", "BAD_REQUEST");
+    const filters = parseFilters(ctx.query);
+    const zone = await pageZone(ctx, page);
+    const n = await page.tx((c) => countNewEntries(c, filters, zone.name, since));
+    ctx.type = "html";
+    ctx.set("Cache-Control", "no-store");
+    const zoneParam: Record<string, string> = zone.explicit ? { tz: zone.name } : {};
+    const reload = filterUrl(base, filters, {}, { kind: "first" }, zoneParam);
+    ctx.body =
+      n === 0
+        ? ""
+        : `<a class="new-entries" href="${escapeHtml(reload)}">${n >= 100 ? "100+" : n} new ${n === 1 ? "entry" : "entries"} — show</a>`;
+  });
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Time zone names PostgreSQL knows (read once): the only ones the page accepts. */
+let knownZones: Promise<Set<string>> | undefined;
+
+export interface PageZone {
+  /** IANA name, or "UTC". */
+  name: string;
+  /** Chosen in the URL (?tz=), not from the browser's cookie. */
+  explicit: boolean;
+  /** e.g. "Europe/Berlin (UTC+01:00)". */
+  label: string;
+}
+
+export const ZONE_COOKIE = "attest_tz";
+
+/** The page's time zone: ?tz= if valid, else the browser's (cookie set by attest.js), else UTC. */
+async function pageZone(ctx: Koa.Context, page: PageState): Promise<PageZone> {
+  knownZones ??= page
+    .tx((c) => c.query<{ name: string }>("select name from pg_timezone_names"))
+    .then(({ rows }) => new Set(["UTC", ...rows.map((r) => r.name)]))
+    .catch((error) => {
+      knownZones = undefined;
+      throw error;
+    });
+  const zones = await knownZones;
+  const param = typeof ctx.query.tz === "string" ? ctx.query.tz : "";
+  const cookie = ctx.cookies.get(ZONE_COOKIE) ?? "";
+  const valid = (z: string) => z.length > 0 && z.length <= 64 && zones.has(z) && isIntlZone(z);
+  const name = valid(param) ? param : valid(cookie) ? cookie : "UTC";
+  return { name, explicit: valid(param), label: zoneLabel(name) };
+}
+
+function isIntlZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function zoneLabel(zone: string, at = new Date()): string {
+  if (zone === "UTC") return "UTC";
+  const offset =
+    new Intl.DateTimeFormat("en", { timeZone: zone, timeZoneName: "longOffset" })
+      .formatToParts(at)
+      .find((p) => p.type === "timeZoneName")
+      ?.value.replace("GMT", "UTC") ?? "";
+  return `${zone} (${offset === "UTC" ? "UTC+00:00" : offset})`;
+}
+
+const formats = new Map<string, Intl.DateTimeFormat>();
+
+/** "2026-05-01 14:03:22" in the zone (24-hour, whatever the locale). */
+export function formatInZone(iso: string, zone: string): string {
+  let format = formats.get(zone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-US", {
+      timeZone: zone,
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+    });
+    formats.set(zone, format);
+  }
+  const parts = Object.fromEntries(format.formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
 }

@@ -25,6 +25,51 @@
   document.addEventListener("htmx:after:swap", () => localizeTimes(document));
   document.addEventListener("htmx:after:settle", () => localizeTimes(document));
 
+  // The viewer's time zone, for pages that show times in it (the Audit Log). The page says which
+  // zone it used; when that was a guess (no ?tz= and no cookie yet), it is shown again once.
+  const browserZone = (() => {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    } catch {
+      return "UTC";
+    }
+  })();
+  document.cookie = `attest_tz=${encodeURIComponent(browserZone)}; path=/; max-age=31536000; samesite=lax`;
+  document.addEventListener("DOMContentLoaded", () => {
+    const line = document.getElementById("zone-line");
+    if (!line || line.dataset.zoneExplicit === "true" || line.dataset.zone === browserZone) return;
+    if (sessionStorage.getItem("attest-zone-reloaded") === browserZone) return; // the server does not know it
+    sessionStorage.setItem("attest-zone-reloaded", browserZone);
+    window.location.reload();
+  });
+
+  // Fields that reset others when changed (a preset range clears From/To, and the other way).
+  document.addEventListener("change", (event) => {
+    const el = event.target;
+    const selector = el instanceof HTMLElement ? el.dataset.clears : undefined;
+    if (!selector) return;
+    for (const other of document.querySelectorAll(selector)) other.value = "";
+  });
+
+  // After paging the Audit Log, the reader starts at the top of the new entries.
+  let paging = false;
+  document.addEventListener("click", (event) => {
+    if (event.target instanceof Element && event.target.closest(".pager a")) paging = true;
+  });
+  document.addEventListener("submit", (event) => {
+    if (event.target instanceof Element && event.target.closest(".pager")) paging = true;
+  });
+  document.addEventListener("htmx:after:swap", () => {
+    if (!paging) return;
+    paging = false;
+    const table = document.querySelector("#audit-results .log, #audit-results .empty");
+    if (table) {
+      table.setAttribute("tabindex", "-1");
+      table.focus({ preventScroll: true });
+      table.scrollIntoView({ block: "start" });
+    }
+  });
+
   // htmx requests carry the CSRF token in a header too (forms also carry it as a field).
   document.addEventListener("htmx:config:request", (event) => {
     const headers = event.detail?.ctx?.request?.headers ?? event.detail?.headers;

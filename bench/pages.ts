@@ -1,0 +1,318 @@
+/**
+ * npm run bench:pages — the Audit Log at scale: time per request of every view of the page and
+ * of `auditLogs` over GraphQL, the README's reporting queries as the reporting role, and GraphQL
+ * throughput with an API token, on a database holding a large history.
+ *
+ * The history (bench/history.ts, loaded through its documented bulk path and sealed by the real
+ * sealer): one tenant `big` with 2,000,000 entries, forty tenants `mid-N` with 200,000 each and one
+ * tenant `small` with 300 — 10,000,300 entries at BENCH_SCALE=1. Building it takes a while, so
+ * the database (BENCH_DB, default attest_bench_pages on BENCH_PG_URL) is kept and reused by the
+ * next run with the same scale; BENCH_FRESH=1 rebuilds it, BENCH_DROP=1 drops it at the end.
+ *
+ * The server runs as `npm start` would (`node src/main.ts` with DATABASE_URL), in its own process;
+ * requests come one at a time from this process (BENCH_REQUESTS per view after 10 warm-up ones),
+ * then autocannon (10 connections, BENCH_SECONDS) for throughput.
+ *
+ * Targets (issue 11): every view ≤ 50 ms p95, the small tenant's page 1 ≤ 15 ms p95, big ÷ small
+ * ≤ 2 for the same view; each reporting query ≤ 1 s; auditLogs(first: 25) with a token
+ * ≥ 1,500 requests/s.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs/promises";
+import net from "node:net";
+import autocannon from "autocannon";
+import pg from "pg";
+import { activeSigningKey } from "../src/audit/keys.ts";
+import { sealOnce } from "../src/audit/sealer.ts";
+import { prepareDatabase, roleNames, withDatabase } from "../src/db/setup.ts";
+import { type LoadedTenant, loadHistory } from "./history.ts";
+
+const ADMIN = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const DB = process.env.BENCH_DB ?? "attest_bench_pages";
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 100);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const ONLY = new Set((process.env.BENCH_ONLY ?? "pages,graphql,reporting,throughput").split(","));
+const url = withDatabase(ADMIN, DB);
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+
+const spec = {
+  tenants: [
+    { slug: "big", name: "Big Corp", entries: Math.round(2_000_000 * SCALE) },
+    ...Array.from({ length: 40 }, (_, i) => ({
+      slug: `mid-${i + 1}`,
+      name: `Mid ${i + 1}`,
+      entries: Math.round(200_000 * SCALE),
+    })),
+    { slug: "small", name: "Small Shop", entries: 300 },
+  ],
+};
+const total = spec.tenants.reduce((n, t) => n + t.entries, 0);
+
+async function ensureHistory(): Promise<Map<string, LoadedTenant>> {
+  const admin = new pg.Client({ connectionString: ADMIN });
+  await admin.connect();
+  const exists = (await admin.query("select 1 from pg_database where datname = $1", [DB])).rowCount === 1;
+  let reuse = false;
+  if (exists && process.env.BENCH_FRESH !== "1") {
+    const probe = new pg.Client({ connectionString: url });
+    await probe.connect();
+    const { rows } = await probe
+      .query<{ total: string }>("select total from bench_pages.meta")
+      .catch(() => ({ rows: [] as Array<{ total: string }> }));
+    await probe.end();
+    reuse = rows[0] !== undefined && Number(rows[0].total) === total;
+  }
+  if (exists && !reuse) {
+    await admin.query(`drop database ${DB} with (force)`);
+  }
+  await admin.end();
+  // Migrates (a reused database gets the migrations added since it was built).
+  await prepareDatabase({ adminUrl: url, log: () => {} });
+  const su = new pg.Client({ connectionString: url });
+  await su.connect();
+  try {
+    if (!reuse) {
+      out(`building the history: ${fmt(total)} entries in ${spec.tenants.length} tenants (database ${DB})`);
+      const started = performance.now();
+      const loaded = await loadHistory(su, spec, out);
+      await su.query("create schema bench_pages");
+      await su.query("create table bench_pages.tenants (slug text primary key, tenant jsonb not null)");
+      for (const t of loaded) {
+        await su.query("insert into bench_pages.tenants values ($1, $2)", [t.slug, JSON.stringify(t)]);
+      }
+      out(`  loaded in ${fmt((performance.now() - started) / 1000, 1)} s; sealing`);
+      const sealStarted = performance.now();
+      const roles = roleNames(DB);
+      const owner = new pg.Pool({ connectionString: url, options: `-c role=${roles.owner}`, max: 1 });
+      const key = await activeSigningKey(owner);
+      let sealed = 0;
+      for (;;) {
+        const r = await sealOnce(owner, { key, originPrefix: "attest.bench", maxEntries: 100_000 });
+        sealed += r.sealed;
+        if (r.sealed === 0) break;
+      }
+      await owner.end();
+      out(`  sealed ${fmt(sealed)} entries in ${fmt((performance.now() - sealStarted) / 1000, 1)} s; vacuum analyze`);
+      await su.query("vacuum analyze");
+      await su.query("create table bench_pages.meta as select $1::bigint as total", [total]);
+    } else {
+      out(`reusing database ${DB} (${fmt(total)} entries; BENCH_FRESH=1 rebuilds it)`);
+    }
+    const { rows } = await su.query<{ slug: string; tenant: LoadedTenant }>(
+      "select slug, tenant from bench_pages.tenants",
+    );
+    return new Map(rows.map((r) => [r.slug, r.tenant]));
+  } finally {
+    await su.end();
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(): Promise<{ base: string; child: ChildProcess }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["src/main.ts"], {
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      PORT: String(port),
+      LOG_LEVEL: "warn",
+      ATTEST_LOG_ORIGIN: "attest.bench",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stderr?.on("data", (d) => {
+    output += d;
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (d) => {
+      output += d;
+      if (output.includes("Attest is running at")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`the server exited (${code}):\n${output}`)));
+  });
+  return { base: `http://127.0.0.1:${port}`, child };
+}
+
+interface View {
+  name: string;
+  tenant: "big" | "small";
+  /** A page path (GET) or a GraphQL query (POST with the API token). */
+  path?: string;
+  graphql?: string;
+}
+
+async function time(base: string, tenants: Map<string, LoadedTenant>, view: View): Promise<number[]> {
+  const t = tenants.get(view.tenant) as LoadedTenant;
+  const request = async () => {
+    const started = performance.now();
+    const response = view.path
+      ? await fetch(`${base}${view.path.replace("<slug>", t.slug)}`, {
+          headers: { Cookie: `attest_session=${t.adminSession}` },
+        })
+      : await fetch(`${base}/graphql`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Authorization: `Bearer ${t.apiToken}` },
+          body: JSON.stringify({ query: view.graphql }),
+        });
+    const body = await response.text();
+    const ms = performance.now() - started;
+    if (response.status !== 200 || body.includes('"errors"')) {
+      throw new Error(`${view.name}: HTTP ${response.status} ${body.slice(0, 300)}`);
+    }
+    return ms;
+  };
+  for (let i = 0; i < 10; i++) await request();
+  const times: number[] = [];
+  for (let i = 0; i < REQUESTS; i++) times.push(await request());
+  return times;
+}
+
+const PAGE_VIEWS: Array<Omit<View, "tenant">> = [
+  { name: "page 1", path: "/t/<slug>/audit" },
+  { name: "oldest page (last)", path: "/t/<slug>/audit?page=last" },
+  { name: "search a rare word (zanzibar)", path: "/t/<slug>/audit?q=zanzibar" },
+  { name: "search a common word (ransomware)", path: "/t/<slug>/audit?q=ransomware" },
+  { name: "search a user (ana@)", path: "/t/<slug>/audit?q=ana%40" },
+  { name: "action filter (evidence.uploaded)", path: "/t/<slug>/audit?action=evidence.uploaded" },
+  { name: "two actions", path: "/t/<slug>/audit?action=evidence.uploaded&action=evidence.deleted" },
+  { name: "actor filter", path: "/t/<slug>/audit?actor=chen%40<slug>.test" },
+  { name: "one week (date window)", path: "/t/<slug>/audit?from=<week-from>&to=<week-to>" },
+  { name: "jump to a date", path: "/t/<slug>/audit?at=<week-from>" },
+  { name: "surface + IP", path: "/t/<slug>/audit?surface=api&ip=10.7.0.8" },
+];
+
+const GQL_VIEWS: Array<Omit<View, "tenant">> = [
+  {
+    name: "gql auditLogs(first: 25)",
+    graphql: "{ auditLogs(first: 25) { nodes { seq occurredAt action actorLabel } } }",
+  },
+  {
+    name: "gql auditLogs(first: 25) + totalCount",
+    graphql: "{ auditLogs(first: 25) { totalCount nodes { seq occurredAt action actorLabel } } }",
+  },
+  { name: "gql oldest 25 (last: 25)", graphql: "{ auditLogs(last: 25) { nodes { seq occurredAt action } } }" },
+  {
+    name: "gql resourceLabelContains rare",
+    graphql: '{ auditLogs(first: 25, condition: { resourceLabelContains: "zanzibar" }) { nodes { seq action } } }',
+  },
+  {
+    name: "gql actorContains",
+    graphql: '{ auditLogs(first: 25, condition: { actorContains: "ana@" }) { nodes { seq action } } }',
+  },
+  { name: "gql currentTenant", graphql: "{ currentTenant { slug } }" },
+];
+
+async function reportingQueries(tenants: Map<string, LoadedTenant>) {
+  const readme = await fs.readFile(new URL("../README.md", import.meta.url), "utf8");
+  const section = readme.split(/^## /m).find((s) => s.startsWith("SQL reporting")) ?? "";
+  const queries = [...section.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1].trim());
+  const roles = roleNames(DB);
+  const client = new pg.Client({ connectionString: url, options: `-c role=${roles.reporting}` });
+  await client.connect();
+  out("\nREADME reporting queries as the reporting role (tenant 'demo' → 'big'); target ≤ 1 s each");
+  out("| query | run 1 ms | run 2 ms | run 3 ms | rows |");
+  out("|---|---:|---:|---:|---:|");
+  for (const query of queries) {
+    const sql = query.replaceAll("'demo'", "'big'");
+    const times: number[] = [];
+    let rows = 0;
+    for (let i = 0; i < 3; i++) {
+      const started = performance.now();
+      const r = await client.query(sql);
+      times.push(performance.now() - started);
+      rows = r.rowCount ?? 0;
+    }
+    const first = sql.split("\n").find((l) => l.startsWith("FROM")) ?? sql.split("\n")[0];
+    out(`| ${first.slice(0, 60)} | ${times.map((t) => fmt(t, 1)).join(" | ")} | ${rows} |`);
+  }
+  await client.end();
+  void tenants;
+}
+
+async function throughput(base: string, t: LoadedTenant, query: string, label: string) {
+  const result = await autocannon({
+    url: `${base}/graphql`,
+    method: "POST",
+    connections: 10,
+    duration: SECONDS,
+    headers: { "content-type": "application/json", authorization: `Bearer ${t.apiToken}` },
+    body: JSON.stringify({ query }),
+  });
+  out(
+    `| ${label} | ${fmt(result.requests.average)} | ${fmt(result.latency.p50, 1)} | ${fmt(result.latency.p99, 1)} | ${result.non2xx} |`,
+  );
+}
+
+const tenants = await ensureHistory();
+const { base, child } = await startServer();
+try {
+  const version = await (async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const v = (await c.query("show server_version")).rows[0].server_version as string;
+    await c.end();
+    return v;
+  })();
+  out(`\nbench:pages — PostgreSQL ${version}, ${fmt(total)} entries; ${REQUESTS} requests per view, one at a time`);
+  const weekFrom = new Date(Date.now() - 60 * 86_400_000).toISOString().slice(0, 10);
+  const weekTo = new Date(Date.now() - 54 * 86_400_000).toISOString().slice(0, 10);
+  const views = [...(ONLY.has("pages") ? PAGE_VIEWS : []), ...(ONLY.has("graphql") ? GQL_VIEWS : [])];
+  if (views.length > 0) {
+    out("| view | small p50 | small p95 | big p50 | big p95 | big ÷ small (p95) |");
+    out("|---|---:|---:|---:|---:|---:|");
+    for (const view of views) {
+      const path = view.path?.replaceAll("<week-from>", weekFrom).replaceAll("<week-to>", weekTo);
+      const small = await time(base, tenants, { ...view, path, tenant: "small" });
+      const big = await time(base, tenants, { ...view, path, tenant: "big" });
+      const sp95 = quantile(small, 0.95);
+      const bp95 = quantile(big, 0.95);
+      out(
+        `| ${view.name} | ${fmt(quantile(small, 0.5), 1)} | ${fmt(sp95, 1)} | ${fmt(quantile(big, 0.5), 1)} | ${fmt(bp95, 1)} | ${fmt(bp95 / sp95, 2)} |`,
+      );
+    }
+  }
+  if (ONLY.has("reporting")) await reportingQueries(tenants);
+  if (ONLY.has("throughput")) {
+    out(`\nthroughput: autocannon, 10 connections, ${SECONDS} s, API token of tenant big; target ≥ 1,500 req/s`);
+    out("| request | req/s | p50 ms | p99 ms | non-2xx |");
+    out("|---|---:|---:|---:|---:|");
+    const big = tenants.get("big") as LoadedTenant;
+    await throughput(
+      base,
+      big,
+      "{ auditLogs(first: 25) { nodes { seq occurredAt action actorLabel } } }",
+      "auditLogs(first: 25)",
+    );
+    await throughput(base, big, "{ currentTenant { slug } }", "currentTenant { slug }");
+  }
+} finally {
+  child.kill("SIGTERM");
+  await new Promise((resolve) => child.once("exit", resolve));
+  if (process.env.BENCH_DROP === "1") {
+    const admin = new pg.Client({ connectionString: ADMIN });
+    await admin.connect();
+    await admin.query(`drop database ${DB} with (force)`);
+    await admin.end();
+    out(`dropped ${DB}`);
+  } else {
+    out(`\nkept database ${DB} for the next run (BENCH_DROP=1 drops it)`);
+  }
+}

@@ -1,0 +1,439 @@
+/**
+ * What the Audit Log page asks of the database, and how, so that every view costs the same at
+ * 300 entries and at 2,000,000: its filters (all in the URL), keyset positions (first, newer,
+ * older, last, a date), the viewer's time zone, counts that are exact when cheap and honest
+ * otherwise, and the per-day chart from the activity the sealer keeps. The strategies live in
+ * SQL (`app_hidden.audit_find`, `audit_count`, `audit_activity`, migration 000009); this module
+ * builds their arguments and reads their answers as the signed-in user, so row-level security
+ * and those functions' own checks decide what is seen.
+ */
+import type pg from "pg";
+
+export const PAGE_SIZE = 25;
+/** Counts stop here ("more than 10,000"). */
+export const COUNT_CAP = 10_000;
+/** A count that cannot finish within this budget is shown as "many" instead. */
+const COUNT_BUDGET_MS = 15;
+/** The chart shows at most this many days: the last ones of the filtered range, never later than today. */
+export const CHART_DAYS = 92;
+
+export const SURFACES = ["web", "graphql", "api", "worker", "sql", "seed"] as const;
+export const RANGES: Record<string, { label: string; interval: string }> = {
+  "1h": { label: "Last hour", interval: "1 hour" },
+  "24h": { label: "Last 24 hours", interval: "24 hours" },
+  "7d": { label: "Last 7 days", interval: "7 days" },
+  "30d": { label: "Last 30 days", interval: "30 days" },
+};
+
+export interface AuditFilters {
+  /** Search: action, user (email or name) or resource, including an incident's current title. */
+  q: string;
+  actions: string[];
+  actor: string;
+  incident: string;
+  surface: string;
+  ip: string;
+  /** A preset window ending now (RANGES), instead of from/to. */
+  range: string;
+  /** Local date (YYYY-MM-DD) or date and time (YYYY-MM-DDTHH:MM) in the page's time zone. */
+  from: string;
+  to: string;
+}
+
+/** Where in the filtered log the page is: keyset positions, never an offset. */
+export type AuditPosition =
+  | { kind: "first" }
+  | { kind: "last" }
+  | { kind: "before" | "after"; cursor: Cursor }
+  | { kind: "at"; date: string };
+
+/** An entry's place in page order: its time (µs since the epoch) and capture number. */
+export interface Cursor {
+  micros: string;
+  id: string;
+}
+
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const DATE_TIME = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2}))?$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ACTION = /^[a-z_]+\.[a-z_]+$/;
+const CURSOR = /^(-?\d{1,16})\.(\d{1,19})$/;
+
+/**
+ * A real day of the years 0001–9999 (`2024-02-29` yes; `2023-02-29`, `2024-02-31` and `0000-01-01`
+ * no): JavaScript's Date.parse rolls impossible days over, PostgreSQL refuses them.
+ */
+export function isCalendarDate(s: string): boolean {
+  if (!DATE.test(s) || s.startsWith("0000")) return false;
+  const [y, m, d] = s.split("-").map(Number);
+  const date = new Date(0);
+  date.setUTCFullYear(y, m - 1, d);
+  return date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d;
+}
+
+/** `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM` with a real day and time, normalised; else "". */
+export function localDateTime(s: string): string {
+  const m = DATE_TIME.exec(s);
+  if (!m || !isCalendarDate(m[1])) return "";
+  if (m[2] === undefined) return m[1];
+  if (Number(m[2]) > 23 || Number(m[3]) > 59) return "";
+  return `${m[1]}T${m[2]}:${m[3]}`;
+}
+
+function values(v: unknown): string[] {
+  return (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === "string");
+}
+
+/** Reads the filters from a query string; anything malformed is dropped (never an error). */
+export function parseFilters(query: Record<string, unknown>): AuditFilters {
+  const text = (v: unknown, max: number) => (values(v)[0] ?? "").trim().slice(0, max);
+  const ip = text(query.ip, 45);
+  return {
+    q: text(query.q, 200),
+    actions: [
+      ...new Set(
+        values(query.action)
+          .flatMap((a) => a.split(","))
+          .map((a) => a.trim())
+          .filter((a) => a.length <= 100 && ACTION.test(a)),
+      ),
+    ].slice(0, 30),
+    actor: text(query.actor, 320),
+    incident: UUID.test(text(query.incident, 36)) ? text(query.incident, 36).toLowerCase() : "",
+    surface: (SURFACES as readonly string[]).includes(text(query.surface, 10)) ? text(query.surface, 10) : "",
+    ip: isIp(ip) ? ip : "",
+    range: text(query.range, 4) in RANGES ? text(query.range, 4) : "",
+    from: localDateTime(text(query.from, 16)),
+    to: localDateTime(text(query.to, 16)),
+  };
+}
+
+function isIp(s: string): boolean {
+  if (/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(s)) return s.split(".").every((p) => Number(p) <= 255);
+  return /^[0-9a-f:]+$/i.test(s) && s.includes(":") && s.length >= 2 && (s.match(/::/g) ?? []).length <= 1;
+}
+
+export function parsePosition(query: Record<string, unknown>): AuditPosition {
+  const one = (v: unknown) => values(v)[0] ?? "";
+  for (const kind of ["before", "after"] as const) {
+    const m = CURSOR.exec(one(query[kind]));
+    if (m) return { kind, cursor: { micros: m[1], id: m[2] } };
+  }
+  if (one(query.page) === "last") return { kind: "last" };
+  const at = one(query.at);
+  if (isCalendarDate(at)) return { kind: "at", date: at };
+  return { kind: "first" };
+}
+
+/** Filters with nothing set. */
+export function hasFilters(f: AuditFilters): boolean {
+  return Boolean(f.q || f.actions.length || f.actor || f.incident || f.surface || f.ip || f.range || f.from || f.to);
+}
+
+/** The URL of this view with some filters changed and at a position (first page unless given). */
+export function filterUrl(
+  base: string,
+  filters: AuditFilters,
+  change: Partial<AuditFilters> = {},
+  position: AuditPosition = { kind: "first" },
+  extra: Record<string, string> = {},
+): string {
+  const next = { ...filters, ...change };
+  const params = new URLSearchParams();
+  if (next.q) params.set("q", next.q);
+  for (const a of next.actions) params.append("action", a);
+  if (next.actor) params.set("actor", next.actor);
+  if (next.incident) params.set("incident", next.incident);
+  if (next.surface) params.set("surface", next.surface);
+  if (next.ip) params.set("ip", next.ip);
+  if (next.range) params.set("range", next.range);
+  else {
+    if (next.from) params.set("from", next.from);
+    if (next.to) params.set("to", next.to);
+  }
+  if (position.kind === "before" || position.kind === "after") {
+    params.set(position.kind, `${position.cursor.micros}.${position.cursor.id}`);
+  } else if (position.kind === "last") params.set("page", "last");
+  else if (position.kind === "at") params.set("at", position.date);
+  for (const [k, v] of Object.entries(extra)) params.set(k, v);
+  const query = params.toString();
+  return query ? `${base}?${query}` : base;
+}
+
+/** The filter's time window as instants, resolved in the page's time zone. */
+export interface Window {
+  from: string | null;
+  to: string | null;
+  /** Both ends fall on whole UTC hours (so the hourly activity counts the window exactly). */
+  hourly: boolean;
+  /** Today in the page's zone, and the chart's first and last day. */
+  today: string;
+  chartFirst: string;
+  chartLast: string;
+}
+
+async function resolveWindow(client: pg.ClientBase, f: AuditFilters, zone: string): Promise<Window> {
+  const { rows } = await client.query<{
+    from_at: string | null;
+    to_at: string | null;
+    hourly: boolean;
+    today: string;
+    chart_first: string;
+    chart_last: string;
+  }>(
+    `with w as (
+       select case when $1::text is not null then now() - $1::interval
+                   when $2::text is null then null
+                   else $2::timestamp at time zone $4 end as from_at,
+              case when $1::text is not null then null
+                   when $3::text is null then null
+                   when length($3) = 10 then ($3::date + 1)::timestamp at time zone $4
+                   else ($3::timestamp + interval '1 minute') at time zone $4 end as to_at,
+              (now() at time zone $4)::date as today
+     ), c as (
+       select w.*, least(coalesce((w.to_at - interval '1 microsecond') at time zone $4, w.today::timestamp)::date, w.today) as last_day
+       from w
+     )
+     select to_char(from_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as from_at,
+            to_char(to_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as to_at,
+            coalesce(date_trunc('hour', from_at, 'UTC') = from_at, true) and coalesce(date_trunc('hour', to_at, 'UTC') = to_at, true) as hourly,
+            to_char(today, 'YYYY-MM-DD') as today,
+            to_char(greatest(coalesce((from_at at time zone $4)::date, last_day - 29), last_day - ${CHART_DAYS - 1}), 'YYYY-MM-DD') as chart_first,
+            to_char(last_day, 'YYYY-MM-DD') as chart_last
+     from c`,
+    [f.range ? RANGES[f.range].interval : null, f.range ? null : f.from || null, f.range ? null : f.to || null, zone],
+  );
+  const r = rows[0];
+  return {
+    from: r.from_at,
+    to: r.to_at,
+    hourly: r.hourly,
+    today: r.today,
+    chartFirst: r.chart_first,
+    chartLast: r.chart_last,
+  };
+}
+
+/** The filter as the SQL functions take it (app_hidden.audit_find / audit_count). */
+export function filterJson(f: AuditFilters, window: Pick<Window, "from" | "to">): Record<string, unknown> {
+  const json: Record<string, unknown> = {};
+  if (f.q) json.pattern = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  if (f.actions.length > 0) json.actions = f.actions;
+  if (f.actor) json.actor = f.actor;
+  if (f.incident) json.incident = f.incident;
+  if (f.surface) json.surface = f.surface;
+  if (f.ip) json.ip = f.ip;
+  if (window.from) json.from = window.from;
+  if (window.to) json.to = window.to;
+  return json;
+}
+
+export interface AuditEntry {
+  /** Capture number (the cursor's tie-breaker; not shown). */
+  id: string;
+  /** Microseconds since the epoch of occurred_at (the cursor). */
+  micros: string;
+  /** Position in the tenant's log, or null while the entry is pending (not sealed yet). */
+  seq: string | null;
+  occurred_at: string;
+  actor_label: string;
+  actor_user_id: string | null;
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  resource_label: string | null;
+  incident_id: string | null;
+  changes: Record<string, { old?: unknown; new?: unknown }>;
+  request_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  surface: string;
+  db_role: string;
+  api_token_id: string | null;
+  leaf_hash: string | null;
+}
+
+export interface DayCount {
+  day: string;
+  n: number;
+}
+
+export interface AuditCount {
+  /** Exact number, or the cap when there are more. */
+  n: number;
+  /** "exact", "more" (than n), or "unknown" (not counted within the budget). */
+  kind: "exact" | "more" | "unknown";
+}
+
+export interface AuditPage {
+  entries: AuditEntry[];
+  newer: Cursor | null;
+  older: Cursor | null;
+  /** The position shown is the newest end (live updates apply). */
+  atNewest: boolean;
+  /** The largest capture number on the log when read (for "new entries" since). */
+  count: AuditCount;
+  /** The chart: per day in the page's zone; `filtered` says whether it reflects every filter. */
+  days: DayCount[];
+  chartFiltered: boolean;
+  actions: string[];
+  window: Window;
+  latestId: string | null;
+}
+
+const ENTRY_COLUMNS = `e.id::text, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
+  to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
+  e.actor_label, e.actor_user_id, e.action, e.resource_type, e.resource_id, e.resource_label, e.incident_id, e.changes,
+  e.request_id, host(e.ip) as ip, e.user_agent, e.surface, e.db_role, e.api_token_id,
+  l.seq::text, encode(l.leaf_hash, 'hex') as leaf_hash`;
+
+const cursorTime = (c: Cursor) => `(timestamptz 'epoch' + (${BigInt(c.micros)} * interval '1 microsecond'))`;
+
+/** Entries by capture number, in the given order (as the signed-in user: RLS applies). */
+async function entriesById(client: pg.ClientBase, ids: string[]): Promise<AuditEntry[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await client.query<AuditEntry>(
+    `select ${ENTRY_COLUMNS}
+     from unnest($1::bigint[]) with ordinality as k(id, n)
+     join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
+     left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+     order by k.n`,
+    [ids],
+  );
+  return rows;
+}
+
+/** A count that gives up after COUNT_BUDGET_MS (in a savepoint, so the transaction goes on). */
+async function budgetedCount(client: pg.ClientBase, filter: Record<string, unknown>): Promise<AuditCount> {
+  await client.query("savepoint audit_count");
+  try {
+    await client.query(`set local statement_timeout = ${COUNT_BUDGET_MS}`);
+    const { rows } = await client.query<{ n: string }>("select app_hidden.audit_count($1, $2) as n", [
+      filter,
+      COUNT_CAP + 1,
+    ]);
+    await client.query("release savepoint audit_count");
+    const n = Number(rows[0].n);
+    return n > COUNT_CAP ? { n: COUNT_CAP, kind: "more" } : { n, kind: "exact" };
+  } catch (error) {
+    if ((error as { code?: string }).code !== "57014") throw error;
+    await client.query("rollback to savepoint audit_count");
+    return { n: 0, kind: "unknown" };
+  } finally {
+    await client.query("reset statement_timeout").catch(() => {});
+  }
+}
+
+/** Reads one page of the log with its count, chart and the tenant's actions. */
+export async function readAuditLog(
+  client: pg.ClientBase,
+  filters: AuditFilters,
+  position: AuditPosition,
+  zone: string,
+): Promise<AuditPage> {
+  const window = await resolveWindow(client, filters, zone);
+  const filter = filterJson(filters, window);
+  // The keys: newest first, or oldest first (for "newer" and "last") and then turned around.
+  const ascending = position.kind === "after" || position.kind === "last";
+  let cursorSql = "null::timestamptz, null::bigint";
+  if (position.kind === "before" || position.kind === "after") {
+    cursorSql = `${cursorTime(position.cursor)}, ${BigInt(position.cursor.id)}::bigint`;
+  } else if (position.kind === "at") {
+    // The newest entries of that day (in the page's zone) and everything before them.
+    cursorSql = `(($4::date + 1)::timestamp at time zone $5), 0::bigint`;
+  }
+  const atParams = position.kind === "at" ? [position.date, zone] : [];
+  const { rows: keys } = await client.query<{ id: string }>(
+    `select k.id::text from app_hidden.audit_find($1, ${cursorSql}, $2, $3) k`,
+    [filter, ascending, PAGE_SIZE + 1, ...atParams],
+  );
+  const more = keys.length > PAGE_SIZE;
+  const ids = keys.slice(0, PAGE_SIZE).map((k) => k.id);
+  if (ascending) ids.reverse();
+  const entries = await entriesById(client, ids);
+  const first = entries[0];
+  const last = entries[entries.length - 1];
+  const key = (e: AuditEntry | undefined): Cursor | null => (e ? { micros: e.micros, id: e.id } : null);
+  const newer =
+    position.kind === "first" ? null : ascending ? (more ? key(first) : null) : entries.length > 0 ? key(first) : null;
+  const older = ascending ? (position.kind === "last" ? null : key(last)) : more ? key(last) : null;
+
+  // Counts and chart: from the kept activity when the filter is only actions and a window on
+  // whole hours; otherwise a budgeted, capped count and the chart of the actions and window.
+  const aggregatable =
+    !filters.q && !filters.actor && !filters.incident && !filters.surface && !filters.ip && window.hourly;
+  let count: AuditCount;
+  if (aggregatable && filters.actions.length === 0 && !window.from && !window.to) {
+    const { rows } = await client.query<{ n: string }>("select app_hidden.audit_entry_count() as n");
+    count = { n: Number(rows[0].n), kind: "exact" };
+  } else if (aggregatable) {
+    const { rows } = await client.query<{ n: string }>(
+      "select coalesce(sum(entries), 0)::text as n from app_hidden.audit_activity($1, $2, $3)",
+      [window.from, window.to, filters.actions.length > 0 ? filters.actions : null],
+    );
+    count = { n: Number(rows[0].n), kind: "exact" };
+  } else {
+    count = await budgetedCount(client, filter);
+  }
+  const chartFrom = await client.query<DayCount>(
+    `select to_char(d.day, 'YYYY-MM-DD') as day, coalesce(c.n, 0)::int as n
+     from generate_series($1::date, $2::date, interval '1 day') as d(day)
+     left join (
+       select (a.hour at time zone $3)::date as day, sum(a.entries) as n
+       from app_hidden.audit_activity(
+              greatest(coalesce($4::timestamptz, '-infinity'), ($1::date)::timestamp at time zone $3),
+              least(coalesce($5::timestamptz, 'infinity'), ($2::date + 1)::timestamp at time zone $3),
+              $6) a
+       group by 1
+     ) c on c.day = d.day::date
+     order by d.day`,
+    [
+      window.chartFirst,
+      window.chartLast,
+      zone,
+      window.from,
+      window.to,
+      filters.actions.length > 0 ? filters.actions : null,
+    ],
+  );
+  const actions = await client.query<{ action: string }>(
+    // A skip scan over the (tenant_id, action) index: one index probe per distinct action,
+    // instead of reading every entry of the tenant on each page view.
+    `with recursive actions(action) as (
+       (select e.action from app_public.audit_log e order by e.action using ~<~ limit 1)
+       union all
+       select (select e.action from app_public.audit_log e where e.action ~>~ a.action order by e.action using ~<~ limit 1)
+       from actions a where a.action is not null
+     )
+     select action from actions where action is not null`,
+  );
+  const latest = await client.query<{ id: string | null }>(
+    "select max(e.id)::text as id from app_public.audit_log e where e.tenant_id = (select app_public.current_tenant_id())",
+  );
+  return {
+    entries,
+    newer,
+    older,
+    atNewest: position.kind === "first",
+    count,
+    days: chartFrom.rows,
+    chartFiltered: aggregatable,
+    actions: actions.rows.map((r) => r.action),
+    window,
+    latestId: latest.rows[0].id,
+  };
+}
+
+/** How many entries matching the filter were recorded after capture number `since` (at most 100). */
+export async function countNewEntries(
+  client: pg.ClientBase,
+  filters: AuditFilters,
+  zone: string,
+  since: string,
+): Promise<number> {
+  const window = await resolveWindow(client, filters, zone);
+  const { rows } = await client.query<{ n: string }>("select app_hidden.audit_count($1, 100) as n", [
+    { ...filterJson(filters, window), after_id: since },
+  ]);
+  return Number(rows[0].n);
+}
