@@ -1,5 +1,5 @@
 --! Previous: sha1:82267dde5b0985d870b9a2b5c7cdee1cfe394410
---! Hash: sha1:76e4613c8dadb6417a745c1ea3b1dfc22c49343c
+--! Hash: sha1:be58567814b23e43f8a742a154d57d65cab76b16
 --! Message: audit-scale
 
 -- 000009 The Audit Log at scale: what the pages and reports read instead of scanning the log.
@@ -289,6 +289,20 @@ language sql immutable set search_path = pg_catalog as $$
   ) conditions
 $$;
 
+-- A search also finds entries by a person's name (their email is what entries record) and the
+-- entries of an incident renamed since (its current title): the title index serves the latter.
+create index incidents_tenant_title_trgm_idx on app_public.incidents using gin (tenant_id, title gin_trgm_ops);
+
+/** What a search pattern also stands for in a tenant: members named so, and incidents titled so (at most 50). */
+create function app_private.audit_search_alternates(p_tenant uuid, p_pattern text, out actors text[], out incidents uuid[])
+language sql stable set search_path = pg_catalog as $$
+  select array(select u.email from app_public.memberships m join app_public.users u on u.id = m.user_id
+               where m.tenant_id = p_tenant and u.name ilike p_pattern and u.email not ilike p_pattern limit 20),
+         (select case when count(*) <= 50 then coalesce(array_agg(i.id), '{}') else '{}' end
+          from (select i.id from app_public.incidents i
+                where i.tenant_id = p_tenant and i.title ilike p_pattern limit 51) i)
+$$;
+
 /**
  * Keys (occurred_at, id) of up to p_limit entries of the current tenant matching the filter,
  * newest first (or oldest first when p_ascending), strictly after the cursor in that order when
@@ -314,6 +328,10 @@ declare
   v_last_at timestamptz;
   v_last_id bigint;
   v_rev text := case when p_ascending then 'desc' else 'asc' end;
+  v_alt_actors text[] := '{}';
+  v_alt_incidents uuid[] := '{}';
+  v_match text := 'w.s ilike $2';
+  v_extra text := '';
   r record;
 begin
   if not app_hidden.audit_log_readable() then
@@ -329,11 +347,11 @@ begin
 
   -- The entries in order (keys and the searched text), limit n: one index range, or one per action.
   v_base := case when coalesce(cardinality(v_actions), 0) <= 1 then
-      format('select e.occurred_at, e.id, %s as s from app_public.audit_log e where %s%s order by e.occurred_at %s, e.id %s limit $1',
+      format('select e.occurred_at, e.id, %s as s, e.actor_label as actor, e.incident_id as incident from app_public.audit_log e where %s%s order by e.occurred_at %s, e.id %s limit $1',
              v_search, v_cond, case when v_actions is null then '' else format(' and e.action = %L', v_actions[1]) end, v_dir, v_dir)
     else
       format('select * from (%s) u order by u.occurred_at %s, u.id %s limit $1',
-        (select string_agg(format('(select e.occurred_at, e.id, %s as s from app_public.audit_log e where %s and e.action = %L order by e.occurred_at %s, e.id %s limit $1)',
+        (select string_agg(format('(select e.occurred_at, e.id, %s as s, e.actor_label as actor, e.incident_id as incident from app_public.audit_log e where %s and e.action = %L order by e.occurred_at %s, e.id %s limit $1)',
                                   v_search, v_cond, a, v_dir, v_dir), ' union all ')
          from unnest(v_actions) a), v_dir, v_dir)
     end;
@@ -344,16 +362,20 @@ begin
   end if;
 
   -- A search: the next p_scan entries first.
+  select a.actors, a.incidents into v_alt_actors, v_alt_incidents from app_private.audit_search_alternates(v_tenant, v_pattern) a;
+  if cardinality(v_alt_actors) > 0 or cardinality(v_alt_incidents) > 0 then
+    v_match := '(w.s ilike $2 or w.actor = any ($4) or w.incident = any ($5))';
+  end if;
   v_found := 0;
   for r in execute format(
       'with w as materialized (%s), '
-      || 'meta as (select count(*)::int as scanned, count(*) filter (where w.s ilike $2)::int as found from w), '
+      || 'meta as (select count(*)::int as scanned, count(*) filter (where %s)::int as found from w), '
       || 'tail as (select w.occurred_at, w.id from w order by w.occurred_at %s, w.id %s limit 1) '
       || 'select h.occurred_at, h.id, meta.scanned, meta.found, tail.occurred_at as last_at, tail.id as last_id '
       || 'from meta left join tail on true left join lateral '
-      || '(select w.occurred_at, w.id from w where w.s ilike $2 order by w.occurred_at %s, w.id %s limit $3) h on true',
-      v_base, v_rev, v_rev, v_dir, v_dir)
-    using p_scan, v_pattern, p_limit
+      || '(select w.occurred_at, w.id from w where %s order by w.occurred_at %s, w.id %s limit $3) h on true',
+      v_base, v_match, v_rev, v_rev, v_match, v_dir, v_dir)
+    using p_scan, v_pattern, p_limit, v_alt_actors, v_alt_incidents
   loop
     v_scanned := r.scanned;
     v_found := r.found;
@@ -368,13 +390,25 @@ begin
   if v_found >= p_limit or v_scanned < p_scan then
     return;
   end if;
-  -- Too few in that stretch: the rest of the matches from the trigram index, beyond it.
+  -- Too few in that stretch: the rest of the matches from the trigram index, beyond it (and
+  -- from the index range of each person or incident the pattern also stands for).
+  select coalesce(string_agg(format(
+           ' union (select e.occurred_at, e.id from app_public.audit_log e where %s and e.actor_label = %L%s and (e.occurred_at, e.id) %s ($3, $4) order by e.occurred_at %s, e.id %s limit $1)',
+           v_cond, a, case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end,
+           case when p_ascending then '>' else '<' end, v_dir, v_dir), ''), '')
+    into v_extra from unnest(v_alt_actors) a;
+  select v_extra || coalesce(string_agg(format(
+           ' union (select e.occurred_at, e.id from app_public.audit_log e where %s and e.incident_id = %L::uuid%s and (e.occurred_at, e.id) %s ($3, $4) order by e.occurred_at %s, e.id %s limit $1)',
+           v_cond, i, case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end,
+           case when p_ascending then '>' else '<' end, v_dir, v_dir), ''), '')
+    into v_extra from unnest(v_alt_incidents) i;
   return query execute format(
     'with m as materialized (select e.occurred_at, e.id from app_public.audit_log e where %s and %s ilike $2%s) '
-    || 'select m.occurred_at, m.id from m where (m.occurred_at, m.id) %s ($3, $4) order by m.occurred_at %s, m.id %s limit $1',
+    || 'select x.occurred_at, x.id from ((select m.occurred_at, m.id from m where (m.occurred_at, m.id) %s ($3, $4))%s) x '
+    || 'order by x.occurred_at %s, x.id %s limit $1',
     v_cond, v_search,
     case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end,
-    case when p_ascending then '>' else '<' end, v_dir, v_dir)
+    case when p_ascending then '>' else '<' end, v_extra, v_dir, v_dir)
     using p_limit - v_found, v_pattern, v_last_at, v_last_id;
 end;
 $$;
@@ -388,18 +422,27 @@ create function app_hidden.audit_count(p_filter jsonb, p_cap int) returns bigint
 language plpgsql stable security definer set search_path = pg_catalog, public as $$
 declare
   v_n bigint;
+  v_tenant uuid;
+  v_alt_actors text[] := '{}';
+  v_alt_incidents uuid[] := '{}';
 begin
   if not app_hidden.audit_log_readable() then
     return 0;
   end if;
+  v_tenant := app_public.current_tenant_id();
+  if p_filter->>'pattern' is not null then
+    select a.actors, a.incidents into v_alt_actors, v_alt_incidents
+    from app_private.audit_search_alternates(v_tenant, p_filter->>'pattern') a;
+  end if;
   execute format(
     'select count(*) from (select 1 from app_public.audit_log e where e.tenant_id = %L::uuid and %s%s%s limit $1) c',
-    app_public.current_tenant_id(), app_private.audit_filter_sql(p_filter),
+    v_tenant, app_private.audit_filter_sql(p_filter),
     case when p_filter->>'pattern' is not null
-      then ' and (e.action || '' '' || e.actor_label || '' '' || coalesce(e.resource_label, '''')) ilike $2' else '' end,
+      then ' and ((e.action || '' '' || e.actor_label || '' '' || coalesce(e.resource_label, '''')) ilike $2'
+           || ' or e.actor_label = any ($3) or e.incident_id = any ($4))' else '' end,
     case when jsonb_array_length(coalesce(p_filter->'actions', '[]')) > 0
       then format(' and e.action = any (%L::text[])', array(select jsonb_array_elements_text(p_filter->'actions'))) else '' end)
-    into v_n using p_cap, p_filter->>'pattern';
+    into v_n using p_cap, p_filter->>'pattern', v_alt_actors, v_alt_incidents;
   return v_n;
 end;
 $$;
@@ -407,3 +450,38 @@ comment on function app_hidden.audit_count(jsonb, int) is
   'How many of the current tenant''s audit entries match a filter, up to p_cap (owner/admin with auditLog).';
 revoke all on function app_hidden.audit_count(jsonb, int) from public;
 grant execute on function app_hidden.audit_count(jsonb, int) to :DATABASE_VISITOR;
+
+-- The GraphQL API's substring conditions (actorContains, resourceLabelContains), for the same
+-- reason: resolved here, where the indexes may be used, into conditions that RLS lets through.
+
+/** The current tenant's distinct actors (emails, "system") matching an ILIKE pattern: a skip scan. */
+create function app_hidden.audit_actors_matching(p_pattern text) returns text[]
+language sql stable security definer set search_path = pg_catalog as $$
+  with recursive scope as (
+    select app_public.current_tenant_id() as tenant_id where app_hidden.audit_log_readable()
+  ), actors(actor) as (
+    (select e.actor_label from scope s join app_public.audit_log e on e.tenant_id = s.tenant_id order by e.actor_label limit 1)
+    union all
+    select (select e.actor_label from scope s join app_public.audit_log e on e.tenant_id = s.tenant_id
+            where e.actor_label > a.actor order by e.actor_label limit 1)
+    from actors a where a.actor is not null
+  )
+  select coalesce(array_agg(actor), '{}') from actors where actor ilike p_pattern
+$$;
+comment on function app_hidden.audit_actors_matching(text) is
+  'The distinct actors of the current tenant''s audit log matching an ILIKE pattern (owner/admin with auditLog).';
+revoke all on function app_hidden.audit_actors_matching(text) from public;
+grant execute on function app_hidden.audit_actors_matching(text) to :DATABASE_VISITOR;
+
+/** Capture numbers of the current tenant's entries whose resource label matches an ILIKE pattern (trigram index). */
+create function app_hidden.audit_label_matches(p_pattern text) returns setof bigint
+language sql stable security definer set search_path = pg_catalog, public as $$
+  select e.id from app_public.audit_log e
+  where e.tenant_id = (select app_public.current_tenant_id() where app_hidden.audit_log_readable())
+    and (e.action || ' ' || e.actor_label || ' ' || coalesce(e.resource_label, '')) ilike p_pattern
+    and e.resource_label ilike p_pattern
+$$;
+comment on function app_hidden.audit_label_matches(text) is
+  'Capture numbers of the current tenant''s audit entries whose resource label matches an ILIKE pattern (owner/admin with auditLog).';
+revoke all on function app_hidden.audit_label_matches(text) from public;
+grant execute on function app_hidden.audit_label_matches(text) to :DATABASE_VISITOR;

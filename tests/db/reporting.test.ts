@@ -76,13 +76,19 @@ describe.each(servers())("reporting role on $name", (server) => {
        where n.nspname = 'reporting' order by 1`,
     );
     expect(rows).toEqual(
-      ["activity_daily", "audit_checkpoints", "audit_entries", "chain_status", "chain_verifications", "tenants"].map(
-        (relname) => ({
-          relname,
-          sel: true,
-          write: false,
-        }),
-      ),
+      [
+        "activity_daily",
+        "actor_activity_daily",
+        "audit_checkpoints",
+        "audit_entries",
+        "chain_status",
+        "chain_verifications",
+        "tenants",
+      ].map((relname) => ({
+        relname,
+        sel: true,
+        write: false,
+      })),
     );
     expect(await sqlState(dba.query("delete from reporting.audit_entries"))).not.toBe("ok");
   });
