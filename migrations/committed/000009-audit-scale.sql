@@ -1,5 +1,5 @@
 --! Previous: sha1:82267dde5b0985d870b9a2b5c7cdee1cfe394410
---! Hash: sha1:be58567814b23e43f8a742a154d57d65cab76b16
+--! Hash: sha1:8360ed6c5b52b7ae6701e955c75626f0e1f19ec4
 --! Message: audit-scale
 
 -- 000009 The Audit Log at scale: what the pages and reports read instead of scanning the log.
@@ -236,10 +236,11 @@ language sql stable security definer set search_path = pg_catalog as $$
   with scope as (
     select app_public.current_tenant_id() as tenant_id where app_hidden.audit_log_readable()
   )
-  select coalesce((select t.size from app_private.audit_trees t where t.tenant_id = s.tenant_id), 0)
-       + (select count(*) from app_private.audit_seal_state st
-          join app_public.audit_log e on (e.xid, e.id) > (st.last_xid, st.last_id) and e.tenant_id = s.tenant_id)
-  from scope s
+  select coalesce((
+    select coalesce((select t.size from app_private.audit_trees t where t.tenant_id = s.tenant_id), 0)
+         + (select count(*) from app_private.audit_seal_state st
+            join app_public.audit_log e on (e.xid, e.id) > (st.last_xid, st.last_id) and e.tenant_id = s.tenant_id)
+    from scope s), 0)
 $$;
 comment on function app_hidden.audit_entry_count() is
   'The number of entries in the current tenant''s log (sealed + pending). Owner/admin with auditLog only.';

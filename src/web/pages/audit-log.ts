@@ -228,7 +228,13 @@ async function pageZone(ctx: Koa.Context, page: PageState): Promise<PageZone> {
     });
   const zones = await knownZones;
   const param = typeof ctx.query.tz === "string" ? ctx.query.tz : "";
-  const cookie = ctx.cookies.get(ZONE_COOKIE) ?? "";
+  const cookie = (() => {
+    try {
+      return decodeURIComponent(ctx.cookies.get(ZONE_COOKIE) ?? "");
+    } catch {
+      return "";
+    }
+  })();
   const valid = (z: string) => z.length > 0 && z.length <= 64 && zones.has(z) && isIntlZone(z);
   const name = valid(param) ? param : valid(cookie) ? cookie : "UTC";
   return { name, explicit: valid(param), label: zoneLabel(name) };
