@@ -30,15 +30,15 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     return page;
   }
   const entries = (page: Page) => page.locator("details.log-entry");
-  const shown = async (page: Page) =>
-    ((await page.locator(".pager .muted").textContent()) ?? "").replace(/\s+/g, " ").trim();
+  const firstId = (page: Page) => entries(page).first().getAttribute("data-entry");
+  const count = async (page: Page) => ((await page.locator(".chart-head strong").textContent()) ?? "").trim();
 
   it("searches as you type without reloading, keeps filters in the URL, pages, reloads and goes back", async () => {
     const page = await newPage("owner@demo.test", "/t/demo/audit");
     expect(new URL(page.url()).pathname).toBe("/t/demo/audit");
     await expect.poll(() => entries(page).count()).toBe(25);
     await screenshot(page, "audit-log-owner");
-    const before = await shown(page);
+    const before = await count(page);
 
     await page.evaluate(() => {
       (globalThis as unknown as { notReloaded: boolean }).notReloaded = true;
@@ -46,24 +46,93 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     await page.keyboard.press("/");
     await page.keyboard.type("incident.updated");
     await expect.poll(() => new URL(page.url()).searchParams.get("q")).toBe("incident.updated");
-    await expect.poll(() => shown(page)).not.toBe(before);
+    await expect.poll(() => count(page)).not.toBe(before);
     expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
     const actions = await page.locator("details.log-entry code.action").allInnerTexts();
     expect(new Set(actions)).toEqual(new Set(["incident.updated"]));
     await screenshot(page, "audit-log-search");
 
+    const top = await firstId(page);
     await page.getByRole("link", { name: "Older →" }).click();
-    await expect.poll(() => new URL(page.url()).searchParams.get("page")).toBe("2");
+    await expect.poll(() => new URL(page.url()).searchParams.get("before")).toMatch(/^\d+\.\d+$/);
     expect(new URL(page.url()).searchParams.get("q")).toBe("incident.updated");
-    await expect.poll(() => shown(page)).toMatch(/^Showing 26–50 of/);
+    await expect.poll(() => firstId(page)).not.toBe(top);
+    const second = await firstId(page);
+    // The reader starts at the top of the new entries.
+    await expect.poll(() => page.evaluate(() => document.activeElement?.classList.contains("log") ?? false)).toBe(true);
 
     await page.reload();
-    await expect.poll(() => shown(page)).toMatch(/^Showing 26–50 of/);
+    await expect.poll(() => firstId(page)).toBe(second);
     expect(await page.locator("#q").inputValue()).toBe("incident.updated");
 
     await page.goBack();
-    await expect.poll(() => new URL(page.url()).searchParams.get("page")).toBe(null);
-    await expect.poll(() => shown(page)).toMatch(/^Showing 1–25 of/);
+    await expect.poll(() => new URL(page.url()).searchParams.get("before")).toBe(null);
+    await expect.poll(() => firstId(page)).toBe(top);
+    await page.close();
+  });
+
+  it("filters by several actions, a preset window and a user, all kept in the URL", async () => {
+    const page = await newPage("owner@demo.test", "/t/demo/audit");
+    await page.locator("details.multi summary").click();
+    await page.getByLabel("evidence.uploaded").check();
+    await expect.poll(() => new URL(page.url()).searchParams.getAll("action")).toEqual(["evidence.uploaded"]);
+    await page.getByLabel("incident.created").check();
+    await expect
+      .poll(() => new URL(page.url()).searchParams.getAll("action").sort())
+      .toEqual(["evidence.uploaded", "incident.created"]);
+    await page.locator("details.multi summary").click();
+    await page.locator("#range").selectOption("7d");
+    await expect.poll(() => new URL(page.url()).searchParams.get("range")).toBe("7d");
+    await expect
+      .poll(async () => new Set(await page.locator("details.log-entry code.action").allInnerTexts()))
+      .toEqual(new Set(["evidence.uploaded", "incident.created"]));
+    await page.locator("#actor").fill("admin@demo.test");
+    await expect.poll(() => new URL(page.url()).searchParams.get("actor")).toBe("admin@demo.test");
+    const users = await page.locator('details.log-entry [data-label="User"]').allInnerTexts();
+    expect(users.length).toBeGreaterThan(0);
+    expect(new Set(users.map((u) => u.trim()))).toEqual(new Set(["admin@demo.test"]));
+    await screenshot(page, "audit-log-filters");
+    await page.close();
+  });
+
+  it("shows new entries without a reload, and without moving what the reader is looking at", async () => {
+    const page = await newPage("owner@demo.test", "/t/demo/audit");
+    const top = await firstId(page);
+    await page.evaluate(() => {
+      (globalThis as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+    const { rows } = await t.superuser.query("select id from app_public.tenants where slug = 'demo'");
+    await t.pools.owner.query(
+      "insert into app_public.incidents (tenant_id, title) values ($1, 'Live one'), ($1, 'Live two'), ($1, 'Live three')",
+      [rows[0].id],
+    );
+    const banner = page.locator("a.new-entries");
+    await expect.poll(() => banner.textContent(), { timeout: 20_000 }).toContain("3 new entries");
+    expect(await firstId(page)).toBe(top);
+    expect(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+    await screenshot(page, "audit-log-new-entries");
+    await banner.click();
+    await expect.poll(() => entries(page).first().locator(".resource").textContent()).toBe("Live three");
+    await page.close();
+  });
+
+  it("reads as labelled cards on a 390 px phone, the first entry in view", async () => {
+    const page = await openPage(browser, { viewport: { width: 390, height: 844 } });
+    await signInPage(page, web.url, "owner@demo.test", "/t/demo/audit");
+    const first = entries(page).first();
+    await expect.poll(() => first.isVisible()).toBe(true);
+    const card = first.locator("summary");
+    expect(
+      await card.locator('[data-label="User"]').evaluate<string>("(el) => getComputedStyle(el, '::before').content"),
+    ).toBe('"User"');
+    // The first entry is on the first screen: the filters not in use start folded.
+    const box = await first.boundingBox();
+    await page.screenshot({ path: ".test-artifacts/audit-log-phone-first-screen.png" });
+    expect(box && box.y + 40).toBeLessThan(844);
+    expect(await page.locator("details.more-filters").getAttribute("open")).toBeNull();
+    // Nothing is wider than the screen.
+    expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await screenshot(page, "audit-log-phone");
     await page.close();
   });
 
@@ -81,31 +150,51 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     await page.close();
   });
 
-  it("shows times in the viewer's time zone and clock, with the UTC time on hover", async () => {
-    // The page formats times with the browser's locale and time zone: pin both per page.
+  it("shows every time in the viewer's time zone (labelled), with the UTC time on hover and a UTC switch", async () => {
+    // The browser's zone reaches the server in a cookie; locale and zone are pinned per page.
     const shownAt = async (options: { timezoneId: string; locale: string }) => {
       const page = await openPage(browser, options);
       await signInPage(page, web.url, "owner@demo.test", "/t/demo/audit");
+      await expect.poll(() => page.locator("#zone-line").getAttribute("data-zone")).toBe(options.timezoneId);
       const time = page.locator("details.log-entry time").first();
       const iso = (await time.getAttribute("datetime")) ?? "";
-      await expect.poll(() => time.getAttribute("title")).toBe(`${iso} (UTC)`);
+      expect(await time.getAttribute("title")).toBe(`${iso} (UTC)`);
       const text = (await time.textContent()) ?? "";
-      await page.close();
-      return { iso, text };
+      const label = (await page.locator("#zone-line").textContent()) ?? "";
+      return { page, iso, text, label };
     };
-    const hour = (iso: string, timeZone: string, hourCycle: "h12" | "h23") =>
-      new Intl.DateTimeFormat("en-US", { timeZone, hour: "numeric", hourCycle })
-        .formatToParts(new Date(iso))
-        .find((p) => p.type === "hour")?.value;
+    const local = (iso: string, timeZone: string) => {
+      const p = Object.fromEntries(
+        new Intl.DateTimeFormat("en-US", {
+          timeZone,
+          year: "numeric",
+          month: "2-digit",
+          day: "2-digit",
+          hour: "2-digit",
+          minute: "2-digit",
+          second: "2-digit",
+          hourCycle: "h23",
+        })
+          .formatToParts(new Date(iso))
+          .map((x) => [x.type, x.value]),
+      );
+      return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
+    };
 
     const tokyo = await shownAt({ timezoneId: "Asia/Tokyo", locale: "en-GB" });
-    expect(tokyo.text).toContain(`${hour(tokyo.iso, "Asia/Tokyo", "h23")?.padStart(2, "0")}:`);
-    expect(tokyo.text).not.toMatch(/[AP]M/i);
+    expect(tokyo.text).toBe(local(tokyo.iso, "Asia/Tokyo"));
+    expect(tokyo.label).toContain("Asia/Tokyo (UTC+09:00)");
+    await screenshot(tokyo.page, "audit-log-tokyo");
+    await tokyo.page.getByRole("link", { name: "Show in UTC" }).click();
+    await expect.poll(() => tokyo.page.locator("#zone-line").getAttribute("data-zone")).toBe("UTC");
+    expect(await tokyo.page.locator("details.log-entry time").first().textContent()).toBe(local(tokyo.iso, "UTC"));
+    await tokyo.page.close();
 
+    // A 12-hour locale does not change the page's 24-hour times.
     const newYork = await shownAt({ timezoneId: "America/New_York", locale: "en-US" });
-    expect(newYork.text).toMatch(
-      new RegExp(`\\b0?${hour(newYork.iso, "America/New_York", "h12")}:\\d\\d:\\d\\d\\s?[AP]M`),
-    );
+    expect(newYork.text).toBe(local(newYork.iso, "America/New_York"));
+    expect(newYork.text).not.toMatch(/[AP]M/i);
+    await newYork.page.close();
   });
 
   it("refuses a member with a 403 page", async () => {

@@ -43,6 +43,22 @@
     window.location.reload();
   });
 
+  // On a phone, filters that are not in use start folded, so the first entries are in view.
+  document.addEventListener("DOMContentLoaded", () => {
+    if (!window.matchMedia("(max-width: 600px)").matches) return;
+    for (const el of document.querySelectorAll('details[data-phone-collapse="yes"]')) el.removeAttribute("open");
+  });
+
+  // A checkbox list folded into a <details> says what is chosen in its summary.
+  document.addEventListener("change", (event) => {
+    const list = event.target instanceof Element ? event.target.closest("details.multi") : null;
+    const value = list?.querySelector("summary .value");
+    if (!list || !value) return;
+    const chosen = [...list.querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
+    value.textContent =
+      chosen.length === 0 ? "All actions" : chosen.length === 1 ? chosen[0] : `${chosen.length} actions`;
+  });
+
   // Fields that reset others when changed (a preset range clears From/To, and the other way).
   document.addEventListener("change", (event) => {
     const el = event.target;
