@@ -59,7 +59,9 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     await expect.poll(() => firstId(page)).not.toBe(top);
     const second = await firstId(page);
     // The reader starts at the top of the new entries.
-    await expect.poll(() => page.evaluate(() => document.activeElement?.classList.contains("log") ?? false)).toBe(true);
+    await expect
+      .poll(() => page.evaluate<boolean>("document.activeElement?.classList.contains('log') ?? false"))
+      .toBe(true);
 
     await page.reload();
     await expect.poll(() => firstId(page)).toBe(second);
@@ -122,9 +124,9 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     const first = entries(page).first();
     await expect.poll(() => first.isVisible()).toBe(true);
     const card = first.locator("summary");
-    expect(
-      await card.locator('[data-label="User"]').evaluate<string>("(el) => getComputedStyle(el, '::before').content"),
-    ).toBe('"User"');
+    expect(await card.locator('[data-label="User"]').evaluate("(el) => getComputedStyle(el, '::before').content")).toBe(
+      '"User"',
+    );
     // The first entry is on the first screen: the filters not in use start folded.
     const box = await first.boundingBox();
     await page.screenshot({ path: ".test-artifacts/audit-log-phone-first-screen.png" });
