@@ -9,6 +9,7 @@
 import type Router from "@koa/router";
 import type pg from "pg";
 import { UserError } from "../errors.ts";
+import { ENTRY_COLUMNS, type EntryRow, entryModel, usersOf } from "./audit-entry.ts";
 import { hasFeature, isManager, pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
 
 export const PAGE_SIZE = 25;
@@ -90,23 +91,7 @@ function whereClause(filters: AuditFilters): { sql: string; params: unknown[] } 
   return { sql: parts.length > 0 ? `where ${parts.join(" and ")}` : "", params };
 }
 
-export interface AuditEntry {
-  /** Position in the tenant's log, or null while the entry is pending (not sealed yet). */
-  seq: string | null;
-  occurred_at: string;
-  actor_label: string;
-  action: string;
-  resource_type: string;
-  resource_label: string | null;
-  incident_id: string | null;
-  changes: Record<string, { old?: unknown; new?: unknown }>;
-  request_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  surface: string;
-  db_role: string;
-  leaf_hash: string | null;
-}
+export type AuditEntry = EntryRow;
 
 export interface DayCount {
   day: string;
@@ -123,10 +108,7 @@ export async function readAuditLog(client: pg.ClientBase, filters: AuditFilters)
   const pages = Math.max(1, Math.ceil(total.rows[0].n / PAGE_SIZE));
   const page = Math.min(filters.page, pages);
   const entries = await client.query<AuditEntry>(
-    `select to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
-            e.actor_label, e.action, e.resource_type, e.resource_label, e.incident_id, e.changes,
-            e.request_id, host(e.ip) as ip, e.user_agent, e.surface, e.db_role,
-            l.seq, encode(l.leaf_hash, 'hex') as leaf_hash
+    `select ${ENTRY_COLUMNS}
      from app_public.audit_log e
      left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
      ${where.sql}
@@ -163,11 +145,14 @@ export async function readAuditLog(client: pg.ClientBase, filters: AuditFilters)
      )
      select action from actions where action is not null`,
   );
+  // Names of the users the page's entries mention: one query for the whole page.
+  const users = await usersOf(client, entries.rows);
   return {
     total: total.rows[0].n,
     page,
     pages,
     entries: entries.rows,
+    users,
     days: days.rows,
     actions: actions.rows.map((r) => r.action),
   };
@@ -278,6 +263,7 @@ export function auditLogRoutes(router: Router): void {
         filters,
         base,
         chart: chartBars(log.days),
+        entryModel: (e: AuditEntry) => entryModel(e, shell.tenant.slug, log.users),
         pageUrl: (n: number) => filterUrl(base, filters, { page: n }),
         clearUrl: base,
         firstShown: log.total === 0 ? 0 : (log.page - 1) * PAGE_SIZE + 1,
