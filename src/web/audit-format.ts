@@ -285,7 +285,12 @@ const TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2
 /** A timestamp as "2026-11-26 03:21 UTC" (pages turn it into the viewer's time zone). */
 export function formatDate(value: string): { text: string; iso: string } | null {
   if (!TIMESTAMP.test(value)) return null;
-  const date = new Date(value.replace(" ", "T"));
+  // A real calendar day (JavaScript would roll 2026-02-31 over to March).
+  const [y, m, d] = value.slice(0, 10).split("-").map(Number);
+  const day = new Date(Date.UTC(y, m - 1, d));
+  if (day.getUTCMonth() !== m - 1 || day.getUTCDate() !== d) return null;
+  // PostgreSQL may write the offset as "+00"; JavaScript wants "+00:00".
+  const date = new Date(value.replace(" ", "T").replace(/([+-]\d{2})$/, "$1:00"));
   if (Number.isNaN(date.getTime())) return null;
   const iso = date.toISOString();
   return { text: `${iso.slice(0, 16).replace("T", " ")} UTC`, iso };

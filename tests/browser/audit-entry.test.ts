@@ -9,6 +9,9 @@ import { browserTests, launchBrowser, openPage, screenshot, signInPage } from ".
 import { createTestDatabase, mainServer, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
+/** The browser's getComputedStyle (the tests' TypeScript has no DOM library). */
+declare function getStyle(el: unknown, pseudo: string): { transform: string };
+
 const WIDTHS = [
   { name: "desktop", viewport: { width: 1366, height: 900 } },
   { name: "phone", viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true },
@@ -32,7 +35,12 @@ describe.runIf(browserTests())("Audit entries in Chromium", () => {
 
   /** No element is wider than the page (nothing sticks out sideways on a phone). */
   const overflow = (page: Page) =>
-    page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    page.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
+  /** Elements of the page's main part that reach past the right edge of the window. */
+  const sticksOut = (page: Page) =>
+    page.evaluate<string[]>(`[...document.querySelectorAll("main *")]
+      .filter((el) => el.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+      .map((el) => el.tagName + "." + el.className + "#" + el.id)`);
 
   for (const size of WIDTHS) {
     it(`opens a row to the entry in words, with raw JSON behind a disclosure (${size.name})`, async () => {
@@ -47,14 +55,20 @@ describe.runIf(browserTests())("Audit entries in Chromium", () => {
         row
           .locator(":scope > summary [role=cell]")
           .first()
-          .evaluate((el) => getComputedStyle(el, "::before").transform);
+          .evaluate(
+            (el) =>
+              (el.ownerDocument.defaultView as unknown as { getComputedStyle: typeof getStyle }).getComputedStyle(
+                el,
+                "::before",
+              ).transform,
+          );
       const closed = await chevron();
       expect(closed).not.toBe("none");
       await row.locator(":scope > summary").click();
       await expect.poll(() => row.locator(".entry-detail").isVisible()).toBe(true);
       expect(await chevron()).not.toBe(closed);
       const detail = row.locator(".entry-detail");
-      const text = (await detail.innerText()).replace(/\s+/g, " ");
+      const text = ((await detail.textContent()) ?? "").replace(/\s+/g, " ");
       expect(text).toMatch(/Incident updated/);
       expect(text).toMatch(/→/);
       expect(await detail.locator(".raw-json pre").isVisible()).toBe(false);
@@ -67,6 +81,7 @@ describe.runIf(browserTests())("Audit entries in Chromium", () => {
       // The copy button appears where a clipboard is available (a secure context: 127.0.0.1 is one).
       expect(await detail.locator(".raw-json button[data-copy]").isVisible()).toBe(true);
       await screenshot(page, `audit-entry-row-${size.name}`);
+      expect(await sticksOut(page)).toEqual([]);
       expect(await overflow(page)).toBeLessThanOrEqual(0);
       await page.close();
     });
@@ -84,22 +99,19 @@ describe.runIf(browserTests())("Audit entries in Chromium", () => {
       await row.locator(":scope > summary").click();
       await row.getByRole("link", { name: "Permalink and proof →" }).click();
       await page.waitForURL(new RegExp(`/t/demo/audit/${rows[0].seq}$`));
-      expect(await page.locator("h1").innerText()).toMatch(/^Evidence uploaded: /);
-      const detail = (await page.locator(".entry-detail").innerText()).replace(/\s+/g, " ");
+      expect(((await page.locator("h1").textContent()) ?? "").replace(/\s+/g, " ").trim()).toMatch(
+        /^Evidence uploaded: /,
+      );
+      const detail = ((await page.locator(".entry-detail").textContent()) ?? "").replace(/\s+/g, " ");
       expect(detail).toMatch(/Size \d+(\.\d)? (B|KB|MB)/);
       expect(detail).toMatch(/SHA-256 [0-9a-f]{64}/);
       expect(detail).toMatch(/Uploaded by .+ \(.+@demo\.test\)/);
-      expect(await page.locator("#proof-root").innerText()).toMatch(/^[0-9a-f]{64}$/);
-      expect(await page.locator("#checkpoint-note").innerText()).toContain("attest.test/audit/");
+      expect(await page.locator("#proof-root").textContent()).toMatch(/^[0-9a-f]{64}$/);
+      expect(await page.locator("#checkpoint-note").textContent()).toContain("attest.test/audit/");
       await page.getByText("How to check this yourself").click();
       await expect.poll(() => page.locator("#check-script").isVisible()).toBe(true);
       await screenshot(page, `audit-entry-permalink-${size.name}`);
-      const wide = await page.evaluate(() =>
-        [...document.querySelectorAll("main *")]
-          .filter((el) => el.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
-          .map((el) => `${el.tagName}.${el.className}#${el.id}`),
-      );
-      expect(wide).toEqual([]);
+      expect(await sticksOut(page)).toEqual([]);
       expect(await overflow(page)).toBeLessThanOrEqual(0);
       await page.close();
     });
@@ -111,7 +123,7 @@ describe.runIf(browserTests())("Audit entries in Chromium", () => {
     expect(new URL(page.url()).pathname).toBe("/");
     const links = page.locator(".tenant-picker a");
     expect(await links.count()).toBe(2);
-    const texts = (await links.allInnerTexts()).map((s) => s.replace(/\s+/g, " "));
+    const texts = (await links.allTextContents()).map((s) => s.replace(/\s+/g, " "));
     expect(texts.some((s) => s.includes("Admin"))).toBe(true);
     expect(texts.some((s) => s.includes("Viewer"))).toBe(true);
     await screenshot(page, "home-tenant-picker-phone");
