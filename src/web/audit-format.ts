@@ -325,7 +325,9 @@ export function formatValue(resourceType: string, field: string, value: unknown,
         href: context.slug ? `/t/${context.slug}/members` : undefined,
       };
     }
-    return { text: "a former member", kind: "user", title: "This user is no longer a member of the tenant." };
+    return context.users
+      ? { text: "a former member", kind: "user", title: "This user is no longer a member of the tenant." }
+      : { text: "a user", kind: "user" };
   }
   if (typeof value === "boolean") {
     const [yes, no] = BOOLEANS[field] ?? ["Yes", "No"];

@@ -344,7 +344,7 @@ describe("audit entries in words", () => {
     });
     expect(v("incident", "created_by", NAMELESS.id).text).toBe("nameless@demo.test");
     expect(v("incident", "created_by", GONE)).toMatchObject({ text: "a former member", kind: "user" });
-    expect(formatValue("incident", "created_by", OWNER.id).text).toBe("a former member"); // no directory: no names
+    expect(formatValue("incident", "created_by", OWNER.id).text).toBe("a user"); // no directory: no names
     expect(v("evidence", "size_bytes", 2_516_582)).toEqual({ text: "2.4 MB", kind: "size", title: "2,516,582 bytes" });
     expect(v("evidence", "sha256", "\\xAB12")).toEqual({ text: "ab12", kind: "hash" });
     expect(v("incident", "due_at", at)).toEqual({
