@@ -241,4 +241,49 @@ describe.each(servers())("audit entry permalink on $name", (server) => {
     );
     expect(html).toContain("Show raw JSON");
   });
+
+  it("gives hashes over GraphQL in hex: evidence SHA-256, checkpoint root and key ID, and the entry's leaf", async () => {
+    const result = await web.gql<{
+      evidences: { nodes: Array<{ rowId: string; sha256: string }> };
+      auditCheckpoints: {
+        nodes: Array<{ treeSize: string; rootHash: string; rootHashHex: string; keyId: string; note: string }>;
+      };
+      auditLogEntry: { seq: string; leaf: string; leafHash: string };
+    }>(
+      `{ evidences(first: 3) { nodes { rowId sha256 } }
+         auditCheckpoints(last: 1) { nodes { treeSize rootHash rootHashHex keyId note } }
+         auditLogEntry(seq: "3") { seq leaf leafHash } }`,
+      { cookie: owner },
+    );
+    expect(result.errors).toBeUndefined();
+    const evidence = result.data?.evidences.nodes ?? [];
+    expect(evidence.length).toBeGreaterThan(0);
+    for (const e of evidence) {
+      const stored = await one<{ hex: string }>(
+        "select encode(sha256, 'hex') as hex from app_public.evidence where id = $1",
+        [e.rowId],
+      );
+      expect(e.sha256).toBe(stored.hex);
+      expect(e.sha256).toMatch(/^[0-9a-f]{64}$/);
+    }
+    const [checkpoint] = result.data?.auditCheckpoints.nodes ?? [];
+    expect(checkpoint.rootHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(checkpoint.rootHash).toBe(checkpoint.rootHashHex);
+    // The note carries the root in base64 and ends with "— <name> base64(key ID || signature)".
+    const lines = checkpoint.note.split("\n");
+    expect(Buffer.from(lines[2], "base64").toString("hex")).toBe(checkpoint.rootHash);
+    const signature = lines.at(-2)?.split(" ").at(-1) ?? "";
+    expect(checkpoint.keyId).toBe(Buffer.from(signature, "base64").subarray(0, 4).toString("hex"));
+    const entry = result.data?.auditLogEntry;
+    expect(
+      createHash("sha256")
+        .update(Buffer.concat([Buffer.from([0]), Buffer.from(entry?.leaf ?? "", "utf8")]))
+        .digest("hex"),
+    ).toBe(entry?.leafHash);
+    // Members see no leaves.
+    const member = await web.gql<{ auditLogEntry: unknown }>('{ auditLogEntry(seq: "3") { leaf } }', {
+      cookie: await web.signIn("member@demo.test"),
+    });
+    expect(member.data?.auditLogEntry ?? null).toBeNull();
+  });
 });
