@@ -134,6 +134,7 @@ async function main() {
   const lines = [
     "",
     `Attest is running at ${server.url}`,
+    `  GraphQL: ${server.url}/graphql (explore it at ${server.url}/graphiql after signing in)`,
     `  evidence packs are signed by key ${formatFingerprint(signingKey.fingerprint)}`,
     `  database: ${embedded ? `embedded PostgreSQL on port ${embedded.port} (data in ${config.dataDir})` : db.databaseName}`,
   ];

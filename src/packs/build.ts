@@ -19,6 +19,7 @@ import { parseCheckpoint } from "../audit/checkpoint.ts";
 import { activeSigningKey, type SigningKey } from "../audit/keys.ts";
 import { hashLeaf } from "../audit/merkle.ts";
 import { BLOB_CHUNK_BYTES, readBlob, writeBlob } from "../db/blobs.ts";
+import { type AuditUser, userIdsOf } from "../web/audit-format.ts";
 import type { IncidentFile } from "./format.ts";
 import { LeafError, parseLeaf } from "./leaf.ts";
 import { type ReportEntry, renderReportPdf } from "./report-pdf.ts";
@@ -243,6 +244,13 @@ export async function buildEvidencePack(options: {
     })),
   };
 
+  // The users the entries name by id (creators, uploaders, members), for the report's old → new values.
+  const reportEntries = entries.map(reportEntry);
+  const { rows: users } = await client.query<AuditUser>(
+    "select u.id, u.name, u.email from app_public.users u where u.id = any($1::uuid[])",
+    [userIdsOf(reportEntries.map((e) => e.body))],
+  );
+
   const signingKey = await signingKeyFor(client, options.ownerPool, checkpoint.keyFingerprint);
   const parsedCheckpoint = parseCheckpoint(checkpoint.note);
   const generatedAt = new Date();
@@ -254,7 +262,8 @@ export async function buildEvidencePack(options: {
     renderReportPdf({
       tenant: { name: incident.tenant_name, slug: incident.tenant_slug },
       incidentFile,
-      entries: entries.map(reportEntry),
+      entries: reportEntries,
+      users,
       generatedAt: generatedAt.toISOString(),
       signingKeyFingerprint: signingKey.fingerprint,
       checkpoint: {

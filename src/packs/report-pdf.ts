@@ -23,6 +23,7 @@ import { createRequire } from "node:module";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import * as fontkit from "fontkit";
 import PDFDocument from "pdfkit";
+import { type AuditUser, changeLine, entryChanges } from "../web/audit-format.ts";
 import { type AuditBody, formatFingerprint, type IncidentFile, PACK_FORMAT } from "./format.ts";
 
 /** One audit entry of the incident as the pack holds it: its position, leaf hash (hex) and body. */
@@ -44,6 +45,8 @@ export interface ReportData {
   /** The signed checkpoint of the tenant's log every entry is proven against (root hash in hex). */
   checkpoint: { origin: string; treeSize: number; rootHash: string; time: string | null };
   toolVersion: string;
+  /** The users the entries name by id (creators, uploaders, members), to show them by name and email. */
+  users?: AuditUser[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,6 +159,7 @@ const BODY_MUTED = style("text", 9.5, MUTED);
 const CELL = style("text", 8);
 const CELL_BOLD = style("bold", 8);
 const CELL_MUTED = style("text", 6.8, MUTED);
+const CELL_CHANGE = style("text", 7);
 const CELL_MONO = style("mono", 7);
 const CELL_MONO_MUTED = style("mono", 6.5, MUTED);
 const SEQ_HASH = style("mono", 6.2, MUTED); // "seq 123456 · 0123456789ab" fits the timestamp column
@@ -875,9 +879,19 @@ async function evidence(l: Layout, data: ReportData): Promise<void> {
   }
 }
 
-function changedFields(changes: Record<string, unknown>): string {
-  const names = Object.keys(changes);
-  return names.length ? ` · changed: ${names.join(", ")}` : "";
+/** The longest value the trail shows of a change; the whole value is in audit/entries.jsonl. */
+const CHANGE_VALUE_CHARS = 240;
+const clip = (s: string) => (s.length > CHANGE_VALUE_CHARS ? `${s.slice(0, CHANGE_VALUE_CHARS - 1)}…` : s);
+
+/** An entry's changes as the Audit Log page shows them, one per line: "Severity: High → Critical". */
+function changeLines(body: AuditBody, users: ReadonlyMap<string, AuditUser>): string[] {
+  return entryChanges(body, { users }).changes.map((c) =>
+    changeLine({
+      ...c,
+      old: c.old && { ...c.old, text: clip(c.old.text) },
+      new: c.new && { ...c.new, text: clip(c.new.text) },
+    }),
+  );
 }
 
 async function trail(l: Layout, data: ReportData): Promise<void> {
@@ -887,7 +901,7 @@ async function trail(l: Layout, data: ReportData): Promise<void> {
     return;
   }
   await l.paragraph(
-    `${entrySpan(data.entries)}, oldest first. Under each time: the entry's position (seq) in the tenant's audit log and the first 12 hex digits of its leaf hash. The full entries (request context, field-level changes) with their inclusion proofs are in audit/entries.jsonl, as a spreadsheet in audit/entries.csv; the signed checkpoint is audit/checkpoint.txt.`,
+    `${entrySpan(data.entries)}, oldest first. Under each time: the entry's position (seq) in the tenant's audit log and the first 12 hex digits of its leaf hash. Under each resource: what changed, old → new (long values are shortened). The full entries (request context, every field) with their inclusion proofs are in audit/entries.jsonl, as a spreadsheet in audit/entries.csv; the signed checkpoint is audit/checkpoint.txt.`,
     BODY_MUTED,
   );
   const table = l.table({
@@ -903,15 +917,17 @@ async function trail(l: Layout, data: ReportData): Promise<void> {
     padX: 4,
     padY: 3.5,
   });
+  const users = new Map((data.users ?? []).map((u) => [u.id, u]));
   for (const { seq, leafHash, body: e } of data.entries) {
     const context = [e.surface, e.ip].filter(Boolean).join(" · ");
     const kind = e.resource_id && !e.resource_label ? `${e.resource_type} ${e.resource_id}` : e.resource_type;
+    const changes = changeLines(e, users);
     await table.row(
       [
         [text(utc(e.occurred_at)), text(`seq ${seq} · ${leafHash.slice(0, 12)}`, SEQ_HASH)],
         [text(e.actor_label), text(context, CELL_MUTED)],
         [text(e.action, CELL_BOLD)],
-        [text(e.resource_label ?? dash), text(`${kind}${changedFields(e.changes)}`, CELL_MUTED)],
+        [text(e.resource_label ?? dash), text(kind, CELL_MUTED), ...changes.map((line) => text(line, CELL_CHANGE))],
       ],
       text(`seq ${seq}, continued`, CELL_MUTED),
     );

@@ -140,7 +140,7 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
 
   it("expands a row to its details", async () => {
     const page = await newPage("admin@demo.test", "/t/demo/audit?action=incident.updated");
-    await entries(page).first().locator("summary").click();
+    await entries(page).first().locator(":scope > summary").click();
     const detail = entries(page).first().locator(".log-detail");
     await expect.poll(() => detail.isVisible()).toBe(true);
     const text = await detail.textContent();

@@ -2,9 +2,11 @@
  * SQL reporting: a DBA's login in the reporting role reads the documented views across tenants,
  * and nothing else. The README's example queries are run exactly as written.
  */
+import { createPublicKey } from "node:crypto";
 import fs from "node:fs/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keyIdOf, parseCheckpoint } from "../../src/audit/checkpoint.ts";
 import { createLogin, createTestDatabase, servers, sqlState, type TestDatabase } from "../helpers/db.ts";
 
 /** Every ```sql block in the README's "## SQL reporting" section. */
@@ -56,6 +58,24 @@ describe.each(servers())("reporting role on $name", (server) => {
       { tenant_slug: "basic", valid: true },
       { tenant_slug: "demo", valid: true },
     ]);
+  });
+
+  it("gives each checkpoint's root hash in hex and the key ID of its signed note", async () => {
+    const { rows } = await dba.query(
+      "select tenant_id, tree_size, root_hash, note, key_fingerprint, key_id from reporting.audit_checkpoints where tenant_slug = 'demo'",
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      const note = parseCheckpoint(row.note);
+      expect(row.root_hash).toBe(note.rootHash.toString("hex"));
+      expect(row.root_hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(row.key_id).toBe(note.signatures[0].keyId.toString("hex"));
+      const key = await t.superuser.query<{ public_key_pem: string }>(
+        "select public_key_pem from app_private.signing_keys where fingerprint = $1",
+        [row.key_fingerprint],
+      );
+      expect(row.key_id).toBe(keyIdOf(note.origin, createPublicKey(key.rows[0].public_key_pem)).toString("hex"));
+    }
   });
 
   it("runs the README's example queries as written", async () => {

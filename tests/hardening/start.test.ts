@@ -99,6 +99,8 @@ describe("npm start in a terminal", () => {
     started.push(first);
     await until(() => first.output().includes("Attest is running at"), 150_000, first.output);
     expect(await portOpen(pgPort)).toBe(true);
+    // The banner names the GraphQL endpoint and its explorer.
+    expect(first.output()).toContain(`http://127.0.0.1:${httpPort}/graphiql`);
 
     const second = npmStart(env);
     started.push(second);

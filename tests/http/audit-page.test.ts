@@ -231,9 +231,9 @@ describe.each(servers())("Audit Log page on $name", (server) => {
   it("shows details of an entry: changed fields, request id, IP, user agent, surface, role, log position", async () => {
     const html = await (await get("/t/demo/audit?action=incident.updated", owner)).text();
     const start = html.indexOf('<div class="log-detail">');
-    const detail = html.slice(start, html.indexOf("</details>", start));
-    expect(detail).toContain('class="old"');
-    expect(detail).toContain('class="new"');
+    const detail = html.slice(start, html.indexOf('<details class="log-entry"', start + 1));
+    expect(detail).toMatch(/class="old[ "]/);
+    expect(detail).toMatch(/class="new[ "]/);
     for (const label of ["Request id", "IP", "User agent", "Surface", "Database role", "Log position"]) {
       expect(detail).toContain(`<dt>${label}</dt>`);
     }

@@ -489,3 +489,88 @@ describe("streaming the report", () => {
     }).rejects.toThrow();
   });
 });
+
+describe("the audit trail's changes", () => {
+  const OWNER = { id: "0b7a7f3e-6a11-4d0f-9c57-1d2f3e4a5b6c", name: "Olivia Owner", email: "owner@demo.test" };
+  const LONG_NOTE = `Submitted to the CSIRT portal. ${"Details follow in the final report. ".repeat(12)}END-OF-NOTE`;
+
+  function trailData(): ReportData {
+    const data = reportData(4);
+    const [created, updated, uploaded, completed] = data.entries.map((e) => e.body as AuditBodyV2);
+    Object.assign(created, {
+      action: "incident.created",
+      resource_type: "incident",
+      changes: {
+        title: { new: "Ransomware on FS-02" },
+        severity: { new: "high" },
+        nis2_enabled: { new: true },
+        created_by: { new: OWNER.id },
+        created_at: { new: "2025-03-10T06:12:45.000+00:00" },
+      },
+    });
+    Object.assign(updated, {
+      action: "incident.updated",
+      resource_type: "incident",
+      changes: { severity: { old: "high", new: "critical" }, status: { old: "open", new: "in_progress" } },
+    });
+    Object.assign(uploaded, {
+      action: "evidence.uploaded",
+      resource_type: "evidence",
+      changes: {
+        filename: { new: "capture.pcap" },
+        size_bytes: { new: 2_516_582 },
+        sha256: { new: `\\x${sha256("capture")}` },
+        blob_id: { new: "9d3c1f7e-2b4a-4c6d-8e9f-0a1b2c3d4e5f" },
+        uploaded_by: { new: OWNER.id },
+      },
+    });
+    Object.assign(completed, {
+      action: "milestone.completed",
+      resource_type: "milestone",
+      changes: {
+        completed_at: { old: null, new: "2025-03-11T08:00:00.000+00:00" },
+        notes: { old: null, new: LONG_NOTE },
+      },
+    });
+    data.users = [OWNER];
+    return data;
+  }
+
+  it("shows old → new values as the Audit Log page does, with names, sizes and dates (.test-artifacts/report-pdf-trail)", async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-trail-"));
+    try {
+      const file = path.join(dir, "report.pdf");
+      await pipeline(renderReportPdf(trailData()), createWriteStream(file));
+      const text = (await pdfText(file)).join("\n");
+      const all = squash(text);
+      for (const line of [
+        "Severity: High → Critical",
+        "Status: Open → In progress",
+        "Title: Ransomware on FS-02",
+        "NIS2 reporting: On",
+        "Created by: Olivia Owner (owner@demo.test)",
+        "File name: capture.pcap",
+        "Size: 2.4 MB",
+        `SHA-256: ${sha256("capture")}`,
+        "Uploaded by: Olivia Owner (owner@demo.test)",
+        "Completed: — → 2025-03-11 08:00 UTC",
+      ]) {
+        expectText(all, line);
+      }
+      // Ids and bookkeeping stay in entries.jsonl; long values are shortened.
+      expect(text).not.toContain(OWNER.id);
+      expect(all).not.toContain(squash("9d3c1f7e-2b4a-4c6d-8e9f-0a1b2c3d4e5f"));
+      expect(all).not.toContain("Createdat");
+      expectText(all, "Notes: — → Submitted to the CSIRT portal.");
+      expect(all).not.toContain("END-OF-NOTE");
+      // Look at it: the trail page as PNG.
+      const out = path.resolve(import.meta.dirname, "../../.test-artifacts/report-pdf-trail");
+      await fs.rm(out, { recursive: true, force: true });
+      await fs.mkdir(out, { recursive: true });
+      await run("pdftoppm", ["-png", "-r", "110", file, path.join(out, "page")]);
+      expect((await fs.readdir(out)).filter((f) => f.endsWith(".png")).length).toBeGreaterThan(1);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});

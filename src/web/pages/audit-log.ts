@@ -10,7 +10,9 @@ import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
 import { UserError } from "../errors.ts";
+import { entryModel } from "./audit-entry.ts";
 import {
+  type AuditEntry,
   type AuditFilters,
   type AuditPosition,
   COUNT_CAP,
@@ -156,6 +158,7 @@ export function auditLogRoutes(router: Router): void {
         pageSize: PAGE_SIZE,
         chart: chartBars(log.days),
         time: (iso: string) => formatInZone(iso, zone.name),
+        entryModel: (e: AuditEntry) => entryModel(e, shell.tenant.slug, log.users),
         links: {
           first: log.atNewest ? null : at({ kind: "first" }),
           newer: log.newer ? at({ kind: "after", cursor: log.newer }) : null,

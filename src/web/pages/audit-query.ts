@@ -8,12 +8,16 @@
  * and those functions' own checks decide what is seen.
  */
 import type pg from "pg";
+import type { UserDirectory } from "../audit-format.ts";
+import { ENTRY_COLUMNS, type EntryRow, usersOf } from "./audit-entry.ts";
 
 export const PAGE_SIZE = 25;
 /** Counts stop here ("more than 10,000"). */
 export const COUNT_CAP = 10_000;
 /** A count that cannot finish within this budget is shown as "many" instead. */
 const COUNT_BUDGET_MS = 15;
+/** Logs up to this many entries are counted without a budget (it cannot take long). */
+const UNBUDGETED_COUNT = 50_000;
 /** The chart shows at most this many days: the last ones of the filtered range, never later than today. */
 export const CHART_DAYS = 92;
 
@@ -228,29 +232,9 @@ export function filterJson(f: AuditFilters, window: Pick<Window, "from" | "to">)
   return json;
 }
 
-export interface AuditEntry {
-  /** Capture number (the cursor's tie-breaker; not shown). */
-  id: string;
-  /** Microseconds since the epoch of occurred_at (the cursor). */
+export interface AuditEntry extends EntryRow {
+  /** Microseconds since the epoch of occurred_at (with the capture number, the page cursor). */
   micros: string;
-  /** Position in the tenant's log, or null while the entry is pending (not sealed yet). */
-  seq: string | null;
-  occurred_at: string;
-  actor_label: string;
-  actor_user_id: string | null;
-  action: string;
-  resource_type: string;
-  resource_id: string | null;
-  resource_label: string | null;
-  incident_id: string | null;
-  changes: Record<string, { old?: unknown; new?: unknown }>;
-  request_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  surface: string;
-  db_role: string;
-  api_token_id: string | null;
-  leaf_hash: string | null;
 }
 
 export interface DayCount {
@@ -279,13 +263,11 @@ export interface AuditPage {
   actions: string[];
   window: Window;
   latestId: string | null;
+  /** The users the page's entries mention (names for ids). */
+  users: UserDirectory;
 }
 
-const ENTRY_COLUMNS = `e.id::text, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
-  to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
-  e.actor_label, e.actor_user_id, e.action, e.resource_type, e.resource_id, e.resource_label, e.incident_id, e.changes,
-  e.request_id, host(e.ip) as ip, e.user_agent, e.surface, e.db_role, e.api_token_id,
-  l.seq::text, encode(l.leaf_hash, 'hex') as leaf_hash`;
+const PAGE_COLUMNS = `${ENTRY_COLUMNS}, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros`;
 
 const cursorTime = (c: Cursor) => `(timestamptz 'epoch' + (${BigInt(c.micros)} * interval '1 microsecond'))`;
 
@@ -293,7 +275,7 @@ const cursorTime = (c: Cursor) => `(timestamptz 'epoch' + (${BigInt(c.micros)} *
 async function entriesById(client: pg.ClientBase, ids: string[]): Promise<AuditEntry[]> {
   if (ids.length === 0) return [];
   const { rows } = await client.query<AuditEntry>(
-    `select ${ENTRY_COLUMNS}
+    `select ${PAGE_COLUMNS}
      from unnest($1::bigint[]) with ordinality as k(id, n)
      join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
      left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
@@ -304,10 +286,14 @@ async function entriesById(client: pg.ClientBase, ids: string[]): Promise<AuditE
 }
 
 /** A count that gives up after COUNT_BUDGET_MS (in a savepoint, so the transaction goes on). */
-async function budgetedCount(client: pg.ClientBase, filter: Record<string, unknown>): Promise<AuditCount> {
+async function budgetedCount(
+  client: pg.ClientBase,
+  filter: Record<string, unknown>,
+  budgeted: boolean,
+): Promise<AuditCount> {
   await client.query("savepoint audit_count");
   try {
-    await client.query(`set local statement_timeout = ${COUNT_BUDGET_MS}`);
+    if (budgeted) await client.query(`set local statement_timeout = ${COUNT_BUDGET_MS}`);
     const { rows } = await client.query<{ n: string }>("select app_hidden.audit_count($1, $2) as n", [
       filter,
       COUNT_CAP + 1,
@@ -373,7 +359,9 @@ export async function readAuditLog(
     );
     count = { n: Number(rows[0].n), kind: "exact" };
   } else {
-    count = await budgetedCount(client, filter);
+    // A small log is counted outright (a few milliseconds at most); a large one within a budget.
+    const { rows } = await client.query<{ n: string }>("select app_hidden.audit_entry_count() as n");
+    count = await budgetedCount(client, filter, Number(rows[0].n) > UNBUDGETED_COUNT);
   }
   const chartFrom = await client.query<DayCount>(
     `select to_char(d.day, 'YYYY-MM-DD') as day, coalesce(c.n, 0)::int as n
@@ -421,6 +409,7 @@ export async function readAuditLog(
     actions: actions.rows.map((r) => r.action),
     window,
     latestId: latest.rows[0].id,
+    users: await usersOf(client, entries),
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import Router from "@koa/router";
 import type pg from "pg";
+import { auditEntryRoutes } from "./audit-entry.ts";
 import { auditLogRoutes } from "./audit-log.ts";
 import { exportRoutes } from "./exports.ts";
 import { incidentRoutes } from "./incidents.ts";
@@ -26,6 +27,7 @@ export function workspaceRoutes(options: WorkspaceOptions): Router {
   router.use(tenantPages(options));
   router.get("/", (ctx) => ctx.redirect(`/t/${encodeURIComponent(ctx.params.slug)}/incidents`));
   auditLogRoutes(router);
+  auditEntryRoutes(router);
   incidentRoutes(router, options);
   milestoneRoutes(router);
   webhookRoutes(router, { allowPrivate: options.webhooksAllowPrivate ?? false });
