@@ -68,7 +68,7 @@ export function filterUrl(base: string, filters: AuditFilters, change: Partial<A
   return query ? `${base}?${query}` : base;
 }
 
-function whereClause(filters: AuditFilters): { sql: string; params: unknown[] } {
+export function whereClause(filters: AuditFilters): { sql: string; params: unknown[] } {
   const parts: string[] = [];
   const params: unknown[] = [];
   if (filters.q) {
@@ -106,6 +106,9 @@ export interface AuditEntry {
   surface: string;
   db_role: string;
   leaf_hash: string | null;
+  /** The API token the entry was made with (its name as the log recorded it then), if any. */
+  api_token_id: string | null;
+  api_token_name: string | null;
 }
 
 export interface DayCount {
@@ -126,7 +129,8 @@ export async function readAuditLog(client: pg.ClientBase, filters: AuditFilters)
     `select to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,
             e.actor_label, e.action, e.resource_type, e.resource_label, e.incident_id, e.changes,
             e.request_id, host(e.ip) as ip, e.user_agent, e.surface, e.db_role,
-            l.seq, encode(l.leaf_hash, 'hex') as leaf_hash
+            l.seq, encode(l.leaf_hash, 'hex') as leaf_hash, e.api_token_id,
+            case when e.api_token_id is not null then app_public.audit_log_api_token_name(e) end as api_token_name
      from app_public.audit_log e
      left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
      ${where.sql}
@@ -279,6 +283,7 @@ export function auditLogRoutes(router: Router): void {
         base,
         chart: chartBars(log.days),
         pageUrl: (n: number) => filterUrl(base, filters, { page: n }),
+        exportUrl: (format: "csv" | "jsonl") => filterUrl(`${base}/export.${format}`, filters),
         clearUrl: base,
         firstShown: log.total === 0 ? 0 : (log.page - 1) * PAGE_SIZE + 1,
         lastShown: Math.min(log.page * PAGE_SIZE, log.total),
