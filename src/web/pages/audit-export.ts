@@ -169,7 +169,9 @@ async function readBatch(client: pg.ClientBase, filters: AuditFilters, before: s
             e.action, e.resource_type, e.resource_id, e.resource_label, e.incident_id, e.changes,
             host(e.ip) as ip, e.user_agent, e.request_id, e.surface, encode(l.leaf_hash, 'hex') as leaf_hash
      from app_public.audit_log e
-     left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+     -- one key lookup per row (LIMIT keeps the planner from joining the tenant's whole tree)
+     left join lateral (select l.seq, l.leaf_hash from app_hidden.audit_leaves l
+                        where l.tenant_id = e.tenant_id and l.entry_id = e.id limit 1) l on true
      ${where.sql ? `${where.sql} and` : "where"} e.id < $${p}
      order by e.id desc
      limit ${EXPORT_BATCH}`,
