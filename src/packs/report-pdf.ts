@@ -37,6 +37,8 @@ export interface ReportData {
   incidentFile: IncidentFile;
   /** The incident's audit entries, oldest first. */
   entries: ReportEntry[];
+  /** The name of the API token an entry (by seq) was made with, as the log recorded it then. */
+  tokenNames?: Record<number, string>;
   /** ISO timestamp. */
   generatedAt: string;
   /** SHA-256 of the raw Ed25519 public key, hex. */
@@ -909,7 +911,11 @@ async function trail(l: Layout, data: ReportData): Promise<void> {
     await table.row(
       [
         [text(utc(e.occurred_at)), text(`seq ${seq} · ${leafHash.slice(0, 12)}`, SEQ_HASH)],
-        [text(e.actor_label), text(context, CELL_MUTED)],
+        [
+          text(e.actor_label),
+          ...(data.tokenNames?.[seq] ? [text(`via token ‘${data.tokenNames[seq]}’`, CELL_MUTED)] : []),
+          text(context, CELL_MUTED),
+        ],
         [text(e.action, CELL_BOLD)],
         [text(e.resource_label ?? dash), text(`${kind}${changedFields(e.changes)}`, CELL_MUTED)],
       ],

@@ -10,12 +10,17 @@
  * - a visitor cannot make the recording functions write another action, tenant or resource;
  * - changes by a worker job name the job.
  */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs/promises";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { parse } from "csv-parse/sync";
 import { runOnce } from "graphile-worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { taskList } from "../../worker/index.ts";
 import { asUser, createTestDatabase, type Ids, ids, servers, sqlState, type TestDatabase } from "../helpers/db.ts";
+import { requireTools } from "../helpers/prerequisites.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
@@ -495,5 +500,23 @@ describe.each(servers())("recorded reads on $name", (server) => {
     await pack.arrayBuffer();
     const downloaded = await entries("resource_id = $2 and action = 'export.downloaded'", [exportId]);
     expect(downloaded.map((e) => [e.api_token_id, e.surface])).toEqual([[tokenId, "api"]]);
+
+    // The pack's PDF report names the token of the entries made with one.
+    const pdf = await fetch(`${web.url}/api/exports/${exportId}/report.pdf`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    expect(pdf.status).toBe(200);
+    requireTools("pdftotext");
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-reads-"));
+    try {
+      await fs.writeFile(path.join(dir, "report.pdf"), Buffer.from(await pdf.arrayBuffer()));
+      const text = execFileSync("pdftotext", ["-layout", path.join(dir, "report.pdf"), "-"])
+        .toString()
+        .replace(/\s+/g, " ");
+      expect(text).toContain("via token ‘SIEM export’");
+      expect(text).toContain("via token ‘SIEM (renamed)’");
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
