@@ -1,5 +1,5 @@
 --! Previous: sha1:82267dde5b0985d870b9a2b5c7cdee1cfe394410
---! Hash: sha1:8360ed6c5b52b7ae6701e955c75626f0e1f19ec4
+--! Hash: sha1:738a1b7b64416ec0820a524b3f74a00ba4dfb421
 --! Message: audit-scale
 
 -- 000009 The Audit Log at scale: what the pages and reports read instead of scanning the log.
@@ -274,7 +274,7 @@ grant select on reporting.actor_activity_daily to :DATABASE_REPORTING;
 
 /**
  * The SQL condition of a filter (jsonb from the page: pattern, actions, actor, incident, surface,
- * ip, from, to, after_id), over `e` = app_public.audit_log, without the tenant and the pattern.
+ * ip, from, to, after_id, through_id), over `e` = app_public.audit_log, without the tenant and the pattern.
  * Values are quoted literals; the keys are fixed.
  */
 create function app_private.audit_filter_sql(p_filter jsonb) returns text
@@ -287,6 +287,7 @@ language sql immutable set search_path = pg_catalog as $$
     union all select format('e.occurred_at >= %L::timestamptz', p_filter->>'from') where p_filter->>'from' is not null
     union all select format('e.occurred_at < %L::timestamptz', p_filter->>'to') where p_filter->>'to' is not null
     union all select format('e.id > %L::bigint', p_filter->>'after_id') where p_filter->>'after_id' is not null
+    union all select format('e.id <= %L::bigint', p_filter->>'through_id') where p_filter->>'through_id' is not null
   ) conditions
 $$;
 

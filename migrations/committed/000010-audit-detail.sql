@@ -1,5 +1,5 @@
---! Previous: sha1:8360ed6c5b52b7ae6701e955c75626f0e1f19ec4
---! Hash: sha1:4f2854c9ec4762419d155dbd2672db0b8d614305
+--! Previous: sha1:738a1b7b64416ec0820a524b3f74a00ba4dfb421
+--! Hash: sha1:da1212a2c9ec2b4e50cf32eb1582787956be4d18
 --! Message: audit-detail
 
 -- 000010 Hashes in hex everywhere, and an entry's leaf for whoever checks its proof.

@@ -56,6 +56,17 @@ function reportEntry(entry: PackEntry): ReportEntry {
   }
 }
 
+/** Which API token (by name, as the log recorded it then) each entry made with one was made with. */
+async function tokenNames(client: pg.ClientBase, tenantId: string, entries: PackEntry[]) {
+  const { rows } = await client.query<{ seq: string; name: string }>(
+    `select l.seq, app_public.audit_log_api_token_name(e) as name
+     from app_hidden.audit_leaves l join app_public.audit_log e on e.tenant_id = l.tenant_id and e.id = l.entry_id
+     where l.tenant_id = $1 and l.seq = any($2::bigint[]) and e.api_token_id is not null`,
+    [tenantId, entries.map((e) => e.seq)],
+  );
+  return Object.fromEntries(rows.filter((r) => r.name).map((r) => [Number(r.seq), r.name]));
+}
+
 /** The export's incident, or null when there is nothing to build. */
 async function exportIncident(db: pg.ClientBase | pg.Pool, tenantId: string, exportId: string): Promise<string | null> {
   const found = await db.query<{ incident_id: string; status: string }>(
@@ -264,6 +275,7 @@ export async function buildEvidencePack(options: {
       incidentFile,
       entries: reportEntries,
       users,
+      tokenNames: await tokenNames(client, tenantId, entries),
       generatedAt: generatedAt.toISOString(),
       signingKeyFingerprint: signingKey.fingerprint,
       checkpoint: {

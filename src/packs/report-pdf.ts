@@ -38,6 +38,8 @@ export interface ReportData {
   incidentFile: IncidentFile;
   /** The incident's audit entries, oldest first. */
   entries: ReportEntry[];
+  /** The name of the API token an entry (by seq) was made with, as the log recorded it then. */
+  tokenNames?: Record<number, string>;
   /** ISO timestamp. */
   generatedAt: string;
   /** SHA-256 of the raw Ed25519 public key, hex. */
@@ -925,7 +927,11 @@ async function trail(l: Layout, data: ReportData): Promise<void> {
     await table.row(
       [
         [text(utc(e.occurred_at)), text(`seq ${seq} · ${leafHash.slice(0, 12)}`, SEQ_HASH)],
-        [text(e.actor_label), text(context, CELL_MUTED)],
+        [
+          text(e.actor_label),
+          ...(data.tokenNames?.[seq] ? [text(`via token ‘${data.tokenNames[seq]}’`, CELL_MUTED)] : []),
+          text(context, CELL_MUTED),
+        ],
         [text(e.action, CELL_BOLD)],
         [text(e.resource_label ?? dash), text(kind, CELL_MUTED), ...changes.map((line) => text(line, CELL_CHANGE))],
       ],

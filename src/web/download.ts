@@ -1,9 +1,15 @@
 /**
  * Sending a stored file (evidence, evidence packs) to the browser as the signed-in user: the
  * database decides whether the file may be read, chunk by chunk. Nothing is held while the client
- * is slow, gone or never reads (HEAD): the metadata is read in one short transaction, each 1 MiB
- * chunk in another, and whatever a completed download records (`finish`) commits in a last short
- * transaction once the last byte was handed to the connection. Memory stays at one chunk.
+ * is slow, gone or never reads (HEAD): the file is opened in one short transaction, each 1 MiB
+ * chunk is read in another. Memory stays at one chunk.
+ *
+ * When a download counts: opening the file records the download in the database (the function
+ * `open` calls decides what: `evidence.downloaded`, `export.downloaded`), and that transaction
+ * commits before the response starts. So every download whose first byte is sent is recorded
+ * exactly once — also one the client aborts halfway — and a download that cannot be recorded
+ * sends nothing. A HEAD request or a refused one opens the file in a transaction that is rolled
+ * back: it records nothing.
  *
  * Files are always served so that a browser can never run them on this origin: as
  * `application/octet-stream` (ZIP and PDF keep their type), as an attachment, and in a CSP sandbox.
@@ -21,8 +27,6 @@ export interface Download {
   sha256?: string;
   /** Reads chunk `seq` (from 0); null when there is none. */
   chunk(client: pg.ClientBase, seq: number): Promise<Buffer | null>;
-  /** Records a completed download (its own transaction, after the last chunk). */
-  finish?(client: pg.ClientBase): Promise<void>;
 }
 
 /** Types served as they are (no script runs from them in an attachment); anything else is octet-stream. */
@@ -48,8 +52,9 @@ export function attachmentDisposition(filename: string): string {
 }
 
 /**
- * Answers `ctx` with the file that `open` finds (inside a transaction that is rolled back, so a
- * refused or HEAD request records nothing). `open` throws a UserError when there is no such file.
+ * Answers `ctx` with the file that `open` finds and records. `open` runs in its own short
+ * transaction, committed for a GET before the first byte is sent and rolled back for a HEAD (which
+ * therefore records nothing); it throws a UserError when there is no such file.
  */
 export async function streamDownload(
   ctx: Koa.Context,
@@ -57,7 +62,7 @@ export async function streamDownload(
   context: ActingContext,
   open: (client: pg.ClientBase) => Promise<Download>,
 ): Promise<void> {
-  const file = await readOnly(pool, context, open);
+  const file = ctx.method === "HEAD" ? await readOnly(pool, context, open) : await withContext(pool, context, open);
   ctx.status = 200;
   ctx.set("Content-Type", PASSIVE_TYPES.has(file.contentType) ? file.contentType : "application/octet-stream");
   ctx.set("X-Content-Type", file.contentType.replace(/[^\x20-\x7e]/g, ""));
@@ -67,7 +72,7 @@ export async function streamDownload(
   ctx.set("X-Content-Type-Options", "nosniff");
   ctx.set("Content-Security-Policy", "sandbox; default-src 'none'");
   ctx.set("Cache-Control", "private, no-store");
-  if (ctx.method === "HEAD") return; // headers only: nothing to read, nothing to record
+  if (ctx.method === "HEAD") return; // headers only: nothing to read, nothing recorded
 
   const expected = Number(file.size);
   async function* chunks() {
@@ -82,10 +87,6 @@ export async function streamDownload(
       // The file changed or went away while it was being sent: cut the response short so the
       // client sees an incomplete download rather than a wrong one.
       throw new Error(`download ended after ${sent} of ${expected} bytes`);
-    }
-    if (file.finish) {
-      const finish = file.finish;
-      await withContext(pool, context, (client) => finish(client));
     }
   }
   ctx.body = Readable.from(chunks(), { objectMode: false, highWaterMark: 1 });

@@ -265,7 +265,7 @@ describe.each(servers())("resilience on $name", (server) => {
     await stillServing();
   });
 
-  it("records a download once its last byte was sent", async () => {
+  it("records a download once, when it starts (before its first byte is sent)", async () => {
     const recorded = await downloadsRecorded();
     const response = await fetch(`${web.url}/api/exports/${exportId}/pack.zip`, {
       headers: { Authorization: `Bearer ${token}` },

@@ -218,7 +218,7 @@ describe.each(servers())("evidence packs on $name", (server) => {
     expect(packEntries(zipPath).map((l) => l.seq)).toEqual(entries.map((e) => e.seq));
     for (const entry of entries) expect(text).toContain(entry.action);
 
-    // A download is recorded when its transaction commits, just after the last byte is sent.
+    // A download is recorded once, in a transaction that commits before its first byte is sent.
     const downloads = async () =>
       (
         await t.superuser.query(

@@ -7,7 +7,9 @@
  */
 import type { Task } from "graphile-worker";
 import type pg from "pg";
+import { withContext } from "../../src/db/context.ts";
 import { buildEvidencePack, waitUntilSealed } from "../../src/packs/build.ts";
+import { jobContext, setJobContext } from "../job-context.ts";
 
 interface Payload {
   tenantId: string;
@@ -23,6 +25,8 @@ export function buildEvidencePackTask(ownerPool: pg.Pool): Task {
   return async (payload, helpers) => {
     if (!isPayload(payload)) throw new Error(`build_evidence_pack: bad payload ${JSON.stringify(payload)}`);
     const { tenantId, exportId } = payload;
+    // Every change this job makes is recorded with the job's context (which job, which attempt).
+    const asJob = jobContext(helpers.job);
     const setProgress = (percent: number) =>
       ownerPool
         .query("update app_public.exports set progress = $3 where tenant_id = $1 and id = $2 and status = 'building'", [
@@ -31,10 +35,12 @@ export function buildEvidencePackTask(ownerPool: pg.Pool): Task {
           percent,
         ])
         .catch((error) => helpers.logger.warn(`could not report progress: ${(error as Error).message}`));
-    await ownerPool.query(
-      `update app_public.exports set status = 'building', progress = 0, error = null, started_at = now()
-       where tenant_id = $1 and id = $2 and status in ('queued', 'building')`,
-      [tenantId, exportId],
+    await withContext(ownerPool, asJob, (c) =>
+      c.query(
+        `update app_public.exports set status = 'building', progress = 0, error = null, started_at = now()
+         where tenant_id = $1 and id = $2 and status in ('queued', 'building')`,
+        [tenantId, exportId],
+      ),
     );
     try {
       // Outside the build's transaction: the sealer must be able to seal the incident's entries.
@@ -42,7 +48,7 @@ export function buildEvidencePackTask(ownerPool: pg.Pool): Task {
       const result = await helpers.withPgClient(async (client) => {
         await client.query("begin");
         try {
-          await client.query("select set_config('attest.surface', 'worker', true)");
+          await setJobContext(client, helpers.job);
           const built = await buildEvidencePack({ client, ownerPool, tenantId, exportId, onProgress: setProgress });
           await client.query("commit");
           return built;
@@ -59,17 +65,19 @@ export function buildEvidencePackTask(ownerPool: pg.Pool): Task {
     } catch (error) {
       const message = (error as Error).message;
       const last = helpers.job.attempts >= helpers.job.max_attempts;
-      await ownerPool.query(
-        `update app_public.exports set status = $3, progress = 0, error = $4, finished_at = case when $3 = 'failed' then now() end
-         where tenant_id = $1 and id = $2 and status <> 'ready'`,
-        [
-          tenantId,
-          exportId,
-          last ? "failed" : "queued",
-          last
-            ? `The pack could not be built: ${message}`
-            : `Attempt ${helpers.job.attempts} of ${helpers.job.max_attempts} failed (${message}); retrying.`,
-        ],
+      await withContext(ownerPool, asJob, (c) =>
+        c.query(
+          `update app_public.exports set status = $3, progress = 0, error = $4, finished_at = case when $3 = 'failed' then now() end
+           where tenant_id = $1 and id = $2 and status <> 'ready'`,
+          [
+            tenantId,
+            exportId,
+            last ? "failed" : "queued",
+            last
+              ? `The pack could not be built: ${message}`
+              : `Attempt ${helpers.job.attempts} of ${helpers.job.max_attempts} failed (${message}); retrying.`,
+          ],
+        ),
       );
       throw error;
     }

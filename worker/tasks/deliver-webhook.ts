@@ -9,6 +9,7 @@
 import type { JobHelpers, Task } from "graphile-worker";
 import type pg from "pg";
 import { type DeliverySettings, postWebhook } from "../../src/webhooks/deliver.ts";
+import { setJobContext } from "../job-context.ts";
 
 export interface WebhookWorkerSettings extends DeliverySettings {
   maxFailures: number;
@@ -130,7 +131,7 @@ export function deliverWebhookTask(ownerPool: pg.Pool, settings: WebhookWorkerSe
         const client = await ownerPool.connect();
         try {
           await client.query("begin");
-          await client.query("select set_config('attest.surface', 'worker', true)");
+          await setJobContext(client, helpers.job); // webhook.disabled names this job
           await client.query(
             `update app_public.webhooks set active = false, consecutive_failures = $3,
                disabled_reason = $4 where tenant_id = $1 and id = $2`,

@@ -172,6 +172,8 @@ export function auditLogRoutes(router: Router): void {
           local: filterUrl(base, filters, {}, position),
         },
         url: (change: Partial<AuditFilters>) => filterUrl(base, filters, change, { kind: "first" }, zoneParam),
+        exportUrl: (format: "csv" | "jsonl") =>
+          filterUrl(`${base}/export.${format}`, filters, {}, { kind: "first" }, { tz: zone.name }),
         clearUrl: zone.explicit ? `${base}?tz=${encodeURIComponent(zone.name)}` : base,
       },
       { title: "Audit Log", nav: "audit", fragment: "partials/audit-results" },
@@ -221,7 +223,7 @@ export interface PageZone {
 export const ZONE_COOKIE = "attest_tz";
 
 /** The page's time zone: ?tz= if valid, else the browser's (cookie set by attest.js), else UTC. */
-async function pageZone(ctx: Koa.Context, page: PageState): Promise<PageZone> {
+export async function pageZone(ctx: Koa.Context, page: PageState): Promise<PageZone> {
   knownZones ??= page
     .tx((c) => c.query<{ name: string }>("select name from pg_timezone_names"))
     .then(({ rows }) => new Set(["UTC", ...rows.map((r) => r.name)]))

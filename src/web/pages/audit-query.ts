@@ -235,6 +235,8 @@ export function filterJson(f: AuditFilters, window: Pick<Window, "from" | "to">)
 export interface AuditEntry extends EntryRow {
   /** Microseconds since the epoch of occurred_at (with the capture number, the page cursor). */
   micros: string;
+  /** The API token's name as the log recorded it when the entry was made, if any. */
+  api_token_name: string | null;
 }
 
 export interface DayCount {
@@ -267,7 +269,8 @@ export interface AuditPage {
   users: UserDirectory;
 }
 
-const PAGE_COLUMNS = `${ENTRY_COLUMNS}, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros`;
+const PAGE_COLUMNS = `${ENTRY_COLUMNS}, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
+  case when e.api_token_id is not null then app_public.audit_log_api_token_name(e) end as api_token_name`;
 
 const cursorTime = (c: Cursor) => `(timestamptz 'epoch' + (${BigInt(c.micros)} * interval '1 microsecond'))`;
 
@@ -411,6 +414,15 @@ export async function readAuditLog(
     latestId: latest.rows[0].id,
     users: await usersOf(client, entries),
   };
+}
+
+/** The view's filter as the SQL functions take it, its window resolved in the page's zone (for the export). */
+export async function viewFilter(
+  client: pg.ClientBase,
+  filters: AuditFilters,
+  zone: string,
+): Promise<Record<string, unknown>> {
+  return filterJson(filters, await resolveWindow(client, filters, zone));
 }
 
 /** How many entries matching the filter were recorded after capture number `since` (at most 100). */

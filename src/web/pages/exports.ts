@@ -1,6 +1,7 @@
 /**
  * Evidence pack downloads: the ZIP or the PDF report on its own, for the tenant's owners and
- * admins, streamed from the database and recorded by it as export.downloaded.
+ * admins, streamed from the database and recorded by it as export.downloaded (when the download
+ * starts: see streamDownload).
  * Pages: /t/:slug/exports/:exportId/pack.zip and …/report.pdf (session);
  * API: /api/exports/:exportId/pack.zip and …/report.pdf (API token or session + X-Tenant).
  */
@@ -54,11 +55,6 @@ export async function sendExportFile(
             seq,
           ])
         ).rows[0]?.data ?? null,
-      // The download is recorded (export.downloaded) once the last byte was sent; the check at
-      // the start ran in a transaction that was rolled back, so HEAD and refused requests record nothing.
-      finish: async (c) => {
-        await c.query("select 1 from app_hidden.start_export_download($1, $2)", [exportId, kind]);
-      },
     };
   });
 }

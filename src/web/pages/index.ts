@@ -5,6 +5,7 @@
 import Router from "@koa/router";
 import type pg from "pg";
 import { auditEntryRoutes } from "./audit-entry.ts";
+import { auditExportRoutes } from "./audit-export.ts";
 import { auditLogRoutes } from "./audit-log.ts";
 import { exportRoutes } from "./exports.ts";
 import { incidentRoutes } from "./incidents.ts";
@@ -26,6 +27,7 @@ export function workspaceRoutes(options: WorkspaceOptions): Router {
   const router = new Router({ prefix: "/t/:slug" });
   router.use(tenantPages(options));
   router.get("/", (ctx) => ctx.redirect(`/t/${encodeURIComponent(ctx.params.slug)}/incidents`));
+  auditExportRoutes(router, options); // before the audit log's own /audit/… routes
   auditLogRoutes(router);
   auditEntryRoutes(router);
   incidentRoutes(router, options);

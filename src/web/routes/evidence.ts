@@ -228,7 +228,7 @@ export async function receiveEvidence(
 /**
  * Streams one evidence file (as `context` may see it: RLS decides) as an attachment, one short
  * transaction per chunk (see streamDownload). `incidentId` also requires the file to belong to
- * that incident.
+ * that incident. Each GET is recorded as `evidence.downloaded` before its first byte is sent.
  */
 export async function sendEvidenceFile(
   ctx: Koa.Context,
@@ -238,12 +238,16 @@ export async function sendEvidenceFile(
   incidentId?: string,
 ): Promise<void> {
   await streamDownload(ctx, pool, context, async (client) => {
-    const { rows } = await client.query<{ filename: string; content_type: string; size_bytes: string; sha256: string }>(
-      `select filename, content_type, size_bytes, encode(sha256, 'hex') as sha256
-       from app_public.evidence where id = $1 and ($2::uuid is null or incident_id = $2)`,
+    const visible = await client.query(
+      "select 1 from app_public.evidence where id = $1 and ($2::uuid is null or incident_id = $2)",
       [id, incidentId ?? null],
     );
-    if (rows.length === 0) throw new UserError(404, "No such evidence file in this tenant.", "NOT_FOUND");
+    if (visible.rowCount === 0) throw new UserError(404, "No such evidence file in this tenant.", "NOT_FOUND");
+    // Checks again as the database sees it, and records the download (rolled back for HEAD).
+    const { rows } = await client.query<{ filename: string; content_type: string; size_bytes: string; sha256: string }>(
+      "select filename, content_type, size_bytes, sha256 from app_hidden.start_evidence_download($1, $2)",
+      [id, incidentId ?? null],
+    );
     const file = rows[0];
     return {
       filename: file.filename,
