@@ -182,6 +182,9 @@ describe.each(servers().slice(0, 1))("fuzzing on $name", (server) => {
     const shapes: Array<(s: string) => string> = [
       (s) => `/t/${s}/incidents`,
       (s) => `/t/${s}/audit`,
+      (s) => `/t/demo/audit/${s}`,
+      (s) => `/t/demo/audit/e/${s}`,
+      (s) => `/t/demo/audit/${s}/leaf`,
       (s) => `/t/demo/${s}`,
       (s) => `/t/demo/incidents/${s}`,
       (s) => `/t/demo/incidents/${s}/fields/title`,
