@@ -128,7 +128,9 @@ describe.each(servers())("invitations on $name", (server) => {
           )
         ).rows,
     );
-    expect(mine).toEqual([{ email: "pat@people.test", role: "member", tenant: "Demo Energy GmbH", by: "owner@demo.test" }]);
+    expect(mine).toEqual([
+      { email: "pat@people.test", role: "member", tenant: "Demo Energy GmbH", by: "owner@demo.test" },
+    ]);
     // The computed fields tell nothing about an invitation the caller cannot see, even when the
     // row is made up with a real invitation's tenant and id.
     const [real] = (

@@ -142,13 +142,16 @@ export function homeRoutes(options: { authPool: pg.Pool; visitorRole: string }):
     let done: { slug: string | null; tenant_name: string; role: string };
     try {
       done = await asMe(ctx, async (c) => {
-        const { rows } = await c.query<{ slug: string | null; tenant_name: string; role: string }>(
-          `select (select t.slug from app_public.tenants t where t.id = i.tenant_id) as slug,
-                  app_public.invitations_tenant_name(i) as tenant_name, i.role
+        const { rows } = await c.query<{ tenant_id: string; tenant_name: string; role: string }>(
+          `select i.tenant_id, app_public.invitations_tenant_name(i) as tenant_name, i.role
            from app_public.${answer}_invitation(token => $1, id => $2) i`,
           [byToken ? ref : null, byToken ? null : ref.toLowerCase()],
         );
-        return rows[0];
+        // A statement of its own: the new membership is visible only after the one that made it.
+        const tenant = await c.query<{ slug: string }>("select slug from app_public.tenants where id = $1", [
+          rows[0].tenant_id,
+        ]);
+        return { ...rows[0], slug: tenant.rows[0]?.slug ?? null };
       });
     } catch (error) {
       const problem = formProblem(error);
