@@ -47,13 +47,13 @@ describe.runIf(browserTests())("Invitations in Chromium", () => {
     await linkField.waitFor();
     const link = await linkField.inputValue();
     expect(link).toMatch(new RegExp(`^${web.url}/invitations/inv_[0-9a-f]{48}$`));
-    await expect.poll(() => owner.locator("table.invitations").innerText()).toContain(PAT);
+    await expect.poll(() => owner.locator("table.invitations").textContent()).toContain(PAT);
     await screenshot(owner, "invitation-created-1366");
 
     for (const width of [390, 1366]) {
       const pat = await openPage(browser, { viewport: { width, height: 844 } });
       await pat.goto(link);
-      await expect.poll(() => pat.locator("main").innerText()).toContain("You are invited to Attest");
+      await expect.poll(() => pat.locator("main").textContent()).toContain("You are invited to Attest");
       if (width === 390) {
         await screenshot(pat, "invitation-signed-out-390");
         await pat.close();
@@ -66,7 +66,7 @@ describe.runIf(browserTests())("Invitations in Chromium", () => {
         pat.waitForURL((url) => url.pathname.startsWith("/invitations/")),
         pat.getByRole("button", { name: "Sign in" }).click(),
       ]);
-      await expect.poll(() => pat.locator("main h2").innerText()).toBe("Join Demo Energy GmbH?");
+      await expect.poll(() => pat.locator("main h2").textContent()).toBe("Join Demo Energy GmbH?");
       await screenshot(pat, "invitation-open-1366");
       await pat.setViewportSize({ width: 390, height: 844 });
       await screenshot(pat, "invitation-open-390");
@@ -75,7 +75,7 @@ describe.runIf(browserTests())("Invitations in Chromium", () => {
         pat.getByRole("button", { name: "Accept" }).click(),
       ]);
       await expect
-        .poll(() => pat.locator("main .alert").first().innerText())
+        .poll(() => pat.locator("main .alert").first().textContent())
         .toContain("You joined Demo Energy GmbH as a member.");
       await screenshot(pat, "invitation-accepted-390");
       await pat.close();
@@ -83,8 +83,8 @@ describe.runIf(browserTests())("Invitations in Chromium", () => {
 
     await owner.reload();
     const row = owner.locator("table.members tr", { hasText: PAT });
-    await expect.poll(() => row.innerText()).toContain("Pat Invitee");
-    await expect.poll(() => owner.locator("table.invitations").innerText()).toContain("accepted");
+    await expect.poll(() => row.textContent()).toContain("Pat Invitee");
+    await expect.poll(() => owner.locator("table.invitations").textContent()).toContain("accepted");
     await screenshot(owner, "invitation-members-after-1366");
     await owner.setViewportSize({ width: 390, height: 844 });
     await screenshot(owner, "invitation-members-after-390");
