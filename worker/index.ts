@@ -11,6 +11,7 @@ import { startSealer } from "../src/audit/sealer.ts";
 import type { Logger } from "../src/log.ts";
 import { workerLiveness } from "./liveness.ts";
 import { buildEvidencePackTask } from "./tasks/build-evidence-pack.ts";
+import { closeSignInBursts } from "./tasks/close-sign-in-bursts.ts";
 import { deliverWebhookTask, type WebhookWorkerSettings } from "./tasks/deliver-webhook.ts";
 import { verifyAuditChains } from "./tasks/verify-audit-chains.ts";
 
@@ -19,11 +20,15 @@ export function taskList(ownerPool: pg.Pool, webhooks: WebhookWorkerSettings): T
     verify_audit_chains: verifyAuditChains,
     build_evidence_pack: buildEvidencePackTask(ownerPool),
     deliver_webhook: deliverWebhookTask(ownerPool, webhooks),
+    close_sign_in_bursts: closeSignInBursts,
   };
 }
 
-/** Daily at 03:15 UTC; a missed run (process down) is caught up once within 12 hours. */
-export const crontab = "15 3 * * * verify_audit_chains ?fill=12h\n";
+/**
+ * Chain verification daily at 03:15 UTC (a missed run, process down, is caught up once within
+ * 12 hours); ended bursts of failed sign-ins are recorded every minute.
+ */
+export const crontab = "15 3 * * * verify_audit_chains ?fill=12h\n* * * * * close_sign_in_bursts\n";
 
 export interface RunningWorker {
   runner: Runner;

@@ -317,12 +317,12 @@ export async function seedDemoWorkspace(options: {
     const editors = ["owner@demo.test", "admin@demo.test", "member@demo.test"];
     const pick = (i: number) => editors[i % editors.length];
 
-    // The owner invites the admin of demo into basic as a viewer (a user in two tenants).
-    await as("owner@basic.test", "basic", (c) =>
-      c.query("insert into app_public.memberships (user_id, role) values ($1, 'viewer')", [
-        userIds.get("admin@demo.test"),
-      ]),
-    );
+    // The owner invites the admin of demo into basic as a viewer, who accepts (a user in two tenants).
+    const invitation = await as("owner@basic.test", "basic", async (c) => {
+      const { rows } = await c.query("select id from app_public.invite_member($1, 'viewer')", ["admin@demo.test"]);
+      return rows[0].id as string;
+    });
+    await as("admin@demo.test", "demo", (c) => c.query("select app_public.accept_invitation(id => $1)", [invitation]));
 
     for (const [i, plan] of INCIDENTS.entries()) {
       const author = pick(i);

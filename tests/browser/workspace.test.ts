@@ -253,7 +253,7 @@ describe.runIf(browserTests())("The workspace in Chromium", () => {
     const ownerRow = table.locator("tbody tr").filter({ hasText: OWNER });
     expect(await ownerRow.textContent()).toContain("the only owner");
     expect(await ownerRow.getByLabel(`Role of ${OWNER}`).inputValue()).toBe("owner");
-    expect(await page.getByRole("button", { name: "Add member" }).count()).toBe(1);
+    expect(await page.getByRole("button", { name: "Invite", exact: true }).count()).toBe(1);
     await screenshot(page, "workspace-members");
 
     // Demoting the only owner is refused, with the reason on the page.

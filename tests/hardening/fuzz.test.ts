@@ -158,6 +158,8 @@ describe.each(servers().slice(0, 1))("fuzzing on $name", (server) => {
       "/t/demo/tokens",
       "/t/basic/incidents",
       "/",
+      "/account",
+      "/invitations/inv_000000000000000000000000000000000000000000000000",
       "/switch",
       "/login",
       `/api/evidence/${evidenceId}/download`,
@@ -300,8 +302,22 @@ describe.each(servers().slice(0, 1))("fuzzing on $name", (server) => {
         variables: { id: uuid, n: str },
       },
       {
-        query: "mutation($e: String!, $r: String) { addMember(input: { email: $e, role: $r }) { clientMutationId } }",
+        query: "mutation($e: String, $r: String) { inviteMember(input: { email: $e, role: $r }) { result { rowId } } }",
         variables: { e: str, r: str },
+      },
+      {
+        query:
+          "mutation($t: String, $id: UUID) { acceptInvitation(input: { token: $t, id: $id }) { clientMutationId } }",
+        variables: { t: str, id: uuid },
+      },
+      {
+        query:
+          "mutation($t: String, $id: UUID) { declineInvitation(input: { token: $t, id: $id }) { clientMutationId } }",
+        variables: { t: str, id: uuid },
+      },
+      {
+        query: "mutation($id: UUID) { revokeInvitation(input: { id: $id }) { clientMutationId } }",
+        variables: { id: uuid },
       },
       {
         query:
@@ -367,6 +383,8 @@ describe.each(servers().slice(0, 1))("fuzzing on $name", (server) => {
       `/t/demo/webhooks/${webhookId}/active`,
       `/t/demo/webhooks/${webhookId}/test`,
       "/t/demo/members",
+      `/t/demo/members/invitations/${userId}/revoke`,
+      `/invitations/${userId}/decline`,
       `/t/demo/members/${userId}/role`,
       "/t/demo/tokens",
       "/t/demo/audit/verify",

@@ -62,19 +62,36 @@ describe.each(servers())("sign-in on $name", (server) => {
     expect(wrong.headers.getSetCookie()).toEqual([]);
   });
 
-  it("records failed sign-ins of a member in the tenant's audit log, as system", async () => {
+  it("records a member's failed sign-ins once per burst, as system, when the burst ends (here: a sign-in)", async () => {
     const { tenants } = await ids(t);
+    const last = async () =>
+      (
+        await t.superuser.query(
+          "select action, actor_label, resource_label, surface, changes->'attempts' as attempts from app_public.audit_log where tenant_id = $1 order by id desc limit 2",
+          [tenants.demo],
+        )
+      ).rows;
+    const before = await last();
     await postLogin("member@demo.test", "guess-1");
-    const { rows } = await t.superuser.query(
-      "select action, actor_label, resource_label, surface from app_public.audit_log where tenant_id = $1 order by id desc limit 1",
-      [tenants.demo],
-    );
-    expect(rows[0]).toEqual({
-      action: "session.sign_in_failed",
-      actor_label: "system",
-      resource_label: "member@demo.test",
-      surface: "web",
-    });
+    await postLogin("member@demo.test", "guess-2");
+    expect(await last()).toEqual(before); // nothing per attempt
+    await postLogin("member@demo.test", "attest-demo");
+    expect(await last()).toEqual([
+      {
+        action: "session.signed_in",
+        actor_label: "member@demo.test",
+        resource_label: "member@demo.test",
+        surface: "web",
+        attempts: null,
+      },
+      {
+        action: "session.sign_in_failed",
+        actor_label: "system",
+        resource_label: "member@demo.test",
+        surface: "web",
+        attempts: { new: 2 },
+      },
+    ]);
   });
 
   it("records sign-ins and sign-outs as the user", async () => {

@@ -4,7 +4,7 @@
  * X-Request-Id, the graphql surface and the visitor role. A failed mutation leaves none.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
+import { createTestDatabase, ids, servers, sessionFor, type TestDatabase } from "../helpers/db.ts";
 import { type GqlResult, startTestServer, type TestServer } from "../helpers/server.ts";
 
 interface Entry {
@@ -125,18 +125,25 @@ describe.each(servers())("GraphQL mutations over HTTP on $name", (server) => {
     return expectSucceeded(result).createWebhook.result.rowId;
   }
 
-  /** A new user (created directly, as users are global) added to demo by its owner. */
+  /** A new user (created directly, as users are global) invited to demo by its owner, who accepts. */
   async function newMember(email: string, role = "member"): Promise<string> {
     const { rows } = await t.superuser.query<{ id: string }>(
       "insert into app_public.users (email, name) values ($1, 'New Hire') returning id",
       [email],
     );
     userIds[email] = rows[0].id;
-    const result = await web.gql(
-      `mutation ($email: String!, $role: String!) { addMember(input: { email: $email, role: $role }) { result { userId } } }`,
+    const invited = await web.gql<{ inviteMember: { result: { rowId: string } } }>(
+      `mutation ($email: String!, $role: String!) { inviteMember(input: { email: $email, role: $role }) { result { rowId } } }`,
       { ...as(OWNER), variables: { email, role } },
     );
-    expectSucceeded(result);
+    const id = expectSucceeded(invited).inviteMember.result.rowId;
+    const cookie = `attest_session=${await sessionFor(t, email)}`;
+    expectSucceeded(
+      await web.gql("mutation ($id: UUID!) { acceptInvitation(input: { id: $id }) { result { state } } }", {
+        cookie,
+        variables: { id },
+      }),
+    );
     return rows[0].id;
   }
 
@@ -368,25 +375,45 @@ describe.each(servers())("GraphQL mutations over HTTP on $name", (server) => {
 
   // Memberships.
 
-  it("addMember records membership.created", async () => {
+  it("inviteMember records invitation.created; acceptInvitation records invitation.accepted and membership.created by the invitee", async () => {
     const { rows } = await t.superuser.query<{ id: string }>(
       "insert into app_public.users (email, name) values ('new.analyst@demo.test', 'Nora Analyst') returning id",
     );
     userIds["new.analyst@demo.test"] = rows[0].id;
-    const audit = await audited(() =>
-      web.gql<{ addMember: { result: { userId: string; tenantId: string; role: string } } }>(
-        `mutation { addMember(input: { email: "New.Analyst@demo.test", role: "viewer" }) { result { userId tenantId role } } }`,
+    const invite = await audited(() =>
+      web.gql<{ inviteMember: { result: { rowId: string; email: string; role: string; token: string } } }>(
+        `mutation { inviteMember(input: { email: "New.Analyst@demo.test", role: "viewer" }) { result { rowId email role token } } }`,
         as(OWNER),
       ),
     );
-    const entry = expectOneEntry(audit, "membership.created", OWNER);
-    expect(audit.result.data?.addMember.result).toEqual({ userId: rows[0].id, tenantId: demo, role: "viewer" });
-    expect(entry).toMatchObject({
-      resource_type: "membership",
-      resource_id: rows[0].id,
+    const created = expectOneEntry(invite, "invitation.created", OWNER);
+    const result = expectSucceeded(invite.result).inviteMember.result;
+    expect(result).toMatchObject({ email: "new.analyst@demo.test", role: "viewer" });
+    expect(result.token).toMatch(/^inv_[0-9a-f]{48}$/);
+    expect(created).toMatchObject({
+      resource_type: "invitation",
+      resource_id: result.rowId,
       resource_label: "new.analyst@demo.test",
     });
-    expect(entry.changes.role).toEqual({ new: "viewer" });
+    expect(created.changes.role).toEqual({ new: "viewer" });
+    expect(JSON.stringify(created)).not.toContain(result.token);
+
+    const cookie = `attest_session=${await sessionFor(t, "new.analyst@demo.test")}`;
+    const accept = await audited(() =>
+      web.gql<{ acceptInvitation: { result: { state: string; tenantName: string } } }>(
+        "mutation ($token: String!) { acceptInvitation(input: { token: $token }) { result { state tenantName } } }",
+        { cookie, variables: { token: result.token } },
+      ),
+    );
+    expect(expectSucceeded(accept.result).acceptInvitation.result).toEqual({
+      state: "accepted",
+      tenantName: "Demo Energy GmbH",
+    });
+    expect(accept.entries.map((e) => `${e.action} by ${e.actor_label}`)).toEqual([
+      "invitation.accepted by new.analyst@demo.test",
+      "membership.created by new.analyst@demo.test",
+    ]);
+    expect(accept.entries[1]).toMatchObject({ resource_id: rows[0].id, changes: { role: { new: "viewer" } } });
   });
 
   it("updateMembership (role change by the owner) records membership.updated", async () => {

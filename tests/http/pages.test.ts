@@ -28,6 +28,7 @@ interface AuditRow {
   actor_label: string;
   surface: string;
   request_id: string | null;
+  resource_id: string | null;
   resource_label: string | null;
   changes: Record<string, { old?: unknown; new?: unknown }>;
   /** The whole row as JSON text (to check that no secret leaked into it). */
@@ -181,7 +182,7 @@ describe.each(servers())("workspace pages on $name", (server) => {
     const requestId = response.headers.get("x-request-id");
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
     const { rows } = await t.superuser.query<AuditRow>(
-      `select t.slug as tenant, a.action, a.actor_label, a.surface, a.request_id, a.resource_label, a.changes,
+      `select t.slug as tenant, a.action, a.actor_label, a.surface, a.request_id, a.resource_id, a.resource_label, a.changes,
               to_jsonb(a)::text as row_text
        from app_public.audit_log a join app_public.tenants t on t.id = a.tenant_id
        where a.request_id = $1 order by a.id`,
@@ -211,7 +212,7 @@ describe.each(servers())("workspace pages on $name", (server) => {
               ${digest("app_public.incidents")} as incidents, ${digest("app_public.evidence")} as evidence,
               ${digest("app_public.nis2_milestones")} as milestones, ${digest("app_public.exports")} as exports,
               ${digest("app_public.webhooks")} as webhooks, ${digest("app_public.memberships")} as memberships,
-              ${digest("app_public.api_tokens")} as tokens`,
+              ${digest("app_public.api_tokens")} as tokens, ${digest("app_public.invitations")} as invitations`,
     );
     return rows[0];
   }
@@ -1234,19 +1235,21 @@ describe.each(servers())("workspace pages on $name", (server) => {
 
   describe("Members", () => {
     it.each(Object.entries(DEMO_ROLES))(
-      "shows the %s the members, with controls for the owner only",
+      "shows the %s the members, invitations for owners and admins, role controls for the owner only",
       async (role, email) => {
         const response = await get("/t/demo/members", email);
         expect(response.status).toBe(200);
         const html = await response.text();
         for (const member of Object.values(DEMO_ROLES)) expect(html).toContain(member);
-        expect(html.includes("Add a member")).toBe(role === "owner");
+        expect(html.includes("Invite someone")).toBe(role === "owner" || role === "admin");
+        expect(html.includes('id="invitations-heading"')).toBe(role === "owner" || role === "admin");
+        expect(html.includes('id="invite-role"')).toBe(role === "owner" || role === "admin");
         expect(html.includes(`/role"`)).toBe(role === "owner");
-        expect(html.includes("Only an owner can change members.")).toBe(role !== "owner");
+        expect(html.includes("Only an owner can change members.")).toBe(role === "member" || role === "viewer");
       },
     );
 
-    it("adds a member (membership.created), changes the role (membership.updated) and removes them (membership.deleted)", async () => {
+    it("invites (invitation.created, link shown once); the person joins only by accepting (membership.created); then role change and removal", async () => {
       const basic = (await ids(t)).tenants.basic;
       const membership = async () =>
         (
@@ -1256,14 +1259,31 @@ describe.each(servers())("workspace pages on $name", (server) => {
           ])
         ).rows[0]?.role;
 
-      const added = await post("/t/basic/members", BASIC_OWNER, { email: ` ${VIEWER.toUpperCase()} `, role: "member" });
-      expect(added.status).toBe(302);
-      expect(added.headers.get("location")).toBe("/t/basic/members");
-      expect(await membership()).toBe("member");
-      const [created] = await expectAudited(added, BASIC_OWNER, "membership.created");
+      const invited = await post("/t/basic/members", BASIC_OWNER, {
+        email: ` ${VIEWER.toUpperCase()} `,
+        role: "member",
+      });
+      expect(invited.status).toBe(201);
+      const html = await invited.text();
+      expect(html).toContain(`Invitation for ${VIEWER}`);
+      const link = /value="(http:\/\/[^"]+(\/invitations\/inv_[0-9a-f]{48}))"/.exec(html);
+      expect(link?.[1].startsWith(web.url)).toBe(true);
+      const [created] = await expectAudited(invited, BASIC_OWNER, "invitation.created");
       expect(created.tenant).toBe("basic");
       expect(created.resource_label).toBe(VIEWER);
-      expect(await follow(added, BASIC_OWNER)).toContain(`${VIEWER} is now a member of Basic Logistics Ltd.`);
+      expect(await membership()).toBeUndefined();
+      // Listed, without the link (shown once).
+      const listed = await (await get("/t/basic/members", BASIC_OWNER)).text();
+      expect(listed).toContain(`the invitation of ${VIEWER}`);
+      expect(listed).not.toContain(link?.[2] ?? "-");
+
+      const accepted = await post(`${link?.[2]}/accept`, VIEWER);
+      expect(accepted.status).toBe(302);
+      expect(accepted.headers.get("location")).toBe("/t/basic/incidents");
+      expect(await membership()).toBe("member");
+      const joined = await expectAudited(accepted, VIEWER, "invitation.accepted", "membership.created");
+      expect(joined.every((r) => r.tenant === "basic")).toBe(true);
+      expect(await follow(accepted, VIEWER)).toContain("You joined Basic Logistics Ltd as a member.");
 
       const changed = await post(`/t/basic/members/${userIds[VIEWER]}/role`, BASIC_OWNER, { role: "admin" });
       expect(changed.status).toBe(302);
@@ -1279,15 +1299,27 @@ describe.each(servers())("workspace pages on $name", (server) => {
       expect(await follow(removed, BASIC_OWNER)).toContain(`${VIEWER} was removed from Basic Logistics Ltd.`);
     });
 
-    it("shows the database's message and what was typed for an unknown user, a member already in, or a bad role", async () => {
-      const cases: Array<[Form, number, string]> = [
-        [{ email: "nobody@nowhere.test", role: "member" }, 404, "No Attest user has the email nobody@nowhere.test"],
-        [{ email: ADMIN, role: "member" }, 409, `${ADMIN} is already a member of this tenant`],
-        [{ email: MEMBER, role: "superuser" }, 400, "The role must be owner, admin, member or viewer."],
-        [{ email: "", role: "member" }, 400, "Enter the email address of an Attest user."],
+    it("revokes a pending invitation (invitation.revoked); its link stops working", async () => {
+      const invited = await post("/t/demo/members", ADMIN, { email: "revoke-me@people.test", role: "viewer" });
+      expect(invited.status).toBe(201);
+      const [{ resource_id: id }] = await expectAudited(invited, ADMIN, "invitation.created");
+      const revoked = await post(`/t/demo/members/invitations/${id}/revoke`, ADMIN);
+      expect(revoked.status).toBe(302);
+      await expectAudited(revoked, ADMIN, "invitation.revoked");
+      expect(await follow(revoked, ADMIN)).toContain("The invitation of revoke-me@people.test was revoked");
+      const again = await unchanged(() => post(`/t/demo/members/invitations/${id}/revoke`, ADMIN));
+      expect(await follow(again, ADMIN)).toContain("No pending invitation with that id in this tenant");
+    });
+
+    it("shows the database's message and what was typed for a member already in, a bad role or address, or an owner invited by an admin", async () => {
+      const cases: Array<[string, Form, number, string]> = [
+        [BASIC_OWNER, { email: ADMIN, role: "member" }, 409, `${ADMIN} is already a member of this tenant`],
+        [BASIC_OWNER, { email: MEMBER, role: "superuser" }, 400, "The role must be owner, admin, member or viewer."],
+        [BASIC_OWNER, { email: "not-an-address", role: "member" }, 400, "That is not a valid email address."],
+        [BASIC_OWNER, { email: "", role: "member" }, 400, "Enter the email address of the person to invite."],
       ];
-      for (const [form, status, message] of cases) {
-        const response = await unchanged(() => post("/t/basic/members", BASIC_OWNER, form));
+      for (const [by, form, status, message] of cases) {
+        const response = await unchanged(() => post("/t/basic/members", by, form));
         expect(response.status, String(form.email)).toBe(status);
         const html = await response.text();
         expect(html).toContain(message);
@@ -1295,6 +1327,11 @@ describe.each(servers())("workspace pages on $name", (server) => {
           `id="invite-email" name="email" type="email" required maxlength="320" value="${form.email}"`,
         );
       }
+      const ownerByAdmin = await unchanged(() =>
+        post("/t/demo/members", ADMIN, { email: "boss@people.test", role: "owner" }),
+      );
+      expect(ownerByAdmin.status).toBe(403);
+      expect(await ownerByAdmin.text()).toContain("Only an owner can invite another owner");
       const badRole = await unchanged(() =>
         post(`/t/basic/members/${userIds[ADMIN]}/role`, BASIC_OWNER, { role: "boss" }),
       );
@@ -1322,10 +1359,9 @@ describe.each(servers())("workspace pages on $name", (server) => {
       }
     });
 
-    it("refuses admins, members and viewers with a 403 page, changing nothing", async () => {
+    it("refuses role changes and removals to admins, members and viewers, and invitations to members and viewers, changing nothing", async () => {
       for (const email of [ADMIN, MEMBER, VIEWER]) {
         for (const [path, form] of [
-          ["/t/demo/members", { email: BASIC_OWNER, role: "viewer" }],
           [`/t/demo/members/${userIds[MEMBER]}/role`, { role: "viewer" }],
           [`/t/demo/members/${userIds[VIEWER]}/remove`, {}],
         ] as Array<[string, Form]>) {
@@ -1333,6 +1369,13 @@ describe.each(servers())("workspace pages on $name", (server) => {
           expect(response.status, `${email} ${path}`).toBe(403);
           expect(await response.text()).toContain("Only owners can change members");
         }
+      }
+      for (const email of [MEMBER, VIEWER]) {
+        const response = await unchanged(() =>
+          post("/t/demo/members", email, { email: "x@people.test", role: "viewer" }),
+        );
+        expect(response.status).toBe(403);
+        expect(await response.text()).toContain("Only owners and admins can invite people");
       }
     });
   });

@@ -29,9 +29,20 @@ describe.each(servers())("committed GraphQL schema on $name", (server) => {
 
   it("the committed schema exposes the audited mutations and no way to write the audit log", async () => {
     const committed = await fs.readFile(schemaFile, "utf8");
-    for (const field of ["createIncident(", "completeMilestone(", "createWebhook(", "revokeApiToken(", "addMember("]) {
+    for (const field of [
+      "createIncident(",
+      "completeMilestone(",
+      "createWebhook(",
+      "revokeApiToken(",
+      "inviteMember(",
+      "acceptInvitation(",
+    ]) {
       expect(committed).toContain(`  ${field}`);
     }
     expect(committed).not.toMatch(/^\s+(create|update|delete)AuditLog/m);
+    // Nobody is added without consent: no addMember, no createMembership, no writing invitations.
+    expect(committed).not.toMatch(
+      /^\s+(addMember|createMembership|createInvitation|updateInvitation\w*|deleteInvitation\w*)\(/m,
+    );
   });
 });

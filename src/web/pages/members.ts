@@ -1,15 +1,18 @@
 /**
  * Members (/t/:slug/members): everyone in the tenant sees who belongs to it and with which role.
- * The owner can invite an existing Attest user by email (app_public.add_member), change a
- * member's role and remove a member. The database keeps at least one owner ("a tenant must keep
- * at least one owner"); that refusal is shown next to the list. Row-level security decides
- * everything; the role check here only picks the page (read-only list, or 403 for a POST).
+ * Owners and admins invite people by email (app_public.invite_member; only an owner invites an
+ * owner): the page shows the invitation's link once, for the inviter to pass on, and lists the
+ * tenant's invitations with a Revoke button for pending ones. Nobody becomes a member until they
+ * accept. The owner changes roles and removes members; the database keeps at least one owner
+ * ("a tenant must keep at least one owner"), and that refusal is shown next to the list.
+ * Row-level security decides everything; the role checks here only pick the page.
  */
 import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
+import { ownOrigin } from "../csrf.ts";
 import { aRole, type FormProblem, formProblem, formText, idParam, isoUtc } from "./settings-forms.ts";
-import { pageOf, type Role, redirectWithNotice, renderPage } from "./tenant-page.ts";
+import { isManager, pageOf, type Role, redirectWithNotice, renderPage } from "./tenant-page.ts";
 
 const TITLE = "Members";
 const NAV = "members";
@@ -17,7 +20,8 @@ export const ROLES: Role[] = ["owner", "admin", "member", "viewer"];
 
 export const ROLE_HINTS: Record<Role, string> = {
   owner: "everything, and manages members",
-  admin: "everything except members: audit log, webhooks, API tokens, exports",
+  admin:
+    "everything except changing members: audit log, webhooks, API tokens, exports; invites admins, members and viewers",
   member: "creates and edits incidents, evidence and milestones",
   viewer: "reads incidents and evidence",
 };
@@ -33,6 +37,43 @@ export interface MemberRow {
 export interface InviteForm {
   email: string;
   role: string;
+}
+
+export interface InvitationRow {
+  id: string;
+  email: string;
+  role: Role;
+  state: "pending" | "accepted" | "declined" | "revoked" | "expired";
+  open: boolean;
+  invited_by: string | null;
+  created_at: string;
+  expires_at: string;
+  closed_at: string | null;
+}
+
+/** A just-created invitation: its link is shown this once. */
+export interface CreatedInvitation {
+  email: string;
+  role: string;
+  link: string;
+  expires_at: string;
+}
+
+/** The tenant's invitations (owner/admin): open ones first, then the 20 most recent others. */
+export async function readInvitations(client: pg.ClientBase, tenantId: string): Promise<InvitationRow[]> {
+  const { rows } = await client.query<InvitationRow>(
+    `select * from (
+       select i.id, i.email, i.role, i.state, app_public.invitations_is_open(i) as open,
+              app_public.invitations_invited_by_email(i) as invited_by,
+              ${isoUtc("i.created_at")} as created_at, ${isoUtc("i.expires_at")} as expires_at,
+              ${isoUtc("i.closed_at")} as closed_at,
+              row_number() over (partition by app_public.invitations_is_open(i) order by i.created_at desc) as n
+       from app_public.invitations i where i.tenant_id = $1) x
+     where x.open or x.n <= 20
+     order by x.open desc, x.created_at desc`,
+    [tenantId],
+  );
+  return rows;
 }
 
 export async function readMembers(client: pg.ClientBase): Promise<MemberRow[]> {
@@ -53,10 +94,15 @@ async function renderMembers(
     inviteError?: string;
     /** A refused change to one member (role or removal), shown above the list and on the row. */
     rowError?: { userId: string; message: string };
+    created?: CreatedInvitation;
   } = {},
 ) {
   const page = pageOf(ctx);
-  const members = await page.tx((c) => readMembers(c));
+  const manager = isManager(page.shell);
+  const { members, invitations } = await page.tx(async (c) => ({
+    members: await readMembers(c),
+    invitations: manager ? await readInvitations(c, page.shell.tenant.id) : [],
+  }));
   renderPage(
     ctx,
     "pages/members",
@@ -66,6 +112,10 @@ async function renderMembers(
       roleHints: ROLE_HINTS,
       owners: members.filter((m) => m.role === "owner").length,
       canManage: page.shell.role === "owner",
+      canInvite: manager,
+      inviteRoles: page.shell.role === "owner" ? ROLES : ROLES.filter((r) => r !== "owner"),
+      invitations,
+      created: extra.created,
       base: `/t/${page.shell.tenant.slug}/members`,
       invite: extra.invite ?? { email: "", role: "member" },
       inviteError: extra.inviteError,
@@ -84,7 +134,23 @@ function renderedForNonOwner(ctx: Koa.Context): boolean {
     "pages/error",
     {
       heading: "Only owners can change members",
-      message: `You are ${aRole(shell.role)} of ${shell.tenant.name}. Ask an owner to invite, remove or change the role of a member.`,
+      message: `You are ${aRole(shell.role)} of ${shell.tenant.name}. Ask an owner to remove or change the role of a member.`,
+    },
+    { title: TITLE, nav: NAV, status: 403 },
+  );
+  return true;
+}
+
+/** Members and viewers get the 403 page for invitations (the database would refuse them too). */
+function renderedForNonManager(ctx: Koa.Context): boolean {
+  const { shell } = pageOf(ctx);
+  if (isManager(shell)) return false;
+  renderPage(
+    ctx,
+    "pages/error",
+    {
+      heading: "Only owners and admins can invite people",
+      message: `You are ${aRole(shell.role)} of ${shell.tenant.name}. Ask an owner or admin to invite someone.`,
     },
     { title: TITLE, nav: NAV, status: 403 },
   );
@@ -107,31 +173,52 @@ export function memberRoutes(router: Router): void {
   });
 
   router.post("/members", async (ctx) => {
-    if (renderedForNonOwner(ctx)) return;
-    const { shell } = pageOf(ctx);
+    if (renderedForNonManager(ctx)) return;
+    const page = pageOf(ctx);
     const invite: InviteForm = { email: formText(ctx, "email", 320), role: formText(ctx, "role", 20) };
     if (!invite.email) {
-      return renderMembers(ctx, { status: 400, invite, inviteError: "Enter the email address of an Attest user." });
+      return renderMembers(ctx, {
+        status: 400,
+        invite,
+        inviteError: "Enter the email address of the person to invite.",
+      });
     }
-    let added: { email: string; role: string };
+    let created: CreatedInvitation;
     try {
-      added = await pageOf(ctx).tx(async (c) => {
-        const { rows } = await c.query<{ role: string }>("select role from app_public.add_member($1, $2)", [
-          invite.email,
-          invite.role || "member",
-        ]);
-        return { email: invite.email.toLowerCase(), role: rows[0].role };
+      created = await page.tx(async (c) => {
+        const { rows } = await c.query<{ email: string; role: string; token: string; expires_at: string }>(
+          `select email, role, token, ${isoUtc("expires_at")} as expires_at from app_public.invite_member($1, $2)`,
+          [invite.email, invite.role || "member"],
+        );
+        const row = rows[0];
+        return { email: row.email, role: row.role, expires_at: row.expires_at, link: invitationLink(ctx, row.token) };
       });
     } catch (error) {
       const problem = formProblem(error);
       if (!problem) throw error;
       return renderMembers(ctx, { status: problem.status, invite, inviteError: problem.message });
     }
-    redirectWithNotice(
-      ctx,
-      `/t/${shell.tenant.slug}/members`,
-      `${added.email} is now ${aRole(added.role)} of ${shell.tenant.name}.`,
-    );
+    // The link is shown this once (only its hash is stored): a page, not a redirect.
+    await renderMembers(ctx, { status: 201, created });
+  });
+
+  router.post("/members/invitations/:invitationId/revoke", async (ctx) => {
+    if (renderedForNonManager(ctx)) return;
+    const page = pageOf(ctx);
+    const id = idParam(ctx, "invitationId", "invitation");
+    const base = `/t/${page.shell.tenant.slug}/members`;
+    let revoked: { email: string };
+    try {
+      revoked = await page.tx(async (c) => {
+        const { rows } = await c.query<{ email: string }>("select email from app_public.revoke_invitation($1)", [id]);
+        return rows[0];
+      });
+    } catch (error) {
+      const problem = formProblem(error);
+      if (!problem) throw error;
+      return redirectWithNotice(ctx, base, problem.message, "error");
+    }
+    redirectWithNotice(ctx, base, `The invitation of ${revoked.email} was revoked; its link no longer works.`);
   });
 
   router.post("/members/:userId/role", async (ctx) => {
@@ -194,6 +281,11 @@ export function memberRoutes(router: Router): void {
     if (userId === shell.user.id) return redirectWithNotice(ctx, "/", `You left ${shell.tenant.name}.`);
     redirectWithNotice(ctx, base, `${removed.email} was removed from ${shell.tenant.name}.`);
   });
+}
+
+/** The link that accepts an invitation, on this server as the inviter reached it. */
+export function invitationLink(ctx: Koa.Context, token: string): string {
+  return `${ownOrigin(ctx)}/invitations/${token}`;
 }
 
 /** Shows a refused change (last owner, bad role) on the members page, or rethrows anything else. */

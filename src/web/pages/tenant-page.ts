@@ -84,6 +84,21 @@ export function renderPage(
   ctx.body = render(view, it);
 }
 
+/** The one-time message a redirect left (redirectWithNotice), removed once read. */
+export function takeFlash(ctx: Koa.Context): PageState["flash"] {
+  const raw = ctx.cookies.get(FLASH_COOKIE);
+  if (!raw) return undefined;
+  ctx.cookies.set(FLASH_COOKIE, null, { path: "/", overwrite: true });
+  try {
+    const flash = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as PageState["flash"];
+    return flash && (flash.kind === "notice" || flash.kind === "error") && typeof flash.text === "string"
+      ? flash
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Redirects after a form post (with a one-time message); htmx follows it as a full page load. */
 export function redirectWithNotice(
   ctx: Koa.Context,
@@ -153,16 +168,7 @@ export function tenantPages(options: { authPool: pg.Pool; visitorRole: string })
       csrf: csrfToken(sessionToken),
     };
 
-    let flash: PageState["flash"];
-    const rawFlash = ctx.cookies.get(FLASH_COOKIE);
-    if (rawFlash && ctx.method === "GET") {
-      try {
-        flash = JSON.parse(Buffer.from(rawFlash, "base64url").toString("utf8"));
-      } catch {
-        flash = undefined;
-      }
-      ctx.cookies.set(FLASH_COOKIE, null, { path: "/", overwrite: true });
-    }
+    const flash = ctx.method === "GET" ? takeFlash(ctx) : undefined;
     ctx.state.page = { shell, acting, tx, flash };
 
     if (!SAFE.has(ctx.method)) {
