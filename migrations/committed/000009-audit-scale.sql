@@ -1,5 +1,5 @@
 --! Previous: sha1:82267dde5b0985d870b9a2b5c7cdee1cfe394410
---! Hash: sha1:738a1b7b64416ec0820a524b3f74a00ba4dfb421
+--! Hash: sha1:c04c0d5496fea7aa9f9d10b611f69cc11f13603b
 --! Message: audit-scale
 
 -- 000009 The Audit Log at scale: what the pages and reports read instead of scanning the log.
@@ -206,24 +206,31 @@ create index audit_log_tenant_incident_idx on app_public.audit_log (tenant_id, i
  */
 create function app_hidden.audit_activity(p_from timestamptz, p_to timestamptz, p_actions text[])
 returns table (hour timestamptz, action text, entries bigint)
-language sql stable security definer set search_path = pg_catalog as $$
-  with scope as (
-    select app_public.current_tenant_id() as tenant_id where app_hidden.audit_log_readable()
-  )
-  select a.hour, a.action, sum(a.entries)::bigint
-  from (
-    select h.hour, h.action, h.entries
-    from scope s join app_private.audit_activity_hourly h on h.tenant_id = s.tenant_id
-    where (p_from is null or h.hour >= p_from) and (p_to is null or h.hour < p_to)
-      and (p_actions is null or h.action = any (p_actions))
-    union all
-    select date_trunc('hour', e.occurred_at, 'UTC'), e.action, 1
-    from scope s cross join app_private.audit_seal_state st
-    join app_public.audit_log e on (e.xid, e.id) > (st.last_xid, st.last_id) and e.tenant_id = s.tenant_id
-    where (p_from is null or e.occurred_at >= p_from) and (p_to is null or e.occurred_at < p_to)
-      and (p_actions is null or e.action = any (p_actions))
-  ) a
-  group by a.hour, a.action
+language plpgsql stable security definer set search_path = pg_catalog as $$
+declare
+  v_state app_private.audit_seal_state;
+begin
+  if not app_hidden.audit_log_readable() then
+    return;
+  end if;
+  select * into v_state from app_private.audit_seal_state;
+  -- The sealer's cursor goes into the statement as literals: planned with them, the pending
+  -- entries are one short range of the (xid, id) index (as a parameter, a third of the log).
+  return query execute format($q$
+    select a.hour, a.action, sum(a.entries)::bigint
+    from (
+      select h.hour, h.action, h.entries from app_private.audit_activity_hourly h
+      where h.tenant_id = $1 and ($2::timestamptz is null or h.hour >= $2) and ($3::timestamptz is null or h.hour < $3)
+        and ($4::text[] is null or h.action = any ($4))
+      union all
+      select date_trunc('hour', e.occurred_at, 'UTC'), e.action, 1 from app_public.audit_log e
+      where e.xid >= %1$s and (e.xid, e.id) > (%1$s, %2$s) and e.tenant_id = $1
+        and ($2::timestamptz is null or e.occurred_at >= $2) and ($3::timestamptz is null or e.occurred_at < $3)
+        and ($4::text[] is null or e.action = any ($4))
+    ) a
+    group by a.hour, a.action$q$, v_state.last_xid, v_state.last_id)
+  using app_public.current_tenant_id(), p_from, p_to, p_actions;
+end;
 $$;
 comment on function app_hidden.audit_activity(timestamptz, timestamptz, text[]) is
   'Entries of the current tenant per UTC hour and action in [p_from, p_to) (null: unbounded), for the given actions (null: all): sealed ones from the activity the sealer keeps, pending ones counted live. Owner/admin with auditLog only.';
@@ -232,15 +239,26 @@ grant execute on function app_hidden.audit_activity(timestamptz, timestamptz, te
 
 /** How many entries the current tenant's log holds: sealed (the tree's size) plus pending. */
 create function app_hidden.audit_entry_count() returns bigint
-language sql stable security definer set search_path = pg_catalog as $$
-  with scope as (
-    select app_public.current_tenant_id() as tenant_id where app_hidden.audit_log_readable()
-  )
-  select coalesce((
-    select coalesce((select t.size from app_private.audit_trees t where t.tenant_id = s.tenant_id), 0)
-         + (select count(*) from app_private.audit_seal_state st
-            join app_public.audit_log e on (e.xid, e.id) > (st.last_xid, st.last_id) and e.tenant_id = s.tenant_id)
-    from scope s), 0)
+language plpgsql stable security definer set search_path = pg_catalog as $$
+declare
+  v_state app_private.audit_seal_state;
+  v_tenant uuid;
+  v_n bigint;
+begin
+  if not app_hidden.audit_log_readable() then
+    return 0;
+  end if;
+  v_tenant := app_public.current_tenant_id();
+  select * into v_state from app_private.audit_seal_state;
+  -- The cursor as literals, as in audit_activity.
+  execute format($q$
+    select coalesce((select t.size from app_private.audit_trees t where t.tenant_id = $1), 0)
+         + (select count(*) from app_public.audit_log e
+            where e.xid >= %1$s and (e.xid, e.id) > (%1$s, %2$s) and e.tenant_id = $1)$q$,
+    v_state.last_xid, v_state.last_id)
+    into v_n using v_tenant;
+  return v_n;
+end;
 $$;
 comment on function app_hidden.audit_entry_count() is
   'The number of entries in the current tenant''s log (sealed + pending). Owner/admin with auditLog only.';

@@ -1,5 +1,5 @@
---! Previous: sha1:738a1b7b64416ec0820a524b3f74a00ba4dfb421
---! Hash: sha1:da1212a2c9ec2b4e50cf32eb1582787956be4d18
+--! Previous: sha1:c04c0d5496fea7aa9f9d10b611f69cc11f13603b
+--! Hash: sha1:e703a26ff81ef17e04037f8a96282f668efff70d
 --! Message: audit-detail
 
 -- 000010 Hashes in hex everywhere, and an entry's leaf for whoever checks its proof.

@@ -1,5 +1,5 @@
---! Previous: sha1:da1212a2c9ec2b4e50cf32eb1582787956be4d18
---! Hash: sha1:b83cb8f2443afd4fee0d802ce993aadb8dabc4f4
+--! Previous: sha1:e703a26ff81ef17e04037f8a96282f668efff70d
+--! Hash: sha1:28977bb0b3468276eaaf20aa46c500b4809a37e3
 --! Message: recorded-reads
 
 -- 000011 Reads that matter are recorded, and entries made with an API token name the token.

@@ -1,5 +1,5 @@
---! Previous: sha1:b83cb8f2443afd4fee0d802ce993aadb8dabc4f4
---! Hash: sha1:ed56601aa43d5fe8fd766cc5a9d7bef62d049286
+--! Previous: sha1:28977bb0b3468276eaaf20aa46c500b4809a37e3
+--! Hash: sha1:0c62ae9791062e578e0204b6c5aaa4aef54ee6fd
 --! Message: invitations
 
 -- 000012 People: nobody becomes a member without accepting an invitation, and sign-in events
