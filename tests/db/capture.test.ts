@@ -333,6 +333,49 @@ describe.each(servers())("capture on $name", (server) => {
     ]);
   });
 
+  it("records a field set to and from null with both sides, and a delete with the old values only", async () => {
+    const id = await newIncident("Null edges");
+    const set = await entriesOf(() =>
+      member((c) => c.query("update app_public.incidents set root_cause = 'Expired cert' where id = $1", [id])),
+    );
+    expect(set.map((e) => e.changes)).toEqual([{ root_cause: { old: null, new: "Expired cert" } }]);
+    const cleared = await entriesOf(() =>
+      member((c) => c.query("update app_public.incidents set root_cause = null where id = $1", [id])),
+    );
+    expect(cleared.map((e) => e.changes)).toEqual([{ root_cause: { old: "Expired cert", new: null } }]);
+    const deleted = await entriesOf(() =>
+      t.superuser.query("delete from app_public.incidents where tenant_id = $1 and id = $2", [demo, id]),
+    );
+    expect(deleted).toHaveLength(1);
+    expect(deleted[0].action).toBe("incident.deleted");
+    // Only fields that were set, each with its old value only; ignored columns left out.
+    expect(Object.keys(deleted[0].changes).sort()).toEqual(
+      ["created_at", "created_by", "description", "nis2_enabled", "severity", "status", "title"].sort(),
+    );
+    expect(deleted[0].changes.title).toEqual({ old: "Null edges" });
+  });
+
+  it("runs the capture function generated from the catalog's audited tables", async () => {
+    // app_private.audit_capture_source() writes one INSERT per audited resource and operation into
+    // tg__audit; a table added without running it again would not be captured the same way.
+    const { rows } = await t.superuser.query<{ installed: string; generated: string }>(
+      `select p.prosrc as installed,
+              substring(app_private.audit_capture_source() from '\\$body\\$(.*)\\$body\\$') as generated
+       from pg_proc p where p.oid = 'app_private.tg__audit()'::regprocedure`,
+    );
+    expect(rows[0].generated.length).toBeGreaterThan(1000);
+    expect(rows[0].installed).toBe(rows[0].generated);
+    const resources = (
+      await t.superuser.query<{ resource: string }>(
+        `select distinct app_private.audit_resource_of(n.nspname, c.relname) as resource
+         from pg_trigger g join pg_class c on c.oid = g.tgrelid join pg_namespace n on n.oid = c.relnamespace
+         where g.tgfoid = 'app_private.tg__audit()'::regprocedure`,
+      )
+    ).rows.map((r) => r.resource);
+    expect(resources.length).toBeGreaterThan(8);
+    for (const resource of resources) expect(rows[0].installed).toContain(`when '${resource}' then`);
+  });
+
   it("attributes a plain SQL session with no user to system and its database role", async () => {
     const entries = await entriesOf(() =>
       t.superuser.query("insert into app_public.incidents (tenant_id, title) values ($1, 'Filed by a DBA')", [demo]),
