@@ -18,7 +18,7 @@
  * Memory: the Attest process's RSS (server and worker are that one process) is sampled every 20 ms
  * from /proc; growth = peak during the build − RSS just before the request.
  * Prints a table with the medians and the targets of issue #9: rate ≥ 0.8× zip -6, growth ≤ 150 MB.
- * BENCH_TIMING=1 makes the worker log each build's phases (ATTEST_PACK_TIMING) and prints them.
+ * It also prints the phases of each build as the worker logs them (seal wait, PDF, ZIP).
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createCipheriv, randomBytes } from "node:crypto";
@@ -100,14 +100,16 @@ async function* logContent(i: number, size: number): AsyncGenerator<Buffer> {
 // ---------------------------------------------------------------------------------------------
 
 function startAttest(databaseUrl: string, logFile: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, "../src/main.ts")], {
+  const profile = process.env.BENCH_CPU_PROF
+    ? ["--cpu-prof", "--cpu-prof-dir", path.resolve(process.env.BENCH_CPU_PROF)]
+    : [];
+  const child = spawn(process.execPath, [...profile, path.resolve(import.meta.dirname, "../src/main.ts")], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
       PORT: "0",
       LOG_LEVEL: "info",
       ATTEST_MAX_UPLOAD_MB: String(Math.max(100, Math.ceil(EVIDENCE_MB / FILES) + 1)),
-      ...(process.env.BENCH_TIMING ? { ATTEST_PACK_TIMING: "1" } : {}),
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -309,10 +311,8 @@ try {
   const verdict = await verifyPack(zipPath);
   if (!verdict.ok) throw new Error(`the pack does not verify: ${verdict.check}: ${verdict.message}`);
 
-  if (process.env.BENCH_TIMING) {
-    const lines = (await fs.readFile(logFile, "utf8")).split("\n").filter((l) => l.includes("pack timing"));
-    for (const line of lines) out(`timing          ${line.replace(/^.*pack timing/, "").trim()}`);
-  }
+  const builds = (await fs.readFile(logFile, "utf8")).match(/waited for the seal [^)]*/g) ?? [];
+  for (const [i, line] of builds.entries()) out(`build ${i + 1}         ${line}`);
 
   const packSeconds = median(packs.map((p) => p.seconds));
   const zipSeconds = median(zips.map((z) => z.seconds));

@@ -2,9 +2,15 @@
  * File contents stored in PostgreSQL (app_private.blobs + blob_chunks), so a file and the row
  * that points at it commit or roll back together. Owns chunking and hashing; callers run it
  * inside their transaction on a connection that acts as the owner role.
+ *
+ * Two ways to read a blob back: readBlob (one query per chunk; may be interleaved with other
+ * queries on the same connection) and streamBlob (one binary COPY of all its chunks: no hex text,
+ * no copy of a chunk into a string, backpressure from the consumer down to the socket; the
+ * connection does nothing else meanwhile).
  */
 import { createHash } from "node:crypto";
 import type pg from "pg";
+import { to as copyTo } from "pg-copy-streams";
 
 export const BLOB_CHUNK_BYTES = 1024 * 1024;
 
@@ -70,5 +76,103 @@ export async function* readBlob(client: pg.ClientBase, tenantId: string, blobId:
     );
     if (rows.length === 0) return;
     yield rows[0].data;
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The signature, flags and header extension length at the start of a binary COPY. */
+const COPY_HEADER = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
+
+export class BlobReadError extends Error {
+  override name = "BlobReadError";
+}
+
+/**
+ * Streams a blob's bytes in order with one `COPY … TO STDOUT (FORMAT binary)` on `client`, which
+ * must be free for it until the iteration ends. A COPY broken off (the consumer stops early or
+ * fails) cannot be resumed: the caller must then close that connection (use a dedicated one). Yields the chunks' bytes as they arrive from the socket, in
+ * pieces of any size (never a whole chunk assembled, never text): memory stays at a few socket
+ * buffers. `expectedBytes`, when given, is checked at the end.
+ */
+export async function* streamBlob(
+  client: pg.ClientBase,
+  tenantId: string,
+  blobId: string,
+  expectedBytes?: number,
+): AsyncGenerator<Buffer> {
+  if (!UUID.test(tenantId) || !UUID.test(blobId)) throw new BlobReadError(`not a blob id: ${tenantId}/${blobId}`);
+  // COPY takes no parameters: the ids are checked UUIDs, written as literals.
+  const stream = client.query(
+    copyTo(
+      `copy (select data from app_private.blob_chunks where tenant_id = '${tenantId}' and blob_id = '${blobId}' order by seq) to stdout (format binary)`,
+      { highWaterMark: 256 * 1024 },
+    ),
+  );
+  // The binary COPY format: a 19-byte header (signature, flags, header extension length), the
+  // header extension, then per row: int16 field count (1 here; -1 ends the data), and per field an
+  // int32 length followed by that many bytes.
+  let header = Buffer.alloc(0);
+  let headerNeeded = COPY_HEADER.length + 8;
+  let extensionLeft = -1;
+  let pending = Buffer.alloc(0); // field count / length bytes split across network chunks
+  let dataLeft = 0; // bytes of the current field still to come
+  let ended = false;
+  let total = 0;
+  try {
+    for await (const piece of stream as AsyncIterable<Buffer>) {
+      let at = 0;
+      if (headerNeeded > 0) {
+        const take = Math.min(headerNeeded, piece.length);
+        header = Buffer.concat([header, piece.subarray(0, take)]);
+        headerNeeded -= take;
+        at = take;
+        if (headerNeeded > 0) continue;
+        if (!header.subarray(0, COPY_HEADER.length).equals(COPY_HEADER)) {
+          throw new BlobReadError("the database's COPY output is not in the binary format");
+        }
+        extensionLeft = header.readUInt32BE(COPY_HEADER.length + 4);
+      }
+      if (extensionLeft > 0) {
+        const skip = Math.min(extensionLeft, piece.length - at);
+        extensionLeft -= skip;
+        at += skip;
+      }
+      while (at < piece.length) {
+        if (ended) throw new BlobReadError("the database's COPY output goes on after its end");
+        if (dataLeft > 0) {
+          const take = Math.min(dataLeft, piece.length - at);
+          yield piece.subarray(at, at + take);
+          total += take;
+          dataLeft -= take;
+          at += take;
+          continue;
+        }
+        // A row's field count and the field's length: 2 + 4 bytes, or 2 bytes (-1) for the end.
+        const need = 6 - pending.length;
+        const take = Math.min(need, piece.length - at);
+        pending = Buffer.concat([pending, piece.subarray(at, at + take)]);
+        at += take;
+        if (pending.length >= 2 && pending.readInt16BE(0) === -1) {
+          ended = true;
+          at -= pending.length - 2; // nothing may follow; checked above on the next byte
+          pending = Buffer.alloc(0);
+          continue;
+        }
+        if (pending.length < 6) continue;
+        if (pending.readInt16BE(0) !== 1) throw new BlobReadError("the database's COPY output has an unexpected row");
+        const length = pending.readInt32BE(2);
+        if (length < 0) throw new BlobReadError("the blob has a missing chunk");
+        dataLeft = length;
+        pending = Buffer.alloc(0);
+      }
+    }
+  } finally {
+    // Broken off (the consumer stopped or failed): PostgreSQL goes on sending the COPY, so the
+    // connection is of no further use; the caller closes it.
+    if (!stream.readableEnded) stream.destroy();
+  }
+  if (!ended || dataLeft > 0) throw new BlobReadError("the blob's COPY output ended early");
+  if (expectedBytes !== undefined && total !== expectedBytes) {
+    throw new BlobReadError(`the blob has ${total} bytes, ${expectedBytes} were expected`);
   }
 }
