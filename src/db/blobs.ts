@@ -10,9 +10,17 @@
  */
 import { createHash } from "node:crypto";
 import type pg from "pg";
-import { to as copyTo } from "pg-copy-streams";
+import { from as copyFrom, to as copyTo } from "pg-copy-streams";
 
 export const BLOB_CHUNK_BYTES = 1024 * 1024;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The signature, flags and header extension length at the start of a binary COPY. */
+const COPY_HEADER = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
+
+export class BlobError extends Error {
+  override name = "BlobError";
+}
 
 export interface StoredBlob {
   id: string;
@@ -20,7 +28,12 @@ export interface StoredBlob {
   sha256: string;
 }
 
-/** Streams `source` into a new blob of `tenantId`, 1 MiB per row; returns its id, size and SHA-256. */
+/**
+ * Streams `source` into a new blob of `tenantId`, 1 MiB per row, with one binary
+ * `COPY … FROM STDIN` on `client` (which does nothing else until this resolves); returns the
+ * blob's id, size and SHA-256. The source's pieces go to the socket as they are (never joined
+ * into a chunk first), with the socket's backpressure.
+ */
 export async function writeBlob(
   client: pg.ClientBase,
   tenantId: string,
@@ -34,37 +47,104 @@ export async function writeBlob(
   );
   const hash = createHash("sha256");
   let size = 0;
+  const copy = client.query(
+    copyFrom("copy app_private.blob_chunks (tenant_id, blob_id, seq, data) from stdin (format binary)"),
+  );
+  let failed: Error | undefined;
+  const finished = new Promise<void>((resolve, reject) => {
+    copy.once("finish", resolve);
+    copy.once("error", (error) => {
+      failed = error;
+      reject(error);
+    });
+  });
+  finished.catch(() => {}); // awaited below; a failure meanwhile stops the loop
+  const write = async (buffer: Buffer) => {
+    if (failed) throw failed;
+    if (!copy.write(buffer)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          copy.off("drain", done);
+          copy.off("error", done);
+          resolve();
+        };
+        copy.on("drain", done);
+        copy.on("error", done);
+      });
+      if (failed) throw failed;
+    }
+  };
+  // One row: 4 fields — tenant_id (uuid), blob_id (uuid), seq (int4), data (bytea, `length` bytes).
+  const tenantBytes = uuidBytes(tenantId);
+  const blobBytes = uuidBytes(id);
   let seq = 0;
+  const rowHeader = (length: number) => {
+    const header = Buffer.alloc(2 + 4 + 16 + 4 + 16 + 4 + 4 + 4);
+    let at = header.writeInt16BE(4, 0);
+    at = header.writeInt32BE(16, at);
+    at += tenantBytes.copy(header, at);
+    at = header.writeInt32BE(16, at);
+    at += blobBytes.copy(header, at);
+    at = header.writeInt32BE(4, at);
+    at = header.writeInt32BE(seq++, at);
+    header.writeInt32BE(length, at);
+    return header;
+  };
   let pending: Buffer[] = [];
   let pendingBytes = 0;
   const flush = async (all: boolean) => {
     while (pendingBytes >= BLOB_CHUNK_BYTES || (all && pendingBytes > 0)) {
-      const joined = Buffer.concat(pending);
-      const chunk = joined.subarray(0, BLOB_CHUNK_BYTES);
-      const rest = joined.subarray(chunk.length);
-      await client.query(
-        "insert into app_private.blob_chunks (tenant_id, blob_id, seq, data) values ($1, $2, $3, $4)",
-        [tenantId, id, seq++, chunk],
-      );
-      pending = rest.length > 0 ? [rest] : [];
-      pendingBytes = rest.length;
+      const length = Math.min(BLOB_CHUNK_BYTES, pendingBytes);
+      await write(rowHeader(length));
+      let left = length;
+      while (left > 0) {
+        const piece = pending[0];
+        if (piece.length <= left) {
+          pending.shift();
+          await write(piece);
+          left -= piece.length;
+        } else {
+          await write(piece.subarray(0, left));
+          pending[0] = piece.subarray(left);
+          left = 0;
+        }
+      }
+      pendingBytes -= length;
     }
   };
-  for await (const part of source) {
-    const buffer = Buffer.isBuffer(part) ? part : Buffer.from(part);
-    hash.update(buffer);
-    size += buffer.length;
-    pending.push(buffer);
-    pendingBytes += buffer.length;
-    if (pendingBytes >= BLOB_CHUNK_BYTES) await flush(false);
+  try {
+    await write(Buffer.concat([COPY_HEADER, Buffer.alloc(8)]));
+    for await (const part of source) {
+      const buffer = Buffer.isBuffer(part) ? part : Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+      if (buffer.length === 0) continue;
+      hash.update(buffer);
+      size += buffer.length;
+      pending.push(buffer);
+      pendingBytes += buffer.length;
+      if (pendingBytes >= BLOB_CHUNK_BYTES) await flush(false);
+    }
+    await flush(true);
+    pending = [];
+    await write(Buffer.from([0xff, 0xff])); // the end of the data
+    copy.end();
+    await finished;
+  } catch (error) {
+    // Sends CopyFail: the COPY ends with an error (the transaction is aborted), the connection stays usable.
+    if (!copy.destroyed) copy.destroy(error instanceof Error ? error : new Error(String(error)));
+    await finished.catch(() => {});
+    throw error;
   }
-  await flush(true);
   const digest = hash.digest();
   await client.query(
     "update app_private.blobs set size_bytes = $3, sha256 = $4, finished_at = now() where tenant_id = $1 and id = $2",
     [tenantId, id, size, digest],
   );
   return { id, sizeBytes: size, sha256: digest.toString("hex") };
+}
+
+function uuidBytes(uuid: string): Buffer {
+  if (!UUID.test(uuid)) throw new BlobError(`not a UUID: ${uuid}`);
+  return Buffer.from(uuid.replace(/-/g, ""), "hex");
 }
 
 /** Reads a blob back chunk by chunk (constant memory). */
@@ -77,14 +157,6 @@ export async function* readBlob(client: pg.ClientBase, tenantId: string, blobId:
     if (rows.length === 0) return;
     yield rows[0].data;
   }
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** The signature, flags and header extension length at the start of a binary COPY. */
-const COPY_HEADER = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
-
-export class BlobReadError extends Error {
-  override name = "BlobReadError";
 }
 
 /**
@@ -100,12 +172,12 @@ export async function* streamBlob(
   blobId: string,
   expectedBytes?: number,
 ): AsyncGenerator<Buffer> {
-  if (!UUID.test(tenantId) || !UUID.test(blobId)) throw new BlobReadError(`not a blob id: ${tenantId}/${blobId}`);
+  if (!UUID.test(tenantId) || !UUID.test(blobId)) throw new BlobError(`not a blob id: ${tenantId}/${blobId}`);
   // COPY takes no parameters: the ids are checked UUIDs, written as literals.
   const stream = client.query(
     copyTo(
       `copy (select data from app_private.blob_chunks where tenant_id = '${tenantId}' and blob_id = '${blobId}' order by seq) to stdout (format binary)`,
-      { highWaterMark: 256 * 1024 },
+      { objectMode: true, highWaterMark: 16 }, // object mode: socket pieces as they are, never joined
     ),
   );
   // The binary COPY format: a 19-byte header (signature, flags, header extension length), the
@@ -128,7 +200,7 @@ export async function* streamBlob(
         at = take;
         if (headerNeeded > 0) continue;
         if (!header.subarray(0, COPY_HEADER.length).equals(COPY_HEADER)) {
-          throw new BlobReadError("the database's COPY output is not in the binary format");
+          throw new BlobError("the database's COPY output is not in the binary format");
         }
         extensionLeft = header.readUInt32BE(COPY_HEADER.length + 4);
       }
@@ -138,7 +210,7 @@ export async function* streamBlob(
         at += skip;
       }
       while (at < piece.length) {
-        if (ended) throw new BlobReadError("the database's COPY output goes on after its end");
+        if (ended) throw new BlobError("the database's COPY output goes on after its end");
         if (dataLeft > 0) {
           const take = Math.min(dataLeft, piece.length - at);
           yield piece.subarray(at, at + take);
@@ -159,9 +231,9 @@ export async function* streamBlob(
           continue;
         }
         if (pending.length < 6) continue;
-        if (pending.readInt16BE(0) !== 1) throw new BlobReadError("the database's COPY output has an unexpected row");
+        if (pending.readInt16BE(0) !== 1) throw new BlobError("the database's COPY output has an unexpected row");
         const length = pending.readInt32BE(2);
-        if (length < 0) throw new BlobReadError("the blob has a missing chunk");
+        if (length < 0) throw new BlobError("the blob has a missing chunk");
         dataLeft = length;
         pending = Buffer.alloc(0);
       }
@@ -171,8 +243,8 @@ export async function* streamBlob(
     // connection is of no further use; the caller closes it.
     if (!stream.readableEnded) stream.destroy();
   }
-  if (!ended || dataLeft > 0) throw new BlobReadError("the blob's COPY output ended early");
+  if (!ended || dataLeft > 0) throw new BlobError("the blob's COPY output ended early");
   if (expectedBytes !== undefined && total !== expectedBytes) {
-    throw new BlobReadError(`the blob has ${total} bytes, ${expectedBytes} were expected`);
+    throw new BlobError(`the blob has ${total} bytes, ${expectedBytes} were expected`);
   }
 }

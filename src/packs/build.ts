@@ -24,7 +24,7 @@ import pg from "pg";
 import { parseCheckpoint } from "../audit/checkpoint.ts";
 import { activeSigningKey, type SigningKey } from "../audit/keys.ts";
 import { hashLeaf } from "../audit/merkle.ts";
-import { BLOB_CHUNK_BYTES, readBlob, streamBlob, writeBlob } from "../db/blobs.ts";
+import { streamBlob, writeBlob } from "../db/blobs.ts";
 import type { IncidentFile } from "./format.ts";
 import { LeafError, parseLeaf } from "./leaf.ts";
 import { type ReportEntry, renderReportPdf } from "./report-pdf.ts";
@@ -296,28 +296,38 @@ export async function buildEvidencePack(options: {
   const pdfStarted = performance.now();
 
   // The report first (its own blob: it can be downloaded on its own), then the ZIP that embeds it.
+  // It is kept in memory for the ZIP (the build's connection is busy writing the ZIP then); its
+  // size grows with the incident's entries, which are in memory anyway.
+  const pdfBytes: Buffer[] = [];
+  const report = renderReportPdf({
+    tenant: { name: incident.tenant_name, slug: incident.tenant_slug },
+    incidentFile,
+    entries: entries.map(reportEntry),
+    generatedAt: generatedAt.toISOString(),
+    signingKeyFingerprint: signingKey.fingerprint,
+    checkpoint: {
+      origin: parsedCheckpoint.origin,
+      treeSize: parsedCheckpoint.treeSize,
+      rootHash: parsedCheckpoint.rootHash.toString("hex"),
+      time: parsedCheckpoint.time,
+    },
+    toolVersion: TOOL_VERSION,
+  }) as AsyncIterable<Buffer>;
   const pdf = await writeBlob(
     client,
     tenantId,
-    renderReportPdf({
-      tenant: { name: incident.tenant_name, slug: incident.tenant_slug },
-      incidentFile,
-      entries: entries.map(reportEntry),
-      generatedAt: generatedAt.toISOString(),
-      signingKeyFingerprint: signingKey.fingerprint,
-      checkpoint: {
-        origin: parsedCheckpoint.origin,
-        treeSize: parsedCheckpoint.treeSize,
-        rootHash: parsedCheckpoint.rootHash.toString("hex"),
-        time: parsedCheckpoint.time,
-      },
-      toolVersion: TOOL_VERSION,
-    }) as AsyncIterable<Buffer>,
+    (async function* () {
+      for await (const chunk of report) {
+        pdfBytes.push(chunk);
+        yield chunk;
+      }
+    })(),
   );
 
   const zipStarted = performance.now();
   let lastPercent = -1;
-  const zipStream = new PassThrough({ highWaterMark: BLOB_CHUNK_BYTES });
+  // Object mode on the reading side: writeBlob gets the ZIP's pieces as they are, never joined.
+  const zipStream = new PassThrough({ readableObjectMode: true, readableHighWaterMark: 64 });
   const reader = await snapshotReader(client, options.ownerPool);
   const [, zip] = await Promise.all([
     writePack({
@@ -337,7 +347,9 @@ export async function buildEvidencePack(options: {
       entries: async function* () {
         yield* entries;
       },
-      report: readBlob(client, tenantId, pdf.id),
+      report: (async function* () {
+        yield* pdfBytes;
+      })(),
       reportSize: pdf.sizeBytes,
       onProgress(written, total) {
         const percent = Math.min(99, Math.floor((written / Math.max(total, 1)) * 100));

@@ -14,7 +14,7 @@
  */
 import { createHash, createPublicKey, type KeyObject, sign } from "node:crypto";
 import { createRequire } from "node:module";
-import { Readable, type Writable } from "node:stream";
+import { Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { crc32, deflateRawSync } from "node:zlib";
 import { stringify } from "csv-stringify/sync";
@@ -480,12 +480,13 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   try {
     await pipeline(
       zipOutput,
-      async function* count(source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
+      // A Transform gets the ZIP's pieces one by one (an async iteration would join what is buffered).
+      new Transform({
+        transform(chunk: Buffer, _encoding, done) {
           zipSize += chunk.length;
-          yield chunk;
-        }
-      },
+          done(null, chunk);
+        },
+      }),
       output,
       { signal: options.signal },
     );
