@@ -163,6 +163,10 @@ async function withRss<T>(pid: number, fn: () => Promise<T>): Promise<{ result: 
 // ---------------------------------------------------------------------------------------------
 
 const name = `attest_bench_${randomBytes(4).toString("hex")}`;
+const loadBefore = os
+  .loadavg()
+  .map((l) => l.toFixed(1))
+  .join(" ");
 const url = withDatabase(ADMIN, name);
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), "attest-pack-e2e-"));
 const filesDir = path.join(tmp, "evidence");
@@ -322,6 +326,12 @@ try {
   out("");
   out(
     `evidence: ${(total / MB).toFixed(0)} MB in ${FILES} files (half random, half log text), uploaded in ${uploadSeconds.toFixed(1)} s; PostgreSQL ${serverVersion}; ${os.cpus().length} cores`,
+  );
+  out(
+    `load average ${loadBefore} before, ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")} after (other work on the machine slows both sides; a pack uses several processes, zip one)`,
   );
   out(
     `pack: ${(last.zipSize / MB).toFixed(1)} MB, verifies (${verdict.summary.entries} entries, ${verdict.summary.files} files); zip -6: ${(zips[0].size / MB).toFixed(1)} MB`,

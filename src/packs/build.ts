@@ -116,7 +116,7 @@ export async function waitUntilSealed(
         `${pending} audit ${pending === 1 ? "entry" : "entries"} of the incident ${pending === 1 ? "is" : "are"} not sealed yet; is the sealer running?`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 200));
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
   }
 }
 
