@@ -6,24 +6,30 @@
  * nothing behind, and the export becomes `ready` (pointing at both blobs) only in that same commit:
  * it takes the tenant's newest checkpoint that covers the incident's last entry and the incident's
  * leaves with their inclusion proofs in that checkpoint's tree (app_private.incident_leaves).
- * Memory stays flat: evidence is read and the ZIP written 1 MiB at a time. Progress goes to the
+ * Memory stays flat: evidence is streamed and the ZIP written 1 MiB at a time. Progress goes to the
  * export row through a separate connection, so people can watch it.
+ *
+ * Speed: the evidence is read on a second connection of its own (binary COPY, streamBlob) in the
+ * build transaction's exported snapshot, so it sees exactly what the build sees while the build's
+ * connection writes the ZIP: reading and writing run on two PostgreSQL backends at once, and the
+ * bytes never pass through hex text. Evidence that does not compress (sampled: looksCompressible)
+ * is stored in the ZIP, not deflated.
  * Runs as the owner role (the worker); it reads only the export's own tenant.
  */
 
 import { createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { PassThrough } from "node:stream";
-import type pg from "pg";
+import pg from "pg";
 import { parseCheckpoint } from "../audit/checkpoint.ts";
 import { activeSigningKey, type SigningKey } from "../audit/keys.ts";
 import { hashLeaf } from "../audit/merkle.ts";
-import { BLOB_CHUNK_BYTES, readBlob, writeBlob } from "../db/blobs.ts";
+import { streamBlob, writeBlob } from "../db/blobs.ts";
 import { type AuditUser, userIdsOf } from "../web/audit-format.ts";
 import type { IncidentFile } from "./format.ts";
 import { LeafError, parseLeaf } from "./leaf.ts";
 import { type ReportEntry, renderReportPdf } from "./report-pdf.ts";
-import { evidencePath, PackBuildError, type PackEntry, writePack } from "./writer.ts";
+import { evidencePath, looksCompressible, PackBuildError, type PackEntry, writePack } from "./writer.ts";
 
 export const TOOL_VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
@@ -39,6 +45,8 @@ export interface BuildResult {
   status: "ready" | "skipped";
   zipBytes?: number;
   pdfBytes?: number;
+  /** Milliseconds spent on each part of the build (for the log and the benchmark). */
+  timings?: { prepareMs: number; pdfMs: number; zipMs: number };
 }
 
 const iso = (value: Date | null) => (value ? value.toISOString() : null);
@@ -120,7 +128,7 @@ export async function waitUntilSealed(
         `${pending} audit ${pending === 1 ? "entry" : "entries"} of the incident ${pending === 1 ? "is" : "are"} not sealed yet; is the sealer running?`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 200));
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 50));
   }
 }
 
@@ -177,6 +185,42 @@ async function incidentLeaves(
   return rows.map((r) => ({ seq: Number(r.seq), leaf: r.leaf, proof: r.proof }));
 }
 
+/** Bytes read from the start, the middle and the end of a blob to tell whether it compresses. */
+const SAMPLE_BYTES = 32 * 1024;
+
+/** Samples of a stored blob (start of its first, middle and last chunk), for looksCompressible. */
+async function blobSamples(client: pg.ClientBase, tenantId: string, blobId: string): Promise<Buffer[]> {
+  const { rows } = await client.query<{ sample: Buffer }>(
+    `select substring(c.data from 1 for $3) as sample
+     from app_private.blob_chunks c,
+          (select max(seq) as last from app_private.blob_chunks where tenant_id = $1 and blob_id = $2) m
+     where c.tenant_id = $1 and c.blob_id = $2 and c.seq in (0, m.last / 2, m.last)`,
+    [tenantId, blobId, SAMPLE_BYTES],
+  );
+  return rows.map((r) => r.sample);
+}
+
+/**
+ * A connection of its own (not from the pool: a build must never wait for a pooled connection
+ * that another build holds) that reads in the snapshot of the build's transaction on `client`.
+ */
+async function snapshotReader(client: pg.ClientBase, ownerPool: pg.Pool): Promise<pg.Client> {
+  const { rows } = await client.query<{ id: string }>("select pg_export_snapshot() as id");
+  const snapshot = rows[0].id;
+  if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
+  const reader = new pg.Client({ ...ownerPool.options, application_name: "attest-pack-reader" });
+  reader.on("error", () => {}); // a failure shows in the read that needs it
+  await reader.connect();
+  try {
+    await reader.query("begin isolation level repeatable read read only");
+    await reader.query(`set transaction snapshot '${snapshot}'`);
+  } catch (error) {
+    await reader.end().catch(() => {});
+    throw error;
+  }
+  return reader;
+}
+
 /**
  * Builds the pack of export `exportId` inside the caller's open transaction on `client` (which acts
  * as the owner role). Call waitUntilSealed first, before opening that transaction: the pack holds
@@ -190,6 +234,7 @@ export async function buildEvidencePack(options: {
   onProgress?: (percent: number) => void;
 }): Promise<BuildResult> {
   const { client, tenantId, exportId } = options;
+  const started = performance.now();
   const incidentId = await exportIncident(client, tenantId, exportId);
   if (incidentId === null) return { status: "skipped" };
   // Entries written since waitUntilSealed (the incident is still being worked on) are left for a
@@ -265,31 +310,46 @@ export async function buildEvidencePack(options: {
   const signingKey = await signingKeyFor(client, options.ownerPool, checkpoint.keyFingerprint);
   const parsedCheckpoint = parseCheckpoint(checkpoint.note);
   const generatedAt = new Date();
+  const compress = new Map<string, boolean>();
+  for (const e of evidence) compress.set(e.id, looksCompressible(await blobSamples(client, tenantId, e.blob_id)));
+  const pdfStarted = performance.now();
 
   // The report first (its own blob: it can be downloaded on its own), then the ZIP that embeds it.
+  // It is kept in memory for the ZIP (the build's connection is busy writing the ZIP then); its
+  // size grows with the incident's entries, which are in memory anyway.
+  const pdfBytes: Buffer[] = [];
+  const report = renderReportPdf({
+    tenant: { name: incident.tenant_name, slug: incident.tenant_slug },
+    incidentFile,
+    entries: reportEntries,
+    users,
+    tokenNames: await tokenNames(client, tenantId, entries),
+    generatedAt: generatedAt.toISOString(),
+    signingKeyFingerprint: signingKey.fingerprint,
+    checkpoint: {
+      origin: parsedCheckpoint.origin,
+      treeSize: parsedCheckpoint.treeSize,
+      rootHash: parsedCheckpoint.rootHash.toString("hex"),
+      time: parsedCheckpoint.time,
+    },
+    toolVersion: TOOL_VERSION,
+  }) as AsyncIterable<Buffer>;
   const pdf = await writeBlob(
     client,
     tenantId,
-    renderReportPdf({
-      tenant: { name: incident.tenant_name, slug: incident.tenant_slug },
-      incidentFile,
-      entries: reportEntries,
-      users,
-      tokenNames: await tokenNames(client, tenantId, entries),
-      generatedAt: generatedAt.toISOString(),
-      signingKeyFingerprint: signingKey.fingerprint,
-      checkpoint: {
-        origin: parsedCheckpoint.origin,
-        treeSize: parsedCheckpoint.treeSize,
-        rootHash: parsedCheckpoint.rootHash.toString("hex"),
-        time: parsedCheckpoint.time,
-      },
-      toolVersion: TOOL_VERSION,
-    }) as AsyncIterable<Buffer>,
+    (async function* () {
+      for await (const chunk of report) {
+        pdfBytes.push(chunk);
+        yield chunk;
+      }
+    })(),
   );
 
+  const zipStarted = performance.now();
   let lastPercent = -1;
-  const zipStream = new PassThrough({ highWaterMark: BLOB_CHUNK_BYTES });
+  // Object mode on the reading side: writeBlob gets the ZIP's pieces as they are, never joined.
+  const zipStream = new PassThrough({ readableObjectMode: true, readableHighWaterMark: 64 });
+  const reader = await snapshotReader(client, options.ownerPool);
   const [, zip] = await Promise.all([
     writePack({
       output: zipStream,
@@ -301,13 +361,16 @@ export async function buildEvidencePack(options: {
         id: e.id,
         filename: e.filename,
         size: Number(e.size_bytes),
-        content: readBlob(client, tenantId, e.blob_id),
+        content: streamBlob(reader, tenantId, e.blob_id, Number(e.size_bytes)),
+        compress: compress.get(e.id),
       })),
       checkpoint: checkpoint.note,
       entries: async function* () {
         yield* entries;
       },
-      report: readBlob(client, tenantId, pdf.id),
+      report: (async function* () {
+        yield* pdfBytes;
+      })(),
       reportSize: pdf.sizeBytes,
       onProgress(written, total) {
         const percent = Math.min(99, Math.floor((written / Math.max(total, 1)) * 100));
@@ -318,7 +381,8 @@ export async function buildEvidencePack(options: {
       },
     }),
     writeBlob(client, tenantId, zipStream),
-  ]);
+  ]).finally(() => reader.end().catch(() => {}));
+  const finished = performance.now();
 
   await client.query(
     `update app_public.exports
@@ -326,5 +390,10 @@ export async function buildEvidencePack(options: {
      where tenant_id = $1 and id = $2`,
     [tenantId, exportId, zip.id, pdf.id],
   );
-  return { status: "ready", zipBytes: zip.sizeBytes, pdfBytes: pdf.sizeBytes };
+  return {
+    status: "ready",
+    zipBytes: zip.sizeBytes,
+    pdfBytes: pdf.sizeBytes,
+    timings: { prepareMs: pdfStarted - started, pdfMs: zipStarted - pdfStarted, zipMs: finished - zipStarted },
+  };
 }

@@ -13,8 +13,10 @@
  * does not read the database (the builder does) and never writes version 1.
  */
 import { createHash, createPublicKey, type KeyObject, sign } from "node:crypto";
-import { Readable, type Writable } from "node:stream";
+import { createRequire } from "node:module";
+import { Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { crc32, deflateRawSync } from "node:zlib";
 import { stringify } from "csv-stringify/sync";
 import { ZipFile } from "yazl";
 import { type Checkpoint, CheckpointError, checkpointSignedBy, parseCheckpoint } from "../audit/checkpoint.ts";
@@ -63,6 +65,43 @@ export interface PackEvidence {
   size: number;
   /** The bytes, in chunks of bounded size (a Readable works). Not read before the file's turn. */
   content: AsyncIterable<Uint8Array>;
+  /**
+   * Deflate the file in the ZIP (default true). False stores it as it is: right for content that
+   * does not compress (images, archives, encrypted data; see looksCompressible), where deflate
+   * costs most of the pack's time and saves nothing.
+   */
+  compress?: boolean;
+}
+
+/**
+ * Whether content whose samples are `samples` (a few pieces from its start, middle and end) is
+ * worth deflating: a fast deflate (level 1) of the samples saves at least 10 %. Already
+ * compressed or encrypted content does not.
+ */
+export function looksCompressible(samples: readonly Uint8Array[]): boolean {
+  const total = samples.reduce((sum, s) => sum + s.byteLength, 0);
+  if (total < 512) return true;
+  const compressed = samples.reduce((sum, s) => sum + deflateRawSync(s, { level: 1 }).byteLength, 0);
+  return compressed <= total * 0.9;
+}
+
+// yazl computes each entry's CRC-32 with buffer-crc32 (JavaScript, ~80 MB/s here: seconds of the
+// main thread for a large pack). The same CRC-32 comes from zlib (native, >1 GB/s): yazl's copy
+// of buffer-crc32 is given zlib's for what yazl calls (a number or nothing as the previous CRC).
+{
+  const yazlRequire = createRequire(createRequire(import.meta.url).resolve("yazl"));
+  const bufferCrc32 = yazlRequire("buffer-crc32") as {
+    unsigned: (buffer: Uint8Array | string, previous?: number | Uint8Array) => number;
+    __zlib?: true;
+  };
+  if (!bufferCrc32.__zlib) {
+    const original = bufferCrc32.unsigned;
+    bufferCrc32.unsigned = (buffer, previous) =>
+      previous === undefined || typeof previous === "number"
+        ? crc32(buffer, previous ?? 0)
+        : original(buffer, previous);
+    bufferCrc32.__zlib = true;
+  }
 }
 
 export interface WritePackOptions {
@@ -388,8 +427,8 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   zip.on("error", fail);
 
   /** Adds a file whose content is produced only when the ZIP gets to it (yazl adds files one at a time, in order). */
-  function addFile(path: string, open: () => AsyncIterable<Uint8Array>, size?: number) {
-    zip.addReadStreamLazy(path, { mtime, compress: true, ...(size === undefined ? {} : { size }) }, (callback) => {
+  function addFile(path: string, open: () => AsyncIterable<Uint8Array>, size?: number, compress = true) {
+    zip.addReadStreamLazy(path, { mtime, compress, ...(size === undefined ? {} : { size }) }, (callback) => {
       try {
         const readable = Readable.from(open(), { objectMode: false });
         readable.once("error", fail);
@@ -407,10 +446,15 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   for (const e of options.evidence) {
     const path = evidencePath(e.id, e.filename);
     const known = { size: e.size, sha256: expectedEvidenceSha.get(path), sizeKnownInAdvance: true };
-    addFile(path, () => {
-      pending.delete(e.content);
-      return measure(path, e.content, known);
-    });
+    addFile(
+      path,
+      () => {
+        pending.delete(e.content);
+        return measure(path, e.content, known);
+      },
+      undefined,
+      e.compress ?? true,
+    );
   }
   addFile(ENTRIES_JSONL_PATH, () => measure(ENTRIES_JSONL_PATH, entriesJsonl(), { sizeKnownInAdvance: false }));
   addFile(ENTRIES_CSV_PATH, () => measure(ENTRIES_CSV_PATH, entriesCsv(), { sizeKnownInAdvance: false }));
@@ -436,12 +480,13 @@ export async function writePack(options: WritePackOptions): Promise<WrittenPack>
   try {
     await pipeline(
       zipOutput,
-      async function* count(source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
+      // A Transform gets the ZIP's pieces one by one (an async iteration would join what is buffered).
+      new Transform({
+        transform(chunk: Buffer, _encoding, done) {
           zipSize += chunk.length;
-          yield chunk;
-        }
-      },
+          done(null, chunk);
+        },
+      }),
       output,
       { signal: options.signal },
     );

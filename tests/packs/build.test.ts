@@ -7,6 +7,7 @@
  * leaves nothing half-built and the retry completes.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -21,6 +22,7 @@ import { asUser, createTestDatabase, ids, servers, type TestDatabase } from "../
 import { requireTools } from "../helpers/prerequisites.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { unzipTo, zipDashR } from "./pack-tools.ts";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -386,5 +388,42 @@ describe.each(servers())("evidence packs on $name", (server) => {
       ok: true,
       summary: { fingerprint: before.fingerprint },
     });
+  });
+
+  it("stores evidence that does not compress and deflates the rest; the pack passes unzip -t and verifies, also re-zipped", async () => {
+    const random = randomBytes(2 * 1024 * 1024 + 99);
+    const text = Buffer.from(
+      Array.from(
+        { length: 30_000 },
+        (_, i) => `2026-11-03T09:00:${String(i % 60).padStart(2, "0")}Z sshd[${i}]: Failed password for root\n`,
+      ).join(""),
+    );
+    await withContext(t.pools.owner, { surface: "sql" }, async (c) => {
+      for (const [filename, bytes] of [
+        ["memory.bin.gz", random],
+        ["auth.log", text],
+      ] as const) {
+        const blob = await writeBlob(c, demo, [bytes]);
+        await c.query(
+          "insert into app_public.evidence (tenant_id, incident_id, filename, content_type, blob_id) values ($1, $2, $3, 'application/octet-stream', $4)",
+          [demo, incidentId, filename, blob.id],
+        );
+      }
+    });
+    const { zipPath } = await buildAndDownload("stored.zip");
+    const listing = execFileSync("unzip", ["-v", zipPath]).toString("utf8").split("\n");
+    const line = (suffix: string) =>
+      listing
+        .find((l) => l.trimEnd().endsWith(suffix))
+        ?.trim()
+        .split(/\s+/) ?? [];
+    expect(line("-memory.bin.gz").slice(0, 2)).toEqual([String(random.length), "Stored"]);
+    expect(line("-auth.log")[1]).toMatch(/^Defl/);
+    expect(Number(line("-auth.log")[2])).toBeLessThan(text.length / 4);
+    expect(execFileSync("unzip", ["-tq", zipPath]).toString()).toMatch(/^No errors detected/);
+    expect(await verifyPack(zipPath)).toMatchObject({ ok: true });
+    const rezipped = path.join(tmp, "stored-rezipped.zip");
+    await zipDashR(await unzipTo(tmp, zipPath), rezipped);
+    expect(await verifyPack(rezipped)).toMatchObject({ ok: true });
   });
 });

@@ -8,6 +8,7 @@
  * attacker holds a key. Version 1 packs: verify-v1.test.ts.
  */
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -21,6 +22,7 @@ import { verifyConsistency } from "../../src/audit/merkle.ts";
 import { formatFingerprint, type LeafLine, type Manifest } from "../../src/packs/format.ts";
 import { verifyPack } from "../../src/packs/verify.ts";
 import {
+  looksCompressible,
   PackBuildError,
   type PackEntry,
   type PackSigningKey,
@@ -240,6 +242,47 @@ describe("a pack as writePack builds it", () => {
     zip.end();
     await fs.writeFile(withFolders, zip.outputStream);
     expect(await verifyPack(withFolders)).toMatchObject({ ok: true });
+  });
+});
+
+describe("how evidence goes into the ZIP", () => {
+  it("looksCompressible: random bytes do not compress, text does; a tiny sample counts as compressible", () => {
+    const random = [randomBytes(32 * 1024), randomBytes(32 * 1024), randomBytes(32 * 1024)];
+    expect(looksCompressible(random)).toBe(false);
+    const text = Buffer.from(
+      "2026-11-03T09:00:00Z host-1 sshd[4711]: Failed password for root from 10.0.0.1\n".repeat(500),
+    );
+    expect(looksCompressible([text])).toBe(true);
+    expect(looksCompressible([randomBytes(100)])).toBe(true);
+    expect(looksCompressible([])).toBe(true);
+    // Mostly incompressible with a compressible start (an archive with a text header) is sampled as a whole.
+    expect(looksCompressible([text.subarray(0, 4096), randomBytes(32 * 1024), randomBytes(32 * 1024)])).toBe(false);
+  });
+
+  it("evidence marked not to compress is stored, the rest deflated; CRCs are right (unzip -t) and the pack verifies, also re-zipped", async () => {
+    const evidence = EVIDENCE.map((e, i) => ({
+      id: e.id,
+      filename: e.filename,
+      size: e.bytes.length,
+      content: chunks(e.bytes, 7),
+      compress: i !== 2,
+    }));
+    const file = await buildPack({ evidence });
+    const listing = (await run("unzip", ["-v", file])).stdout;
+    const method = (name: string) =>
+      listing
+        .split("\n")
+        .find((l) => l.trimEnd().endsWith(name))
+        ?.trim()
+        .split(/\s+/)[1];
+    expect(method("evidence/c3d4e5f6-proxy.log")).toBe("Stored");
+    expect(method("evidence/a1b2c3d4-mail-headers.txt")).toMatch(/^Defl/);
+    expect(method("audit/entries.jsonl")).toMatch(/^Defl/);
+    expect((await run("unzip", ["-tq", file])).stdout).toMatch(/^No errors detected/);
+    expect(await verifyPack(file)).toMatchObject({ ok: true, summary: { entries: 10, files: 9 } });
+    const rezipped = path.join(dir, "stored-rezipped.zip");
+    await zipDashR(await unzipTo(dir, file), rezipped);
+    expect(await verifyPack(rezipped)).toMatchObject({ ok: true });
   });
 });
 
@@ -689,7 +732,8 @@ describe("writePack refuses input that would make a false pack", () => {
   });
 
   it("an output that fails, or an abort: the source being read is closed (a database cursor is released)", async () => {
-    const big = Buffer.alloc(4 * 1024 * 1024, 0x20);
+    // Incompressible: its bytes reach the output while it is read (spaces would deflate to nothing until the end).
+    const big = randomBytes(4 * 1024 * 1024);
     const listed = incidentFile();
     listed.evidence = [{ ...listed.evidence[0], size: big.length, sha256: sha256(big) }];
     let state = "idle";

@@ -44,7 +44,9 @@ export function buildEvidencePackTask(ownerPool: pg.Pool): Task {
     );
     try {
       // Outside the build's transaction: the sealer must be able to seal the incident's entries.
+      const waitStarted = performance.now();
       await waitUntilSealed(ownerPool, tenantId, exportId);
+      const sealWaitMs = performance.now() - waitStarted;
       const result = await helpers.withPgClient(async (client) => {
         await client.query("begin");
         try {
@@ -57,9 +59,12 @@ export function buildEvidencePackTask(ownerPool: pg.Pool): Task {
           throw error;
         }
       });
+      const s = (ms = 0) => `${(ms / 1000).toFixed(2)} s`;
+      const t = result.timings;
       helpers.logger.info(
         result.status === "ready"
-          ? `evidence pack ${exportId} is ready (ZIP ${result.zipBytes} bytes, PDF ${result.pdfBytes} bytes)`
+          ? `evidence pack ${exportId} is ready (ZIP ${result.zipBytes} bytes, PDF ${result.pdfBytes} bytes; ` +
+              `waited for the seal ${s(sealWaitMs)}, prepared ${s(t?.prepareMs)}, PDF ${s(t?.pdfMs)}, ZIP ${s(t?.zipMs)})`
           : `evidence pack ${exportId}: nothing to do`,
       );
     } catch (error) {
