@@ -18,7 +18,7 @@ import { GraphQLError, type GraphQLFormattedError } from "postgraphile/graphql";
 import { sql } from "postgraphile/pg-sql2";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { addPgTableCondition } from "postgraphile/utils";
-import { type ActingContext, contextSettings, withContext } from "../db/context.ts";
+import { type ActingContext, contextSettings } from "../db/context.ts";
 import type { Logger } from "../log.ts";
 import { isSameOrigin } from "../web/csrf.ts";
 import { fromDatabaseError } from "../web/errors.ts";
