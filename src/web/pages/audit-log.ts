@@ -1,10 +1,11 @@
 /**
- * The Audit Log page (/t/:slug/audit): entries newest first, 25 per page, one search box over
- * action, user and resource, an action picker and a date range — all in the URL, so a view can
- * be bookmarked, reloaded and shared, and works without JavaScript. Rows expand to their
- * details; a small chart shows activity per day for the current filter.
- * Who may see it is decided by row-level security; the role and plan checks here only pick the
- * page to show instead (403 or upgrade prompt).
+ * The Audit Log page (/t/:slug/audit): entries newest first, 25 at a time, by keyset position
+ * (newest, newer, older, oldest, a date), with filters (search, actions, user, incident, surface,
+ * IP, time window) all in the URL, so a view can be bookmarked, reloaded and shared, and works
+ * without JavaScript; counts, a per-day chart, the viewer's time zone, and "new entries" polling.
+ * What is read and how lives in audit-query.ts; this module owns the routes and the page's zone.
+ * Who may see it is decided by row-level security and the log's functions; the role and plan
+ * checks here only pick the page to show instead (403 or upgrade prompt).
  */
 import type Router from "@koa/router";
 import type Koa from "koa";
@@ -163,7 +164,7 @@ export function auditLogRoutes(router: Router): void {
           first: log.atNewest ? null : at({ kind: "first" }),
           newer: log.newer ? at({ kind: "after", cursor: log.newer }) : null,
           older: log.older ? at({ kind: "before", cursor: log.older }) : null,
-          last: log.older || position.kind !== "last" ? (log.older ? at({ kind: "last" }) : null) : null,
+          last: log.older ? at({ kind: "last" }) : null,
           updates:
             log.atNewest && log.latestId
               ? filterUrl(`${base}/updates`, filters, {}, { kind: "first" }, { ...zoneParam, since: log.latestId })
