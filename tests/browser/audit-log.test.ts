@@ -123,10 +123,17 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     await signInPage(page, web.url, "owner@demo.test", "/t/demo/audit");
     const first = entries(page).first();
     await expect.poll(() => first.isVisible()).toBe(true);
-    const card = first.locator("summary");
-    expect(await card.locator('[data-label="User"]').evaluate("(el) => getComputedStyle(el, '::before').content")).toBe(
-      '"User"',
-    );
+    const card = first.locator("summary.log-row");
+    const label = await card
+      .locator('[data-label="User"]')
+      .evaluate(
+        (el: unknown) =>
+          (globalThis as unknown as { getComputedStyle(e: unknown, p: string): { content: string } }).getComputedStyle(
+            el,
+            "::before",
+          ).content,
+      );
+    expect(label).toBe('"User"');
     // The first entry is on the first screen: the filters not in use start folded.
     const box = await first.boundingBox();
     await page.screenshot({ path: ".test-artifacts/audit-log-phone-first-screen.png" });

@@ -94,9 +94,10 @@ describe.runIf(browserTests())("The workspace in Chromium", () => {
     await page.waitForURL(/\/t\/demo\/audit$/);
     expect((await auditRows(page, 2))[0]).toEqual({ user: OWNER, action: "incident.updated", resource: renamed });
     const top = page.locator("#audit-results details.log-entry").first();
-    await top.locator("summary").click();
+    await top.locator("summary.log-row").click();
     await expect.poll(() => top.locator(".log-detail .old").first().textContent()).toBe(title);
-    await top.locator(".log-detail").getByRole("link", { name: "incident" }).click();
+    // The entry links to its incident by the incident's title.
+    await top.locator(".log-detail").getByRole("link", { name: renamed, exact: true }).first().click();
     await page.waitForURL((url) => url.pathname === incidentUrl);
 
     // milestone.completed: turn on NIS2 reporting, then complete the early warning with a note.

@@ -97,9 +97,9 @@ describe("audit log export at scale", () => {
     // One header line and one line per entry (no field of these entries holds a line break).
     expect(newlines).toBe(total + 1);
     expect(bytes).toBeGreaterThan(ENTRIES * 150);
-    // Newest first: the tenant's oldest entry ends the file.
+    // Newest first (the page's order: time, then capture number): the tenant's oldest entry ends the file.
     const oldest = await t.superuser.query(
-      "select e.id::text as id from app_public.audit_log e join app_public.tenants t on t.id = e.tenant_id where t.slug = 'demo' order by e.id limit 1",
+      "select e.id::text as id from app_public.audit_log e join app_public.tenants t on t.id = e.tenant_id where t.slug = 'demo' order by e.occurred_at, e.id limit 1",
     );
     expect(tail.trimEnd().split("\n").pop()?.split(",")[1]).toBe(oldest.rows[0].id);
     expect(baseline).not.toBeNull();
