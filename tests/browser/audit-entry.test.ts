@@ -10,7 +10,7 @@ import { createTestDatabase, mainServer, type TestDatabase } from "../helpers/db
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 /** The browser's getComputedStyle (the tests' TypeScript has no DOM library). */
-declare function getStyle(el: unknown, pseudo: string): { transform: string };
+declare function getStyle(el: unknown, pseudo: string): { transform: string; content: string };
 
 const WIDTHS = [
   { name: "desktop", viewport: { width: 1366, height: 900 } },
@@ -50,18 +50,29 @@ describe.runIf(browserTests())("Audit entries in Chromium", () => {
       });
       await signInPage(page, web.url, "owner@demo.test", "/t/demo/audit?action=incident.updated");
       const row = page.locator("details.log-entry").first();
-      // The row shows it opens: a chevron before its time, turned when open.
-      const chevron = () =>
-        row
-          .locator(":scope > summary [role=cell]")
-          .first()
-          .evaluate(
-            (el) =>
-              (el.ownerDocument.defaultView as unknown as { getComputedStyle: typeof getStyle }).getComputedStyle(
-                el,
-                "::before",
-              ).transform,
-          );
+      // The row shows it opens: a chevron before its time, turned when open (on a phone, where
+      // the card's first label takes that place, a ▸ in the card's corner that turns to ▾).
+      const chevron = async () =>
+        size.viewport.width > 600
+          ? row
+              .locator(":scope > summary [role=cell]")
+              .first()
+              .evaluate(
+                (el) =>
+                  (el.ownerDocument.defaultView as unknown as { getComputedStyle: typeof getStyle }).getComputedStyle(
+                    el,
+                    "::before",
+                  ).transform,
+              )
+          : row
+              .locator(":scope > summary")
+              .evaluate(
+                (el) =>
+                  (el.ownerDocument.defaultView as unknown as { getComputedStyle: typeof getStyle }).getComputedStyle(
+                    el,
+                    "::after",
+                  ).content,
+              );
       const closed = await chevron();
       expect(closed).not.toBe("none");
       await row.locator(":scope > summary").click();
