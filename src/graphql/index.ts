@@ -69,8 +69,10 @@ const auditConditions: GraphileConfig.Plugin[] = [
     "actorContains",
     "Entries whose actor (email or `system`) contains this text, ignoring case.",
     "String",
-    // The tenant's few distinct actors are matched first; the entries are then an index range each.
-    (e, v) => sql`${e}.actor_label = any (app_hidden.audit_actors_matching(${sql.value(`%${likeEscape(v)}%`)}))`,
+    // The tenant's few distinct actors are matched first, once (a subquery, not once per row); the
+    // entries are then an index range each.
+    (e, v) =>
+      sql`${e}.actor_label = any ((select app_hidden.audit_actors_matching(${sql.value(`%${likeEscape(v)}%`)}))::text[])`,
   ),
   auditCondition(
     "resourceLabelContains",
