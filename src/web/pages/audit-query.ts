@@ -257,13 +257,13 @@ export interface AuditPage {
   older: Cursor | null;
   /** The position shown is the newest end (live updates apply). */
   atNewest: boolean;
-  /** The largest capture number on the log when read (for "new entries" since). */
   count: AuditCount;
-  /** The chart: per day in the page's zone; `filtered` says whether it reflects every filter. */
+  /** The chart: per day in the page's zone; `chartFiltered` says whether it reflects every filter. */
   days: DayCount[];
   chartFiltered: boolean;
   actions: string[];
   window: Window;
+  /** The largest capture number in the tenant's log when read (for "new entries" since). */
   latestId: string | null;
   /** The users the page's entries mention (names for ids). */
   users: UserDirectory;
