@@ -62,6 +62,8 @@ describe.each(servers())("the owner role on $name", (server) => {
         "app_public.audit_checkpoints",
         "app_private.audit_trees",
         "app_private.audit_seal_state",
+        "app_private.audit_activity_hourly",
+        "app_private.audit_activity_daily",
       ]),
     );
     expect(names("audited table")).toEqual(
@@ -144,6 +146,8 @@ describe.each(servers())("the owner role on $name", (server) => {
       "delete from app_public.audit_checkpoints",
       "update app_private.audit_trees set size = 0",
       "update app_private.audit_seal_state set last_id = 0",
+      "update app_private.audit_activity_hourly set entries = entries + 1",
+      "delete from app_private.audit_activity_daily",
       "select setval('app_private.audit_entry_id_seq', 1)",
       "alter table app_public.audit_log disable row level security",
       "alter table app_public.audit_log owner to current_user",
