@@ -438,8 +438,9 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
         );
       }
       if (credentials.apiToken && touchDue(credentials.apiToken)) {
-        // Fire and forget: a read does not wait for a write (and its commit) on every call.
-        options.authPool.query("select app_private.touch_api_token($1)", [credentials.apiToken]).catch(() => {});
+        // At most once a minute per token (not on every call); awaited, so the write is done before
+        // the request's own work (a later reader never sees it land out of order).
+        await options.authPool.query("select app_private.touch_api_token($1)", [credentials.apiToken]).catch(() => {});
       }
     }
     ctx.state.graphqlContext = acting;
