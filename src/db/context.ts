@@ -40,6 +40,14 @@ export function contextSettings(context: ActingContext): Record<string, string> 
   );
 }
 
+/** `begin` and the context's settings as one simple-protocol statement list (values quoted by the driver). */
+function opening(client: pg.ClientBase, context: ActingContext): string {
+  const settings = Object.entries(contextSettings(context)).map(
+    ([name, value]) => `set_config(${client.escapeLiteral(name)}, ${client.escapeLiteral(value)}, true)`,
+  );
+  return settings.length > 0 ? `begin; select ${settings.join(", ")}` : "begin";
+}
+
 /** Runs `fn` in one transaction with the context applied as transaction-local settings. */
 export async function withContext<T>(
   pool: pg.Pool,
@@ -48,17 +56,35 @@ export async function withContext<T>(
 ): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query("begin");
-    const entries = Object.entries(contextSettings(context));
-    if (entries.length > 0) {
-      await client.query(
-        `select ${entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(", ")}`,
-        entries.flat(),
-      );
-    }
+    // One round trip opens the transaction and applies the context.
+    await client.query(opening(client, context));
     const result = await fn(client);
     await client.query("commit");
     return result;
+  } catch (error) {
+    await client.query("rollback").catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Runs one statement without parameters (values quoted with the client's escapeLiteral) in a
+ * transaction of its own with the context applied: the opening, the statement and the commit go
+ * as one message, so it costs one round trip.
+ */
+export async function queryInContext<R extends pg.QueryResultRow>(
+  pool: pg.Pool,
+  context: ActingContext,
+  sql: (client: pg.ClientBase) => string,
+): Promise<pg.QueryResult<R>> {
+  const client = await pool.connect();
+  try {
+    const results = (await client.query(
+      `${opening(client, context)}; ${sql(client)}; commit`,
+    )) as unknown as pg.QueryResult<R>[];
+    return results[results.length - 2];
   } catch (error) {
     await client.query("rollback").catch(() => {});
     throw error;

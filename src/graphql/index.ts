@@ -18,7 +18,7 @@ import { GraphQLError, type GraphQLFormattedError } from "postgraphile/graphql";
 import { sql } from "postgraphile/pg-sql2";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { addPgTableCondition } from "postgraphile/utils";
-import { type ActingContext, contextSettings } from "../db/context.ts";
+import { type ActingContext, contextSettings, queryInContext } from "../db/context.ts";
 import type { Logger } from "../log.ts";
 import { isSameOrigin } from "../web/csrf.ts";
 import { fromDatabaseError } from "../web/errors.ts";
@@ -365,21 +365,13 @@ interface CredentialCheck {
  * the commit go as one simple-protocol message, values quoted by the driver).
  */
 async function credentialCheck(pool: pg.Pool, acting: ActingContext): Promise<CredentialCheck> {
-  const client = await pool.connect();
-  try {
-    const settings = Object.entries(contextSettings(acting))
-      .map(([k, v]) => `set_config(${client.escapeLiteral(k)}, ${client.escapeLiteral(v)}, true)`)
-      .join(", ");
-    const results = (await client.query(
-      `begin; select ${settings}; select app_public.current_user_id() as user_id, app_public.current_tenant_id() as tenant_id, (select count(*)::int from app_public.tenants) as tenants; commit`,
-    )) as unknown as pg.QueryResult<CredentialCheck>[];
-    return results[2].rows[0];
-  } catch (error) {
-    await client.query("rollback").catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  const { rows } = await queryInContext<CredentialCheck>(
+    pool,
+    acting,
+    () =>
+      "select app_public.current_user_id() as user_id, app_public.current_tenant_id() as tenant_id, (select count(*)::int from app_public.tenants) as tenants",
+  );
+  return rows[0];
 }
 
 /** `last_used_at` is kept to the minute (touch_api_token): ask at most once a minute per token. */

@@ -9,7 +9,6 @@
  */
 import type Router from "@koa/router";
 import type Koa from "koa";
-import type pg from "pg";
 import { UserError } from "../errors.ts";
 import { entryModel } from "./audit-entry.ts";
 import {
@@ -30,7 +29,7 @@ import {
 } from "./audit-query.ts";
 import { hasFeature, isManager, type PageState, pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
 
-export type { AuditEntry, AuditFilters, DayCount } from "./audit-query.ts";
+export type { AuditEntry, AuditFilters, ChainStatus, DayCount } from "./audit-query.ts";
 export { CHART_DAYS, filterUrl, isCalendarDate, PAGE_SIZE, parseFilters } from "./audit-query.ts";
 
 /** A bar chart of entries per day as SVG markup data (the view draws it). */
@@ -53,25 +52,6 @@ export function chartBars(days: DayCount[], width = 600, height = 80) {
       };
     }),
   };
-}
-
-export interface ChainStatus {
-  checked_at: string;
-  valid: boolean;
-  entries: string;
-  last_seq: string;
-  first_invalid_seq: string | null;
-  problem: string | null;
-}
-
-/** The latest recorded verification of the tenant's chain (daily job or "Verify now"), if any. */
-async function readChainStatus(client: pg.ClientBase): Promise<ChainStatus | null> {
-  const { rows } = await client.query<ChainStatus>(
-    `select to_char(checked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as checked_at, valid, entries,
-            last_seq, first_invalid_seq, problem
-     from app_public.current_chain_verification()`,
-  );
-  return rows[0] ?? null;
 }
 
 export function auditLogRoutes(router: Router): void {
@@ -137,9 +117,7 @@ export function auditLogRoutes(router: Router): void {
     const filters = parseFilters(ctx.query);
     const position = parsePosition(ctx.query);
     const zone = await pageZone(ctx, page);
-    const [log, chain] = await page.tx(
-      async (c) => [await readAuditLog(c, filters, position, zone.name), await readChainStatus(c)] as const,
-    );
+    const log = await page.tx((c) => readAuditLog(c, filters, position, zone.name));
     const zoneParam: Record<string, string> = zone.explicit ? { tz: zone.name } : {};
     const at = (p: AuditPosition) => filterUrl(base, filters, {}, p, zoneParam);
     renderPage(
@@ -147,7 +125,6 @@ export function auditLogRoutes(router: Router): void {
       "pages/audit",
       {
         ...log,
-        chain,
         filters,
         position,
         base,

@@ -8,8 +8,8 @@
  * and those functions' own checks decide what is seen.
  */
 import type pg from "pg";
-import type { UserDirectory } from "../audit-format.ts";
-import { ENTRY_COLUMNS, type EntryRow, usersOf } from "./audit-entry.ts";
+import { type AuditUser, type UserDirectory, userIdsOf } from "../audit-format.ts";
+import { ENTRY_COLUMNS, type EntryRow } from "./audit-entry.ts";
 
 export const PAGE_SIZE = 25;
 /** Counts stop here ("more than 10,000"). */
@@ -22,11 +22,12 @@ const UNBUDGETED_COUNT = 50_000;
 export const CHART_DAYS = 92;
 
 export const SURFACES = ["web", "graphql", "api", "worker", "sql", "seed"] as const;
-export const RANGES: Record<string, { label: string; interval: string }> = {
-  "1h": { label: "Last hour", interval: "1 hour" },
-  "24h": { label: "Last 24 hours", interval: "24 hours" },
-  "7d": { label: "Last 7 days", interval: "7 days" },
-  "30d": { label: "Last 30 days", interval: "30 days" },
+const HOUR = 3_600_000;
+export const RANGES: Record<string, { label: string; interval: string; ms: number }> = {
+  "1h": { label: "Last hour", interval: "1 hour", ms: HOUR },
+  "24h": { label: "Last 24 hours", interval: "24 hours", ms: 24 * HOUR },
+  "7d": { label: "Last 7 days", interval: "7 days", ms: 7 * 24 * HOUR },
+  "30d": { label: "Last 30 days", interval: "30 days", ms: 30 * 24 * HOUR },
 };
 
 export interface AuditFilters {
@@ -176,7 +177,47 @@ export interface Window {
   chartLast: string;
 }
 
+/** The calendar day of an instant in a time zone (YYYY-MM-DD). */
+function dayIn(zone: string, at: Date): string {
+  let format = dayFormats.get(zone);
+  if (!format) {
+    format = new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit" });
+    dayFormats.set(zone, format);
+  }
+  return format.format(at);
+}
+const dayFormats = new Map<string, Intl.DateTimeFormat>();
+
+const addDays = (day: string, n: number) =>
+  new Date(Date.parse(`${day}T00:00:00Z`) + n * 24 * HOUR).toISOString().slice(0, 10);
+
+/**
+ * The window of a view without From/To (none, or a preset ending now), worked out here: the same
+ * answer as the SQL below without its round trip. From/To are local times in the page's zone, and
+ * PostgreSQL's zone rules turn those into instants.
+ */
+function presetWindow(f: AuditFilters, zone: string): Window | null {
+  if (!f.range && (f.from || f.to)) return null;
+  const now = Date.now();
+  const from = f.range ? new Date(now - RANGES[f.range].ms) : null;
+  const today = dayIn(zone, new Date(now));
+  const oldest = addDays(today, -(CHART_DAYS - 1));
+  const fromDay = from ? dayIn(zone, from) : null;
+  // String order is date order for YYYY-MM-DD.
+  const chartFirst = fromDay === null ? addDays(today, -29) : [fromDay, oldest].sort()[1];
+  return {
+    from: from ? from.toISOString() : null,
+    to: null,
+    hourly: from === null || from.getTime() % HOUR === 0,
+    today,
+    chartFirst,
+    chartLast: today,
+  };
+}
+
 async function resolveWindow(client: pg.ClientBase, f: AuditFilters, zone: string): Promise<Window> {
+  const preset = presetWindow(f, zone);
+  if (preset) return preset;
   const { rows } = await client.query<{
     from_at: string | null;
     to_at: string | null;
@@ -267,6 +308,17 @@ export interface AuditPage {
   latestId: string | null;
   /** The users the page's entries mention (names for ids). */
   users: UserDirectory;
+  /** The latest recorded verification of the tenant's log (daily job or "Verify now"), if any. */
+  chain: ChainStatus | null;
+}
+
+export interface ChainStatus {
+  checked_at: string;
+  valid: boolean;
+  entries: string;
+  last_seq: string;
+  first_invalid_seq: string | null;
+  problem: string | null;
 }
 
 const PAGE_COLUMNS = `${ENTRY_COLUMNS}, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
@@ -274,46 +326,32 @@ const PAGE_COLUMNS = `${ENTRY_COLUMNS}, (extract(epoch from e.occurred_at) * 100
 
 const cursorTime = (c: Cursor) => `(timestamptz 'epoch' + (${BigInt(c.micros)} * interval '1 microsecond'))`;
 
-/** Entries by capture number, in the given order (as the signed-in user: RLS applies). */
-async function entriesById(client: pg.ClientBase, ids: string[]): Promise<AuditEntry[]> {
-  if (ids.length === 0) return [];
-  const { rows } = await client.query<AuditEntry>(
-    `select ${PAGE_COLUMNS}
-     from unnest($1::bigint[]) with ordinality as k(id, n)
-     join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
-     left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
-     order by k.n`,
-    [ids],
-  );
-  return rows;
-}
-
 /** A count that gives up after COUNT_BUDGET_MS (in a savepoint, so the transaction goes on). */
-async function budgetedCount(
-  client: pg.ClientBase,
-  filter: Record<string, unknown>,
-  budgeted: boolean,
-): Promise<AuditCount> {
-  await client.query("savepoint audit_count");
+async function budgetedCount(client: pg.ClientBase, filter: Record<string, unknown>): Promise<AuditCount> {
+  await client.query(`savepoint audit_count; set local statement_timeout = ${COUNT_BUDGET_MS}`);
   try {
-    if (budgeted) await client.query(`set local statement_timeout = ${COUNT_BUDGET_MS}`);
     const { rows } = await client.query<{ n: string }>("select app_hidden.audit_count($1, $2) as n", [
       filter,
       COUNT_CAP + 1,
     ]);
-    await client.query("release savepoint audit_count");
-    const n = Number(rows[0].n);
-    return n > COUNT_CAP ? { n: COUNT_CAP, kind: "more" } : { n, kind: "exact" };
+    await client.query("release savepoint audit_count; reset statement_timeout");
+    return capped(rows[0].n);
   } catch (error) {
     if ((error as { code?: string }).code !== "57014") throw error;
     await client.query("rollback to savepoint audit_count");
     return { n: 0, kind: "unknown" };
-  } finally {
-    await client.query("reset statement_timeout").catch(() => {});
   }
 }
 
-/** Reads one page of the log with its count, chart and the tenant's actions. */
+const capped = (n: string): AuditCount =>
+  Number(n) > COUNT_CAP ? { n: COUNT_CAP, kind: "more" } : { n: Number(n), kind: "exact" };
+
+/**
+ * Reads one page of the log with its count, chart, the tenant's actions and the latest recorded
+ * verification, in three or four statements (each a round trip): the window (only when the filter
+ * has From/To), the page's entries, and the rest together; a large log's capped count runs alone,
+ * within its time budget.
+ */
 export async function readAuditLog(
   client: pg.ClientBase,
   filters: AuditFilters,
@@ -322,7 +360,7 @@ export async function readAuditLog(
 ): Promise<AuditPage> {
   const window = await resolveWindow(client, filters, zone);
   const filter = filterJson(filters, window);
-  // The keys: newest first, or oldest first (for "newer" and "last") and then turned around.
+  // The entries: newest first, or oldest first (for "newer" and "last") and then turned around.
   const ascending = position.kind === "after" || position.kind === "last";
   let cursorSql = "null::timestamptz, null::bigint";
   if (position.kind === "before" || position.kind === "after") {
@@ -332,14 +370,17 @@ export async function readAuditLog(
     cursorSql = `(($4::date + 1)::timestamp at time zone $5), 0::bigint`;
   }
   const atParams = position.kind === "at" ? [position.date, zone] : [];
-  const { rows: keys } = await client.query<{ id: string }>(
-    `select k.id::text from app_hidden.audit_find($1, ${cursorSql}, $2, $3) k`,
+  const { rows: found } = await client.query<AuditEntry>(
+    `select ${PAGE_COLUMNS}
+     from app_hidden.audit_find($1, ${cursorSql}, $2, $3) with ordinality as k(at, id, n)
+     join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
+     left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+     order by k.n`,
     [filter, ascending, PAGE_SIZE + 1, ...atParams],
   );
-  const more = keys.length > PAGE_SIZE;
-  const ids = keys.slice(0, PAGE_SIZE).map((k) => k.id);
-  if (ascending) ids.reverse();
-  const entries = await entriesById(client, ids);
+  const more = found.length > PAGE_SIZE;
+  const entries = found.slice(0, PAGE_SIZE);
+  if (ascending) entries.reverse();
   const first = entries[0];
   const last = entries[entries.length - 1];
   const key = (e: AuditEntry | undefined): Cursor | null => (e ? { micros: e.micros, id: e.id } : null);
@@ -348,71 +389,71 @@ export async function readAuditLog(
   const older = ascending ? (position.kind === "last" ? null : key(last)) : more ? key(last) : null;
 
   // Counts and chart: from the kept activity when the filter is only actions and a window on
-  // whole hours; otherwise a budgeted, capped count and the chart of the actions and window.
+  // whole hours; otherwise a capped count (outright for a small log, else within a budget) and
+  // the chart of the actions and window.
   const aggregatable =
     !filters.q && !filters.actor && !filters.incident && !filters.surface && !filters.ip && window.hourly;
-  let count: AuditCount;
-  if (aggregatable && filters.actions.length === 0 && !window.from && !window.to) {
-    const { rows } = await client.query<{ n: string }>("select app_hidden.audit_entry_count() as n");
-    count = { n: Number(rows[0].n), kind: "exact" };
-  } else if (aggregatable) {
-    const { rows } = await client.query<{ n: string }>(
-      "select coalesce(sum(entries), 0)::text as n from app_hidden.audit_activity($1, $2, $3)",
-      [window.from, window.to, filters.actions.length > 0 ? filters.actions : null],
-    );
-    count = { n: Number(rows[0].n), kind: "exact" };
-  } else {
-    // A small log is counted outright (a few milliseconds at most); a large one within a budget.
-    const { rows } = await client.query<{ n: string }>("select app_hidden.audit_entry_count() as n");
-    count = await budgetedCount(client, filter, Number(rows[0].n) > UNBUDGETED_COUNT);
-  }
-  const chartFrom = await client.query<DayCount>(
-    `select to_char(d.day, 'YYYY-MM-DD') as day, coalesce(c.n, 0)::int as n
-     from generate_series($1::date, $2::date, interval '1 day') as d(day)
-     left join (
-       select (a.hour at time zone $3)::date as day, sum(a.entries) as n
-       from app_hidden.audit_activity(
-              greatest(coalesce($4::timestamptz, '-infinity'), ($1::date)::timestamp at time zone $3),
-              least(coalesce($5::timestamptz, 'infinity'), ($2::date + 1)::timestamp at time zone $3),
-              $6) a
-       group by 1
-     ) c on c.day = d.day::date
-     order by d.day`,
+  const actions = filters.actions.length > 0 ? filters.actions : null;
+  const countSql = !aggregatable
+    ? `case when app_hidden.audit_entry_count() <= ${UNBUDGETED_COUNT} then app_hidden.audit_count($8, ${COUNT_CAP + 1}) end`
+    : filters.actions.length === 0 && !window.from && !window.to
+      ? "app_hidden.audit_entry_count()"
+      : "(select coalesce(sum(a.entries), 0) from app_hidden.audit_activity($4, $5, $6) a)";
+  const { rows } = await client.query<{
+    n: string | null;
+    days: DayCount[];
+    actions: string[];
+    latest_id: string | null;
+    users: AuditUser[];
+    chain: ChainStatus | null;
+  }>(
+    `select (${countSql})::text as n,
+       (select coalesce(json_agg(json_build_object('day', to_char(d.day, 'YYYY-MM-DD'), 'n', coalesce(c.n, 0)::int) order by d.day), '[]')
+        from generate_series($1::date, $2::date, interval '1 day') as d(day)
+        left join (
+          select (a.hour at time zone $3)::date as day, sum(a.entries) as n
+          from app_hidden.audit_activity(
+                 greatest(coalesce($4::timestamptz, '-infinity'), ($1::date)::timestamp at time zone $3),
+                 least(coalesce($5::timestamptz, 'infinity'), ($2::date + 1)::timestamp at time zone $3),
+                 $6) a
+          group by 1
+        ) c on c.day = d.day::date) as days,
+       -- A skip scan over the (tenant_id, action) index: one index probe per distinct action,
+       -- instead of reading every entry of the tenant on each page view.
+       array(with recursive actions(action) as (
+               (select e.action from app_public.audit_log e order by e.action using ~<~ limit 1)
+               union all
+               select (select e.action from app_public.audit_log e where e.action ~>~ a.action order by e.action using ~<~ limit 1)
+               from actions a where a.action is not null
+             )
+             select action from actions where action is not null) as actions,
+       (select max(e.id)::text from app_public.audit_log e where e.tenant_id = (select app_public.current_tenant_id())) as latest_id,
+       (select coalesce(json_agg(json_build_object('id', u.id, 'name', u.name, 'email', u.email)), '[]')
+        from app_public.users u where u.id = any($7::uuid[])) as users,
+       (select row_to_json(v) from (
+          select to_char(checked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as checked_at, valid,
+                 entries::text, last_seq::text, first_invalid_seq::text, problem
+          from app_public.current_chain_verification()) v) as chain`,
     [
-      window.chartFirst,
-      window.chartLast,
-      zone,
-      window.from,
-      window.to,
-      filters.actions.length > 0 ? filters.actions : null,
+      ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions, userIdsOf(entries)],
+      ...(aggregatable ? [] : [filter]),
     ],
   );
-  const actions = await client.query<{ action: string }>(
-    // A skip scan over the (tenant_id, action) index: one index probe per distinct action,
-    // instead of reading every entry of the tenant on each page view.
-    `with recursive actions(action) as (
-       (select e.action from app_public.audit_log e order by e.action using ~<~ limit 1)
-       union all
-       select (select e.action from app_public.audit_log e where e.action ~>~ a.action order by e.action using ~<~ limit 1)
-       from actions a where a.action is not null
-     )
-     select action from actions where action is not null`,
-  );
-  const latest = await client.query<{ id: string | null }>(
-    "select max(e.id)::text as id from app_public.audit_log e where e.tenant_id = (select app_public.current_tenant_id())",
-  );
+  const extra = rows[0];
+  const count = extra.n !== null ? capped(extra.n) : await budgetedCount(client, filter);
   return {
     entries,
     newer,
     older,
     atNewest: position.kind === "first",
     count,
-    days: chartFrom.rows,
+    days: extra.days,
     chartFiltered: aggregatable,
-    actions: actions.rows.map((r) => r.action),
+    actions: extra.actions,
     window,
-    latestId: latest.rows[0].id,
-    users: await usersOf(client, entries),
+    latestId: extra.latest_id,
+    users: new Map(extra.users.map((u) => [u.id, u])),
+    chain: extra.chain,
   };
 }
 

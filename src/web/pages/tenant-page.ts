@@ -7,7 +7,7 @@
 import { bodyParser } from "@koa/bodyparser";
 import type Koa from "koa";
 import type pg from "pg";
-import { type ActingContext, withContext } from "../../db/context.ts";
+import { type ActingContext, queryInContext, withContext } from "../../db/context.ts";
 import { csrfToken, validCsrfToken } from "../csrf.ts";
 import { UserError } from "../errors.ts";
 import { render } from "../render.ts";
@@ -36,6 +36,19 @@ declare module "koa" {
   interface DefaultState {
     page?: PageState;
   }
+}
+
+interface ShellRow {
+  user_id: string | null;
+  email: string;
+  user_name: string;
+  tenant_id: string | null;
+  slug: string;
+  tenant_name: string;
+  plan_name: string;
+  features: Feature[];
+  role: Role;
+  tenants: Shell["tenants"];
 }
 
 const FLASH_COOKIE = "attest_flash";
@@ -142,20 +155,21 @@ export function tenantPages(options: { authPool: pg.Pool; visitorRole: string })
 
     const acting = actingContext(ctx, { role: options.visitorRole, surface: "web", tenant: slug });
     const tx = <T>(fn: (client: pg.PoolClient) => Promise<T>) => withContext(options.authPool, acting, fn);
-    const row = await tx(async (c) => {
-      const { rows } = await c.query(
+    // One round trip: the context, the question and the commit go as one message.
+    const { rows } = await queryInContext<ShellRow>(
+      options.authPool,
+      acting,
+      (c) =>
         `select u.id as user_id, u.email, u.name as user_name,
                 t.id as tenant_id, t.slug, t.name as tenant_name, p.name as plan_name,
                 coalesce(app_public.tenants_features(t), '{}') as features, app_public.current_tenant_role() as role,
                 coalesce((select json_agg(json_build_object('slug', o.slug, 'name', o.name, 'role', app_public.tenants_my_role(o)) order by o.name)
                           from app_public.tenants o), '[]') as tenants
          from app_public.current_user() u
-         left join app_public.current_tenant() t on t.slug = $1
+         left join app_public.current_tenant() t on t.slug = ${c.escapeLiteral(slug)}
          left join app_public.plans p on p.id = t.plan_id`,
-        [slug],
-      );
-      return rows[0];
-    });
+    );
+    const row = rows[0];
     if (!row?.user_id) return toLogin();
     if (!row.tenant_id) {
       throw new UserError(404, `There is no tenant "${slug}", or you are not a member of it.`, "UNKNOWN_TENANT");
