@@ -22,6 +22,10 @@ export function createPools(db: PreparedDatabase, log: Logger, sizes = { owner: 
     max: sizes.auth,
     application_name: "attest-server",
     statement_timeout: 15_000,
+    // The server's statements are short keyset reads and single-row writes. On a large log the
+    // planner's cost estimates can pass jit_above_cost, and compiling then takes longer than the
+    // query (tens of milliseconds on every such request).
+    options: "-c jit=off",
   });
   for (const [name, pool] of [
     ["owner", owner],

@@ -11,14 +11,19 @@ import { PgSimplifyInflectionPreset } from "@graphile/simplify-inflection";
 import type Koa from "koa";
 import type pg from "pg";
 import { postgraphile } from "postgraphile";
-import { makePgService } from "postgraphile/adaptors/pg";
+import type { WithPgClient } from "postgraphile/@dataplan/pg";
+import {
+  makePgService,
+  makeWithPgClientViaPgClientAlreadyInTransaction,
+  type NodePostgresPgClient,
+} from "postgraphile/adaptors/pg";
 import { constant, isSafeError, lambda, object, SafeError } from "postgraphile/grafast";
 import { grafserv } from "postgraphile/grafserv/koa/v3";
 import { GraphQLError, type GraphQLFormattedError } from "postgraphile/graphql";
 import { sql } from "postgraphile/pg-sql2";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { addPgTableCondition } from "postgraphile/utils";
-import { type ActingContext, contextSettings, queryInContext } from "../db/context.ts";
+import { type ActingContext, contextSettings } from "../db/context.ts";
 import type { Logger } from "../log.ts";
 import { isSameOrigin } from "../web/csrf.ts";
 import { fromDatabaseError } from "../web/errors.ts";
@@ -230,6 +235,51 @@ const UpdateNotFoundPlugin: GraphileConfig.Plugin = {
 };
 
 /**
+ * An entry's position, seal time and leaf hash, and the name of the token that acted, as
+ * subqueries of the page's own statement. As computed-column functions they ran once per row, and
+ * each call re-checked who may read the leaves (row-level security): ~0.2 ms per field per row.
+ * Here those checks run once per statement and each lookup is one index probe. The functions
+ * (app_public.audit_log_seq, …) stay for SQL users; the answers are the same.
+ */
+const AuditLogLeafFieldsPlugin: GraphileConfig.Plugin = {
+  name: "AttestAuditLogLeafFieldsPlugin",
+  version: "1.0.0",
+  schema: {
+    hooks: {
+      GraphQLObjectType_fields(fields, build, context) {
+        const { pgCodec } = context.scope as { pgCodec?: { name: string } };
+        if (pgCodec?.name !== "auditLog") return fields;
+        const { TYPES } = build.dataplanPg;
+        // biome-ignore lint/suspicious/noExplicitAny: a PgSelectSingleStep of the audit log
+        type Entry = any;
+        const subquery = (fragment: (e: SqlFragment) => SqlFragment, codec: unknown) => ($entry: Entry) =>
+          $entry.select(fragment($entry.getClassStep().alias), codec);
+        const leaf = (column: SqlFragment) => (e: SqlFragment) =>
+          sql`(select ${column} from app_hidden.audit_leaves l where l.tenant_id = ${e}.tenant_id and l.entry_id = ${e}.id)`;
+        const plans: Record<string, ($entry: Entry) => unknown> = {
+          seq: subquery(leaf(sql`l.seq`), TYPES.bigint),
+          sealedAt: subquery(leaf(sql`l.sealed_at`), TYPES.timestamptz),
+          leafHash: subquery(leaf(sql`encode(l.leaf_hash, 'hex')`), TYPES.text),
+          apiTokenName: subquery(
+            (e) =>
+              sql`(select t.resource_label from app_public.audit_log t
+                   where ${e}.api_token_id is not null and t.tenant_id = ${e}.tenant_id
+                     and t.action in ('api_token.created', 'api_token.updated') and t.resource_id = ${e}.api_token_id
+                     and t.id <= ${e}.id
+                   order by t.id desc limit 1)`,
+            TYPES.text,
+          ),
+        };
+        for (const [name, plan] of Object.entries(plans)) {
+          if (fields[name]) fields[name] = { ...fields[name], plan } as (typeof fields)[string];
+        }
+        return fields;
+      },
+    },
+  },
+};
+
+/**
  * How a query-limit rule reports: as a validation error with a code (HTTP 400), not by throwing
  * (which grafserv answers with HTTP 500), and without graphql-armor's "Syntax Error:" prefix.
  */
@@ -316,14 +366,24 @@ export function makePreset(options: {
 }): GraphileConfig.Preset {
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
-    plugins: [...auditConditions, AuditLogDefaultsPlugin, MaxPageSizePlugin, UpdateNotFoundPlugin, QueryLimitsPlugin],
+    plugins: [
+      ...auditConditions,
+      AuditLogDefaultsPlugin,
+      AuditLogLeafFieldsPlugin,
+      MaxPageSizePlugin,
+      UpdateNotFoundPlugin,
+      QueryLimitsPlugin,
+    ],
     pgServices: [
-      makePgService({
-        pool: options.authPool,
-        schemas: ["app_public"],
-        // The schema shows what the visitor role is granted (no mutation without a grant).
-        pgSettingsForIntrospection: { role: options.visitorRole },
-      }),
+      oneTripSettings(
+        makePgService({
+          pool: options.authPool,
+          schemas: ["app_public"],
+          // The schema shows what the visitor role is granted (no mutation without a grant).
+          pgSettingsForIntrospection: { role: options.visitorRole },
+        }),
+        options.authPool,
+      ),
     ],
     schema: {
       ...(options.exportSchemaPath ? { exportSchemaSDLPath: options.exportSchemaPath, sortExport: true } : {}),
@@ -354,24 +414,95 @@ export function makePreset(options: {
   };
 }
 
-interface CredentialCheck {
-  user_id: string | null;
-  tenant_id: string | null;
-  tenants: number;
+/**
+ * The service with a `withPgClient` that opens a request's transaction and applies its settings
+ * in one round trip (`begin; select set_config(…), …` as one simple-protocol message, values
+ * quoted by the driver) where the stock adaptor takes two, then runs the request's queries in it
+ * and commits. Introspection (the SUPERUSER variant) keeps the stock adaptor.
+ */
+function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: pg.Pool) {
+  const stock = service.adaptor;
+  const withPgClient = (async (pgSettings, callback) => {
+    const client = await pool.connect();
+    try {
+      const settings = Object.entries(pgSettings ?? {}).flatMap(([name, value]) =>
+        value == null
+          ? []
+          : [`set_config(${client.escapeLiteral(name)}, ${client.escapeLiteral(String(value))}, true)`],
+      );
+      if (settings.length === 0) return await makeWithPgClientViaPgClientAlreadyInTransaction(client)(null, callback);
+      const credentials = pgSettings?.["attest.api_token"] || pgSettings?.["attest.session_token"];
+      const opened = (await client.query(
+        `begin; select ${settings.join(", ")}${credentials ? `; ${CHECK_SQL}` : ""}`,
+      )) as unknown as pg.QueryResult[];
+      try {
+        if (credentials) {
+          const problem = credentialProblem(pgSettings ?? {}, opened[2].rows[0]);
+          if (problem) throw problem;
+        }
+        const result = await makeWithPgClientViaPgClientAlreadyInTransaction(client, true)(null, callback);
+        await client.query("commit");
+        return result;
+      } catch (error) {
+        await client.query("rollback").catch(() => {});
+        throw error;
+      }
+    } finally {
+      client.release();
+    }
+  }) as WithPgClient<NodePostgresPgClient>;
+  withPgClient.release = () => {};
+  return {
+    ...service,
+    adaptor: {
+      ...stock,
+      createWithPgClient: (settings: unknown, variant?: "SUPERUSER" | null) =>
+        variant === "SUPERUSER"
+          ? stock.createWithPgClient(settings as never, variant)
+          : (withPgClient as unknown as ReturnType<typeof stock.createWithPgClient>),
+    },
+  } as GraphileConfig.PgServiceConfiguration;
 }
 
 /**
- * Who the credentials name, and in which tenant: one round trip (the settings, the question and
- * the commit go as one simple-protocol message, values quoted by the driver).
+ * Who the request's credentials name, and in which tenant: asked in the statement that opens its
+ * transaction (no round trip of its own), before any of the request's own statements. A failed
+ * check ends the request with a GraphQL error that the gate turns into its HTTP status (401, 404,
+ * 400) and sole content; nothing of the request has run.
  */
-async function credentialCheck(pool: pg.Pool, acting: ActingContext): Promise<CredentialCheck> {
-  const { rows } = await queryInContext<CredentialCheck>(
-    pool,
-    acting,
-    () =>
-      "select app_public.current_user_id() as user_id, app_public.current_tenant_id() as tenant_id, (select count(*)::int from app_public.tenants) as tenants",
-  );
-  return rows[0];
+const CHECK_SQL = `select app_public.current_user_id() as user_id, s.tenant_id,
+  case when s.tenant_id is null then (select count(*)::int from app_public.tenants) end as tenants
+  from (select app_public.current_tenant_id() as tenant_id) s`;
+
+export const CREDENTIAL_CODES: Record<string, number> = {
+  UNAUTHENTICATED: 401,
+  UNKNOWN_TENANT: 404,
+  TENANT_REQUIRED: 400,
+};
+
+function credentialProblem(
+  settings: Record<string, string | undefined>,
+  who: { user_id: string | null; tenant_id: string | null; tenants: number | null },
+): SafeError | null {
+  const token = settings["attest.api_token"];
+  const tenant = settings["attest.tenant"];
+  if (!who.user_id) {
+    return new SafeError(
+      token
+        ? "This API token is not valid: it is unknown, revoked or expired."
+        : "Your session has expired or was signed out. Sign in again.",
+      { code: "UNAUTHENTICATED" },
+    );
+  }
+  if (token || who.tenant_id) return null;
+  if (tenant)
+    return new SafeError(`You are not a member of a tenant "${tenant}" (X-Tenant header).`, { code: "UNKNOWN_TENANT" });
+  if ((who.tenants ?? 0) > 1) {
+    return new SafeError("You belong to several tenants: name one in the X-Tenant header (its slug).", {
+      code: "TENANT_REQUIRED",
+    });
+  }
+  return null;
 }
 
 /** `last_used_at` is kept to the minute (touch_api_token): ask at most once a minute per token. */
@@ -412,28 +543,10 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
     }
     const tenant = ctx.get("x-tenant") || undefined;
     const acting = actingContext(ctx, { role: options.visitorRole, surface: "graphql", tenant, credentials });
-    if (credentials.sessionToken || credentials.apiToken) {
-      const who = await credentialCheck(options.authPool, acting);
-      if (!who.user_id) {
-        return credentials.apiToken
-          ? fail(401, "UNAUTHENTICATED", "This API token is not valid: it is unknown, revoked or expired.")
-          : fail(401, "UNAUTHENTICATED", "Your session has expired or was signed out. Sign in again.");
-      }
-      if (tenant && !who.tenant_id && !credentials.apiToken) {
-        return fail(404, "UNKNOWN_TENANT", `You are not a member of a tenant "${tenant}" (X-Tenant header).`);
-      }
-      if (!who.tenant_id && !credentials.apiToken && who.tenants > 1) {
-        return fail(
-          400,
-          "TENANT_REQUIRED",
-          "You belong to several tenants: name one in the X-Tenant header (its slug).",
-        );
-      }
-      if (credentials.apiToken && touchDue(credentials.apiToken)) {
-        // At most once a minute per token (not on every call); awaited, so the write is done before
-        // the request's own work (a later reader never sees it land out of order).
-        await options.authPool.query("select app_private.touch_api_token($1)", [credentials.apiToken]).catch(() => {});
-      }
+    if (credentials.apiToken && touchDue(credentials.apiToken)) {
+      // At most once a minute per token (not on every call); awaited, so the write is done before
+      // the request's own work (a later reader never sees it land out of order).
+      await options.authPool.query("select app_private.touch_api_token($1)", [credentials.apiToken]).catch(() => {});
     }
     ctx.state.graphqlContext = acting;
     await next();
@@ -446,7 +559,19 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
         : body && typeof body === "object" && "errors" in body
           ? JSON.stringify((body as { errors: unknown }).errors)
           : undefined;
-    if (ctx.status === 200 && text?.includes('"DATABASE_UNAVAILABLE"')) ctx.status = 503;
+    if (ctx.status !== 200 || !text) return;
+    if (text.includes('"DATABASE_UNAVAILABLE"')) ctx.status = 503;
+    // The credentials failed their check (see credentialProblem): that error alone, with its status.
+    const refused = /"code":"(UNAUTHENTICATED|UNKNOWN_TENANT|TENANT_REQUIRED)"/.exec(text);
+    if (refused) {
+      const errors = (
+        JSON.parse(text.startsWith("{") ? text : `{"errors":${text}}`) as {
+          errors: Array<{ message: string; extensions?: { code?: string } }>;
+        }
+      ).errors;
+      const error = errors.find((e) => e.extensions?.code === refused[1]);
+      if (error) return fail(CREDENTIAL_CODES[refused[1]], refused[1], error.message);
+    }
   };
 }
 

@@ -13,6 +13,17 @@ import { type AuditUser, type EntryLike, entryView, type UserDirectory, userIdsO
 import { UserError } from "../errors.ts";
 import { hasFeature, isManager, pageOf, renderPage, wantsFragment } from "./tenant-page.ts";
 
+/**
+ * The name the acting API token had when entry `e` was made (from the log's own token entries), as
+ * a subquery of the caller's statement: app_public.audit_log_api_token_name(e) as a function would
+ * check who may read the log again for every row.
+ */
+export const API_TOKEN_NAME = `case when e.api_token_id is not null then (
+  select t.resource_label from app_public.audit_log t
+  where t.tenant_id = e.tenant_id and t.action in ('api_token.created', 'api_token.updated')
+    and t.resource_id = e.api_token_id and t.id <= e.id
+  order by t.id desc limit 1) end`;
+
 /** The columns of an entry the pages show (`e` = app_public.audit_log, `l` = app_hidden.audit_leaves, left joined). */
 export const ENTRY_COLUMNS = `e.id::text as id,
   to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as occurred_at,

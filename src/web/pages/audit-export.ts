@@ -22,6 +22,7 @@ import type pg from "pg";
 import { type ActingContext, withContext } from "../../db/context.ts";
 import { attachmentDisposition } from "../download.ts";
 import { UserError } from "../errors.ts";
+import { API_TOKEN_NAME } from "./audit-entry.ts";
 import { pageZone } from "./audit-log.ts";
 import { type AuditFilters, parseFilters, viewFilter } from "./audit-query.ts";
 import { hasFeature, isManager, pageOf } from "./tenant-page.ts";
@@ -170,7 +171,7 @@ async function readBatch(
     `select e.id::text as id, l.seq::text as seq, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
             to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as time,
             e.actor_label as actor, e.api_token_id,
-            case when e.api_token_id is not null then app_public.audit_log_api_token_name(e) end as api_token_name,
+            ${API_TOKEN_NAME} as api_token_name,
             e.action, e.resource_type, e.resource_id, e.resource_label, e.incident_id, e.changes,
             host(e.ip) as ip, e.user_agent, e.request_id, e.surface, encode(l.leaf_hash, 'hex') as leaf_hash
      from app_hidden.audit_find($1,

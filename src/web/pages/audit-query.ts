@@ -9,7 +9,7 @@
  */
 import type pg from "pg";
 import { type AuditUser, type UserDirectory, userIdsOf } from "../audit-format.ts";
-import { ENTRY_COLUMNS, type EntryRow } from "./audit-entry.ts";
+import { API_TOKEN_NAME, ENTRY_COLUMNS, type EntryRow } from "./audit-entry.ts";
 
 export const PAGE_SIZE = 25;
 /** Counts stop here ("more than 10,000"). */
@@ -322,7 +322,7 @@ export interface ChainStatus {
 }
 
 const PAGE_COLUMNS = `${ENTRY_COLUMNS}, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
-  case when e.api_token_id is not null then app_public.audit_log_api_token_name(e) end as api_token_name`;
+  ${API_TOKEN_NAME} as api_token_name`;
 
 const cursorTime = (c: Cursor) => `(timestamptz 'epoch' + (${BigInt(c.micros)} * interval '1 microsecond'))`;
 
