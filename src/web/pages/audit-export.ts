@@ -159,16 +159,20 @@ async function startExport(
   return { filter, entries: Number(entries) };
 }
 
-/** One batch: the view's next entries in page order (newest first) after the cursor. */
+/**
+ * One batch: the view's next entries in page order (newest first) after the cursor. The last row
+ * may be where audit_find stopped reading (`scan_end`, not an entry of the view): the next batch
+ * goes on from there.
+ */
 async function readBatch(
   client: pg.ClientBase,
   filter: Record<string, unknown>,
   after: { micros: string; id: string } | null,
-): Promise<Array<ExportRow & { micros: string }>> {
+): Promise<Array<ExportRow & { micros: string; scan_end: boolean }>> {
   const readable = await client.query<{ ok: boolean }>("select app_hidden.audit_log_readable() as ok");
   if (!readable.rows[0]?.ok) throw new Error("the audit log is no longer readable by this session");
-  const { rows } = await client.query<ExportRow & { micros: string }>(
-    `select e.id::text as id, l.seq::text as seq, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
+  const { rows } = await client.query<ExportRow & { micros: string; scan_end: boolean }>(
+    `select k.scan_end, e.id::text as id, l.seq::text as seq, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
             to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as time,
             e.actor_label as actor, e.api_token_id,
             ${API_TOKEN_NAME} as api_token_name,
@@ -176,7 +180,7 @@ async function readBatch(
             host(e.ip) as ip, e.user_agent, e.request_id, e.surface, encode(l.leaf_hash, 'hex') as leaf_hash
      from app_hidden.audit_find($1,
             case when $2::bigint is null then null else timestamptz 'epoch' + $2::bigint * interval '1 microsecond' end,
-            $3::bigint, false, ${EXPORT_BATCH}) with ordinality as k(occurred_at, id, n)
+            $3::bigint, false, ${EXPORT_BATCH}) with ordinality as k(occurred_at, id, scan_end, n)
      join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
      -- one key lookup per row (LIMIT keeps the planner from joining the tenant's whole tree)
      left join lateral (select l.seq, l.leaf_hash from app_hidden.audit_leaves l
@@ -227,14 +231,17 @@ export async function sendAuditExport(
     let after: { micros: string; id: string } | null = null;
     for (;;) {
       const cursor: { micros: string; id: string } | null = after;
-      const rows: Array<ExportRow & { micros: string }> = await withContext(pool, context, (client) =>
-        readBatch(client, filter, cursor),
+      const rows: Array<ExportRow & { micros: string; scan_end: boolean }> = await withContext(
+        pool,
+        context,
+        (client) => readBatch(client, filter, cursor),
       );
       if (rows.length === 0) break;
-      yield format === "csv" ? stringify(rows.map(csvCells)) : rows.map(jsonLine).join("");
-      const last: ExportRow & { micros: string } = rows[rows.length - 1];
+      const found = rows.filter((r) => !r.scan_end);
+      if (found.length > 0) yield format === "csv" ? stringify(found.map(csvCells)) : found.map(jsonLine).join("");
+      const last = rows[rows.length - 1];
       after = { micros: last.micros, id: last.id };
-      if (rows.length < EXPORT_BATCH) break;
+      if (!last.scan_end && rows.length < EXPORT_BATCH) break;
     }
   }
   ctx.body = Readable.from(lines(), { objectMode: false, highWaterMark: 1 });

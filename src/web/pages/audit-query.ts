@@ -310,6 +310,12 @@ export interface AuditPage {
   users: UserDirectory;
   /** The latest recorded verification of the tenant's log (daily job or "Verify now"), if any. */
   chain: ChainStatus | null;
+  /**
+   * Set when the page stopped reading before it found a page of matches (a filter no index
+   * serves, in a large log): how far it read (the time of the last entry read) and in which
+   * direction the Older/Newer link goes on.
+   */
+  scanned: { to: string; direction: "older" | "newer" } | null;
 }
 
 export interface ChainStatus {
@@ -370,23 +376,32 @@ export async function readAuditLog(
     cursorSql = `(($4::date + 1)::timestamp at time zone $5), 0::bigint`;
   }
   const atParams = position.kind === "at" ? [position.date, zone] : [];
-  const { rows: found } = await client.query<AuditEntry>(
-    `select ${PAGE_COLUMNS}
-     from app_hidden.audit_find($1, ${cursorSql}, $2, $3) with ordinality as k(at, id, n)
+  const { rows: found } = await client.query<AuditEntry & { scan_end: boolean }>(
+    `select ${PAGE_COLUMNS}, k.scan_end
+     from app_hidden.audit_find($1, ${cursorSql}, $2, $3) with ordinality as k(at, id, scan_end, n)
      join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
      left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
      order by k.n`,
     [filter, ascending, PAGE_SIZE + 1, ...atParams],
   );
-  const more = found.length > PAGE_SIZE;
-  const entries = found.slice(0, PAGE_SIZE);
+  // Where audit_find stopped reading without a page of matches (a filter no index serves): the
+  // page shows what it found and goes on from there.
+  const stop = found.find((r) => r.scan_end);
+  const matches = found.filter((r) => !r.scan_end);
+  const more = matches.length > PAGE_SIZE;
+  const entries: AuditEntry[] = matches.slice(0, PAGE_SIZE);
   if (ascending) entries.reverse();
   const first = entries[0];
   const last = entries[entries.length - 1];
   const key = (e: AuditEntry | undefined): Cursor | null => (e ? { micros: e.micros, id: e.id } : null);
-  const newer =
+  let newer =
     position.kind === "first" ? null : ascending ? (more ? key(first) : null) : entries.length > 0 ? key(first) : null;
-  const older = ascending ? (position.kind === "last" ? null : key(last)) : more ? key(last) : null;
+  let older = ascending ? (position.kind === "last" ? null : key(last)) : more ? key(last) : null;
+  if (stop && ascending) newer = key(stop);
+  if (stop && !ascending) older = key(stop);
+  const scanned = stop
+    ? { to: stop.occurred_at, direction: ascending ? ("newer" as const) : ("older" as const) }
+    : null;
 
   // Counts and chart: from the kept activity when the filter is only actions and a window on
   // whole hours; otherwise a capped count (outright for a small log, else within a budget) and
@@ -454,6 +469,7 @@ export async function readAuditLog(
     latestId: extra.latest_id,
     users: new Map(extra.users.map((u) => [u.id, u])),
     chain: extra.chain,
+    scanned,
   };
 }
 
