@@ -559,6 +559,15 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
         : body && typeof body === "object" && "errors" in body
           ? JSON.stringify((body as { errors: unknown }).errors)
           : undefined;
+    if (ctx.status >= 500) {
+      // grafserv could not run the request at all (its schema is read from the database on first
+      // use): if that is because the database is unreachable, say so, as the pages do.
+      const unreachable = await options.authPool.query("select 1").then(
+        () => undefined,
+        (error: unknown) => fromDatabaseError(error),
+      );
+      if (unreachable?.code === "DATABASE_UNAVAILABLE") return fail(503, unreachable.code, unreachable.message);
+    }
     if (ctx.status !== 200 || !text) return;
     if (text.includes('"DATABASE_UNAVAILABLE"')) ctx.status = 503;
     // The credentials failed their check (see credentialProblem): that error alone, with its status.
