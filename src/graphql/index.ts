@@ -418,7 +418,8 @@ export function makePreset(options: {
  * The service with a `withPgClient` that opens a request's transaction and applies its settings
  * in one round trip (`begin; select set_config(…), …` as one simple-protocol message, values
  * quoted by the driver) where the stock adaptor takes two, then runs the request's queries in it
- * and commits. Introspection (the SUPERUSER variant) keeps the stock adaptor.
+ * and commits. Introspection goes through it too (with the visitor role as its only setting); the
+ * SUPERUSER variant, which Attest does not configure, keeps the stock adaptor.
  */
 function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: pg.Pool) {
   const stock = service.adaptor;
