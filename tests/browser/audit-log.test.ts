@@ -145,17 +145,26 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     await page.close();
   });
 
-  it("expands a row to its details", async () => {
+  it("expands a row to its details, fetched when first opened", async () => {
     const page = await newPage("admin@demo.test", "/t/demo/audit?action=incident.updated");
+    let fetched = 0;
+    page.on("request", (r) => {
+      if (/\/audit\/e\/\d+\/detail$/.test(new URL(r.url()).pathname)) fetched++;
+    });
     await entries(page).first().locator(":scope > summary").click();
     const detail = entries(page).first().locator(".log-detail");
-    await expect.poll(() => detail.isVisible()).toBe(true);
+    await expect.poll(() => detail.locator(".entry-detail").isVisible()).toBe(true);
     const text = await detail.textContent();
     for (const label of ["Request id", "IP", "User agent", "Surface", "Database role", "Log position"]) {
       expect(text).toContain(label);
     }
     expect(await detail.locator(".old").count()).toBeGreaterThan(0);
     await screenshot(page, "audit-log-details");
+    // Closed and opened again, the row keeps its details: fetched once.
+    await entries(page).first().locator(":scope > summary").click();
+    await entries(page).first().locator(":scope > summary").click();
+    await expect.poll(() => detail.locator(".entry-detail").isVisible()).toBe(true);
+    expect(fetched).toBe(1);
     await page.close();
   });
 

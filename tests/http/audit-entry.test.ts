@@ -231,15 +231,19 @@ describe.each(servers())("audit entry permalink on $name", (server) => {
     expect(permalink).toMatch(/· by<\/span>\s*<span class="muted">System<\/span>/);
   });
 
-  it("links every row of the list to its permalink, with the details in words", async () => {
+  it("links every row of the list to its permalink, with the details in words when opened", async () => {
     const html = await (await get("/t/demo/audit?action=membership.updated", owner)).text();
     const seqs = [...html.matchAll(/href="\/t\/demo\/audit\/(\d+)"/g)].map((m) => m[1]);
     expect(seqs.length).toBeGreaterThan(0);
-    expect(html).toContain("Membership updated");
-    expect(html).toMatch(
+    const details = [...html.matchAll(/hx-get="(\/t\/demo\/audit\/e\/\d+\/detail)"/g)].map((m) => m[1]);
+    expect(details.length).toBe(seqs.length);
+    const detail = await (await get(details[0], owner, { "HX-Request": "true" })).text();
+    expect(detail).toContain("Membership updated");
+    expect(detail).toMatch(
       /<th scope="row">Role<\/th>\s*<td>\s*<span class="old v-enum">(Owner|Admin|Member|Viewer)<\/span>/,
     );
-    expect(html).toContain("Show raw JSON");
+    expect(detail).toContain("Show raw JSON");
+    expect(detail).toContain(`href="/t/demo/audit/${seqs[0]}"`);
   });
 
   it("gives hashes over GraphQL in hex: evidence SHA-256, checkpoint root and key ID, and the entry's leaf", async () => {

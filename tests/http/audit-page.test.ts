@@ -49,7 +49,8 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     for (const column of ["Timestamp", "User", "Action", "Resource"])
       expect(html).toContain(`role="columnheader">${column}<`);
     expect(rows(html)).toBe(25);
-    const seqs = [...html.matchAll(/Log position<\/dt><dd>#(\d+) · sealed/g)].map((m) => Number(m[1]));
+    // Each row says its position (its details come when it is opened).
+    const seqs = [...html.matchAll(/Entry #(\d+) · sealed/g)].map((m) => Number(m[1]));
     const { rows: sealed } = await t.superuser.query(
       "select max(seq)::int as n from app_hidden.audit_leaves where tenant_id = $1",
       [demo],
@@ -228,15 +229,41 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     expect(member.status).toBe(403);
   });
 
-  it("shows details of an entry: changed fields, request id, IP, user agent, surface, role, log position", async () => {
+  it("shows details of an entry when its row is opened: changed fields, request id, IP, user agent, surface, role, log position", async () => {
     const html = await (await get("/t/demo/audit?action=incident.updated", owner)).text();
-    const start = html.indexOf('<div class="log-detail">');
-    const detail = html.slice(start, html.indexOf('<details class="log-entry"', start + 1));
+    // The list carries the rows; each row fetches its details (htmx) when first opened.
+    const row = html.match(
+      /<details class="log-entry"[^>]* data-entry="(\d+)" hx-get="([^"]+)" hx-trigger="toggle once"/,
+    );
+    expect(row?.[2]).toBe(`/t/demo/audit/e/${row?.[1]}/detail`);
+    expect(html).not.toContain("<dt>Request id</dt>");
+    const path = (row?.[2] ?? "").replaceAll("&amp;", "&");
+    const res = await fetch(`${web.url}${path}`, { headers: { Cookie: owner, "HX-Request": "true" } });
+    expect(res.status).toBe(200);
+    const detail = await res.text();
+    expect(detail).not.toContain("<html");
     expect(detail).toMatch(/class="old[ "]/);
     expect(detail).toMatch(/class="new[ "]/);
     for (const label of ["Request id", "IP", "User agent", "Surface", "Database role", "Log position"]) {
       expect(detail).toContain(`<dt>${label}</dt>`);
     }
+    expect(detail).toMatch(/<a href="\/t\/demo\/audit\?incident=[0-9a-f-]{36}">All entries of this incident<\/a>/);
     expect(detail).toContain("leaf hash <code");
+
+    // Without htmx (a link followed by hand), the address leads to the entry's own page.
+    const plain = await fetch(`${web.url}${path}`, { headers: { Cookie: owner }, redirect: "manual" });
+    expect(plain.status).toBe(302);
+    expect(plain.headers.get("location")).toMatch(/^\/t\/demo\/audit\/\d+$/);
+    // Not a number, no such entry, or not a manager: a message, never a 500.
+    const member = await web.signIn("member@demo.test");
+    for (const [p, who, status] of [
+      ["/t/demo/audit/e/99999999/detail", owner, 404],
+      ["/t/demo/audit/e/0/detail", owner, 404],
+      ["/t/demo/audit/e/abc/detail", owner, 404],
+      [path, member, 403],
+    ] as const) {
+      const r = await fetch(`${web.url}${p}`, { headers: { Cookie: who, "HX-Request": "true" } });
+      expect(r.status, p).toBe(status);
+    }
   });
 });

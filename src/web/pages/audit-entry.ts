@@ -136,8 +136,8 @@ function gate(ctx: Koa.Context): boolean {
   return true;
 }
 
-/** Reads an entry (by position or capture number), its users, and its proof when a checkpoint covers it. */
-async function readEntry(client: pg.ClientBase, by: { seq: bigint } | { id: bigint }) {
+/** Reads an entry (by position or capture number), its users, and (unless not wanted) its proof when a checkpoint covers it. */
+async function readEntry(client: pg.ClientBase, by: { seq: bigint } | { id: bigint }, withProof = true) {
   const where =
     "seq" in by
       ? "l.tenant_id = (select app_public.current_tenant_id()) and l.seq = $1"
@@ -153,7 +153,7 @@ async function readEntry(client: pg.ClientBase, by: { seq: bigint } | { id: bigi
   if (!entry) return null;
   const users = await usersOf(client, [entry]);
   let proof: Proof | null = null;
-  if (entry.seq) {
+  if (entry.seq && withProof) {
     // The newest checkpoint covers the entry unless it was sealed a moment ago (then: none yet).
     const covered = await client.query<{ n: string | null }>(
       "select max(tree_size)::text as n from app_public.audit_checkpoints where tenant_id = (select app_public.current_tenant_id())",
@@ -230,6 +230,34 @@ export function auditEntryRoutes(router: Router): void {
   };
 
   router.get("/audit/e/:id", (ctx, next) => show(ctx, next, "id"));
+
+  // An entry's details in the Audit Log list, fetched when its row is first opened (the list
+  // itself carries only the rows): by capture number, so pending entries have them too.
+  router.get("/audit/e/:id/detail", async (ctx, next) => {
+    const raw = String(ctx.params.id ?? "");
+    const n = positionParam(raw);
+    if (n === null) return next();
+    if (!gate(ctx)) return;
+    const page = pageOf(ctx);
+    const slug = page.shell.tenant.slug;
+    const found = n === 0n ? null : await page.tx((c) => readEntry(c, { id: n }, false));
+    if (!found)
+      throw new UserError(404, `There is no entry with capture number ${raw} in this audit log.`, "NOT_FOUND");
+    if (!wantsFragment(ctx)) return ctx.redirect(entryHref(slug, found.entry));
+    // "All entries of this incident" keeps the list's time zone when the list named one.
+    const incident = new URLSearchParams();
+    if (found.entry.incident_id) incident.set("incident", found.entry.incident_id);
+    if (typeof ctx.query.tz === "string" && ctx.query.tz.length <= 64) incident.set("tz", ctx.query.tz);
+    renderPage(
+      ctx,
+      "partials/audit-row-detail",
+      {
+        ...entryModel(found.entry, slug, found.users),
+        incidentHref: found.entry.incident_id ? `/t/${slug}/audit?${incident}` : null,
+      },
+      { title: "Audit entry", nav: "audit", fragment: "partials/audit-row-detail" },
+    );
+  });
   router.get("/audit/:seq", (ctx, next) => show(ctx, next, "seq"));
 
   // The leaf's exact bytes, so `(printf '\0'; cat leaf) | sha256sum` gives the leaf hash.

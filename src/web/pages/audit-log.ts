@@ -10,7 +10,7 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import { UserError } from "../errors.ts";
-import { entryModel } from "./audit-entry.ts";
+import { entryHref } from "./audit-entry.ts";
 import {
   type AuditEntry,
   type AuditFilters,
@@ -136,7 +136,10 @@ export function auditLogRoutes(router: Router): void {
         pageSize: PAGE_SIZE,
         chart: chartBars(log.days),
         time: (iso: string) => formatInZone(iso, zone.name),
-        entryModel: (e: AuditEntry) => entryModel(e, shell.tenant.slug, log.users),
+        // Each row's details are fetched when it is first opened (the list carries only the rows).
+        detailUrl: (e: AuditEntry) =>
+          `${base}/e/${e.id}/detail${zone.explicit ? `?tz=${encodeURIComponent(zone.name)}` : ""}`,
+        entryHref: (e: AuditEntry) => entryHref(shell.tenant.slug, e),
         links: {
           first: log.atNewest ? null : at({ kind: "first" }),
           newer: log.newer ? at({ kind: "after", cursor: log.newer }) : null,

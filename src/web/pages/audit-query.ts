@@ -8,7 +8,6 @@
  * and those functions' own checks decide what is seen.
  */
 import type pg from "pg";
-import { type AuditUser, type UserDirectory, userIdsOf } from "../audit-format.ts";
 import { API_TOKEN_NAME, ENTRY_COLUMNS, type EntryRow } from "./audit-entry.ts";
 
 export const PAGE_SIZE = 25;
@@ -306,8 +305,6 @@ export interface AuditPage {
   window: Window;
   /** The largest capture number in the tenant's log when read (for "new entries" since). */
   latestId: string | null;
-  /** The users the page's entries mention (names for ids). */
-  users: UserDirectory;
   /** The latest recorded verification of the tenant's log (daily job or "Verify now"), if any. */
   chain: ChainStatus | null;
   /**
@@ -410,7 +407,7 @@ export async function readAuditLog(
     !filters.q && !filters.actor && !filters.incident && !filters.surface && !filters.ip && window.hourly;
   const actions = filters.actions.length > 0 ? filters.actions : null;
   const countSql = !aggregatable
-    ? `case when app_hidden.audit_entry_count() <= ${UNBUDGETED_COUNT} then app_hidden.audit_count($8, ${COUNT_CAP + 1}) end`
+    ? `case when app_hidden.audit_entry_count() <= ${UNBUDGETED_COUNT} then app_hidden.audit_count($7, ${COUNT_CAP + 1}) end`
     : filters.actions.length === 0 && !window.from && !window.to
       ? "app_hidden.audit_entry_count()"
       : "(select coalesce(sum(a.entries), 0) from app_hidden.audit_activity($4, $5, $6) a)";
@@ -419,7 +416,6 @@ export async function readAuditLog(
     days: DayCount[];
     actions: string[];
     latest_id: string | null;
-    users: AuditUser[];
     chain: ChainStatus | null;
   }>(
     `select (${countSql})::text as n,
@@ -443,14 +439,12 @@ export async function readAuditLog(
              )
              select action from actions where action is not null) as actions,
        (select max(e.id)::text from app_public.audit_log e where e.tenant_id = (select app_public.current_tenant_id())) as latest_id,
-       (select coalesce(json_agg(json_build_object('id', u.id, 'name', u.name, 'email', u.email)), '[]')
-        from app_public.users u where u.id = any($7::uuid[])) as users,
        (select row_to_json(v) from (
           select to_char(checked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as checked_at, valid,
                  entries::text, last_seq::text, first_invalid_seq::text, problem
           from app_public.current_chain_verification()) v) as chain`,
     [
-      ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions, userIdsOf(entries)],
+      ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions],
       ...(aggregatable ? [] : [filter]),
     ],
   );
@@ -474,7 +468,6 @@ export async function readAuditLog(
     actions: extra.actions,
     window,
     latestId: extra.latest_id,
-    users: new Map(extra.users.map((u) => [u.id, u])),
     chain: extra.chain,
     scanned,
   };
