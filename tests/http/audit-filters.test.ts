@@ -310,6 +310,8 @@ describe.each(servers())("Audit Log filters on $name", (server) => {
       ["select count(*)::int as n from app_hidden.audit_find('{}', null, null, false, 100000)", []],
       ["select app_hidden.audit_count('{}', 100000)::int as n", []],
       ["select coalesce(sum(entries), 0)::int as n from app_hidden.audit_activity(null, null, null)", []],
+      ["select app_hidden.audit_activity_total(null, null, null)::int as n", []],
+      ["select coalesce(sum(entries), 0)::int as n from app_hidden.audit_activity_days(null, null, null, 'UTC')", []],
       ["select app_hidden.audit_entry_count()::int as n", []],
       ["select cardinality(app_hidden.audit_actors_matching('%'))::int as n", []],
       ["select count(*)::int as n from app_hidden.audit_label_matches('%')", []],
@@ -334,5 +336,67 @@ describe.each(servers())("Audit Log filters on $name", (server) => {
       const [member] = await as("member-session", "gen", sql);
       expect(member.n, sql).toBe(0);
     }
+  });
+
+  it("adds up the kept activity exactly as the log counts it, for any actions, whole-hour window and time zone", async () => {
+    // Fresh changes, captured and not yet sealed, so that the functions' live part counts too.
+    const changed = await t.superuser.query(
+      `update app_public.incidents set title = title || '.'
+       where tenant_id = $1 and id in (select id from app_public.incidents where tenant_id = $1 order by id limit 3)`,
+      [gen.id],
+    );
+    expect(changed.rowCount).toBe(3);
+    const [pending] = (
+      await t.superuser.query(
+        `select count(*)::int as n from app_public.audit_log e
+         where e.tenant_id = $1 and not exists (select 1 from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id)`,
+        [gen.id],
+      )
+    ).rows;
+    expect(pending.n).toBeGreaterThanOrEqual(3);
+    const as = <T>(sql: string, params: unknown[]) =>
+      withContext(
+        t.pools.auth,
+        { role: t.db.roles.visitor, sessionToken: gen.adminSession, tenant: "gen", surface: "sql" },
+        async (c) => (await c.query(sql, params)).rows as T[],
+      );
+    const hour = 3_600_000;
+    const now = Math.floor(Date.now() / hour) * hour;
+    const at = fc.option(fc.integer({ min: -24 * 120, max: 24 }).map((h) => new Date(now + h * hour).toISOString()));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.subarray(["incident.updated", "evidence.uploaded", "evidence.deleted", "session.signed_in", "no.such"]),
+        at,
+        at,
+        fc.constantFrom("UTC", "Europe/Berlin", "Asia/Tokyo", "America/New_York", "Asia/Kolkata"),
+        async (actions, from, to, zone) => {
+          const params = [from, to, actions.length > 0 ? actions : null];
+          const [truth] = await as<{ n: number; days: Array<{ day: string; n: number }> | null }>(
+            `select count(*)::int as n,
+                    (select json_agg(json_build_object('day', d.day, 'n', d.n) order by d.day) from (
+                       select to_char((date_trunc('hour', e.occurred_at, 'UTC') at time zone $4)::date, 'YYYY-MM-DD') as day, count(*)::int as n
+                       from app_public.audit_log e
+                       where ($1::timestamptz is null or e.occurred_at >= $1) and ($2::timestamptz is null or e.occurred_at < $2)
+                         and ($3::text[] is null or e.action = any ($3))
+                       group by 1) d) as days
+             from app_public.audit_log e
+             where ($1::timestamptz is null or e.occurred_at >= $1) and ($2::timestamptz is null or e.occurred_at < $2)
+               and ($3::text[] is null or e.action = any ($3))`,
+            [...params, zone],
+          );
+          const [total] = await as<{ n: number }>(
+            "select app_hidden.audit_activity_total($1, $2, $3)::int as n",
+            params,
+          );
+          expect(total.n, JSON.stringify(params)).toBe(truth.n);
+          const days = await as<{ day: string; n: number }>(
+            "select to_char(day, 'YYYY-MM-DD') as day, entries::int as n from app_hidden.audit_activity_days($1, $2, $3, $4) order by day",
+            [...params, zone],
+          );
+          expect(days, JSON.stringify([...params, zone])).toEqual(truth.days ?? []);
+        },
+      ),
+      { numRuns: 60, seed: 11 },
+    );
   });
 });

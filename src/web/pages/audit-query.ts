@@ -410,7 +410,7 @@ export async function readAuditLog(
     ? `case when app_hidden.audit_entry_count() <= ${UNBUDGETED_COUNT} then app_hidden.audit_count($7, ${COUNT_CAP + 1}) end`
     : filters.actions.length === 0 && !window.from && !window.to
       ? "app_hidden.audit_entry_count()"
-      : "(select coalesce(sum(a.entries), 0) from app_hidden.audit_activity($4, $5, $6) a)";
+      : "app_hidden.audit_activity_total($4, $5, $6)";
   const { rows } = await client.query<{
     n: string | null;
     days: DayCount[];
@@ -421,14 +421,10 @@ export async function readAuditLog(
     `select (${countSql})::text as n,
        (select coalesce(json_agg(json_build_object('day', to_char(d.day, 'YYYY-MM-DD'), 'n', coalesce(c.n, 0)::int) order by d.day), '[]')
         from generate_series($1::date, $2::date, interval '1 day') as d(day)
-        left join (
-          select (a.hour at time zone $3)::date as day, sum(a.entries) as n
-          from app_hidden.audit_activity(
+        left join app_hidden.audit_activity_days(
                  greatest(coalesce($4::timestamptz, '-infinity'), ($1::date)::timestamp at time zone $3),
                  least(coalesce($5::timestamptz, 'infinity'), ($2::date + 1)::timestamp at time zone $3),
-                 $6) a
-          group by 1
-        ) c on c.day = d.day::date) as days,
+                 $6, $3) c(day, n) on c.day = d.day::date) as days,
        -- A skip scan over the (tenant_id, action) index: one index probe per distinct action,
        -- instead of reading every entry of the tenant on each page view.
        array(with recursive actions(action) as (
