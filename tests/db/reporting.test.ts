@@ -41,6 +41,14 @@ describe.each(servers())("reporting role on $name", (server) => {
       "select sum(entries)::int as n from reporting.activity_daily where tenant_slug = 'demo'",
     );
     expect(daily.rows[0].n).toBe(entries.rows[1].n);
+    const incidents = await dba.query(
+      "select tenant_slug, count(*)::int as n, count(*) filter (where deleted_at is null)::int as live from reporting.incidents group by 1 order by 1",
+    );
+    const { rows: stored } = await t.superuser.query(
+      `select t.slug as tenant_slug, count(*)::int as n, count(*) filter (where i.deleted_at is null)::int as live
+       from app_public.incidents i join app_public.tenants t on t.id = i.tenant_id group by 1 order by 1`,
+    );
+    expect(incidents.rows).toEqual(stored);
     const tenants = await dba.query("select tenant_slug, plan, members from reporting.tenants order by 1");
     expect(tenants.rows).toMatchObject([
       { tenant_slug: "basic", plan: "basic", members: "2" },
@@ -103,6 +111,7 @@ describe.each(servers())("reporting role on $name", (server) => {
         "audit_entries",
         "chain_status",
         "chain_verifications",
+        "incidents",
         "tenants",
       ].map((relname) => ({
         relname,
