@@ -28,6 +28,7 @@ import type { Logger } from "../log.ts";
 import { isSameOrigin } from "../web/csrf.ts";
 import { fromDatabaseError } from "../web/errors.ts";
 import { actingContext, credentialsOf } from "../web/request-context.ts";
+import { type Prelude, pipelinedQuery, statementName } from "./pipeline.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 export const GRAPHIQL_PATH = "/graphiql";
@@ -415,11 +416,15 @@ export function makePreset(options: {
 }
 
 /**
- * The service with a `withPgClient` that opens a request's transaction and applies its settings
- * in one round trip (`begin; select set_config(…), …` as one simple-protocol message, values
- * quoted by the driver) where the stock adaptor takes two, then runs the request's queries in it
- * and commits. Introspection goes through it too (with the visitor role as its only setting); the
- * SUPERUSER variant, which Attest does not configure, keeps the stock adaptor.
+ * The service with a `withPgClient` that sends each statement of a request together with the
+ * request's settings and credential check, in one message and one transaction (pipeline.ts): one
+ * round trip where the stock adaptor takes four (begin, settings, statement, commit). A statement
+ * run in an explicit transaction (`withTransaction`), and the first use of a prepared statement on
+ * a connection, go the long way: `begin; select set_config(…), …; <check>` as one simple-protocol
+ * message, the statements, commit. Introspection goes through it too (with the visitor role as
+ * its only setting); the SUPERUSER variant, which Attest does not configure, keeps the stock adaptor.
+ * Either way a refused check (check_request raises) ends the request before any statement of its
+ * own has run, with the GraphQL error the gate turns into 401, 404 or 400.
  */
 function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: pg.Pool) {
   const stock = service.adaptor;
@@ -427,26 +432,72 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
     const client = await pool.connect();
     try {
       const settings = Object.entries(pgSettings ?? {}).flatMap(([name, value]) =>
-        value == null
-          ? []
-          : [`set_config(${client.escapeLiteral(name)}, ${client.escapeLiteral(String(value))}, true)`],
+        value == null ? [] : [[name, String(value)] as const],
       );
       if (settings.length === 0) return await makeWithPgClientViaPgClientAlreadyInTransaction(client)(null, callback);
-      const credentials = pgSettings?.["attest.api_token"] || pgSettings?.["attest.session_token"];
-      const opened = (await client.query(
-        `begin; select ${settings.join(", ")}${credentials ? `; ${CHECK_SQL}` : ""}`,
-      )) as unknown as pg.QueryResult[];
-      try {
-        if (credentials) {
-          const problem = credentialProblem(pgSettings ?? {}, opened[2].rows[0]);
-          if (problem) throw problem;
+      const token = Boolean(pgSettings?.["attest.api_token"]);
+      const check = token || Boolean(pgSettings?.["attest.session_token"]);
+      const tenant = Boolean(pgSettings?.["attest.tenant"]);
+      const checkSql = `select app_hidden.check_request(${token}, ${tenant})`;
+      const prelude: Prelude[] = [
+        {
+          text: "select set_config(el->>0, el->>1, true) from json_array_elements($1::json) el",
+          values: [JSON.stringify(settings)],
+        },
+        ...(check ? [{ text: checkSql, values: [] }] : []),
+      ];
+      /** The long way: an explicit transaction opened with the settings and the check in one message. */
+      const explicit = async <T>(run: () => Promise<T>): Promise<T> => {
+        const opening = settings.map(
+          ([name, value]) => `set_config(${client.escapeLiteral(name)}, ${client.escapeLiteral(value)}, true)`,
+        );
+        try {
+          await client.query(`begin; select ${opening.join(", ")}${check ? `; ${checkSql}` : ""}`);
+          const result = await run();
+          await client.query("commit");
+          return result;
+        } catch (error) {
+          await client.query("rollback").catch(() => {});
+          throw error;
         }
-        const result = await makeWithPgClientViaPgClientAlreadyInTransaction(client, true)(null, callback);
-        await client.query("commit");
+      };
+      let queue: Promise<unknown> = Promise.resolve();
+      const inTurn = <T>(run: () => Promise<T>): Promise<T> => {
+        const result = queue.then(run);
+        queue = result.catch(() => {});
         return result;
+      };
+      const pipelined = {
+        rawClient: client,
+        query: <TData>(opts: { text: string; values?: ReadonlyArray<unknown>; name?: string; arrayMode?: boolean }) =>
+          inTurn(async () => {
+            const { name, ready } = statementName(client, opts.name);
+            const values = opts.values as unknown[] | undefined;
+            const result = ready
+              ? await pipelinedQuery(client, prelude, { text: opts.text, values, name, arrayMode: opts.arrayMode })
+              : await explicit(() =>
+                  client.query({
+                    text: opts.text,
+                    values,
+                    name,
+                    ...(opts.arrayMode ? { rowMode: "array" as const } : {}),
+                  }),
+                );
+            return { rows: result.rows as TData[], rowCount: result.rowCount, notices: [] };
+          }),
+        withTransaction: <T>(run: (tx: NodePostgresPgClient) => Promise<T>) =>
+          inTurn(() =>
+            explicit(() =>
+              makeWithPgClientViaPgClientAlreadyInTransaction(client, true)(null, (tx) =>
+                (tx as NodePostgresPgClient).withTransaction(run),
+              ),
+            ),
+          ),
+      } as unknown as NodePostgresPgClient;
+      try {
+        return await callback(pipelined);
       } catch (error) {
-        await client.query("rollback").catch(() => {});
-        throw error;
+        throw credentialError(error, pgSettings ?? {}) ?? error;
       }
     } finally {
       client.release();
@@ -465,29 +516,18 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
   } as GraphileConfig.PgServiceConfiguration;
 }
 
-/**
- * Who the request's credentials name, and in which tenant: asked in the statement that opens its
- * transaction (no round trip of its own), before any of the request's own statements. A failed
- * check ends the request with a GraphQL error that the gate turns into its HTTP status (401, 404,
- * 400) and sole content; nothing of the request has run.
- */
-const CHECK_SQL = `select app_public.current_user_id() as user_id, s.tenant_id,
-  case when s.tenant_id is null then (select count(*)::int from app_public.tenants) end as tenants
-  from (select app_public.current_tenant_id() as tenant_id) s`;
-
 export const CREDENTIAL_CODES: Record<string, number> = {
   UNAUTHENTICATED: 401,
   UNKNOWN_TENANT: 404,
   TENANT_REQUIRED: 400,
 };
 
-function credentialProblem(
-  settings: Record<string, string | undefined>,
-  who: { user_id: string | null; tenant_id: string | null; tenants: number | null },
-): SafeError | null {
+/** The GraphQL error for a refused credential check (SQLSTATE AT401, AT404, AT400 from app_hidden.check_request), or null. */
+function credentialError(error: unknown, settings: Record<string, string | undefined>): SafeError | null {
+  const code = (error as { code?: unknown } | null)?.code;
   const token = settings["attest.api_token"];
   const tenant = settings["attest.tenant"];
-  if (!who.user_id) {
+  if (code === "AT401") {
     return new SafeError(
       token
         ? "This API token is not valid: it is unknown, revoked or expired."
@@ -495,10 +535,10 @@ function credentialProblem(
       { code: "UNAUTHENTICATED" },
     );
   }
-  if (token || who.tenant_id) return null;
-  if (tenant)
+  if (code === "AT404") {
     return new SafeError(`You are not a member of a tenant "${tenant}" (X-Tenant header).`, { code: "UNKNOWN_TENANT" });
-  if ((who.tenants ?? 0) > 1) {
+  }
+  if (code === "AT400") {
     return new SafeError("You belong to several tenants: name one in the X-Tenant header (its slug).", {
       code: "TENANT_REQUIRED",
     });
@@ -571,7 +611,7 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
     }
     if (ctx.status !== 200 || !text) return;
     if (text.includes('"DATABASE_UNAVAILABLE"')) ctx.status = 503;
-    // The credentials failed their check (see credentialProblem): that error alone, with its status.
+    // The credentials failed their check (see credentialError): that error alone, with its status.
     const refused = /"code":"(UNAUTHENTICATED|UNKNOWN_TENANT|TENANT_REQUIRED)"/.exec(text);
     if (refused) {
       const errors = (

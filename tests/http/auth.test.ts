@@ -226,4 +226,49 @@ describe.each(servers())("sign-in on $name", (server) => {
     });
     expect(form.status).toBe(415);
   });
+  it("answers each request as its own credentials say, whatever ran before on the same connection, and runs nothing for refused ones", async () => {
+    const admin = await web.signIn("admin@demo.test");
+    const created = await web.gql<{ createApiToken: { result: { token: string } } }>(
+      'mutation { createApiToken(input: { name: "pipeline" }) { result { token } } }',
+      { cookie: admin, tenant: "demo" },
+    );
+    const token = created.data?.createApiToken.result.token ?? "";
+    expect(token).not.toBe("");
+    const incidents = async () =>
+      (await t.superuser.query("select count(*)::int as n from app_public.incidents")).rows[0].n as number;
+    const before = await incidents();
+    const list = "{ auditLogs(first: 3) { nodes { seq action } } currentTenant { slug } }";
+    const create = 'mutation { createIncident(input: { incident: { title: "must not exist" } }) { incident { id } } }';
+    // Requests one after another reuse the same pooled connection: good and refused ones, queries
+    // and a mutation, in turns, twice over (the second time, the statements are prepared).
+    for (let round = 0; round < 2; round++) {
+      for (const [options, query, status, code] of [
+        [{ token }, list, 200, null],
+        [{ token: "attest_not-a-token" }, list, 401, "UNAUTHENTICATED"],
+        [{ token }, list, 200, null],
+        [{ token: "attest_not-a-token" }, create, 401, "UNAUTHENTICATED"],
+        [{ cookie: admin, tenant: "nowhere" }, list, 404, "UNKNOWN_TENANT"],
+        [{ cookie: admin }, create, 400, "TENANT_REQUIRED"],
+        [{ cookie: admin, tenant: "basic" }, list, 200, null],
+        [{ token }, list, 200, null],
+      ] as const) {
+        const r = await web.gql<{ auditLogs: { nodes: unknown[] } | null; currentTenant: { slug: string } | null }>(
+          query,
+          options,
+        );
+        expect(r.status, `${JSON.stringify(options)} ${query}`).toBe(status);
+        if (code) {
+          expect(r.errors).toHaveLength(1);
+          expect(r.errors?.[0].extensions?.code).toBe(code);
+        } else {
+          expect(r.errors).toBeUndefined();
+          const tenant = "tenant" in options ? options.tenant : "demo";
+          expect(r.data?.currentTenant?.slug).toBe(tenant);
+          // A viewer of basic does not read its audit log; the token's admin reads demo's.
+          expect(r.data?.auditLogs?.nodes.length ?? 0).toBe(tenant === "demo" ? 3 : 0);
+        }
+      }
+    }
+    expect(await incidents()).toBe(before);
+  });
 });
