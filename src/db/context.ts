@@ -4,6 +4,7 @@
  * one way to run SQL under them. The database decides what that context may see and do.
  */
 import type pg from "pg";
+import { pipelinedQuery } from "./pipeline.ts";
 
 export type Surface = "web" | "graphql" | "api" | "worker" | "sql" | "seed";
 
@@ -55,16 +56,59 @@ export async function withContext<T>(
   fn: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  const query = client.query;
+  const send = (sql: string) => (query as (text: string) => Promise<unknown>).call(client, sql);
+  let opened = false;
+  // The transaction opens with the first statement: its `begin` and the context's settings go in
+  // that statement's message (pipeline.ts), so opening costs no round trip of its own. A first
+  // statement that cannot go so (several statements in one text, a named or streaming one, a
+  // callback) is preceded by the opening as a message of its own.
+  client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+    if (opened) return (query as (...a: unknown[]) => unknown).apply(this, args);
+    opened = true;
+    const [config, values] = args;
+    const plain =
+      args.length <= 2 &&
+      typeof values !== "function" &&
+      (typeof config === "string" ||
+        (typeof config === "object" &&
+          config !== null &&
+          typeof (config as { submit?: unknown }).submit !== "function" &&
+          !(config as pg.QueryConfig).name &&
+          typeof (config as pg.QueryConfig).text === "string"));
+    const statement: pg.QueryConfig & { rowMode?: string } =
+      typeof config === "string" ? { text: config } : { ...(config as pg.QueryConfig) };
+    if (Array.isArray(values)) statement.values = values;
+    if (plain && !statement.text.includes(";")) {
+      const settings = Object.entries(contextSettings(context));
+      return pipelinedQuery(
+        this,
+        [
+          { text: "begin", values: [] },
+          ...(settings.length > 0
+            ? [
+                {
+                  text: "select set_config(el->>0, el->>1, true) from json_array_elements($1::json) el",
+                  values: [JSON.stringify(settings)],
+                },
+              ]
+            : []),
+        ],
+        statement,
+      );
+    }
+    send(opening(this, context)).catch(() => {}); // a failed opening fails the statement after it
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof client.query;
   try {
-    // One round trip opens the transaction and applies the context.
-    await client.query(opening(client, context));
     const result = await fn(client);
-    await client.query("commit");
+    if (opened) await send("commit");
     return result;
   } catch (error) {
-    await client.query("rollback").catch(() => {});
+    if (opened) await send("rollback").catch(() => {});
     throw error;
   } finally {
+    client.query = query;
     client.release();
   }
 }

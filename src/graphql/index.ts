@@ -24,11 +24,11 @@ import { sql } from "postgraphile/pg-sql2";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { addPgTableCondition } from "postgraphile/utils";
 import { type ActingContext, contextSettings } from "../db/context.ts";
+import { type Prelude, pipelinedQuery, statementName } from "../db/pipeline.ts";
 import type { Logger } from "../log.ts";
 import { isSameOrigin } from "../web/csrf.ts";
 import { fromDatabaseError } from "../web/errors.ts";
 import { actingContext, credentialsOf } from "../web/request-context.ts";
-import { type Prelude, pipelinedQuery, statementName } from "./pipeline.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 export const GRAPHIQL_PATH = "/graphiql";
@@ -474,7 +474,12 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
             const { name, ready } = statementName(client, opts.name);
             const values = opts.values as unknown[] | undefined;
             const result = ready
-              ? await pipelinedQuery(client, prelude, { text: opts.text, values, name, arrayMode: opts.arrayMode })
+              ? await pipelinedQuery(client, prelude, {
+                  text: opts.text,
+                  values,
+                  ...(name ? { name } : {}),
+                  ...(opts.arrayMode ? { rowMode: "array" } : {}),
+                })
               : await explicit(() =>
                   client.query({
                     text: opts.text,

@@ -1,15 +1,17 @@
 /**
- * One statement of a GraphQL request, sent to PostgreSQL with the statements that must run before
- * it (the request's settings, its credential check) as one message of the extended protocol:
- * Parse/Bind/Execute for each, then one Sync. PostgreSQL runs them in one implicit transaction,
- * committed at the Sync (so `set_config(…, true)` holds for the statement and ends with it), and
- * skips the rest after an error. One write and one round trip instead of three (begin and settings,
- * the statement, commit): on this kind of machine a write on a loopback socket costs ~0.1–0.2 ms of
- * CPU on each side, more than most of the request's own statements.
+ * A statement sent to PostgreSQL together with the statements that must run before it, as one
+ * message of the extended protocol: Parse/Bind/Execute for each, then one Sync. One write and
+ * one round trip where sending them one by one takes one each: on this kind of machine a write on
+ * a loopback socket costs ~0.1–0.2 ms of CPU on each side, more than most of the statements.
+ * - A GraphQL request's statement goes with the request's settings and credential check, in one
+ *   implicit transaction committed at the Sync (so `set_config(…, true)` holds for the statement
+ *   and ends with it); PostgreSQL skips the rest of the message after an error.
+ * - The first statement of a transaction of withContext goes with its `begin` and settings.
  *
  * Built on node-postgres's own Query (its parsing of rows, errors and ready-for-query); only the
  * first messages it writes and the first results it reads are added here.
  */
+import { createHash } from "node:crypto";
 import pg from "pg";
 
 interface Connection {
@@ -95,7 +97,8 @@ export function statementName(client: pg.ClientBase, name: string | undefined): 
     names = new Set();
     prepared.set(client, names);
   }
-  const own = `attest_${name}`;
+  // Within PostgreSQL's 63 bytes for a name (the adaptor's names already take 63).
+  const own = `attest_${createHash("sha1").update(name).digest("hex")}`;
   const parsed = (client as unknown as { connection?: { parsedStatements?: Record<string, string> } }).connection
     ?.parsedStatements;
   if (names.has(own) && parsed?.[own] !== undefined) return { name: own, ready: true };
@@ -108,15 +111,12 @@ export function statementName(client: pg.ClientBase, name: string | undefined): 
 export function pipelinedQuery(
   client: pg.ClientBase,
   prelude: Prelude[],
-  query: { text: string; values?: unknown[]; name?: string; arrayMode?: boolean },
+  query: pg.QueryConfig & { rowMode?: string },
 ): Promise<pg.QueryResult> {
   return new Promise((resolve, reject) => {
     const submittable = new PreludedQuery(
       {
-        text: query.text,
-        values: query.values as unknown[] | undefined,
-        ...(query.name ? { name: query.name } : {}),
-        ...(query.arrayMode ? { rowMode: "array" } : {}),
+        ...query,
         callback: (error: Error | undefined, result: pg.QueryResult) => (error ? reject(error) : resolve(result)),
       } as pg.QueryConfig,
       prelude,
