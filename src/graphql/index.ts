@@ -281,6 +281,64 @@ const AuditLogLeafFieldsPlugin: GraphileConfig.Plugin = {
 };
 
 /**
+ * `auditLogs { totalCount }` without a `condition`: the size of the tenant's log, which the
+ * database keeps (`app_hidden.audit_entry_count()`: the tree's size plus the entries still
+ * pending), instead of counting every entry (~120 ms for 2M entries). With a condition,
+ * PostGraphile's own count. Whether the condition is absent is settled when the operation is
+ * planned (`evalIs`: a plan made for an absent condition is not reused for a present one).
+ */
+const AuditLogTotalCountPlugin: GraphileConfig.Plugin = {
+  name: "AttestAuditLogTotalCountPlugin",
+  version: "1.0.0",
+  after: ["PgConnectionTotalCountPlugin", "PgAllRowsPlugin"],
+  schema: {
+    hooks: {
+      GraphQLObjectType_fields_field(field, build, context) {
+        const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
+        if (!plan) return field;
+        const { Self } = context;
+        const { fieldName, isPgConnectionTotalCountField, pgCodec } = context.scope as {
+          fieldName?: string;
+          isPgConnectionTotalCountField?: boolean;
+          pgCodec?: { name: string };
+        };
+        if (Self.name === build.inflection.builtin("Query") && fieldName === "auditLogs") {
+          return {
+            ...field,
+            plan(parent: unknown, fieldArgs: { getRaw(name: string): unknown }, info: unknown) {
+              const $connection = plan(parent, fieldArgs, info) as object;
+              // An input step (constant, variable or literal object) can say what it is at plan time.
+              const condition = fieldArgs.getRaw("condition") as { evalIs?(value: unknown): boolean };
+              if (condition.evalIs?.(undefined) || condition.evalIs?.(null)) wholeLog.add($connection);
+              return $connection;
+            },
+          } as unknown as typeof field;
+        }
+        if (isPgConnectionTotalCountField && pgCodec?.name === "auditLog") {
+          const executor = build.input.pgRegistry.pgResources.audit_log.executor;
+          const { loadOneWithPgClient } = build.dataplanPg;
+          return {
+            ...field,
+            plan($connection: object, ...rest: unknown[]) {
+              if (!wholeLog.has($connection)) return plan($connection, ...rest);
+              return loadOneWithPgClient(executor, constant(null), async (client, lookups) => {
+                const { rows } = await client.query<{ n: number }>({
+                  text: "select app_hidden.audit_entry_count()::int as n",
+                });
+                return lookups.map(() => rows[0].n);
+              });
+            },
+          } as unknown as typeof field;
+        }
+        return field;
+      },
+    },
+  },
+};
+/** The auditLogs connections planned without a condition (see AuditLogTotalCountPlugin). */
+const wholeLog = new WeakSet<object>();
+
+/**
  * How a query-limit rule reports: as a validation error with a code (HTTP 400), not by throwing
  * (which grafserv answers with HTTP 500), and without graphql-armor's "Syntax Error:" prefix.
  */
@@ -371,6 +429,7 @@ export function makePreset(options: {
       ...auditConditions,
       AuditLogDefaultsPlugin,
       AuditLogLeafFieldsPlugin,
+      AuditLogTotalCountPlugin,
       MaxPageSizePlugin,
       UpdateNotFoundPlugin,
       QueryLimitsPlugin,

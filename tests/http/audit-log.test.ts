@@ -61,6 +61,47 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       else expect(r.data?.auditLogs).toMatchObject({ totalCount: 0, nodes: [] });
     });
 
+    it("counts the whole log the same way whether or not a condition is given (pending entries included)", async () => {
+      // A change made just now: captured, not sealed yet (no sealer runs here).
+      await t.superuser.query(
+        "update app_public.incidents set title = title || '!' where id = (select id from app_public.incidents where tenant_id = $1 limit 1)",
+        [demo],
+      );
+      const pending = await t.superuser.query(
+        `select count(*)::int as n from app_public.audit_log e where e.tenant_id = $1
+           and not exists (select 1 from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id)`,
+        [demo],
+      );
+      expect(pending.rows[0].n).toBeGreaterThan(0);
+      const total = await recorded();
+      const forms: Array<[string, Record<string, unknown>?]> = [
+        ["{ auditLogs(first: 1) { totalCount } }"],
+        ["{ auditLogs(first: 1, condition: null) { totalCount } }"],
+        ["{ auditLogs(first: 1, condition: {}) { totalCount } }"],
+        ["query($c: AuditLogCondition) { auditLogs(first: 1, condition: $c) { totalCount } }", {}],
+        ["query($c: AuditLogCondition) { auditLogs(first: 1, condition: $c) { totalCount } }", { c: null }],
+        ["query($c: AuditLogCondition) { auditLogs(first: 1, condition: $c) { totalCount } }", { c: {} }],
+      ];
+      for (const [query, variables] of forms) {
+        const r = await web.gql<{ auditLogs: { totalCount: number } }>(query, { cookie: owner, variables });
+        expect(r.errors, query).toBeUndefined();
+        expect(r.data?.auditLogs.totalCount, `${query} ${JSON.stringify(variables)}`).toBe(total);
+      }
+      // The same operation with a condition in its variables counts the condition (the plan made
+      // for an absent condition is not reused).
+      const [query] = forms[3];
+      const filtered = await web.gql<{ auditLogs: { totalCount: number } }>(query, {
+        cookie: owner,
+        variables: { c: { action: "evidence.uploaded" } },
+      });
+      const uploads = await t.superuser.query(
+        "select count(*)::int as n from app_public.audit_log where tenant_id = $1 and action = 'evidence.uploaded'",
+        [demo],
+      );
+      expect(filtered.data?.auditLogs.totalCount).toBe(uploads.rows[0].n);
+      expect(uploads.rows[0].n).toBeLessThan(total);
+    });
+
     it("a tenant without auditLog gets a clear plan error, not an empty list", async () => {
       const cookie = await web.signIn("owner@basic.test");
       const r = await page({ first: 5 }, cookie);
