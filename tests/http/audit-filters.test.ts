@@ -342,7 +342,7 @@ describe.each(servers())("Audit Log filters on $name", (server) => {
     // Fresh changes, captured and not yet sealed, so that the functions' live part counts too.
     const changed = await t.superuser.query(
       `update app_public.incidents set title = title || '.'
-       where tenant_id = $1 and id in (select id from app_public.incidents where tenant_id = $1 order by id limit 3)`,
+       where tenant_id = $1 and id in (select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by id limit 3)`,
       [gen.id],
     );
     expect(changed.rowCount).toBe(3);

@@ -64,7 +64,7 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
     it("counts the whole log the same way whether or not a condition is given (pending entries included)", async () => {
       // A change made just now: captured, not sealed yet (no sealer runs here).
       await t.superuser.query(
-        "update app_public.incidents set title = title || '!' where id = (select id from app_public.incidents where tenant_id = $1 limit 1)",
+        "update app_public.incidents set title = title || '!' where id = (select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by id limit 1)",
         [demo],
       );
       const pending = await t.superuser.query(
