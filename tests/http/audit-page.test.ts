@@ -250,6 +250,22 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     expect(detail).toMatch(/<a href="\/t\/demo\/audit\?incident=[0-9a-f-]{36}">All entries of this incident<\/a>/);
     expect(detail).toContain("leaf hash <code");
 
+    // An entry not sealed yet: the row says so, and its details come all the same.
+    await t.superuser.query(
+      "update app_public.incidents set severity = 'critical' where id = (select id from app_public.incidents where tenant_id = $1 and deleted_at is null and severity <> 'critical' order by id limit 1)",
+      [demo],
+    );
+    const fresh = await (await get("/t/demo/audit?action=incident.updated", owner)).text();
+    const newest = fresh.match(
+      /<details class="log-entry"[^>]* hx-get="([^"]+)"[\s\S]*?<p class="small muted detail-loading">([\s\S]*?)<\/p>/,
+    );
+    expect(newest?.[2]).toContain('Entry <span class="pending">pending</span>');
+    const pending = await (
+      await fetch(`${web.url}${newest?.[1]}`, { headers: { Cookie: owner, "HX-Request": "true" } })
+    ).text();
+    expect(pending).toMatch(/Severity/);
+    expect(pending).toContain('<span class="pending">pending</span>');
+
     // Without htmx (a link followed by hand), the address leads to the entry's own page.
     const plain = await fetch(`${web.url}${path}`, { headers: { Cookie: owner }, redirect: "manual" });
     expect(plain.status).toBe(302);
