@@ -75,10 +75,12 @@ const auditConditions: GraphileConfig.Plugin[] = [
     "actorContains",
     "Entries whose actor (email or `system`) contains this text, ignoring case.",
     "String",
-    // The tenant's few distinct actors are matched first, once (a subquery, not once per row); the
-    // entries are then an index range each.
-    (e, v) =>
-      sql`${e}.actor_label = any ((select app_hidden.audit_actors_matching(${sql.value(`%${likeEscape(v)}%`)}))::text[])`,
+    // The tenant's few distinct actors are matched first, once (a subquery, not once per row). When
+    // none matches, a one-time filter skips reading the log at all (it would read every entry).
+    (e, v) => {
+      const actors = sql`(select app_hidden.audit_actors_matching(${sql.value(`%${likeEscape(v)}%`)}))`;
+      return sql`${e}.actor_label = any (${actors}::text[]) and (select cardinality(${actors})) > 0`;
+    },
   ),
   auditCondition(
     "resourceLabelContains",

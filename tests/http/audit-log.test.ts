@@ -215,6 +215,10 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
     it("by actor and by resource label, ignoring case", async () => {
       const byActor = await all({ actorContains: "MEMBER@demo" });
       expect(byActor.totalCount).toBe(await count("actor_label = 'member@demo.test'"));
+      const several = await all({ actorContains: "@DEMO.test" });
+      expect(several.totalCount).toBe(await count("actor_label ilike '%@demo.test'"));
+      expect(new Set(several.nodes.map((n) => n.actorLabel)).size).toBeGreaterThan(1);
+      expect(await all({ actorContains: "nobody-acts-as-this" })).toMatchObject({ totalCount: 0, nodes: [] });
       const exact = await all({ actorLabel: "system" });
       expect(exact.totalCount).toBe(await count("actor_label = 'system'"));
       const byResource = await all({ resourceLabelContains: "ransomware" });
