@@ -4,7 +4,7 @@
  * one way to run SQL under them. The database decides what that context may see and do.
  */
 import type pg from "pg";
-import { pipelinedQuery } from "./pipeline.ts";
+import { type Prelude, pipelinedQuery } from "./pipeline.ts";
 
 export type Surface = "web" | "graphql" | "api" | "worker" | "sql" | "seed";
 
@@ -41,12 +41,24 @@ export function contextSettings(context: ActingContext): Record<string, string> 
   );
 }
 
-/** `begin` and the context's settings as one simple-protocol statement list (values quoted by the driver). */
-function opening(client: pg.ClientBase, context: ActingContext): string {
-  const settings = Object.entries(contextSettings(context)).map(
+/** `begin` and the settings as one simple-protocol statement list (values quoted by the driver). */
+export function openingSql(client: pg.ClientBase, settings: ReadonlyArray<readonly [string, string]>): string {
+  const calls = settings.map(
     ([name, value]) => `set_config(${client.escapeLiteral(name)}, ${client.escapeLiteral(value)}, true)`,
   );
-  return settings.length > 0 ? `begin; select ${settings.join(", ")}` : "begin";
+  return calls.length > 0 ? `begin; select ${calls.join(", ")}` : "begin";
+}
+
+/** The settings as one statement with a parameter, for a pipeline's prelude (pipeline.ts). */
+export function settingsStatement(settings: ReadonlyArray<readonly [string, string]>): Prelude {
+  return {
+    text: "select set_config(el->>0, el->>1, true) from json_array_elements($1::json) el",
+    values: [JSON.stringify(settings)],
+  };
+}
+
+function opening(client: pg.ClientBase, context: ActingContext): string {
+  return openingSql(client, Object.entries(contextSettings(context)));
 }
 
 /** Runs `fn` in one transaction with the context applied as transaction-local settings. */
@@ -83,17 +95,7 @@ export async function withContext<T>(
       const settings = Object.entries(contextSettings(context));
       return pipelinedQuery(
         this,
-        [
-          { text: "begin", values: [] },
-          ...(settings.length > 0
-            ? [
-                {
-                  text: "select set_config(el->>0, el->>1, true) from json_array_elements($1::json) el",
-                  values: [JSON.stringify(settings)],
-                },
-              ]
-            : []),
-        ],
+        [{ text: "begin", values: [] }, ...(settings.length > 0 ? [settingsStatement(settings)] : [])],
         statement,
       );
     }

@@ -23,7 +23,7 @@ import { GraphQLError, type GraphQLFormattedError } from "postgraphile/graphql";
 import { sql } from "postgraphile/pg-sql2";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { addPgTableCondition } from "postgraphile/utils";
-import { type ActingContext, contextSettings } from "../db/context.ts";
+import { type ActingContext, contextSettings, openingSql, settingsStatement } from "../db/context.ts";
 import { type Prelude, pipelinedQuery, statementName } from "../db/pipeline.ts";
 import type { Logger } from "../log.ts";
 import { isSameOrigin } from "../web/csrf.ts";
@@ -500,20 +500,11 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
       const check = token || Boolean(pgSettings?.["attest.session_token"]);
       const tenant = Boolean(pgSettings?.["attest.tenant"]);
       const checkSql = `select app_hidden.check_request(${token}, ${tenant})`;
-      const prelude: Prelude[] = [
-        {
-          text: "select set_config(el->>0, el->>1, true) from json_array_elements($1::json) el",
-          values: [JSON.stringify(settings)],
-        },
-        ...(check ? [{ text: checkSql, values: [] }] : []),
-      ];
+      const prelude: Prelude[] = [settingsStatement(settings), ...(check ? [{ text: checkSql, values: [] }] : [])];
       /** The long way: an explicit transaction opened with the settings and the check in one message. */
       const explicit = async <T>(run: () => Promise<T>): Promise<T> => {
-        const opening = settings.map(
-          ([name, value]) => `set_config(${client.escapeLiteral(name)}, ${client.escapeLiteral(value)}, true)`,
-        );
         try {
-          await client.query(`begin; select ${opening.join(", ")}${check ? `; ${checkSql}` : ""}`);
+          await client.query(`${openingSql(client, settings)}${check ? `; ${checkSql}` : ""}`);
           const result = await run();
           await client.query("commit");
           return result;
