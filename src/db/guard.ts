@@ -79,6 +79,7 @@ declare
   v_audit text := regexp_replace((select nspowner::regrole::text from pg_namespace where nspname = 'app_public'), '_owner$', '_audit');
   v_functions oid[];
   v_log_tables oid[];
+  v_log_indexes oid[];
   v_audited oid[];
   v_audited_names text[];
   v_audited_args text[];
@@ -91,6 +92,8 @@ begin
          array_agg(oid) filter (where kind = 'audited table')
     into v_functions, v_log_tables, v_audited
   from ${GUARD_SCHEMA}.audit_path();
+  -- The log's indexes: what its readers and the sealer rely on (a schema's owner may drop them).
+  select coalesce(array_agg(i.indexrelid), '{}') into v_log_indexes from pg_index i where i.indrelid = any (v_log_tables);
   -- What each audited table is called and which capture argument it has, pinned.
   select array_agg(n.nspname || '.' || c.relname order by u.ord), array_agg(app_private.audit_resource_of(n.nspname, c.relname) order by u.ord)
     into v_audited_names, v_audited_args
@@ -125,6 +128,7 @@ begin
     declare
       r record;
       log_tables constant oid[] := %L;
+      log_indexes constant oid[] := %L;
       audited_tables constant oid[] := %L;
       audited_names constant text[] := %L;
       audited_args constant text[] := %L;
@@ -137,7 +141,7 @@ begin
       end if;
       if tg_event = 'sql_drop' then
         for r in select classid, objid, object_identity from pg_event_trigger_dropped_objects() loop
-          hit := (r.classid = 'pg_class'::regclass and r.objid = any (guarded_tables))
+          hit := (r.classid = 'pg_class'::regclass and r.objid = any (guarded_tables || log_indexes))
               or (r.classid = 'pg_proc'::regclass and r.objid = any (path_functions))
               or (r.classid in ('pg_trigger'::regclass, 'pg_policy'::regclass, 'pg_rewrite'::regclass)
                   and exists (select 1 from unnest(guarded_tables) g where r.object_identity like '%% on ' || g::regclass::text));
@@ -148,7 +152,7 @@ begin
         end loop;
       else
         for r in select classid, objid, command_tag, object_identity from pg_event_trigger_ddl_commands() loop
-          hit := (r.classid = 'pg_class'::regclass and r.objid = any (log_tables))
+          hit := (r.classid = 'pg_class'::regclass and r.objid = any (log_tables || log_indexes))
               or (r.classid = 'pg_proc'::regclass and r.objid = any (path_functions))
               or (r.classid = 'pg_trigger'::regclass and exists (select 1 from pg_trigger where oid = r.objid and tgrelid = any (guarded_tables)))
               or (r.classid = 'pg_policy'::regclass and exists (select 1 from pg_policy where oid = r.objid and polrelid = any (log_tables)))
@@ -176,7 +180,7 @@ begin
       end if;
     end;
     $body$
-  $fn$, v_log_tables, v_audited, v_audited_names, v_audited_args, v_functions);
+  $fn$, v_log_tables, v_log_indexes, v_audited, v_audited_names, v_audited_args, v_functions);
 end;
 $do$;
 

@@ -89,6 +89,22 @@ describe.each(servers())("the owner role on $name", (server) => {
     );
   });
 
+  it("may not drop or alter an index of the log's tables (the owner of their schemas otherwise could)", async () => {
+    const { rows } = await t.superuser.query<{ index: string }>(
+      `select i.indexrelid::regclass::text as index from pg_index i
+       where i.indrelid = any (select oid from attest_guard.audit_path() where kind = 'log table')
+         and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)`,
+    );
+    expect(rows.map((r) => r.index)).toEqual(
+      expect.arrayContaining(["app_public.audit_log_tenant_time_idx", "app_private.audit_activity_hourly_action_idx"]),
+    );
+    for (const { index } of rows) {
+      for (const sql of [`drop index ${index}`, `alter index ${index} rename to forged`]) {
+        expect(await asOwner(sql), sql).toBe("42501");
+      }
+    }
+  });
+
   it("may not replace, rename, re-own or drop any function on the path", async () => {
     const functions = path.filter((p) => p.kind === "function");
     expect(functions.length).toBeGreaterThan(30);
