@@ -3,8 +3,9 @@
  * Owns the names of the transaction-local settings the database reads (attest.*) and the
  * one way to run SQL under them. The database decides what that context may see and do.
  */
+import { createHash } from "node:crypto";
 import type pg from "pg";
-import { type Prelude, pipelinedQuery } from "./pipeline.ts";
+import { type Prelude, pipelinedQuery, statementName } from "./pipeline.ts";
 
 export type Surface = "web" | "graphql" | "api" | "worker" | "sql" | "seed";
 
@@ -61,6 +62,14 @@ function opening(client: pg.ClientBase, context: ActingContext): string {
   return openingSql(client, Object.entries(contextSettings(context)));
 }
 
+/**
+ * A statement PostgreSQL parses and plans once per connection (withContext runs it under a name
+ * of its own): for the frequent statements of a page, whose planning costs more than running them.
+ */
+export function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  return { name: `stmt:${createHash("sha1").update(text).digest("hex")}`, text, values };
+}
+
 /** Runs `fn` in one transaction with the context applied as transaction-local settings. */
 export async function withContext<T>(
   pool: pg.Pool,
@@ -73,12 +82,39 @@ export async function withContext<T>(
   let opened = false;
   // The transaction opens with the first statement: its `begin` and the context's settings go in
   // that statement's message (pipeline.ts), so opening costs no round trip of its own. A first
-  // statement that cannot go so (several statements in one text, a named or streaming one, a
-  // callback) is preceded by the opening as a message of its own.
+  // statement that cannot go so (several statements in one text, a streaming one, a callback, a
+  // named one on its first use on the connection) is preceded by the opening as a message of its
+  // own.
+  const prelude = (): Prelude[] => {
+    const settings = Object.entries(contextSettings(context));
+    return [{ text: "begin", values: [] }, ...(settings.length > 0 ? [settingsStatement(settings)] : [])];
+  };
   client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+    const [config, values] = args;
+    // A named statement (prepared once per connection, planned once by PostgreSQL) runs under a
+    // name of pipeline.ts's (statementName), so that it can open a later transaction too.
+    if (
+      args.length <= 2 &&
+      typeof values !== "function" &&
+      typeof config === "object" &&
+      config !== null &&
+      typeof (config as { submit?: unknown }).submit !== "function" &&
+      typeof (config as pg.QueryConfig).name === "string" &&
+      typeof (config as pg.QueryConfig).text === "string"
+    ) {
+      const { name, ready } = statementName(this, (config as pg.QueryConfig).name);
+      const statement: pg.QueryConfig = { ...(config as pg.QueryConfig), name };
+      if (Array.isArray(values)) statement.values = values;
+      if (opened) return (query as (c: pg.QueryConfig) => unknown).call(this, statement);
+      opened = true;
+      // Prepared on this connection already: it goes with the opening. Its first use goes alone,
+      // after the opening, so that it is prepared for the next time.
+      if (ready) return pipelinedQuery(this, prelude(), statement);
+      send(opening(this, context)).catch(() => {});
+      return (query as (c: pg.QueryConfig) => unknown).call(this, statement);
+    }
     if (opened) return (query as (...a: unknown[]) => unknown).apply(this, args);
     opened = true;
-    const [config, values] = args;
     const plain =
       args.length <= 2 &&
       typeof values !== "function" &&
@@ -86,19 +122,11 @@ export async function withContext<T>(
         (typeof config === "object" &&
           config !== null &&
           typeof (config as { submit?: unknown }).submit !== "function" &&
-          !(config as pg.QueryConfig).name &&
           typeof (config as pg.QueryConfig).text === "string"));
     const statement: pg.QueryConfig & { rowMode?: string } =
       typeof config === "string" ? { text: config } : { ...(config as pg.QueryConfig) };
     if (Array.isArray(values)) statement.values = values;
-    if (plain && !statement.text.includes(";")) {
-      const settings = Object.entries(contextSettings(context));
-      return pipelinedQuery(
-        this,
-        [{ text: "begin", values: [] }, ...(settings.length > 0 ? [settingsStatement(settings)] : [])],
-        statement,
-      );
-    }
+    if (plain && !statement.text.includes(";")) return pipelinedQuery(this, prelude(), statement);
     send(opening(this, context)).catch(() => {}); // a failed opening fails the statement after it
     return (query as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof client.query;

@@ -6,7 +6,7 @@
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { withContext } from "../../src/db/context.ts";
+import { prepared, withContext } from "../../src/db/context.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 
 describe.each(servers())("request context on $name", (server) => {
@@ -57,6 +57,31 @@ describe.each(servers())("request context on $name", (server) => {
     expect(first.request_id).toBe("req-42");
     expect(seen.later).toEqual({ request_id: "req-42", same_transaction: true });
     expect(await idle()).toMatchObject({ request_id: null, fresh: true });
+  });
+
+  it("runs a prepared statement (prepared()) first or later, on its first use and once prepared, with the settings", async () => {
+    const probe = prepared(`${state}, $1::text as tag`, ["first"]);
+    for (const round of [1, 2, 3]) {
+      const seen = await withContext(pool, { ...context, requestId: `req-${round}` }, async (c) => {
+        const first = await c.query({ ...probe, values: [`first-${round}`] });
+        const later = await c.query({ ...probe, values: [`later-${round}`] });
+        const names = await c.query(
+          "select count(*)::int as n from pg_prepared_statements where statement like '%current_setting(''attest.request_id''%$1::text as tag%'",
+        );
+        return { first: first.rows[0], later: later.rows[0], prepared: names.rows[0].n };
+      });
+      expect(seen.first).toEqual({ request_id: `req-${round}`, tag: `first-${round}` });
+      expect(seen.later).toEqual({ request_id: `req-${round}`, tag: `later-${round}` });
+      // Prepared once on the connection, whichever way it ran.
+      expect(seen.prepared).toBe(1);
+      expect(await idle()).toMatchObject({ request_id: null, fresh: true });
+    }
+    // A prepared statement that fails as the first statement rolls the transaction back.
+    const failing = prepared("select 1 / $1::int as n", [1]);
+    await withContext(pool, context, (c) => c.query(failing));
+    await expect(withContext(pool, context, (c) => c.query({ ...failing, values: [0] }))).rejects.toThrow();
+    expect(await idle()).toMatchObject({ request_id: null, fresh: true });
+    expect((await withContext(pool, context, (c) => c.query({ ...failing, values: [1] }))).rows).toEqual([{ n: 1 }]);
   });
 
   it("commits what the transaction wrote, once, at the end", async () => {

@@ -8,6 +8,7 @@
  * and those functions' own checks decide what is seen.
  */
 import type pg from "pg";
+import { prepared } from "../../db/context.ts";
 import { API_TOKEN_NAME, ENTRY_COLUMNS, type EntryRow } from "./audit-entry.ts";
 
 export const PAGE_SIZE = 25;
@@ -225,7 +226,8 @@ async function resolveWindow(client: pg.ClientBase, f: AuditFilters, zone: strin
     chart_first: string;
     chart_last: string;
   }>(
-    `with w as (
+    prepared(
+      `with w as (
        select case when $1::text is not null then now() - $1::interval
                    when $2::text is null then null
                    else $2::timestamp at time zone $4 end as from_at,
@@ -245,7 +247,8 @@ async function resolveWindow(client: pg.ClientBase, f: AuditFilters, zone: strin
             to_char(greatest(coalesce((from_at at time zone $4)::date, last_day - 29), last_day - ${CHART_DAYS - 1}), 'YYYY-MM-DD') as chart_first,
             to_char(last_day, 'YYYY-MM-DD') as chart_last
      from c`,
-    [f.range ? RANGES[f.range].interval : null, f.range ? null : f.from || null, f.range ? null : f.to || null, zone],
+      [f.range ? RANGES[f.range].interval : null, f.range ? null : f.from || null, f.range ? null : f.to || null, zone],
+    ),
   );
   const r = rows[0];
   return {
@@ -374,12 +377,14 @@ export async function readAuditLog(
   }
   const atParams = position.kind === "at" ? [position.date, zone] : [];
   const { rows: found } = await client.query<AuditEntry & { scan_end: boolean }>(
-    `select ${PAGE_COLUMNS}, k.scan_end
-     from app_hidden.audit_find($1, ${cursorSql}, $2, $3) with ordinality as k(at, id, scan_end, n)
-     join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
-     left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
-     order by k.n`,
-    [filter, ascending, PAGE_SIZE + 1, ...atParams],
+    prepared(
+      `select ${PAGE_COLUMNS}, k.scan_end
+       from app_hidden.audit_find($1, ${cursorSql}, $2, $3) with ordinality as k(at, id, scan_end, n)
+       join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
+       left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+       order by k.n`,
+      [filter, ascending, PAGE_SIZE + 1, ...atParams],
+    ),
   );
   // Where audit_find stopped reading without a page of matches (a filter no index serves): the
   // page shows what it found and goes on from there.
@@ -418,7 +423,8 @@ export async function readAuditLog(
     latest_id: string | null;
     chain: ChainStatus | null;
   }>(
-    `select (${countSql})::text as n,
+    prepared(
+      `select (${countSql})::text as n,
        (select coalesce(json_agg(json_build_object('day', to_char(d.day, 'YYYY-MM-DD'), 'n', coalesce(c.n, 0)::int) order by d.day), '[]')
         from generate_series($1::date, $2::date, interval '1 day') as d(day)
         left join app_hidden.audit_activity_days(
@@ -439,10 +445,11 @@ export async function readAuditLog(
           select to_char(checked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as checked_at, valid,
                  entries::text, last_seq::text, first_invalid_seq::text, problem
           from app_public.current_chain_verification()) v) as chain`,
-    [
-      ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions],
-      ...(aggregatable ? [] : [filter]),
-    ],
+      [
+        ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions],
+        ...(aggregatable ? [] : [filter]),
+      ],
+    ),
   );
   const extra = rows[0];
   // In a large log, a view that stopped reading short, or a search, cannot be counted within the
