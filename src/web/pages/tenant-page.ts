@@ -159,15 +159,7 @@ export function tenantPages(options: { authPool: pg.Pool; visitorRole: string })
     const { rows } = await queryInContext<ShellRow>(
       options.authPool,
       acting,
-      (c) =>
-        `select u.id as user_id, u.email, u.name as user_name,
-                t.id as tenant_id, t.slug, t.name as tenant_name, p.name as plan_name,
-                coalesce(app_public.tenants_features(t), '{}') as features, app_public.current_tenant_role() as role,
-                coalesce((select json_agg(json_build_object('slug', o.slug, 'name', o.name, 'role', app_public.tenants_my_role(o)) order by o.name)
-                          from app_public.tenants o), '[]') as tenants
-         from app_public.current_user() u
-         left join app_public.current_tenant() t on t.slug = ${c.escapeLiteral(slug)}
-         left join app_public.plans p on p.id = t.plan_id`,
+      (c) => `select * from app_hidden.page_shell(${c.escapeLiteral(slug)})`,
     );
     const row = rows[0];
     if (!row?.user_id) return toLogin();
