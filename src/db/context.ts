@@ -55,6 +55,8 @@ export function settingsStatement(settings: ReadonlyArray<readonly [string, stri
   return {
     text: "select set_config(el->>0, el->>1, true) from json_array_elements($1::json) el",
     values: [JSON.stringify(settings)],
+    // Prepared once per connection (run alone, the settings end with their implicit transaction).
+    name: "attest_settings",
   };
 }
 

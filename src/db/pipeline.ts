@@ -32,7 +32,21 @@ const prepareValue = (pg as unknown as { utils?: { prepareValue(v: unknown): unk
 export interface Prelude {
   text: string;
   values: unknown[];
+  /**
+   * Prepared once per connection under this name, so that PostgreSQL parses and plans it once. A
+   * named prelude statement must be harmless to run on its own: it runs so once, on its first use
+   * on a connection, to be prepared.
+   */
+  name?: string;
 }
+
+interface ParsedConnection {
+  parsedStatements?: Record<string, string>;
+}
+
+/** Whether `p` is prepared on the connection under its name. */
+const preparedOn = (connection: ParsedConnection | undefined, p: Prelude): p is Prelude & { name: string } =>
+  p.name !== undefined && connection?.parsedStatements?.[p.name] === p.text;
 
 const QueryBase = pg.Query as unknown as new (
   config: pg.QueryConfig & { rowMode?: string; queryMode?: string },
@@ -53,8 +67,9 @@ class PreludedQuery extends QueryBase {
     connection.stream.cork?.();
     try {
       for (const p of this.#prelude) {
-        connection.parse({ text: p.text, name: "", types: [] });
-        connection.bind({ portal: "", statement: "", values: p.values, valueMapper: prepareValue });
+        const named = preparedOn(connection as unknown as ParsedConnection, p);
+        if (!named) connection.parse({ text: p.text, name: "", types: [] });
+        connection.bind({ portal: "", statement: named ? p.name : "", values: p.values, valueMapper: prepareValue });
         connection.execute({ portal: "", rows: 0 });
       }
       return super.submit(connection);
@@ -108,11 +123,23 @@ export function statementName(client: pg.ClientBase, name: string | undefined): 
 }
 
 /** Runs `query` (unnamed, or named and prepared on `client` already) after `prelude` in one message and one transaction. */
-export function pipelinedQuery(
+export async function pipelinedQuery(
   client: pg.ClientBase,
   prelude: Prelude[],
   query: pg.QueryConfig & { rowMode?: string },
 ): Promise<pg.QueryResult> {
+  // A named prelude statement's first use on the connection: prepared by node-postgres (which
+  // records it once PostgreSQL has parsed it), by running it alone.
+  const connection = (client as unknown as { connection?: ParsedConnection }).connection;
+  for (const p of prelude) {
+    if (p.name !== undefined && !preparedOn(connection, p)) {
+      await (pg.Client.prototype.query as (config: pg.QueryConfig) => Promise<pg.QueryResult>).call(client, {
+        name: p.name,
+        text: p.text,
+        values: p.values,
+      });
+    }
+  }
   return new Promise((resolve, reject) => {
     const submittable = new PreludedQuery(
       {
