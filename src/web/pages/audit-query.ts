@@ -412,10 +412,12 @@ export async function readAuditLog(
     !filters.q && !filters.actor && !filters.incident && !filters.surface && !filters.ip && window.hourly;
   const actions = filters.actions.length > 0 ? filters.actions : null;
   const countSql = !aggregatable
-    ? `case when app_hidden.audit_entry_count() <= ${UNBUDGETED_COUNT} then app_hidden.audit_count($7, ${COUNT_CAP + 1}) end`
+    ? `case when f.entries <= ${UNBUDGETED_COUNT} then app_hidden.audit_count($7, ${COUNT_CAP + 1}) end`
     : filters.actions.length === 0 && !window.from && !window.to
-      ? "app_hidden.audit_entry_count()"
+      ? "f.entries"
       : "app_hidden.audit_activity_total($4, $5, $6)";
+  // The log's size, latest capture number, actions (for the filter) and latest recorded
+  // verification come from one call that checks the caller once (audit_log_facts, migration 000026).
   const { rows } = await client.query<{
     n: string | null;
     days: DayCount[];
@@ -431,20 +433,8 @@ export async function readAuditLog(
                  greatest(coalesce($4::timestamptz, '-infinity'), ($1::date)::timestamp at time zone $3),
                  least(coalesce($5::timestamptz, 'infinity'), ($2::date + 1)::timestamp at time zone $3),
                  $6, $3) c(day, n) on c.day = d.day::date) as days,
-       -- A skip scan over the (tenant_id, action) index: one index probe per distinct action,
-       -- instead of reading every entry of the tenant on each page view.
-       array(with recursive actions(action) as (
-               (select e.action from app_public.audit_log e order by e.action using ~<~ limit 1)
-               union all
-               select (select e.action from app_public.audit_log e where e.action ~>~ a.action order by e.action using ~<~ limit 1)
-               from actions a where a.action is not null
-             )
-             select action from actions where action is not null) as actions,
-       (select max(e.id)::text from app_public.audit_log e where e.tenant_id = (select app_public.current_tenant_id())) as latest_id,
-       (select row_to_json(v) from (
-          select to_char(checked_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as checked_at, valid,
-                 entries::text, last_seq::text, first_invalid_seq::text, problem
-          from app_public.current_chain_verification()) v) as chain`,
+       f.actions, f.latest_id::text as latest_id, f.chain
+       from app_hidden.audit_log_facts() f`,
       [
         ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions],
         ...(aggregatable ? [] : [filter]),
