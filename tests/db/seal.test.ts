@@ -150,6 +150,52 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     expect(await verify(tenant)).toMatchObject({ valid: true, pending: "0" });
   });
 
+  it("takes the horizon right when a transaction began after its snapshot (it stopped sealing under load)", async () => {
+    // The horizon's snapshot is fixed first (REPEATABLE READ keeps it); another transaction then
+    // takes an xid, which is at or above that snapshot's xmax, and stays open while the horizon
+    // reads pg_locks. Its xid was once widened 2^32 too low: a negative horizon, nothing sealed.
+    const reader = await t.pools.owner.connect();
+    const late = await t.pools.owner.connect();
+    try {
+      await reader.query("begin isolation level repeatable read");
+      const { rows: snap } = await reader.query<{ xmax: string }>(
+        "select pg_snapshot_xmax(pg_current_snapshot())::text as xmax",
+      );
+      // Another transaction takes (and ends with) the next xid first, so that the late one's xid
+      // is above the xmax, not equal to it.
+      await t.superuser.query("select pg_current_xact_id()");
+      await late.query("begin");
+      const { rows: mine } = await late.query<{ xid: string }>("select pg_current_xact_id()::text as xid");
+      expect(BigInt(mine[0].xid)).toBeGreaterThan(BigInt(snap[0].xmax));
+      const { rows } = await reader.query<{ horizon: string }>(
+        "select app_private.audit_seal_horizon()::text as horizon",
+      );
+      expect(rows[0].horizon).toBe(snap[0].xmax);
+    } finally {
+      await late.query("rollback").catch(() => {});
+      await reader.query("rollback").catch(() => {});
+      late.release();
+      reader.release();
+    }
+  });
+
+  it("widens a 32-bit xid to the 64-bit xid nearest to the next xid, across epochs", async () => {
+    const cases: Array<[string, string, string]> = [
+      ["793082", "793077", "793082"], // began after the snapshot
+      ["793070", "793077", "793070"],
+      ["5", "4294967290", "4294967301"], // the next epoch
+      ["4294967290", String(2 ** 32 + 10), "4294967290"], // the previous epoch
+      ["100", String(3 * 2 ** 32 + 50), String(3 * 2 ** 32 + 100)],
+    ];
+    for (const [xid, near, widened] of cases) {
+      const { rows } = await t.superuser.query<{ x: string }>("select app_private.xid_widen($1::xid, $2)::text as x", [
+        xid,
+        near,
+      ]);
+      expect(rows[0].x).toBe(widened);
+    }
+  });
+
   it("keeps gapless, valid logs with concurrent writers in several tenants and two sealers", async () => {
     const tenants = [await newTenant("conc-a"), await newTenant("conc-b"), await newTenant("conc-c")];
     let writing = true;
