@@ -93,30 +93,7 @@ export async function withContext<T>(
   };
   client.query = function (this: pg.PoolClient, ...args: unknown[]) {
     const [config, values] = args;
-    // A named statement (prepared once per connection, planned once by PostgreSQL) runs under a
-    // name of pipeline.ts's (statementName), so that it can open a later transaction too.
-    if (
-      args.length <= 2 &&
-      typeof values !== "function" &&
-      typeof config === "object" &&
-      config !== null &&
-      typeof (config as { submit?: unknown }).submit !== "function" &&
-      typeof (config as pg.QueryConfig).name === "string" &&
-      typeof (config as pg.QueryConfig).text === "string"
-    ) {
-      const { name, ready } = statementName(this, (config as pg.QueryConfig).name);
-      const statement: pg.QueryConfig = { ...(config as pg.QueryConfig), name };
-      if (Array.isArray(values)) statement.values = values;
-      if (opened) return (query as (c: pg.QueryConfig) => unknown).call(this, statement);
-      opened = true;
-      // Prepared on this connection already: it goes with the opening. Its first use goes alone,
-      // after the opening, so that it is prepared for the next time.
-      if (ready) return pipelinedQuery(this, prelude(), statement);
-      send(opening(this, context)).catch(() => {});
-      return (query as (c: pg.QueryConfig) => unknown).call(this, statement);
-    }
-    if (opened) return (query as (...a: unknown[]) => unknown).apply(this, args);
-    opened = true;
+    // A statement as text or a config object (no callback, no submittable such as a cursor).
     const plain =
       args.length <= 2 &&
       typeof values !== "function" &&
@@ -125,12 +102,27 @@ export async function withContext<T>(
           config !== null &&
           typeof (config as { submit?: unknown }).submit !== "function" &&
           typeof (config as pg.QueryConfig).text === "string"));
+    if (!plain) {
+      if (!opened) {
+        opened = true;
+        send(opening(this, context)).catch(() => {}); // a failed opening fails the statement after it
+      }
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    }
     const statement: pg.QueryConfig & { rowMode?: string } =
       typeof config === "string" ? { text: config } : { ...(config as pg.QueryConfig) };
     if (Array.isArray(values)) statement.values = values;
-    if (plain && !statement.text.includes(";")) return pipelinedQuery(this, prelude(), statement);
+    // A named statement (prepared once per connection, planned once by PostgreSQL) runs under a
+    // name of pipeline.ts's (statementName), so that it can open a later transaction too. Its
+    // first use on a connection goes alone (after the opening), so that it is prepared next time.
+    let ready = true;
+    if (typeof statement.name === "string") ({ name: statement.name, ready } = statementName(this, statement.name));
+    const run = () => (query as (c: pg.QueryConfig) => unknown).call(this, statement);
+    if (opened) return run();
+    opened = true;
+    if (ready && !statement.text.includes(";")) return pipelinedQuery(this, prelude(), statement);
     send(opening(this, context)).catch(() => {}); // a failed opening fails the statement after it
-    return (query as (...a: unknown[]) => unknown).apply(this, args);
+    return run();
   } as typeof client.query;
   try {
     const result = await fn(client);
