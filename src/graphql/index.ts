@@ -86,7 +86,7 @@ const auditConditions: GraphileConfig.Plugin[] = [
     "resourceLabelContains",
     "Entries whose resource label (incident title, filename, …) contains this text, ignoring case.",
     "String",
-    // Matched with the trigram index by a function of the database (ILIKE is not leakproof, so
+    // Matched through the tenant's resource names (trigram index) by a function of the database (ILIKE is not leakproof, so
     // row-level security would keep the index from being used here).
     (e, v) =>
       sql`${e}.id in (select app_hidden.audit_label_matches(${sql.value(`%${likeEscape(v)}%`)})) and ${e}.resource_label ilike ${sql.value(`%${likeEscape(v)}%`)}`,

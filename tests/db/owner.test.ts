@@ -64,6 +64,7 @@ describe.each(servers())("the owner role on $name", (server) => {
         "app_private.audit_seal_state",
         "app_private.audit_activity_hourly",
         "app_private.audit_activity_daily",
+        "app_private.audit_label_days",
       ]),
     );
     expect(names("audited table")).toEqual(
@@ -164,6 +165,7 @@ describe.each(servers())("the owner role on $name", (server) => {
       "update app_private.audit_seal_state set last_id = 0",
       "update app_private.audit_activity_hourly set entries = entries + 1",
       "delete from app_private.audit_activity_daily",
+      "delete from app_private.audit_label_days",
       "select setval('app_private.audit_entry_id_seq', 1)",
       "alter table app_public.audit_log disable row level security",
       "alter table app_public.audit_log owner to current_user",

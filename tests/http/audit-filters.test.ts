@@ -95,7 +95,7 @@ describe.each(servers())("Audit Log filters on $name", (server) => {
     };
     if (c.q) {
       add(
-        `((action || ' ' || actor_label || ' ' || coalesce(resource_label, '')) ilike $?
+        `(action ilike $? or actor_label ilike $? or resource_label ilike $?
           or actor_label in (select u.email from app_public.memberships m join app_public.users u on u.id = m.user_id
                              where m.tenant_id = $1 and u.name ilike $?)
           or incident_id in (select i.id from app_public.incidents i where i.tenant_id = $1 and i.title ilike $?
@@ -138,7 +138,21 @@ describe.each(servers())("Audit Log filters on $name", (server) => {
   }
 
   const combo = fc.record({
-    q: fc.constantFrom("", "", "zanzibar", "ransomware", "ana@", "Larsen", "capture-1", "nothing-matches-this"),
+    q: fc.constantFrom(
+      "",
+      "",
+      "zanzibar",
+      "ransomware",
+      "RANSOM",
+      "laptop",
+      "io",
+      "early warning",
+      "ana@",
+      "Larsen",
+      "capture-1",
+      "updated",
+      "nothing-matches-this",
+    ),
     actions: fc.subarray(["incident.updated", "evidence.uploaded", "evidence.deleted", "session.signed_in"], {
       maxLength: 2,
     }),
@@ -290,7 +304,9 @@ describe.each(servers())("Audit Log filters on $name", (server) => {
           found.push(...rows.filter((r) => !r.scan_end).map((r) => r.id));
           const last = rows[rows.length - 1];
           if (!last || (!last.scan_end && rows.length < 25)) break;
-          if (c.q) expect(last.scan_end, "a search goes on through the trigram index").toBe(false);
+          // Going on moves on: the next call starts past this one's last row.
+          if (cursor)
+            expect([last.at, Number(last.id)], JSON.stringify(filter)).not.toEqual([cursor.at, Number(cursor.id)]);
           cursor = { at: last.at, id: last.id };
         }
         expect(found, JSON.stringify(filter)).toEqual(expected);

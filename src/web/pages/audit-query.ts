@@ -444,12 +444,16 @@ export async function readAuditLog(
   const extra = rows[0];
   // In a large log, a view that stopped reading short, or a search, cannot be counted within the
   // budget either (measured: the attempt and its cancellation cost ~40 ms): not tried.
+  // A first page that holds every match (nothing older, nothing left unread) is its own count.
+  const whole = position.kind === "first" && !more && !stop;
   const count: AuditCount =
     extra.n !== null
       ? capped(extra.n)
-      : stop || filters.q
-        ? { n: 0, kind: "unknown" }
-        : await budgetedCount(client, filter);
+      : whole
+        ? { n: entries.length, kind: "exact" }
+        : stop || filters.q
+          ? { n: 0, kind: "unknown" }
+          : await budgetedCount(client, filter);
   return {
     entries,
     newer,

@@ -1,0 +1,232 @@
+/**
+ * The Audit Log's search (app_hidden.audit_find with a pattern, past its first stretch
+ * app_private.audit_search, migration 000029) over a history of two and a half years, and one of
+ * many names a day: for random
+ * words, directions, start positions, windows and reading budgets, going on from call to call
+ * (scan_end cursors) yields exactly the entries a plain SQL query over the log gives, in order —
+ * across months without a match (skipped in one probe), days, names, and entries not sealed yet.
+ */
+import fc from "fast-check";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LoadedTenant, loadHistory } from "../../bench/history.ts";
+import { withContext } from "../../src/db/context.ts";
+import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
+import { sealAll } from "../helpers/seal.ts";
+
+const ENTRIES = 2400;
+const DAYS = 900;
+
+describe.each(servers())("Audit Log search on $name", (server) => {
+  let t: TestDatabase;
+  let span: LoadedTenant;
+  let dense: LoadedTenant;
+  const times = new Map<string, Array<{ at: string; id: string }>>();
+
+  beforeAll(async () => {
+    t = await createTestDatabase(server);
+    const client = new pg.Client({ connectionString: t.superUrl });
+    await client.connect();
+    try {
+      [span] = await loadHistory(client, {
+        tenants: [
+          { slug: "span", name: "Span", entries: ENTRIES },
+          { slug: "near", name: "Near", entries: 300 },
+        ],
+        days: DAYS,
+      });
+      // And a tenant with many names a day: its days are read name by name, in chunks.
+      [dense] = await loadHistory(client, { tenants: [{ slug: "dense", name: "Dense", entries: ENTRIES }], days: 12 });
+    } finally {
+      await client.end();
+    }
+    // Busy names: a dozen incidents, renamed "Hotspot …", changed in turn many times a day, then
+    // renamed again (their entries are found by the name they had, not by the incident's title) …
+    const { rows: busy } = await t.superuser.query<{ id: string }>(
+      "select id from app_public.incidents where tenant_id = $1 order by title limit 12",
+      [dense.id],
+    );
+    const ids = busy.map((b) => b.id);
+    await t.superuser.query(
+      "update app_public.incidents set title = 'Hotspot banana ' || left(id::text, 8) where id = any ($1)",
+      [ids],
+    );
+    for (let round = 0; round < 8; round++) {
+      for (const id of ids) {
+        await t.superuser.query(
+          "update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end where id = $1",
+          [id],
+        );
+      }
+    }
+    await t.superuser.query(
+      "update app_public.incidents set title = 'Cold ' || left(id::text, 8) where id = any ($1)",
+      [ids],
+    );
+    // … and then others, so that a short first stretch does not reach them.
+    await t.superuser.query(
+      `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
+       where id in (select id from app_public.incidents where tenant_id = $1 and not (id = any ($2)) limit 40)`,
+      [dense.id, ids],
+    );
+    await sealAll(t.pools.owner);
+    // Changes captured after the last seal: their entries are past the sealing cursor.
+    await t.superuser.query(
+      `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
+       where tenant_id = $1 and (title ilike '%ransomware%' or title ilike '%laptop%') and random() < 0.2`,
+      [span.id],
+    );
+    for (const tenant of [span, dense]) {
+      const { rows } = await t.superuser.query<{ at: string; id: string }>(
+        "select occurred_at::text as at, id::text from app_public.audit_log where tenant_id = $1 order by occurred_at, id",
+        [tenant.id],
+      );
+      times.set(tenant.slug, rows);
+    }
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  interface Case {
+    tenant: "span" | "dense";
+    q: string;
+    ascending: boolean;
+    scan: number;
+    start: number | null;
+    window: [number, number] | null;
+  }
+
+  /** The same search as plain SQL over the log (superuser), in reading order after the cursor. */
+  const tenantOf = (c: Case) => (c.tenant === "span" ? span : dense);
+  const timesOf = (c: Case) => times.get(c.tenant) ?? [];
+
+  async function reference(c: Case): Promise<string[]> {
+    const at = timesOf(c);
+    const cursor = c.start === null ? null : at[c.start];
+    const window = c.window ? [at[c.window[0]].at, at[c.window[1]].at] : [null, null];
+    const { rows } = await t.superuser.query<{ id: string }>(
+      `select id::text from app_public.audit_log
+       where tenant_id = $1
+         and (action ilike $2 or actor_label ilike $2 or resource_label ilike $2
+              or actor_label in (select u.email from app_public.memberships m join app_public.users u on u.id = m.user_id
+                                 where m.tenant_id = $1 and u.name ilike $2)
+              or incident_id in (select i.id from app_public.incidents i where i.tenant_id = $1 and i.title ilike $2
+                                 and (select count(*) from app_public.incidents j where j.tenant_id = $1 and j.title ilike $2) <= 50))
+         and ($3::timestamptz is null or (case when $5 then (occurred_at, id) > ($3::timestamptz, $4::bigint)
+                                              else (occurred_at, id) < ($3::timestamptz, $4::bigint) end))
+         and ($6::timestamptz is null or occurred_at >= $6::timestamptz)
+         and ($7::timestamptz is null or occurred_at < $7::timestamptz)
+       order by case when $5 then occurred_at end, case when $5 then id end,
+                occurred_at desc, id desc`,
+      [tenantOf(c).id, `%${c.q}%`, cursor?.at ?? null, cursor?.id ?? null, c.ascending, window[0], window[1]],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  const find = (filter: Record<string, unknown>, cursor: { at: string; id: string } | null, c: Case) =>
+    withContext(
+      t.pools.auth,
+      { role: t.db.roles.visitor, sessionToken: tenantOf(c).adminSession, tenant: c.tenant, surface: "sql" },
+      async (client) =>
+        (
+          await client.query<{ at: string; id: string; scan_end: boolean }>(
+            "select occurred_at::text as at, id::text, scan_end from app_hidden.audit_find($1, $2::timestamptz, $3::bigint, $4, 25, $5)",
+            [filter, cursor?.at ?? null, cursor?.id ?? null, c.ascending, c.scan],
+          )
+        ).rows,
+    );
+
+  const words = [
+    "zanzibar",
+    "ransomware",
+    "hotspot",
+    "ana",
+    "Laptop",
+    "early warning",
+    "vendor",
+    "capture-12",
+    ".pcap",
+    "ana@",
+    "Larsen",
+    "deleted",
+    "no such words here",
+    "xq",
+  ];
+  const cases = fc.record({
+    tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
+    q: fc.constantFrom(...words),
+    ascending: fc.boolean(),
+    scan: fc.constantFrom(25, 40, 120, 1000, 10_000),
+    start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
+    window: fc.option(
+      fc
+        .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
+        .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
+      { nil: null },
+    ),
+  });
+
+  /** Reads the search call after call from its start position; the entries found, in order. */
+  async function readAll(c: Case): Promise<string[]> {
+    const filter: Record<string, unknown> = { pattern: `%${c.q.replace(/[\\%_]/g, (x) => `\\${x}`)}%` };
+    const at = timesOf(c);
+    if (c.window) {
+      filter.from = at[c.window[0]].at;
+      filter.to = at[c.window[1]].at;
+    }
+    const found: string[] = [];
+    let cursor = c.start === null ? null : at[c.start];
+    for (let calls = 0; ; calls++) {
+      expect(calls, JSON.stringify(c)).toBeLessThan(200);
+      const rows = await find(filter, cursor, c);
+      found.push(...rows.filter((r) => !r.scan_end).map((r) => r.id));
+      const last = rows[rows.length - 1];
+      if (!last || (!last.scan_end && rows.length < 25)) break;
+      if (cursor) expect([last.at, last.id], JSON.stringify(c)).not.toEqual([cursor.at, cursor.id]);
+      cursor = { at: last.at, id: last.id };
+    }
+    return found;
+  }
+
+  it("finds every word from either end, with a short and a long first stretch", async () => {
+    for (const tenant of ["span", "dense"] as const) {
+      for (const q of words) {
+        for (const ascending of [false, true]) {
+          for (const scan of [25, 10_000]) {
+            const c: Case = { tenant, q, ascending, scan, start: null, window: null };
+            expect(await readAll(c), JSON.stringify(c)).toEqual(await reference(c));
+          }
+        }
+      }
+    }
+  });
+
+  it("yields exactly the matching entries in order, call after call, whatever the budget", async () => {
+    await fc.assert(
+      fc.asyncProperty(cases, async (c) => {
+        expect(await readAll(c), JSON.stringify(c)).toEqual(await reference(c));
+      }),
+      { numRuns: 100, seed: 29 },
+    );
+  });
+
+  it("keeps each day's names as the log has them, for sealed entries", async () => {
+    const { rows } = await t.superuser.query(
+      `with sealed as (
+         select e.tenant_id, (e.occurred_at at time zone 'UTC')::date as day, e.resource_label as label,
+                min(e.occurred_at) as first_at, max(e.occurred_at) as last_at, count(*)::int as entries
+         from app_public.audit_log e join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+         where e.resource_label is not null group by 1, 2, 3)
+       select * from sealed s full join (select tenant_id, day, label, first_at, last_at, entries::int from app_private.audit_label_days) d
+         using (tenant_id, day, label)
+       where s.first_at is distinct from d.first_at or s.last_at is distinct from d.last_at or s.entries is distinct from d.entries`,
+    );
+    expect(rows).toEqual([]);
+    const { rows: keyed } = await t.superuser.query(
+      `select count(*)::int as n from app_private.audit_label_days
+       where keys is distinct from app_private.audit_search_keys(tenant_id, day, show_trgm(label), true, true)`,
+    );
+    expect(keyed[0].n).toBe(0);
+  });
+});
