@@ -1,5 +1,5 @@
 --! Previous: sha1:0b822b579779cf56ae2fc21882517c099983b3ae
---! Hash: sha1:4ad4b86d334fd6e3b4b0b5b8fcc1f3e7f1970a02
+--! Hash: sha1:3e367fc24a01a8b4e4534a40a14286a2413c8cf6
 --! Message: label-search
 
 -- 000029 Label search: a search goes on through the names the pattern matches, day by day.
@@ -11,17 +11,20 @@
 -- every one of them to show the newest 25 (~0.1-0.45 s), and the index cost every captured entry
 -- some 30 trigram keys.
 --
--- Now the sealer keeps, per tenant and UTC day, the distinct resource names of the day's entries
--- (app_private.audit_label_days: the name, its first and latest entry that day, how many), with
--- the name's trigrams as keys that carry the tenant and the day (and the month):
--- hash(tenant, day, trigram). Such a key's entries in the GIN index are the few names of one
--- tenant's day, so "which of this day's names contain these trigrams" is a small lookup whatever
--- the log's size. The log itself has an ordered index by name: (tenant, resource_label, time, id).
+-- Now the worker keeps, per tenant and UTC day, the distinct resource names of the day's sealed
+-- entries (app_private.audit_label_days: the name, its first and latest entry that day, how many;
+-- app_private.name_audit_entries, after each sealing round and in a transaction of its own, so that
+-- sealing never waits for it), and indexes each name's trigrams as keys that carry the tenant and
+-- the day (and the month): hash(tenant, day, trigram), worked out by the index
+-- (app_private.audit_label_keys), not stored. Such a key's entries in the GIN index are the few
+-- names of one tenant's day, so "which of this day's names contain these trigrams" is a small
+-- lookup whatever the log's size. The log itself gets an ordered index by name: (tenant,
+-- resource_label, time, id): one B-tree entry per captured entry instead of ~30 trigram keys.
 --
 -- Past its first stretch a search (app_private.audit_search):
 --  1. reads the entries of the actions, actors (email, or people by name) and incidents (current
---     title) the pattern matches, a page at most of each, and the entries not sealed yet (not
---     among the names yet);
+--     title) the pattern matches, a page at most of each, and the entries past the names' cursor
+--     (not sealed yet, or sealed a moment ago), read directly;
 --  2. goes through the months from the cursor on (newest first, or oldest first), skipping a month
 --     in one probe when none of its names matches, and through a matching month's days; reads a
 --     day's matching names in the order of their entries nearest the cursor and, for each, its
@@ -43,26 +46,50 @@ create table app_private.audit_label_days (
   first_at timestamptz not null,
   last_at timestamptz not null,
   entries bigint not null check (entries > 0),
-  keys bigint[] not null,
   primary key (tenant_id, day, label)
 );
 comment on table app_private.audit_label_days is
-  'The distinct resource names of each tenant''s sealed audit entries per UTC day, with the first and latest entry''s time, how many, and search keys (kept by the sealer; the Audit Log''s search reads it).';
+  'The distinct resource names of each tenant''s sealed audit entries per UTC day, with the first and latest entry''s time, and how many (kept by the sealer; the Audit Log''s search reads it).';
 
-/** Search keys of trigrams in a tenant's day and month (see the migration). */
+create table app_private.audit_label_state (
+  id boolean primary key default true check (id),
+  last_xid bigint not null,
+  last_id bigint not null
+);
+comment on table app_private.audit_label_state is
+  'How far the names are kept: every sealed entry at or before (last_xid, last_id) in (xid, id) order is in audit_label_days.';
+
+/**
+ * Search keys of trigrams in a tenant's day and month (see the migration): 32-bit hashes (one that
+ * two share only costs a row checked). A plain SQL expression, so that PostgreSQL inlines it into
+ * the index of the names (which works it out for every name it indexes).
+ */
 create function app_private.audit_search_keys(p_tenant uuid, p_day date, p_trigrams text[], p_day_keys boolean, p_month_keys boolean)
-returns bigint[] language sql immutable parallel safe set search_path = pg_catalog as $$
-  select coalesce(array_agg(distinct hashtextextended(t, hashtextextended(p_tenant::text, b.bucket))), '{}')
-  from unnest(p_trigrams) t,
-       (select p_day - date '2000-01-01' as bucket where p_day_keys
-        union all
-        select -(extract(year from p_day)::int * 12 + extract(month from p_day)::int) where p_month_keys) b
+returns int[] language sql immutable parallel safe as $$
+  select array(
+    select (pg_catalog.hashtextextended(t, s.seed) % 2147483647)::int
+    from pg_catalog.unnest(p_trigrams) t,
+         (select pg_catalog.hashtextextended(p_tenant::text, p_day - date '2000-01-01') as seed where p_day_keys
+          union all
+          select pg_catalog.hashtextextended(p_tenant::text, -(extract(year from p_day)::int * 12 + extract(month from p_day)::int))
+          where p_month_keys) s)
 $$;
 
-/** The trigrams every text matching an ILIKE pattern contains (pg_trgm's, within words; none when the pattern has no three word characters in a row). */
+/** A name's search keys in its day and month: the index of the names is on them, so they are not stored. */
+create function app_private.audit_label_keys(p_tenant uuid, p_day date, p_label text) returns int[]
+language sql immutable parallel safe as $$
+  select app_private.audit_search_keys(p_tenant, p_day, public.show_trgm(p_label), true, true)
+$$;
+
+/**
+ * The trigrams every text matching an ILIKE pattern contains: pg_trgm's, within words (a word at
+ * either end of the pattern may go on in the text), of ASCII letters and digits (pg_trgm hashes
+ * the others, padding included: which of those are within a word cannot be told). None when the
+ * pattern has no three such characters in a row.
+ */
 create function app_private.audit_pattern_trigrams(p_pattern text) returns text[]
 language sql immutable parallel safe set search_path = pg_catalog, public as $$
-  select coalesce(array_agg(t), '{}') from unnest(show_trgm(p_pattern)) t where t !~ ' '
+  select coalesce(array_agg(t), '{}') from unnest(show_trgm(p_pattern)) t where t ~ '^[a-z0-9]{3}$'
 $$;
 
 -- Runs as the session's login from here: the log, its indexes and the functions below are on the
@@ -72,9 +99,8 @@ set local role none;
 -- The running sealer finishes its round first; the names are filled up to its cursor.
 select pg_advisory_xact_lock(7295061840133851321);
 
-insert into app_private.audit_label_days (tenant_id, day, label, first_at, last_at, entries, keys)
-select d.tenant_id, d.day, d.label, d.first_at, d.last_at, d.entries,
-       app_private.audit_search_keys(d.tenant_id, d.day, public.show_trgm(d.label), true, true)
+insert into app_private.audit_label_days (tenant_id, day, label, first_at, last_at, entries)
+select d.tenant_id, d.day, d.label, d.first_at, d.last_at, d.entries
 from (
   select e.tenant_id, (e.occurred_at at time zone 'UTC')::date as day, e.resource_label as label,
          min(e.occurred_at) as first_at, max(e.occurred_at) as last_at, count(*) as entries
@@ -82,9 +108,11 @@ from (
   where e.resource_label is not null and (e.xid, e.id) <= (s.last_xid, s.last_id)
   group by 1, 2, 3
 ) d;
+insert into app_private.audit_label_state (last_xid, last_id) select s.last_xid, s.last_id from app_private.audit_seal_state s;
 
 -- (the keys' index is built once they are all in)
-create index audit_label_days_keys_idx on app_private.audit_label_days using gin (keys);
+create index audit_label_days_keys_idx on app_private.audit_label_days
+  using gin (app_private.audit_label_keys(tenant_id, day, label));
 
 create index audit_log_tenant_label_idx on app_public.audit_log (tenant_id, resource_label, occurred_at desc, id desc)
   where resource_label is not null;
@@ -94,14 +122,15 @@ drop index app_public.audit_log_tenant_search_trgm_idx;
 create or replace function app_private.audit_search(
   p_tenant uuid, p_filter jsonb, p_cursor_at timestamptz, p_cursor_id bigint, p_ascending boolean, p_limit int, p_scan int)
 returns table (occurred_at timestamptz, id bigint, scan_end boolean)
-language plpgsql stable set search_path = pg_catalog, public as $$
+-- (Its probes of the names run up to a few dozen times a call: planned once, not each time.)
+language plpgsql stable set search_path = pg_catalog, public set plan_cache_mode = force_generic_plan as $$
 declare
   v_pattern text := p_filter->>'pattern';
   v_trigrams text[] := app_private.audit_pattern_trigrams(p_filter->>'pattern');
   v_dir text := case when p_ascending then 'asc' else 'desc' end;
   v_from timestamptz := (p_filter->>'from')::timestamptz;
   v_to timestamptz := (p_filter->>'to')::timestamptz;
-  v_state app_private.audit_seal_state;
+  v_state app_private.audit_label_state;
   v_actions text[];
   v_range text;
   v_cond text;
@@ -119,7 +148,8 @@ declare
   v_last date;
   v_start timestamptz;
   v_end timestamptz;
-  v_hit boolean;
+  v_days date[];
+  v_rows int;
   v_i int;
   v_chunk int;
   v_work int := 0;
@@ -127,8 +157,8 @@ declare
   v_edge timestamptz;
   v_mark record;
 begin
-  -- The cursor first: entries sealed after this are among the names read below, or past it.
-  select * into v_state from app_private.audit_seal_state;
+  -- The names' cursor first: entries named after this are among the names read below, or past it.
+  select * into v_state from app_private.audit_label_state;
   select array_agg(distinct a) into v_actions from jsonb_array_elements_text(coalesce(p_filter->'actions', '[]')) a;
 
   -- The range (tenant, window, cursor) and every condition of the filter but the pattern.
@@ -155,8 +185,9 @@ begin
   -- 1. The actions and actors (skip scans of their indexes), people by name and incidents by
   --    current title that the pattern matches: their entries, a page at most each; and the
   --    entries not sealed yet (not among the names yet).
-  select a.actors, a.incidents into v_alt_actors, v_alt_incidents
-  from app_private.audit_search_alternates(p_tenant, v_pattern) a;
+  -- (audit_find has looked the people and incidents up already.)
+  v_alt_actors := array(select jsonb_array_elements_text(p_filter->'alt_actors'));
+  v_alt_incidents := array(select jsonb_array_elements_text(p_filter->'alt_incidents'))::uuid[];
   select v_keys || coalesce(array_agg(format('e.action = %L', x.action)), '{}') into v_keys from (
     with recursive a(action) as (
       (select e.action from app_public.audit_log e where e.tenant_id = p_tenant order by e.action using ~<~ limit 1)
@@ -229,19 +260,28 @@ begin
         exit;
       end if;
       if v_month is distinct from date_trunc('month', v_day)::date then
-        -- A new month: one probe tells whether any of its names matches.
+        -- A new month: one probe tells whether any of its names matches, and on which days when
+        -- they are few (else every day of it is read).
         v_month := date_trunc('month', v_day)::date;
         v_work := v_work + 5;
-        select exists (
-          select 1 from app_private.audit_label_days l
-          where l.keys @> app_private.audit_search_keys(p_tenant, v_month, v_trigrams, false, true)
-            and l.tenant_id = p_tenant and l.day >= v_month and l.day < (v_month + interval '1 month')::date
-            and l.label ilike v_pattern)
-          into v_hit;
-        if not v_hit then
+        -- (The keys alone pick the rows: they are the tenant's month; its other conditions check.)
+        select array_agg(distinct l.day), count(*) into v_days, v_rows from (
+          select l.day from (select l.* from app_private.audit_label_days l
+                             where app_private.audit_label_keys(l.tenant_id, l.day, l.label)
+                                   @> app_private.audit_search_keys(p_tenant, v_month, v_trigrams, false, true) offset 0) l
+          where l.tenant_id = p_tenant and l.day >= v_month and l.day < (v_month + interval '1 month')::date
+            and l.label ilike v_pattern
+          limit 64) l;
+        if v_rows = 0 then
           v_day := case when p_ascending then (v_month + interval '1 month')::date else v_month - 1 end;
           continue;
+        elsif v_rows >= 64 then
+          v_days := null;
         end if;
+      end if;
+      if v_days is not null and v_day <> all (v_days) then
+        v_day := v_day + case when p_ascending then 1 else -1 end;
+        continue;
       end if;
       v_work := v_work + 5;
       select array_agg(l.label order by case when p_ascending then l.edge end, case when not p_ascending then l.edge end desc, l.label),
@@ -249,9 +289,10 @@ begin
         into v_labels, v_edges
       from (
         select l.label, case when p_ascending then greatest(l.first_at, p_cursor_at) else least(l.last_at, p_cursor_at) end as edge
-        from app_private.audit_label_days l
-        where l.keys @> app_private.audit_search_keys(p_tenant, v_day, v_trigrams, true, false)
-          and l.tenant_id = p_tenant and l.day = v_day and l.label ilike v_pattern
+        from (select l.* from app_private.audit_label_days l
+              where app_private.audit_label_keys(l.tenant_id, l.day, l.label)
+                    @> app_private.audit_search_keys(p_tenant, v_day, v_trigrams, true, false) offset 0) l
+        where l.tenant_id = p_tenant and l.day = v_day and l.label ilike v_pattern
           and (v_from is null or l.last_at >= v_from) and (v_to is null or l.first_at < v_to)
           and (p_cursor_at is null or case when p_ascending then l.last_at >= p_cursor_at else l.first_at <= p_cursor_at end)
       ) l;
@@ -312,7 +353,7 @@ revoke all on function app_private.audit_search(uuid, jsonb, timestamptz, bigint
 /**
  * Keys (occurred_at, id) of up to p_limit entries of the current tenant matching the filter, in
  * page order after the cursor (000022), reading one index range. A search reads a first stretch
- * checking the pattern on each entry and, when its matches are not found there in the first fifth
+ * checking the pattern on each entry and, when its matches are not found there in the first twentieth
  * of the stretch or not enough in all of it, goes on through app_private.audit_search (above).
  */
 create or replace function app_hidden.audit_find(
@@ -338,8 +379,8 @@ declare
   v_alt_incidents uuid[] := '{}';
   v_matched text;
   v_scan int := greatest(p_scan, p_limit);
-  -- A search that has found nothing in the first fifth of the stretch goes on through the names.
-  v_cut int := greatest(p_limit, v_scan / 5);
+  -- A search that has found nothing in the first twentieth of the stretch goes on through the names.
+  v_cut int := greatest(p_limit, v_scan / 20);
   v_stopped boolean := false;
   r record;
 begin
@@ -446,7 +487,8 @@ begin
   end if;
   -- A search with too few matches in that stretch: the rest through the names, beyond it.
   return query select * from app_private.audit_search(
-    v_tenant, p_filter, v_last_at, v_last_id, p_ascending, p_limit - v_found, v_scan);
+    v_tenant, p_filter || jsonb_build_object('alt_actors', v_alt_actors, 'alt_incidents', v_alt_incidents),
+    v_last_at, v_last_id, p_ascending, p_limit - v_found, v_scan);
 end;
 $$;
 
@@ -485,7 +527,7 @@ create or replace function app_hidden.audit_label_matches(p_pattern text) return
 language plpgsql stable security definer set search_path = pg_catalog, public as $$
 declare
   v_tenant uuid;
-  v_state app_private.audit_seal_state;
+  v_state app_private.audit_label_state;
   v_trigrams text[] := app_private.audit_pattern_trigrams(p_pattern);
   v_month date;
   v_last date;
@@ -494,7 +536,7 @@ begin
     return;
   end if;
   v_tenant := app_public.current_tenant_id();
-  select * into v_state from app_private.audit_seal_state;
+  select * into v_state from app_private.audit_label_state;
   if cardinality(v_trigrams) = 0 then
     -- No trigram to look up: every entry of the tenant is checked.
     return query select e.id from app_public.audit_log e where e.tenant_id = v_tenant and e.resource_label ilike p_pattern;
@@ -504,15 +546,16 @@ begin
   v_last := (select max(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant);
   while v_month <= v_last loop
     return query
-      select e.id from app_private.audit_label_days l
+      select e.id from (select l.* from app_private.audit_label_days l
+                        where app_private.audit_label_keys(l.tenant_id, l.day, l.label)
+                              @> app_private.audit_search_keys(v_tenant, v_month, v_trigrams, false, true) offset 0) l
       join app_public.audit_log e on e.tenant_id = l.tenant_id and e.resource_label = l.label
         and e.occurred_at >= (l.day::timestamp at time zone 'UTC') and e.occurred_at < ((l.day + 1)::timestamp at time zone 'UTC')
-      where l.keys @> app_private.audit_search_keys(v_tenant, v_month, v_trigrams, false, true)
-        and l.tenant_id = v_tenant and l.day >= v_month and l.day < (v_month + interval '1 month')::date
+      where l.tenant_id = v_tenant and l.day >= v_month and l.day < (v_month + interval '1 month')::date
         and l.label ilike p_pattern;
     v_month := (v_month + interval '1 month')::date;
   end loop;
-  -- And the entries not sealed yet.
+  -- And the entries not among the names yet.
   return query execute format(
     'select e.id from app_public.audit_log e where e.tenant_id = %L::uuid and e.xid >= %s and (e.xid, e.id) > (%2$s, %3$s)
        and e.resource_label ilike $1',
@@ -521,169 +564,57 @@ begin
 end;
 $$;
 
--- The sealer keeps the names with the rest of what it keeps per tenant.
-create or replace function app_private.seal_audit_entries(max_entries int default 50000)
-returns table (tenant_id uuid, tree_size bigint, root_hash bytea, sealed bigint)
-language plpgsql volatile security definer set search_path = pg_catalog, public set work_mem = '64MB' as $$
+/**
+ * Keeps the names of up to max_entries sealed entries past the names' cursor, in (xid, id) order,
+ * and moves the cursor (called by the worker after each sealing round, in a transaction of its
+ * own: sealing does not wait for the search's bookkeeping). Returns how many entries it read.
+ */
+create or replace function app_private.name_audit_entries(max_entries int default 50000) returns bigint
+language plpgsql volatile security definer set search_path = pg_catalog, public as $$
 declare
-  v_horizon bigint;
-  v_state app_private.audit_seal_state;
-  r record;
-  v_tenant uuid := null;
-  v_size bigint;
-  v_base bigint;
-  v_start int;
-  v_frontier bytea[];
-  v_leaf bytea;
-  v_carry bytea;
-  v_nodes bytea;
-  v_link text;
-  h int;
-  n int := 0;
-  a_tenant uuid[] := '{}';
-  a_seq bigint[] := '{}';
-  a_entry bigint[] := '{}';
-  a_incident uuid[] := '{}';
-  a_leaf bytea[] := '{}';
-  a_nodes bytea[] := '{}';
-  a_prev text[] := '{}';
-  a_action text[] := '{}';
-  a_at timestamptz[] := '{}';
-  a_actor text[] := '{}';
-  a_label text[] := '{}';
-  t_tenant uuid[] := '{}';
-  t_size bigint[] := '{}';
-  t_frontier text[] := '{}';
-  t_sealed bigint[] := '{}';
+  v_seal app_private.audit_seal_state;
+  v_state app_private.audit_label_state;
+  v_n bigint;
   v_last_xid bigint;
   v_last_id bigint;
 begin
-  if current_setting('transaction_isolation') <> 'read committed' then
-    raise exception 'the sealer runs in READ COMMITTED (each statement must see what committed before it)'
-      using errcode = '25001';
+  -- One at a time; a second one waits here and then goes on from the first one's cursor.
+  perform pg_advisory_xact_lock(7295061840133851322);
+  select * into v_seal from app_private.audit_seal_state;
+  select * into v_state from app_private.audit_label_state;
+  if (v_state.last_xid, v_state.last_id) >= (v_seal.last_xid, v_seal.last_id) then
+    return 0;
   end if;
-  -- One sealer at a time; a second one waits here and then continues from the first one's cursor.
-  perform pg_advisory_xact_lock(7295061840133851321);
-  select * into v_state from app_private.audit_seal_state;
-  -- Nothing past the cursor: nothing to seal (and no need for the horizon, which costs more).
-  if not exists (select 1 from app_public.audit_log e where (e.xid, e.id) > (v_state.last_xid, v_state.last_id)) then
-    return;
-  end if;
-  -- Every transaction below the horizon has ended: its entries are all visible now, or never.
-  v_horizon := app_private.audit_seal_horizon();
-  v_last_xid := v_state.last_xid;
-  v_last_id := v_state.last_id;
-
-  for r in
+  -- The cursors as literals: the planner then reads the entries between them by the seal order.
+  execute format($q$
     with batch as (
-      select e.tenant_id, e.id, e.xid, e.incident_id
+      select e.tenant_id, e.xid, e.id, e.occurred_at, e.resource_label
       from app_public.audit_log e
-      where (e.xid, e.id) > (v_state.last_xid, v_state.last_id) and e.xid < v_horizon
+      where e.xid >= %1$s and (e.xid, e.id) > (%1$s, %2$s) and (e.xid, e.id) <= (%3$s, %4$s)
       order by e.xid, e.id
-      limit max_entries
-    ), numbered as (
-      select b.*, coalesce(t.size, 0) + row_number() over (partition by b.tenant_id order by b.xid, b.id) as seq
-      from batch b left join app_private.audit_trees t on t.tenant_id = b.tenant_id
-    ), linked as (
-      select nb.*, lag(nb.seq) over (partition by nb.tenant_id, nb.incident_id order by nb.seq) as pseq
-      from numbered nb
-    ), ordered as (
-      select * from linked order by tenant_id, seq
+      limit $1
+    ), named as (
+      insert into app_private.audit_label_days as l (tenant_id, day, label, first_at, last_at, entries)
+      select b.tenant_id, (b.occurred_at at time zone 'UTC')::date, b.resource_label, min(b.occurred_at), max(b.occurred_at), count(*)
+      from batch b where b.resource_label is not null
+      group by 1, 2, 3
+      on conflict on constraint audit_label_days_pkey
+        do update set first_at = least(l.first_at, excluded.first_at), last_at = greatest(l.last_at, excluded.last_at),
+                      entries = l.entries + excluded.entries
     )
-    -- The entries' bodies are built last, from the rows found again by their key: the sorts above
-    -- move narrow rows (sorting the bodies took about half of a round).
-    select l.tenant_id, l.id, l.xid, l.incident_id, l.seq, l.pseq, e.action, e.occurred_at, e.actor_label, e.resource_label,
-           app_private.audit_entry_body(e) as body,
-           case when l.incident_id is not null and l.pseq is null then
-             (select x.seq || ' ' || encode(x.leaf_hash, 'hex') from app_hidden.audit_leaves x
-               where x.tenant_id = l.tenant_id and x.incident_id = l.incident_id
-               order by x.seq desc limit 1)
-           end as stored_prev
-    from ordered l
-    join app_public.audit_log e on e.tenant_id = l.tenant_id and e.id = l.id
-    order by l.tenant_id, l.seq
-  loop
-    if v_tenant is distinct from r.tenant_id then
-      if v_tenant is not null then
-        t_tenant := t_tenant || v_tenant; t_size := t_size || v_size; t_frontier := t_frontier || v_frontier::text;
-        t_sealed := t_sealed || (v_size - v_base);
-      end if;
-      v_tenant := r.tenant_id;
-      select t.size, t.frontier into v_size, v_frontier from app_private.audit_trees t where t.tenant_id = r.tenant_id;
-      v_size := coalesce(v_size, 0);
-      v_frontier := coalesce(v_frontier, '{}');
-      v_base := v_size;
-      v_start := n;
-    end if;
-    v_link := case
-      when r.incident_id is null then null
-      when r.pseq is not null then r.pseq || ' ' || encode(a_leaf[(v_start + (r.pseq - v_base))::int], 'hex')
-      else coalesce(r.stored_prev, 'none')
-    end;
-    v_leaf := sha256('\x00'::bytea || app_private.audit_leaf_bytes(r.seq, v_link, r.body));
-    v_carry := v_leaf;
-    v_nodes := '\x';
-    h := 0;
-    while (v_size >> h) & 1 = 1 loop
-      v_carry := sha256('\x01'::bytea || v_frontier[h + 1] || v_carry);
-      v_nodes := v_nodes || v_carry;
-      v_frontier[h + 1] := null;
-      h := h + 1;
-    end loop;
-    v_frontier[h + 1] := v_carry;
-    v_size := v_size + 1;
-    n := n + 1;
-    a_tenant[n] := r.tenant_id; a_seq[n] := r.seq; a_entry[n] := r.id; a_incident[n] := r.incident_id;
-    a_leaf[n] := v_leaf; a_nodes[n] := v_nodes; a_prev[n] := v_link;
-    a_action[n] := r.action; a_at[n] := r.occurred_at; a_actor[n] := r.actor_label; a_label[n] := r.resource_label;
-    if (r.xid, r.id) > (v_last_xid, v_last_id) then
-      v_last_xid := r.xid;
-      v_last_id := r.id;
-    end if;
-  end loop;
-  if n = 0 then
-    return;
+    select count(*), (array_agg(b.xid order by b.xid desc, b.id desc))[1], (array_agg(b.id order by b.xid desc, b.id desc))[1]
+    from batch b$q$,
+    v_state.last_xid, v_state.last_id, v_seal.last_xid, v_seal.last_id)
+    into v_n, v_last_xid, v_last_id using max_entries;
+  if v_n > 0 then
+    update app_private.audit_label_state set last_xid = v_last_xid, last_id = v_last_id;
   end if;
-  t_tenant := t_tenant || v_tenant; t_size := t_size || v_size; t_frontier := t_frontier || v_frontier::text;
-  t_sealed := t_sealed || (v_size - v_base);
-
-  insert into app_hidden.audit_leaves (tenant_id, seq, entry_id, incident_id, leaf_hash, nodes, incident_prev)
-  select * from unnest(a_tenant, a_seq, a_entry, a_incident, a_leaf, a_nodes, a_prev);
-  insert into app_private.audit_trees as t (tenant_id, size, frontier)
-  select u.tenant_id, u.size, u.frontier::bytea[] from unnest(t_tenant, t_size, t_frontier) as u(tenant_id, size, frontier)
-  on conflict on constraint audit_trees_pkey do update set size = excluded.size, frontier = excluded.frontier, updated_at = now();
-  update app_private.audit_seal_state set last_xid = v_last_xid, last_id = v_last_id;
-  -- What the pages' chart and counts and the reporting views read instead of scanning the log.
-  insert into app_private.audit_activity_hourly as a (tenant_id, hour, action, entries)
-  select u.tenant_id, date_trunc('hour', u.at, 'UTC'), u.action, count(*)
-  from unnest(a_tenant, a_action, a_at) as u(tenant_id, action, at)
-  group by 1, 2, 3
-  on conflict on constraint audit_activity_hourly_pkey do update set entries = a.entries + excluded.entries;
-  insert into app_private.audit_activity_daily as a (tenant_id, day, action, actor_label, entries, last_at)
-  select u.tenant_id, (u.at at time zone 'UTC')::date, u.action, u.actor, count(*), max(u.at)
-  from unnest(a_tenant, a_action, a_at, a_actor) as u(tenant_id, action, at, actor)
-  group by 1, 2, 3, 4
-  on conflict on constraint audit_activity_daily_pkey
-    do update set entries = a.entries + excluded.entries, last_at = greatest(a.last_at, excluded.last_at);
-  -- The resource names per day, for the Audit Log's search (their keys are worked out once, for a new name).
-  insert into app_private.audit_label_days as l (tenant_id, day, label, first_at, last_at, entries, keys)
-  select d.tenant_id, d.day, d.label, d.first_at, d.last_at, d.entries,
-         case when not exists (select 1 from app_private.audit_label_days x
-                               where x.tenant_id = d.tenant_id and x.day = d.day and x.label = d.label)
-              then app_private.audit_search_keys(d.tenant_id, d.day, show_trgm(d.label), true, true) else '{}' end
-  from (select u.tenant_id, (u.at at time zone 'UTC')::date as day, u.label, min(u.at) as first_at, max(u.at) as last_at,
-               count(*) as entries
-        from unnest(a_tenant, a_label, a_at) as u(tenant_id, label, at)
-        where u.label is not null
-        group by 1, 2, 3) d
-  on conflict on constraint audit_label_days_pkey
-    do update set first_at = least(l.first_at, excluded.first_at), last_at = greatest(l.last_at, excluded.last_at),
-                  entries = l.entries + excluded.entries;
-
-  return query
-    select u.tenant_id, u.size, app_private.audit_frontier_root(u.frontier::bytea[]), u.sealed
-    from unnest(t_tenant, t_size, t_frontier, t_sealed) as u(tenant_id, size, frontier, sealed);
+  return v_n;
 end;
 $$;
+comment on function app_private.name_audit_entries(int) is
+  'Keeps the resource names of sealed audit entries per tenant and day for the Audit Log''s search (the worker calls it after sealing).';
+revoke all on function app_private.name_audit_entries(int) from public;
+grant execute on function app_private.name_audit_entries(int) to :DATABASE_SEALER;
 
 set local role :DATABASE_OWNER;

@@ -119,6 +119,16 @@ export async function sealOnce(
   }
 }
 
+/**
+ * Keeps the resource names of up to `maxEntries` sealed entries for the Audit Log's search
+ * (app_private.name_audit_entries, migration 000029), in a transaction of its own after sealing:
+ * sealing never waits for it. Returns how many entries it read (0: the names are up to date).
+ */
+export async function nameOnce(pool: pg.Pool, maxEntries = 50_000): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>("select app_private.name_audit_entries($1) as n", [maxEntries]);
+  return Number(rows[0].n);
+}
+
 export interface RunningSealer {
   /** Stops after the running round and signs the heads it had deferred. */
   stop(): Promise<void>;
@@ -168,7 +178,8 @@ export function startSealer(options: {
           keyReadAt = Date.now();
         }
         const result = await sealOnce(options.pool, { key, originPrefix: options.originPrefix, maxEntries, pacing });
-        if (result.sealed >= maxEntries) pause = 0;
+        const named = await nameOnce(options.pool, maxEntries);
+        if (result.sealed >= maxEntries || named >= maxEntries) pause = 0;
       } catch (error) {
         key = null;
         if (!stopped) options.log.warn("Sealing audit entries failed; retrying", { error: (error as Error).message });

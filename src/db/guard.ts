@@ -5,7 +5,7 @@
  *
  * 1. works out the audit path from the catalog, not from a list kept by hand: the log's tables
  *    (audit_log, audit_leaves, audit_checkpoints, audit_trees, audit_seal_state, and the activity the
- *    sealer keeps for the pages and reports: audit_activity_hourly/daily, audit_label_days), the audited
+ *    sealer keeps for the pages and reports: audit_activity_hourly/daily, and the search's audit_label_days/state), the audited
  *    tables (those with a capture trigger), every function their triggers and the log's policies
  *    call, every SECURITY DEFINER function that reads or writes the log's tables, and, closing
  *    over their source, every app function those call (`app_private.audit_path()` lists it);
@@ -38,7 +38,7 @@ language sql stable set search_path = pg_catalog as $$
     where (n.nspname, c.relname) in (('app_public', 'audit_log'), ('app_hidden', 'audit_leaves'),
       ('app_public', 'audit_checkpoints'), ('app_private', 'audit_trees'), ('app_private', 'audit_seal_state'),
       ('app_private', 'audit_activity_hourly'), ('app_private', 'audit_activity_daily'),
-      ('app_private', 'audit_label_days'))
+      ('app_private', 'audit_label_days'), ('app_private', 'audit_label_state'))
   ),
   audited_tables as (
     select distinct t.tgrelid as oid from pg_trigger t

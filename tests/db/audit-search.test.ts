@@ -10,9 +10,11 @@ import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LoadedTenant, loadHistory } from "../../bench/history.ts";
+import { activeSigningKey } from "../../src/audit/keys.ts";
+import { sealOnce } from "../../src/audit/sealer.ts";
 import { withContext } from "../../src/db/context.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
-import { sealAll } from "../helpers/seal.ts";
+import { sealAll, TEST_ORIGIN } from "../helpers/seal.ts";
 
 const ENTRIES = 2400;
 const DAYS = 900;
@@ -70,12 +72,18 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       [dense.id, ids],
     );
     await sealAll(t.pools.owner);
-    // Changes captured after the last seal: their entries are past the sealing cursor.
-    await t.superuser.query(
-      `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
-       where tenant_id = $1 and (title ilike '%ransomware%' or title ilike '%laptop%') and random() < 0.2`,
-      [span.id],
-    );
+    // Changes sealed but not yet named, and changes not sealed yet: both past the names' cursor.
+    const change = (where: string) =>
+      t.superuser.query(
+        `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
+         where tenant_id = $1 and ${where} and random() < 0.2`,
+        [span.id],
+      );
+    await change("title ilike '%laptop%'");
+    expect(
+      (await sealOnce(t.pools.owner, { key: await activeSigningKey(t.pools.owner), originPrefix: TEST_ORIGIN })).sealed,
+    ).toBeGreaterThan(0);
+    await change("(title ilike '%ransomware%' or title ilike '%laptop%')");
     for (const tenant of [span, dense]) {
       const { rows } = await t.superuser.query<{ at: string; id: string }>(
         "select occurred_at::text as at, id::text from app_public.audit_log where tenant_id = $1 order by occurred_at, id",
@@ -211,22 +219,60 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     );
   });
 
-  it("keeps each day's names as the log has them, for sealed entries", async () => {
+  it("keeps each day's names as the log has them, up to the names' cursor (and that cursor within the sealed)", async () => {
+    const { rows: cursors } = await t.superuser.query(
+      `select (n.last_xid, n.last_id) <= (s.last_xid, s.last_id) as within,
+              (n.last_xid, n.last_id) < (s.last_xid, s.last_id) as behind
+       from app_private.audit_label_state n, app_private.audit_seal_state s`,
+    );
+    expect(cursors[0]).toEqual({ within: true, behind: true }); // (one round was sealed and not named)
     const { rows } = await t.superuser.query(
       `with sealed as (
          select e.tenant_id, (e.occurred_at at time zone 'UTC')::date as day, e.resource_label as label,
                 min(e.occurred_at) as first_at, max(e.occurred_at) as last_at, count(*)::int as entries
-         from app_public.audit_log e join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
-         where e.resource_label is not null group by 1, 2, 3)
+         from app_public.audit_log e, app_private.audit_label_state n
+         where (e.xid, e.id) <= (n.last_xid, n.last_id) and e.resource_label is not null group by 1, 2, 3)
        select * from sealed s full join (select tenant_id, day, label, first_at, last_at, entries::int from app_private.audit_label_days) d
          using (tenant_id, day, label)
        where s.first_at is distinct from d.first_at or s.last_at is distinct from d.last_at or s.entries is distinct from d.entries`,
     );
     expect(rows).toEqual([]);
-    const { rows: keyed } = await t.superuser.query(
-      `select count(*)::int as n from app_private.audit_label_days
-       where keys is distinct from app_private.audit_search_keys(tenant_id, day, show_trgm(label), true, true)`,
+  });
+
+  it("finds a name by any part of it: the keys of a pattern are among the keys of every name it matches", async () => {
+    // Names and patterns of any characters; the pattern is a piece of the name in any case.
+    const named = fc
+      .tuple(
+        fc.string({ unit: fc.constantFrom(..."aAbBcCäÄ1 2-._%\\#éÉßİıΣσς"), maxLength: 24 }),
+        fc.nat(),
+        fc.nat(),
+        fc.boolean(),
+      )
+      .map(([label, i, j, upper]) => {
+        const a = Math.min(i % (label.length + 1), j % (label.length + 1));
+        const b = Math.max(i % (label.length + 1), j % (label.length + 1));
+        const piece = label.slice(a, b);
+        return { label, piece: upper ? piece.toUpperCase() : piece.toLowerCase() };
+      });
+    await fc.assert(
+      fc.asyncProperty(
+        named,
+        fc.date({ min: new Date("2001-01-01"), max: new Date("2090-01-01"), noInvalidDate: true }),
+        async (n, day) => {
+          const pattern = `%${n.piece.replace(/[\\%_]/g, (x) => `\\${x}`)}%`;
+          const { rows } = await t.superuser.query<{ matches: boolean; day_keys: boolean; month_keys: boolean }>(
+            `select $2 ilike $3 as matches,
+                  app_private.audit_label_keys($1, $4::date, $2)
+                    @> app_private.audit_search_keys($1, $4::date, app_private.audit_pattern_trigrams($3), true, false) as day_keys,
+                  app_private.audit_label_keys($1, $4::date, $2)
+                    @> app_private.audit_search_keys($1, date_trunc('month', $4::date)::date, app_private.audit_pattern_trigrams($3), false, true) as month_keys`,
+            [span.id, n.label, pattern, day.toISOString().slice(0, 10)],
+          );
+          if (rows[0].matches)
+            expect([rows[0].day_keys, rows[0].month_keys], JSON.stringify({ ...n, pattern })).toEqual([true, true]);
+        },
+      ),
+      { numRuns: 400, seed: 3 },
     );
-    expect(keyed[0].n).toBe(0);
   });
 });

@@ -65,6 +65,7 @@ describe.each(servers())("the owner role on $name", (server) => {
         "app_private.audit_activity_hourly",
         "app_private.audit_activity_daily",
         "app_private.audit_label_days",
+        "app_private.audit_label_state",
       ]),
     );
     expect(names("audited table")).toEqual(
@@ -84,6 +85,7 @@ describe.each(servers())("the owner role on $name", (server) => {
         "app_public.current_tenant_id()",
         "app_hidden.audit_log_readable()",
         "app_private.seal_audit_entries(integer)",
+        "app_private.name_audit_entries(integer)",
         "app_private.audit_entry_body(app_public.audit_log)",
         "app_private.verify_audit_log(uuid)",
       ]),
@@ -166,6 +168,7 @@ describe.each(servers())("the owner role on $name", (server) => {
       "update app_private.audit_activity_hourly set entries = entries + 1",
       "delete from app_private.audit_activity_daily",
       "delete from app_private.audit_label_days",
+      "update app_private.audit_label_state set last_id = 0",
       "select setval('app_private.audit_entry_id_seq', 1)",
       "alter table app_public.audit_log disable row level security",
       "alter table app_public.audit_log owner to current_user",

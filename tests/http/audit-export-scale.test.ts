@@ -39,7 +39,7 @@ describe("audit log export at scale", () => {
       await client.query("set local session_replication_role = replica");
       await client.query(
         `drop index app_public.audit_log_tenant_time_idx, app_public.audit_log_tenant_action_idx,
-                    app_public.audit_log_tenant_actor_idx, app_public.audit_log_tenant_search_trgm_idx`,
+                    app_public.audit_log_tenant_actor_idx, app_public.audit_log_tenant_label_idx`,
       );
       await client.query(
         `insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action, resource_type,
