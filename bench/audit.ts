@@ -7,11 +7,12 @@
  *     the capture trigger disabled), alternated; prints tps and audited ÷ plain (targets ≥ 0.80 over
  *     50 tenants, ≥ 0.75 in one).
  *  2. no tenant lock: one transaction holds an audited write in tenant T open; another writer of T
- *     commits meanwhile; prints how long it waited (target < 50 ms).
+ *     commits 20 writes meanwhile (lock_timeout 50 ms: a lock wait that long fails), and the same 20
+ *     without the open transaction; prints both and the delay (median difference; target < 50 ms).
  *  3. seal latency at a fixed rate (pgbench --rate, default 1,000 writes/s): commit of the sealer's
  *     round − capture time of each entry; p50/p99 (target p99 ≤ 2 s).
  *  4. backlog catch-up: N entries captured with the sealer stopped, then sealed; entries/s
- *     (target ≥ 50,000/s).
+ *     (target ≥ 50,000/s); then their names kept for the search, as the worker does after sealing.
  *  5. SQL verification of a tenant (app_public.verify_audit_chain): entries/s (target ≥ 200,000/s).
  *  6. one statement changing N rows of one tenant, audited ÷ plain, for growing N (target ≤ 3×
  *     at 200,000, growing linearly).
@@ -176,26 +177,46 @@ try {
   }
   await sealEverything();
 
-  // 2. No tenant lock.
+  // 2. No tenant lock. A single write's time is mostly its commit's flush (tens of ms on a slow
+  // disk), so the same writes are timed without the open transaction too, and each write runs with
+  // lock_timeout = 50 ms: one that had to wait that long for the open transaction would fail.
   if (ONLY.has("2")) {
     const tenant = (await su.query("select id from bench.tenants where n = 1")).rows[0].id;
-    const holder = await su.connect();
-    const waits: number[] = [];
-    try {
-      await holder.query("begin");
-      await holder.query("insert into app_public.incidents (tenant_id, title) values ($1, 'held open')", [tenant]);
+    const writer = await su.connect();
+    const timedWrites = async () => {
+      const times: number[] = [];
       for (let i = 0; i < 20; i++) {
         const t0 = performance.now();
-        await su.query("insert into app_public.incidents (tenant_id, title) values ($1, 'second writer')", [tenant]);
-        waits.push(performance.now() - t0);
+        await writer.query("insert into app_public.incidents (tenant_id, title) values ($1, 'second writer')", [
+          tenant,
+        ]);
+        times.push(performance.now() - t0);
       }
+      return times;
+    };
+    const holder = await su.connect();
+    let alone: number[] = [];
+    let beside: number[] = [];
+    let blocked = 0;
+    try {
+      await writer.query("set lock_timeout = '50ms'");
+      alone = await timedWrites();
+      await holder.query("begin");
+      await holder.query("insert into app_public.incidents (tenant_id, title) values ($1, 'held open')", [tenant]);
+      beside = await timedWrites().catch((error) => {
+        if ((error as { code?: string }).code !== "55P03") throw error;
+        blocked++;
+        return [];
+      });
       await holder.query("commit");
     } finally {
+      await writer.query("reset lock_timeout").catch(() => {});
       holder.release();
+      writer.release();
     }
-    const worst = Math.max(...waits);
+    const delay = blocked > 0 ? Number.POSITIVE_INFINITY : median(beside) - median(alone);
     out(
-      `\n2. another writer of a tenant while a transaction holds an audited write there open: max ${fmt(worst, 1)} ms per write (target < 50 ms) ${worst < 50 ? "MET" : "NOT MET"}`,
+      `\n2. another writer of a tenant while a transaction holds an audited write there open: ${blocked > 0 ? "a write waited ≥ 50 ms for a lock" : "no write waited 50 ms for a lock"}; per write (20 each) median ${fmt(median(beside), 1)} / max ${fmt(Math.max(...beside), 1)} ms, without the open transaction ${fmt(median(alone), 1)} / ${fmt(Math.max(...alone), 1)} ms: delay ${fmt(delay, 1)} ms (target < 50 ms) ${delay < 50 ? "MET" : "NOT MET"}`,
     );
   }
 
