@@ -1,5 +1,5 @@
 --! Previous: sha1:0b822b579779cf56ae2fc21882517c099983b3ae
---! Hash: sha1:3e367fc24a01a8b4e4534a40a14286a2413c8cf6
+--! Hash: sha1:b4d0cbf490a19684061bb28791bd93d55283fc11
 --! Message: label-search
 
 -- 000029 Label search: a search goes on through the names the pattern matches, day by day.
@@ -184,7 +184,7 @@ begin
 
   -- 1. The actions and actors (skip scans of their indexes), people by name and incidents by
   --    current title that the pattern matches: their entries, a page at most each; and the
-  --    entries not sealed yet (not among the names yet).
+  --    entries past the names' cursor (not among the names yet).
   -- (audit_find has looked the people and incidents up already.)
   v_alt_actors := array(select jsonb_array_elements_text(p_filter->'alt_actors'));
   v_alt_incidents := array(select jsonb_array_elements_text(p_filter->'alt_incidents'))::uuid[];
