@@ -160,6 +160,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     "deleted",
     "no such words here",
     "xq",
+    "e",
+    "cold",
   ];
   const cases = fc.record({
     tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
