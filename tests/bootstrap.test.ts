@@ -206,7 +206,10 @@ describe("npm start", () => {
     const url = await first.ready();
     expect(first.output).toContain("owner@demo.test");
     expect(first.output).toContain('password "attest-demo"');
-    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const firstHealth = await fetch(`${url}/healthz`).catch((error) => {
+      throw new Error(`${(error as Error).message}: ${(error as { cause?: Error }).cause?.message}\n${first.output}`);
+    });
+    expect(firstHealth.status).toBe(200);
     const entries = await auditCount();
     expect(entries).toBeGreaterThan(200);
 
@@ -217,7 +220,10 @@ describe("npm start", () => {
     await second.ready();
     expect(second.output).toContain("Reusing the embedded PostgreSQL");
     expect(second.output).not.toContain("Seeding");
-    const health = await fetch(`${url}/healthz`);
+    const health = await fetch(`${url}/healthz`).catch((error) => {
+      // (Once seen under the whole suite's load: say what the restarted process printed.)
+      throw new Error(`${(error as Error).message}: ${(error as { cause?: Error }).cause?.message}\n${second.output}`);
+    });
     expect(health.status).toBe(200);
     expect(health.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
     expect(await auditCount()).toBe(entries);
