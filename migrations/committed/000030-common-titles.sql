@@ -1,5 +1,5 @@
---! Previous: sha1:b4d0cbf490a19684061bb28791bd93d55283fc11
---! Hash: sha1:d8c0eda8e2b125cd33ecdb8e36f5ed17fccac1dd
+--! Previous: sha1:16b24904c097d62dfb0eae7f878d0f3e42f3af85
+--! Hash: sha1:60bb52c2a39a83dc820cd0071739fb68aa14b662
 --! Message: common-titles
 
 -- 000030 Common titles: a search that matches many incident titles learns it from a sample.
