@@ -7,7 +7,7 @@
  * The entries are made through a bulk path: one INSERT of a million rows straight into the log by
  * a superuser with triggers off (session_replication_role = replica), which only a superuser can
  * do, after dropping the log's secondary indexes in this throwaway database (the export reads the
- * log by its primary key; building a trigram index over a million rows would take minutes). The
+ * log by its primary key; maintaining its indexes over a million rows would take minutes). The
  * entries are left pending (not sealed): the export does not need positions. Runs on
  * PostgreSQL 18 (the server `npm start` runs) to stay within a minute. The heap is measured after
  * a forced garbage collection, so what it shows is what the server retains.
