@@ -1,5 +1,5 @@
 --! Previous: sha1:0b822b579779cf56ae2fc21882517c099983b3ae
---! Hash: sha1:16b24904c097d62dfb0eae7f878d0f3e42f3af85
+--! Hash: sha1:2a5805b383d3887b6f0ed63b64749342df4acdbc
 --! Message: label-search
 
 -- 000029 Label search: a search goes on through the names the pattern matches, day by day.
@@ -164,26 +164,21 @@ begin
   select * into v_state from app_private.audit_label_state;
   select array_agg(distinct a) into v_actions from jsonb_array_elements_text(coalesce(p_filter->'actions', '[]')) a;
 
-  -- The range (tenant, window, cursor) and every condition of the filter but the pattern.
+  -- The range (tenant, window, cursor), and with it every condition of the filter but the
+  -- pattern (app_private.audit_filter_sql: the window, actor, incident, surface, IP, capture numbers).
   v_range := format('e.tenant_id = %L::uuid', p_tenant);
+  if p_cursor_at is not null then
+    v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
+      case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
+  end if;
+  v_cond := v_range || ' and ' || app_private.audit_filter_sql(p_filter)
+    || case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end;
   if v_from is not null then
     v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', v_from);
   end if;
   if v_to is not null then
     v_range := v_range || format(' and e.occurred_at < %L::timestamptz', v_to);
   end if;
-  if p_cursor_at is not null then
-    v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
-      case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
-  end if;
-  v_cond := v_range
-    || coalesce(' and e.incident_id = ' || quote_literal(p_filter->>'incident') || '::uuid', '')
-    || coalesce(' and e.actor_label = ' || quote_literal(p_filter->>'actor'), '')
-    || coalesce(' and e.ip = ' || quote_literal(p_filter->>'ip') || '::inet', '')
-    || coalesce(' and e.surface = ' || quote_literal(p_filter->>'surface'), '')
-    || coalesce(' and e.id > ' || quote_literal(p_filter->>'after_id') || '::bigint', '')
-    || coalesce(' and e.id <= ' || quote_literal(p_filter->>'through_id') || '::bigint', '')
-    || case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end;
 
   -- 1. The actions and actors (skip scans of their indexes), people by name and incidents by
   --    current title that the pattern matches: their entries, a page at most each; and the

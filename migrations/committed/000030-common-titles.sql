@@ -1,5 +1,5 @@
---! Previous: sha1:16b24904c097d62dfb0eae7f878d0f3e42f3af85
---! Hash: sha1:60bb52c2a39a83dc820cd0071739fb68aa14b662
+--! Previous: sha1:2a5805b383d3887b6f0ed63b64749342df4acdbc
+--! Hash: sha1:a0fd5571d8ef46b18cbdad042a6db49d80d77845
 --! Message: common-titles
 
 -- 000030 Common titles: a search that matches many incident titles learns it from a sample.
