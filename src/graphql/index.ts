@@ -22,13 +22,13 @@ import { grafserv } from "postgraphile/grafserv/koa/v3";
 import { GraphQLError, type GraphQLFormattedError } from "postgraphile/graphql";
 import { sql } from "postgraphile/pg-sql2";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
-import { addPgTableCondition } from "postgraphile/utils";
 import { type ActingContext, contextSettings, openingSql, settingsStatement } from "../db/context.ts";
 import { type Prelude, pipelinedQuery, statementName } from "../db/pipeline.ts";
 import type { Logger } from "../log.ts";
 import { isSameOrigin } from "../web/csrf.ts";
 import { fromDatabaseError } from "../web/errors.ts";
 import { actingContext, credentialsOf } from "../web/request-context.ts";
+import { AuditLogOrderPlugin, AuditLogSearchPlugin, auditConditions, NEWEST_FIRST } from "./audit-log.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 export const GRAPHIQL_PATH = "/graphiql";
@@ -42,68 +42,7 @@ declare module "koa" {
   }
 }
 
-const likeEscape = (value: string) => value.replace(/[\\%_]/g, (c) => `\\${c}`);
-
 type SqlFragment = ReturnType<typeof sql.identifier>;
-
-/** One extra `condition` field on the audit log: `where` builds the SQL for a given value. */
-function auditCondition(
-  name: string,
-  description: string,
-  type: "String" | "Datetime",
-  where: (alias: SqlFragment, value: string) => SqlFragment,
-): GraphileConfig.Plugin {
-  return addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, name, (build) => ({
-    type: (type === "String" ? build.graphql.GraphQLString : build.getTypeByName("Datetime")) as never,
-    description,
-    apply(condition: { alias: unknown; where(s: unknown): void }, value: unknown) {
-      if (value == null) return;
-      condition.where(where(condition.alias as SqlFragment, String(value)));
-    },
-  }));
-}
-
-/** Audit log filters beyond exact matches; each is served by an index that leads with tenant_id. */
-const auditConditions: GraphileConfig.Plugin[] = [
-  auditCondition(
-    "actionPrefix",
-    "Actions starting with this text, e.g. `incident.` for every incident action.",
-    "String",
-    (e, v) => sql`${e}.action like ${sql.value(`${likeEscape(v)}%`)}`,
-  ),
-  auditCondition(
-    "actorContains",
-    "Entries whose actor (email or `system`) contains this text, ignoring case.",
-    "String",
-    // The tenant's few distinct actors are matched first, once (a subquery, not once per row). When
-    // none matches, a one-time filter skips reading the log at all (it would read every entry).
-    (e, v) => {
-      const actors = sql`(select app_hidden.audit_actors_matching(${sql.value(`%${likeEscape(v)}%`)}))`;
-      return sql`${e}.actor_label = any (${actors}::text[]) and (select cardinality(${actors})) > 0`;
-    },
-  ),
-  auditCondition(
-    "resourceLabelContains",
-    "Entries whose resource label (incident title, filename, …) contains this text, ignoring case.",
-    "String",
-    // Matched through the tenant's resource names (trigram index) by a function of the database (ILIKE is not leakproof, so
-    // row-level security would keep the index from being used here).
-    (e, v) =>
-      sql`${e}.id in (select app_hidden.audit_label_matches(${sql.value(`%${likeEscape(v)}%`)})) and ${e}.resource_label ilike ${sql.value(`%${likeEscape(v)}%`)}`,
-  ),
-  auditCondition(
-    "occurredAfter",
-    "Entries at or after this time.",
-    "Datetime",
-    (e, v) => sql`${e}.occurred_at >= ${sql.value(v)}::timestamptz`,
-  ),
-  auditCondition(
-    "occurredBefore",
-    "Entries before this time.",
-    "Datetime",
-    (e, v) => sql`${e}.occurred_at < ${sql.value(v)}::timestamptz`,
-  ),
-];
 
 /** The audit log lists newest first unless asked otherwise; pages hold at most MAX_PAGE_SIZE. */
 const AuditLogDefaultsPlugin: GraphileConfig.Plugin = {
@@ -123,7 +62,7 @@ const AuditLogDefaultsPlugin: GraphileConfig.Plugin = {
           const OrderBy = build.getTypeByName(
             build.inflection.orderByType(build.inflection.tableType(pgFieldResource.codec as never)),
           ) as import("graphql").GraphQLEnumType | undefined;
-          const desc = OrderBy?.getValues().find((v) => v.name === "PRIMARY_KEY_DESC");
+          const desc = OrderBy?.getValues().find((v) => v.name === NEWEST_FIRST);
           if (desc) return { ...arg, defaultValue: [desc.value] }; // newest first
         }
         return arg;
@@ -429,7 +368,9 @@ export function makePreset(options: {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
     plugins: [
       ...auditConditions,
+      AuditLogOrderPlugin,
       AuditLogDefaultsPlugin,
+      AuditLogSearchPlugin,
       AuditLogLeafFieldsPlugin,
       AuditLogTotalCountPlugin,
       MaxPageSizePlugin,

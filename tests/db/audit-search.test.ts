@@ -126,7 +126,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
          and ($6::timestamptz is null or occurred_at >= $6::timestamptz)
          and ($7::timestamptz is null or occurred_at < $7::timestamptz)
        order by case when $5 then occurred_at end, case when $5 then id end,
-                occurred_at desc, id desc`,
+                occurred_at desc, audit_log.id desc`,
       [tenantOf(c).id, `%${c.q}%`, cursor?.at ?? null, cursor?.id ?? null, c.ascending, window[0], window[1]],
     );
     return rows.map((r) => r.id);
@@ -219,6 +219,175 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }),
       { numRuns: 100, seed: 29 },
     );
+  });
+
+  describe("the GraphQL conditions' pages (app_hidden.audit_connection_ids)", () => {
+    interface GqlCase {
+      tenant: "span" | "dense";
+      actorPattern: string | null;
+      labelPattern: string | null;
+      actionPrefix: string | null;
+      actions: string[] | null;
+      actor: number | null;
+      ascending: boolean;
+      limit: number;
+      start: number | null;
+      window: [number, number] | null;
+    }
+    const like = (s: string) => `%${s.replace(/[\\%_]/g, (x) => `\\${x}`)}%`;
+    const actorsOf = new Map<string, string[]>();
+    const actorOf = async (c: GqlCase) => {
+      if (c.actor === null) return null;
+      if (!actorsOf.has(c.tenant)) {
+        const { rows } = await t.superuser.query<{ a: string }>(
+          "select distinct actor_label as a from app_public.audit_log where tenant_id = $1 order by 1",
+          [tenantOf(c as unknown as Case).id],
+        );
+        actorsOf.set(c.tenant, [...rows.map((r) => r.a), "nobody@nowhere.test"]);
+      }
+      const all = actorsOf.get(c.tenant) ?? [];
+      return all[c.actor % all.length];
+    };
+    const filterOf = async (c: GqlCase) => {
+      const at = timesOf(c as unknown as Case);
+      const f: Record<string, unknown> = {};
+      if (c.actorPattern !== null) f.actorPattern = like(c.actorPattern);
+      if (c.labelPattern !== null) f.labelPattern = like(c.labelPattern);
+      if (c.actionPrefix !== null) f.actionPrefix = `${c.actionPrefix.replace(/[\\%_]/g, (x) => `\\${x}`)}%`;
+      if (c.actions !== null) f.actions = c.actions;
+      const actor = await actorOf(c);
+      if (actor !== null) f.actor = actor;
+      if (c.window) {
+        f.from = at[c.window[0]].at;
+        f.to = at[c.window[1]].at;
+      }
+      return f;
+    };
+
+    async function gqlReference(c: GqlCase): Promise<string[]> {
+      const at = timesOf(c as unknown as Case);
+      const f = await filterOf(c);
+      const cursor = c.start === null ? null : at[c.start];
+      const { rows } = await t.superuser.query<{ id: string }>(
+        `select id::text from app_public.audit_log
+         where tenant_id = $1
+           and ($2::text is null or actor_label ilike $2) and ($3::text is null or resource_label ilike $3)
+           and ($4::text is null or action like $4) and ($5::text[] is null or action = any ($5))
+           and ($6::text is null or actor_label = $6)
+           and ($7::timestamptz is null or occurred_at >= $7) and ($8::timestamptz is null or occurred_at < $8)
+           and ($9::timestamptz is null or (case when $11 then (occurred_at, id) > ($9::timestamptz, $10::bigint)
+                                                else (occurred_at, id) < ($9::timestamptz, $10::bigint) end))
+         order by case when $11 then occurred_at end, case when $11 then id end, occurred_at desc, audit_log.id desc`,
+        [
+          tenantOf(c as unknown as Case).id,
+          f.actorPattern ?? null,
+          f.labelPattern ?? null,
+          f.actionPrefix ?? null,
+          f.actions ?? null,
+          f.actor ?? null,
+          f.from ?? null,
+          f.to ?? null,
+          cursor?.at ?? null,
+          cursor?.id ?? null,
+          c.ascending,
+        ],
+      );
+      return rows.map((r) => r.id);
+    }
+
+    /**
+     * Page after page, each from the last entry of the one before (at most 30 pages): the entries
+     * found in order, and whether the last page was short (the end).
+     */
+    async function gqlReadAll(c: GqlCase): Promise<{ found: string[]; ended: boolean }> {
+      const at = timesOf(c as unknown as Case);
+      const f = await filterOf(c);
+      const found: string[] = [];
+      let cursor = c.start === null ? null : at[c.start];
+      const byId = new Map(at.map((x) => [x.id, x]));
+      for (let calls = 0; calls < 30; calls++) {
+        const ids = await withContext(
+          t.pools.auth,
+          {
+            role: t.db.roles.visitor,
+            sessionToken: tenantOf(c as unknown as Case).adminSession,
+            tenant: c.tenant,
+            surface: "sql",
+          },
+          async (client) =>
+            (
+              await client.query<{ ids: string[] }>(
+                "select app_hidden.audit_connection_ids($1, $2::timestamptz, $3::bigint, $4, $5)::text[] as ids",
+                [f, cursor?.at ?? null, cursor?.id ?? null, c.ascending, c.limit],
+              )
+            ).rows[0].ids,
+        );
+        expect(ids.length, JSON.stringify(c)).toBeLessThanOrEqual(c.limit);
+        found.push(...ids);
+        if (ids.length < c.limit) return { found, ended: true };
+        cursor = byId.get(ids[ids.length - 1]) ?? null;
+      }
+      return { found, ended: false };
+    }
+
+    // One to three conditions of each case, at least one searching (as the API routes them).
+    const gqlCases = fc
+      .record({
+        tenant: fc.constantFrom<GqlCase["tenant"]>("span", "dense"),
+        actorPattern: fc.constantFrom("ana@", "@", "CHEN", "system", "nobody", "a", "e", "LA"),
+        labelPattern: fc.constantFrom(...words),
+        actionPrefix: fc.constantFrom("incident.", "evidence.", "e", "session.", "zzz", "incident.up", "_", "m"),
+        actions: fc.subarray(
+          ["incident.updated", "evidence.uploaded", "evidence.deleted", "session.signed_in", "x.y"],
+          {
+            minLength: 1,
+          },
+        ),
+        actor: fc.nat({ max: 40 }),
+        ascending: fc.boolean(),
+        limit: fc.constantFrom(1, 2, 7, 26, 101),
+        start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
+        window: fc.option(
+          fc
+            .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
+            .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
+          { nil: null, freq: 4 },
+        ),
+        searching: fc.subarray(["actorPattern", "labelPattern", "actionPrefix"] as const, {
+          minLength: 1,
+          maxLength: 2,
+        }),
+        exact: fc.subarray(["actions", "actor"] as const, { maxLength: 1 }),
+      })
+      .map(({ searching, exact, ...c }): GqlCase => {
+        const keep = new Set<string>([...searching, ...exact]);
+        return {
+          ...c,
+          actorPattern: keep.has("actorPattern") ? c.actorPattern : null,
+          labelPattern: keep.has("labelPattern") ? c.labelPattern : null,
+          actionPrefix: keep.has("actionPrefix") ? c.actionPrefix : null,
+          actions: keep.has("actions") ? c.actions : null,
+          actor: keep.has("actor") ? c.actor : null,
+        };
+      });
+
+    it("gives, page after page, exactly the entries the conditions match, in order from the cursor", async () => {
+      await fc.assert(
+        fc.asyncProperty(gqlCases, async (c) => {
+          const { found, ended } = await gqlReadAll(c);
+          const expected = await gqlReference(c);
+          expect(found, JSON.stringify(c)).toEqual(ended ? expected : expected.slice(0, found.length));
+        }),
+        { numRuns: 200, seed: 31 },
+      );
+    });
+
+    it("gives no entry to a reader who may not read the log", async () => {
+      const { rows } = await t.superuser.query<{ ids: string[] }>(
+        'select app_hidden.audit_connection_ids(\'{"actorPattern": "%"}\', null, null, false, 5)::text[] as ids',
+      );
+      expect(rows[0].ids).toEqual([]);
+    });
   });
 
   it("keeps each day's names as the log has them, up to the names' cursor (and that cursor within the sealed)", async () => {

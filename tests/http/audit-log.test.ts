@@ -165,6 +165,101 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       expect(next).toEqual(Array.from({ length: 10 }, (_, i) => next[0] - i));
     });
 
+    it("searching conditions page forwards and backwards, in either time order, as plain SQL orders them", async () => {
+      const q = `query($first: Int, $last: Int, $after: Cursor, $before: Cursor, $condition: AuditLogCondition, $orderBy: [AuditLogOrderBy!]) {
+        auditLogs(first: $first, last: $last, after: $after, before: $before, condition: $condition, orderBy: $orderBy) {
+          totalCount nodes { rowId } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+        }
+      }`;
+      interface Walk {
+        auditLogs: {
+          totalCount: number;
+          nodes: Array<{ rowId: string }>;
+          pageInfo: {
+            hasNextPage: boolean;
+            hasPreviousPage: boolean;
+            startCursor: string | null;
+            endCursor: string | null;
+          };
+        };
+      }
+      const ask = async (variables: Record<string, unknown>) => {
+        const r = await web.gql<Walk>(q, { cookie: owner, variables });
+        expect(r.errors, JSON.stringify(variables)).toBeUndefined();
+        return r.data?.auditLogs as Walk["auditLogs"];
+      };
+      const { rows: mid } = await t.superuser.query(
+        "select occurred_at from app_public.audit_log where tenant_id = $1 order by occurred_at, id offset 40 limit 1",
+        [demo],
+      );
+      const cut = (mid[0].occurred_at as Date).toISOString();
+      const cases: Array<[Record<string, unknown>, string, unknown[]]> = [
+        [{ resourceLabelContains: "ransomware" }, "resource_label ilike '%ransomware%'", []],
+        [{ actorContains: "@DEMO" }, "actor_label ilike '%@demo%'", []],
+        [{ actionPrefix: "incident." }, "action like 'incident.%'", []],
+        [
+          { actorContains: "admin", actionPrefix: "incident." },
+          "actor_label ilike '%admin%' and action like 'incident.%'",
+          [],
+        ],
+        [{ resourceLabelContains: "e", occurredAfter: cut }, "resource_label ilike '%e%' and occurred_at >= $2", [cut]],
+        [
+          { actorContains: "o", action: "incident.updated" },
+          "actor_label ilike '%o%' and action = 'incident.updated'",
+          [],
+        ],
+        [{ actorContains: "nobody-acts-as-this" }, "false", []],
+      ];
+      for (const [condition, where, params] of cases) {
+        const { rows } = await t.superuser.query(
+          `select e.id::text from app_public.audit_log e where e.tenant_id = $1 and ${where} order by e.occurred_at desc, e.id desc`,
+          [demo, ...params],
+        );
+        const expected = rows.map((r) => r.id as string);
+        const label = JSON.stringify(condition);
+        // Forwards, newest first (the default order), 7 at a time.
+        const forward: string[] = [];
+        for (let after: string | null = null, pages = 0; ; pages++) {
+          expect(pages, label).toBeLessThan(200);
+          const r = await ask({ first: 7, after, condition });
+          expect(r.totalCount, label).toBe(expected.length);
+          forward.push(...r.nodes.map((n) => n.rowId));
+          if (!r.pageInfo.hasNextPage) break;
+          after = r.pageInfo.endCursor;
+        }
+        expect(forward, label).toEqual(expected);
+        // Backwards from the oldest end: the same list.
+        const backward: string[] = [];
+        for (let before: string | null = null, pages = 0; ; pages++) {
+          expect(pages, label).toBeLessThan(200);
+          const r = await ask({ last: 6, before, condition });
+          backward.unshift(...r.nodes.map((n) => n.rowId));
+          if (!r.pageInfo.hasPreviousPage) break;
+          before = r.pageInfo.startCursor;
+        }
+        expect(backward, label).toEqual(expected);
+        // Oldest first, and another order (one plain query) holding the same entries.
+        const oldest: string[] = [];
+        for (let after: string | null = null, pages = 0; ; pages++) {
+          expect(pages, label).toBeLessThan(200);
+          const r = await ask({ first: 9, after, condition, orderBy: ["OLDEST_FIRST"] });
+          oldest.push(...r.nodes.map((n) => n.rowId));
+          if (!r.pageInfo.hasNextPage) break;
+          after = r.pageInfo.endCursor;
+        }
+        expect(oldest, label).toEqual([...expected].reverse());
+        const byKey = await ask({ first: 100, condition, orderBy: ["PRIMARY_KEY_DESC"] });
+        const { rows: keyed } = await t.superuser.query(
+          `select e.id::text from app_public.audit_log e where e.tenant_id = $1 and ${where} order by e.id desc limit 100`,
+          [demo, ...params],
+        );
+        expect(
+          byKey.nodes.map((n) => n.rowId),
+          label,
+        ).toEqual(keyed.map((r) => r.id as string));
+      }
+    });
+
     it("without first or last, answers one page of 100, not the whole log", async () => {
       const r = await web.gql<Page>("{ auditLogs { totalCount nodes { seq } pageInfo { hasNextPage endCursor } } }", {
         cookie: owner,

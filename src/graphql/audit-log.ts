@@ -1,0 +1,253 @@
+/**
+ * The audit log over GraphQL (`auditLogs`): its extra conditions, its order (newest first by
+ * time, as the Audit Log page) and how a searching condition is answered at any size.
+ *
+ * PostgreSQL answers `auditLogs(first: 25, condition: {…})` as one keyset query. For conditions
+ * an index serves in order (an action, an actor, an incident, a time window) that query reads
+ * about a page. For the searching ones (`actorContains`, `resourceLabelContains`,
+ * `actionPrefix`) it cannot: it either walks the log testing every entry (a rare actor in a
+ * 2M-entry tenant: seconds) or collects every match before sorting (a common word: over a
+ * second). So when such a condition is given, in the default order or its reverse, the query
+ * also asks the database for the capture numbers of the next page's entries after the cursor
+ * (`app_hidden.audit_connection_ids`, migration 000031: the Audit Log page's search, one ordered
+ * stream per matching actor or action, the tenant's names of the day for a word) and reads only
+ * those. The conditions themselves still apply, so the answer is the same as without it.
+ */
+import { lambda } from "postgraphile/grafast";
+import { sql } from "postgraphile/pg-sql2";
+import { addPgTableCondition, addPgTableOrderBy } from "postgraphile/utils";
+
+type SqlFragment = ReturnType<typeof sql.identifier>;
+
+/** What a query builder of @dataplan/pg offers the callbacks below. */
+interface QueryBuilder {
+  alias: SqlFragment;
+  mode: string;
+  where(condition: SqlFragment): void;
+  orderBy(spec: { attribute: string; direction: "ASC" | "DESC" }): void;
+  setOrderIsUnique(): void;
+  setMeta(key: string, value: unknown): void;
+  getMetaRaw(key: string): unknown;
+}
+
+/** Set on a query whose page is found by audit_connection_ids (the conditions then test rows only). */
+const ROUTED = "attestAuditSearchRouted";
+
+export const NEWEST_FIRST = "NEWEST_FIRST";
+export const OLDEST_FIRST = "OLDEST_FIRST";
+
+export const likeEscape = (value: string) => value.replace(/[\\%_]/g, (c) => `\\${c}`);
+const contains = (value: string) => `%${likeEscape(value)}%`;
+
+const routed = (condition: { dangerouslyGetParent?(): unknown }) => {
+  const parent = condition.dangerouslyGetParent?.() as Partial<QueryBuilder> | undefined;
+  return parent?.getMetaRaw?.(ROUTED) === true;
+};
+
+/** One extra `condition` field on the audit log: `where` builds the SQL for a given value. */
+function auditCondition(
+  name: string,
+  description: string,
+  type: "String" | "Datetime",
+  where: (alias: SqlFragment, value: string, routed: boolean) => SqlFragment,
+): GraphileConfig.Plugin {
+  return addPgTableCondition({ schemaName: "app_public", tableName: "audit_log" }, name, (build) => ({
+    type: (type === "String" ? build.graphql.GraphQLString : build.getTypeByName("Datetime")) as never,
+    description,
+    apply(condition: { alias: unknown; where(s: unknown): void; dangerouslyGetParent?(): unknown }, value: unknown) {
+      if (value == null) return;
+      condition.where(where(condition.alias as SqlFragment, String(value), routed(condition)));
+    },
+  }));
+}
+
+/** Audit log filters beyond exact matches. */
+export const auditConditions: GraphileConfig.Plugin[] = [
+  auditCondition(
+    "actionPrefix",
+    "Actions starting with this text, e.g. `incident.` for every incident action.",
+    "String",
+    (e, v) => sql`${e}.action like ${sql.value(`${likeEscape(v)}%`)}`,
+  ),
+  auditCondition(
+    "actorContains",
+    "Entries whose actor (email or `system`) contains this text, ignoring case.",
+    "String",
+    // Outside a found page (another order, `totalCount`): the tenant's few distinct actors are
+    // matched first, once (a subquery, not once per row); when none matches, a one-time filter
+    // skips reading the log at all.
+    (e, v, isRouted) => {
+      if (isRouted) return sql`${e}.actor_label ilike ${sql.value(contains(v))}`;
+      const actors = sql`(select app_hidden.audit_actors_matching(${sql.value(contains(v))}))`;
+      return sql`${e}.actor_label = any (${actors}::text[]) and (select cardinality(${actors})) > 0`;
+    },
+  ),
+  auditCondition(
+    "resourceLabelContains",
+    "Entries whose resource label (incident title, filename, …) contains this text, ignoring case.",
+    "String",
+    // Outside a found page: matched through the tenant's resource names by a function of the
+    // database (ILIKE is not leakproof, so row-level security would keep an index from being used).
+    (e, v, isRouted) =>
+      isRouted
+        ? sql`${e}.resource_label ilike ${sql.value(contains(v))}`
+        : sql`${e}.id in (select app_hidden.audit_label_matches(${sql.value(contains(v))})) and ${e}.resource_label ilike ${sql.value(contains(v))}`,
+  ),
+  auditCondition(
+    "occurredAfter",
+    "Entries at or after this time.",
+    "Datetime",
+    (e, v) => sql`${e}.occurred_at >= ${sql.value(v)}::timestamptz`,
+  ),
+  auditCondition(
+    "occurredBefore",
+    "Entries before this time.",
+    "Datetime",
+    (e, v) => sql`${e}.occurred_at < ${sql.value(v)}::timestamptz`,
+  ),
+];
+
+const byTime = (direction: "ASC" | "DESC") => (qb: QueryBuilder) => {
+  qb.orderBy({ attribute: "occurred_at", direction });
+  qb.orderBy({ attribute: "id", direction });
+  qb.setOrderIsUnique();
+};
+
+/** NEWEST_FIRST (the default) and OLDEST_FIRST: by time, then capture number, as the page lists. */
+export const AuditLogOrderPlugin = addPgTableOrderBy({ schemaName: "app_public", tableName: "audit_log" }, () => ({
+  [NEWEST_FIRST]: {
+    description: "Newest first: by `occurredAt`, then `rowId` (the default; the Audit Log page's order).",
+    extensions: { grafast: { apply: byTime("DESC") } },
+  },
+  [OLDEST_FIRST]: {
+    description: "Oldest first: by `occurredAt`, then `rowId`.",
+    extensions: { grafast: { apply: byTime("ASC") } },
+  },
+}));
+
+/** The condition fields this module can hand to audit_connection_ids, and how. */
+const FILTER_FIELDS: Record<string, (filter: Record<string, unknown>, value: unknown) => void> = {
+  action: (f, v) => {
+    f.actions = [String(v)];
+  },
+  actionPrefix: (f, v) => {
+    f.actionPrefix = `${likeEscape(String(v))}%`;
+  },
+  actorLabel: (f, v) => {
+    f.actor = String(v);
+  },
+  actorContains: (f, v) => {
+    f.actorPattern = contains(String(v));
+  },
+  resourceLabelContains: (f, v) => {
+    f.labelPattern = contains(String(v));
+  },
+  incidentId: (f, v) => {
+    f.incident = String(v);
+  },
+  occurredAfter: (f, v) => {
+    f.from = String(v);
+  },
+  occurredBefore: (f, v) => {
+    f.to = String(v);
+  },
+};
+const SEARCHING = ["actionPrefix", "actorContains", "resourceLabelContains"];
+
+/** The (occurred_at, id) of a NEWEST_FIRST/OLDEST_FIRST cursor, or null when it is not one. */
+function cursorKey(cursor: unknown): { at: string; id: string } | null {
+  if (typeof cursor !== "string") return null;
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, "base64").toString("utf8")) as unknown;
+    if (!Array.isArray(parsed) || parsed.length !== 3) return null;
+    const [, at, id] = parsed;
+    if (typeof at !== "string" || Number.isNaN(Date.parse(at))) return null;
+    if (typeof id !== "string" && typeof id !== "number") return null;
+    if (!/^\d{1,19}$/.test(String(id))) return null;
+    return { at, id: String(id) };
+  } catch {
+    return null;
+  }
+}
+
+interface ConnectionArgs {
+  condition: unknown;
+  orderBy: unknown;
+  first: unknown;
+  last: unknown;
+  after: unknown;
+  before: unknown;
+  offset: unknown;
+}
+
+/**
+ * The callback that restricts the query to the page audit_connection_ids finds, or null when the
+ * query is left as PostgreSQL plans it (no searching condition, another order, `offset`, or both
+ * ends of a range given).
+ */
+export function searchRoute(args: ConnectionArgs): ((qb: QueryBuilder) => void) | null {
+  const condition = (args.condition ?? {}) as Record<string, unknown>;
+  const given = Object.entries(condition).filter(([, v]) => v != null);
+  if (!given.some(([k]) => SEARCHING.includes(k))) return null;
+  if (!given.every(([k]) => k in FILTER_FIELDS)) return null;
+  const order = Array.isArray(args.orderBy) ? args.orderBy : args.orderBy == null ? [NEWEST_FIRST] : [args.orderBy];
+  const orderName = order.length === 1 ? String(order[0]) : "";
+  if (orderName !== NEWEST_FIRST && orderName !== OLDEST_FIRST) return null;
+  if (args.offset != null && args.offset !== 0) return null;
+  const fromEnd = args.last != null;
+  if (fromEnd ? args.first != null || args.after != null : args.before != null) return null;
+  const n = Number(fromEnd ? args.last : (args.first ?? 100));
+  if (!Number.isInteger(n) || n < 0 || n > 100) return null; // the page size check answers
+  const cursor = fromEnd ? args.before : args.after;
+  const key = cursor == null ? null : cursorKey(cursor);
+  if (cursor != null && !key) return null; // PostGraphile answers an invalid cursor
+  const filter: Record<string, unknown> = {};
+  for (const [k, v] of given) FILTER_FIELDS[k](filter, v);
+  // Reading from the far end reverses the order; one more entry tells whether there is a next page.
+  const ascending = (orderName === OLDEST_FIRST) !== fromEnd;
+  return (qb) => {
+    if (qb.mode === "aggregate") return; // totalCount counts every match
+    qb.setMeta(ROUTED, true);
+    qb.where(
+      sql`${qb.alias}.id = any ((select app_hidden.audit_connection_ids(${sql.value(JSON.stringify(filter))}::jsonb, ${sql.value(key?.at ?? null)}::timestamptz, ${sql.value(key?.id ?? null)}::bigint, ${sql.value(ascending)}, ${sql.value(n + 1)}))::bigint[])`,
+    );
+  };
+}
+
+/** Every audit log connection (Query.auditLogs, Tenant.auditLogs) gets the route above. */
+export const AuditLogSearchPlugin: GraphileConfig.Plugin = {
+  name: "AttestAuditLogSearchPlugin",
+  version: "1.0.0",
+  schema: {
+    hooks: {
+      GraphQLObjectType_fields_field(field, _build, context) {
+        const { isPgFieldConnection, pgFieldResource } = context.scope as {
+          isPgFieldConnection?: boolean;
+          pgFieldResource?: { codec: { name: string }; parameters?: unknown };
+        };
+        const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
+        if (!isPgFieldConnection || pgFieldResource?.codec.name !== "auditLog" || pgFieldResource.parameters) {
+          return field;
+        }
+        if (typeof plan !== "function") return field;
+        return {
+          ...field,
+          // biome-ignore lint/suspicious/noExplicitAny: grafast step types are generic here
+          plan(parent: any, fieldArgs: any, info: any) {
+            // biome-ignore lint/suspicious/noExplicitAny: the connection step
+            const $connection = plan(parent, fieldArgs, info) as any;
+            const raw = (name: string) => fieldArgs.getRaw(name);
+            const $route = lambda(
+              [raw("condition"), raw("orderBy"), raw("first"), raw("last"), raw("after"), raw("before"), raw("offset")],
+              ([condition, orderBy, first, last, after, before, offset]: readonly unknown[]) =>
+                searchRoute({ condition, orderBy, first, last, after, before, offset }),
+              true,
+            );
+            $connection.getSubplan().apply($route);
+            return $connection;
+          },
+        } as typeof field;
+      },
+    },
+  },
+};
