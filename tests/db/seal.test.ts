@@ -179,6 +179,35 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     }
   });
 
+  it("looks for work in an idle round with one index probe, not by reading the log, even on a generic plan", async () => {
+    // Enough entries for the index to be the way in, and statistics for the planner.
+    const tenant = await newTenant("idle-probe");
+    await t.superuser.query(
+      "insert into app_public.incidents (tenant_id, title) select $1, 'Idle ' || g from generate_series(1, 3000) g",
+      [tenant],
+    );
+    await sealAll(t.pools.owner);
+    await t.superuser.query("analyze app_public.audit_log");
+    const client = new pg.Client({ connectionString: t.superUrl });
+    await client.connect();
+    try {
+      await client.query("begin");
+      // What a long-lived sealer connection gets after five rounds: plans made without the cursor.
+      await client.query("set local plan_cache_mode = force_generic_plan");
+      for (let round = 0; round < 8; round++) {
+        const { rows } = await client.query("select count(*)::int as n from app_private.seal_audit_entries(1000)");
+        expect(rows[0].n).toBe(0);
+      }
+      const { rows } = await client.query(
+        "select seq_scan::int as n from pg_stat_xact_user_tables where relid = 'app_public.audit_log'::regclass",
+      );
+      expect(rows[0].n).toBe(0);
+      await client.query("rollback");
+    } finally {
+      await client.end();
+    }
+  });
+
   it("widens a 32-bit xid to the 64-bit xid nearest to the next xid, across epochs", async () => {
     const cases: Array<[string, string, string]> = [
       ["793082", "793077", "793082"], // began after the snapshot
