@@ -153,6 +153,8 @@ const FILTER_FIELDS: Record<string, (filter: Record<string, unknown>, value: unk
   },
 };
 const SEARCHING = ["actionPrefix", "actorContains", "resourceLabelContains"];
+/** The conditions added above (a null value means no condition), as opposed to a column's. */
+const EXTRA_CONDITIONS = [...SEARCHING, "occurredAfter", "occurredBefore"];
 
 /** The (occurred_at, id) of a NEWEST_FIRST/OLDEST_FIRST cursor, or null when it is not one. */
 function cursorKey(cursor: unknown): { at: string; id: string } | null {
@@ -187,6 +189,9 @@ interface ConnectionArgs {
  */
 export function searchRoute(args: ConnectionArgs): ((qb: QueryBuilder) => void) | null {
   const condition = (args.condition ?? {}) as Record<string, unknown>;
+  // A column's condition given as null asks for NULL in that column (PostGraphile's meaning):
+  // left to the plain query. The extra conditions ignore null.
+  if (Object.entries(condition).some(([k, v]) => v === null && !EXTRA_CONDITIONS.includes(k))) return null;
   const given = Object.entries(condition).filter(([, v]) => v != null);
   if (!given.some(([k]) => SEARCHING.includes(k))) return null;
   if (!given.every(([k]) => k in FILTER_FIELDS)) return null;

@@ -209,6 +209,9 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
           [],
         ],
         [{ actorContains: "nobody-acts-as-this" }, "false", []],
+        // A column's condition given as null asks for NULL there (entries about no incident).
+        [{ actorContains: "@demo", incidentId: null }, "actor_label ilike '%@demo%' and incident_id is null", []],
+        [{ actorContains: "@demo", resourceLabelContains: null }, "actor_label ilike '%@demo%'", []],
       ];
       for (const [condition, where, params] of cases) {
         const { rows } = await t.superuser.query(
