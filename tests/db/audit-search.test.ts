@@ -382,6 +382,98 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       );
     });
 
+    it("counts what a condition matches (GraphQL totalCount) as the log does, kept counts or not", async () => {
+      const conditions = fc.record({
+        tenant: fc.constantFrom<GqlCase["tenant"]>("span", "dense"),
+        action: fc.constantFrom("incident.updated", "evidence.uploaded", "session.signed_in", "x.y"),
+        actionPrefix: fc.constantFrom("incident.", "evidence.", "e", "zzz", "_", "m"),
+        actorContains: fc.constantFrom("ana@", "@", "CHEN", "system", "nobody", "a"),
+        actorLabel: fc.nat({ max: 40 }),
+        resourceLabelContains: fc.constantFrom(...words),
+        incidentId: fc.constantFrom<string | null>("first", null),
+        // Window edges anywhere: on an entry's time, or minutes or days off it.
+        after: fc.tuple(fc.nat({ max: ENTRIES - 1 }), fc.integer({ min: -3000, max: 3000 })),
+        before: fc.tuple(fc.nat({ max: ENTRIES - 1 }), fc.integer({ min: -3000, max: 3000 })),
+        keys: fc.subarray(
+          [
+            "action",
+            "actionPrefix",
+            "actorContains",
+            "actorLabel",
+            "resourceLabelContains",
+            "incidentId",
+            "occurredAfter",
+            "occurredBefore",
+          ] as const,
+          { maxLength: 3 },
+        ),
+      });
+      await fc.assert(
+        fc.asyncProperty(conditions, async (r) => {
+          const tenant = r.tenant === "span" ? span : dense;
+          const at = times.get(r.tenant) ?? [];
+          const shift = ([i, minutes]: [number, number]) =>
+            new Date(
+              new Date(at[i].at).getTime() + minutes * 60_000 * (Math.abs(minutes) > 1500 ? 7 : 1),
+            ).toISOString();
+          const c: Record<string, unknown> = {};
+          for (const k of r.keys) {
+            if (k === "actorLabel") {
+              const { rows } = await t.superuser.query<{ a: string }>(
+                "select distinct actor_label as a from app_public.audit_log where tenant_id = $1 order by 1",
+                [tenant.id],
+              );
+              c.actorLabel = rows[r.actorLabel % rows.length].a;
+            } else if (k === "incidentId") {
+              if (r.incidentId === null) c.incidentId = null;
+              else {
+                const { rows } = await t.superuser.query(
+                  "select incident_id from app_public.audit_log where tenant_id = $1 and incident_id is not null order by id limit 1 offset 7",
+                  [tenant.id],
+                );
+                c.incidentId = rows[0].incident_id;
+              }
+            } else if (k === "occurredAfter") c.occurredAfter = shift(r.after);
+            else if (k === "occurredBefore") c.occurredBefore = shift(r.before);
+            else c[k] = r[k];
+          }
+          const { rows: expected } = await t.superuser.query<{ n: string }>(
+            `select count(*)::text as n from app_public.audit_log e
+             where e.tenant_id = $1
+               and ($2::text is null or e.action = $2) and ($3::text is null or e.action like $3)
+               and ($4::text is null or e.actor_label ilike $4) and ($5::text is null or e.actor_label = $5)
+               and ($6::text is null or e.resource_label ilike $6)
+               and (not $7 or e.incident_id is not distinct from $8::uuid)
+               and ($9::timestamptz is null or e.occurred_at >= $9) and ($10::timestamptz is null or e.occurred_at < $10)`,
+            [
+              tenant.id,
+              c.action ?? null,
+              c.actionPrefix === undefined ? null : `${String(c.actionPrefix).replace(/[\\%_]/g, (x) => `\\${x}`)}%`,
+              c.actorContains === undefined ? null : like(String(c.actorContains)),
+              c.actorLabel ?? null,
+              c.resourceLabelContains === undefined ? null : like(String(c.resourceLabelContains)),
+              "incidentId" in c,
+              c.incidentId ?? null,
+              c.occurredAfter ?? null,
+              c.occurredBefore ?? null,
+            ],
+          );
+          const counted = await withContext(
+            t.pools.auth,
+            { role: t.db.roles.visitor, sessionToken: tenant.adminSession, tenant: r.tenant, surface: "sql" },
+            async (client) =>
+              (
+                await client.query<{ n: string }>("select app_hidden.audit_connection_count($1)::text as n", [
+                  JSON.stringify(c),
+                ])
+              ).rows[0].n,
+          );
+          expect(counted, JSON.stringify(c)).toBe(expected[0].n);
+        }),
+        { numRuns: 250, seed: 33 },
+      );
+    });
+
     it("gives no entry to a reader who may not read the log", async () => {
       const { rows } = await t.superuser.query<{ ids: string[] }>(
         'select app_hidden.audit_connection_ids(\'{"actorPattern": "%"}\', null, null, false, 5)::text[] as ids',
