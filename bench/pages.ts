@@ -320,6 +320,16 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
     graphql: '{ auditLogs(first: 25, condition: { actionPrefix: "milestone." }) { nodes { seq action } } }',
   },
   {
+    name: "gql README example 1 (actionPrefix incident. + totalCount)",
+    graphql:
+      '{ auditLogs(first: 25, condition: { actionPrefix: "incident." }) { totalCount pageInfo { hasNextPage endCursor } nodes { seq occurredAt actorLabel action resourceLabel changes } } }',
+  },
+  {
+    name: "gql a common word + totalCount",
+    graphql:
+      '{ auditLogs(first: 25, condition: { resourceLabelContains: "ransomware" }) { totalCount nodes { seq action } } }',
+  },
+  {
     name: "gql action + actorLabel",
     graphql:
       '{ auditLogs(first: 25, condition: { action: "evidence.uploaded", actorLabel: "chen@<slug>.test" }) { nodes { seq action } } }',
