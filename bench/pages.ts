@@ -5,7 +5,9 @@
  *
  * The history (bench/history.ts, loaded through its documented bulk path and sealed by the real
  * sealer): one tenant `big` with 2,000,000 entries, forty tenants `mid-N` with 200,000 each and one
- * tenant `small` with 300 — 10,000,300 entries at BENCH_SCALE=1. Building it takes a while, so
+ * tenant `small` with 300 — 10,000,300 entries at BENCH_SCALE=1; and, added through the same path
+ * when missing, five entries of a rare actor in `big` and `small`, spread over their history (the
+ * "rare actor" views). Building it takes a while, so
  * the database (BENCH_DB, default attest_bench_pages on BENCH_PG_URL) is kept and reused by the
  * next run with the same scale; BENCH_FRESH=1 rebuilds it, BENCH_DROP=1 drops it at the end.
  *
