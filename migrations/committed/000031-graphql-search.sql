@@ -1,5 +1,5 @@
 --! Previous: sha1:a0fd5571d8ef46b18cbdad042a6db49d80d77845
---! Hash: sha1:9324888d7bf455b48afadee24f8728a51d18abc5
+--! Hash: sha1:9897d34a72205c2585226f9e8567dfdd912b84d0
 --! Message: graphql-search
 
 -- 000031 GraphQL search: `auditLogs` conditions that search are answered like the page's search.
@@ -97,7 +97,12 @@ begin
       if cardinality(v_actors) = 0 then
         return '{}';
       elsif cardinality(v_actors) > 16 then
-        v_actors := array[null::text]; -- many actors: one stream, each entry checked
+        -- Many actors: one stream. Without a word it is the page's search for the pattern (its
+        -- candidates are the entries of those actors, and of actions and names that match too).
+        v_actors := array[null::text];
+        if p_filter->>'labelPattern' is null then
+          v_find := v_find || jsonb_build_object('pattern', p_filter->>'actorPattern');
+        end if;
       end if;
     end if;
   end if;

@@ -1,5 +1,5 @@
---! Previous: sha1:9324888d7bf455b48afadee24f8728a51d18abc5
---! Hash: sha1:afab130d7ff27d59eabca6fe561d29341529711e
+--! Previous: sha1:9897d34a72205c2585226f9e8567dfdd912b84d0
+--! Hash: sha1:c6f05975f4f2792d1164c22a151b48338955893c
 --! Message: idle-seal-probe
 
 -- 000032 Idle seal probe: a sealer round with nothing to seal no longer reads the whole log.

@@ -1,5 +1,5 @@
---! Previous: sha1:afab130d7ff27d59eabca6fe561d29341529711e
---! Hash: sha1:9d967cc17d09f68ac51e51d1bf6eb5c93a55f48e
+--! Previous: sha1:c6f05975f4f2792d1164c22a151b48338955893c
+--! Hash: sha1:afd0a57d5bfd091115154e7561a04073b988ac81
 --! Message: counted-conditions
 
 -- 000033 Counted conditions: `auditLogs(condition: …) { totalCount }` from what the log keeps.

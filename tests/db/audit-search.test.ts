@@ -482,6 +482,68 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     });
   });
 
+  it("pages a pattern of many actors (one stream, the page's search) as plain SQL does", async () => {
+    // Twenty contractors, each with a few entries spread over the span tenant's history (written
+    // through the bulk path, as the history: one transaction with triggers off).
+    const writer = await t.superuser.connect();
+    try {
+      await writer.query("begin");
+      await writer.query("set local session_replication_role = replica");
+      await writer.query(
+        `insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action, resource_type, surface)
+         select $1, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id()::text::bigint,
+                now() - make_interval(days => (g * 37) % 800, mins => g), 'contractor-' || (g % 20) || '@span.test',
+                'visitor', 'incident.updated', 'incident', 'web'
+         from generate_series(1, 60) g`,
+        [span.id],
+      );
+      await writer.query("commit");
+    } finally {
+      writer.release();
+    }
+    const reference = async (pattern: string, ascending: boolean) =>
+      (
+        await t.superuser.query<{ id: string }>(
+          `select e.id::text from app_public.audit_log e where e.tenant_id = $1 and e.actor_label ilike $2
+           order by case when $3 then e.occurred_at end, case when $3 then e.id end, e.occurred_at desc, e.id desc`,
+          [span.id, pattern, ascending],
+        )
+      ).rows.map((r) => r.id);
+    for (const [pattern, ascending, limit] of [
+      ["%contractor%", false, 7],
+      ["%contractor%", true, 13],
+      ["%TRACTOR-1%", false, 4],
+      ["%@span.test%", false, 50],
+    ] as const) {
+      const found: string[] = [];
+      let cursor: { at: string; id: string } | null = null;
+      for (let pages = 0; pages < 40; pages++) {
+        const ids = await withContext(
+          t.pools.auth,
+          { role: t.db.roles.visitor, sessionToken: span.adminSession, tenant: "span", surface: "sql" },
+          async (client) =>
+            (
+              await client.query<{ ids: string[] }>(
+                "select app_hidden.audit_connection_ids($1, $2::timestamptz, $3::bigint, $4, $5)::text[] as ids",
+                [{ actorPattern: pattern }, cursor?.at ?? null, cursor?.id ?? null, ascending, limit],
+              )
+            ).rows[0].ids,
+        );
+        found.push(...ids);
+        if (ids.length < limit) break;
+        const { rows } = await t.superuser.query<{ at: string }>(
+          "select occurred_at::text as at from app_public.audit_log where id = $1",
+          [ids[ids.length - 1]],
+        );
+        cursor = { at: rows[0].at, id: ids[ids.length - 1] };
+      }
+      const expected = await reference(pattern, ascending);
+      expect(found, pattern).toEqual(expected.slice(0, found.length));
+      if (found.length < 40 * limit) expect(found, pattern).toEqual(expected);
+      if (pattern.includes("contractor")) expect(found.length).toBe(60);
+    }
+  });
+
   it("keeps each day's names as the log has them, up to the names' cursor (and that cursor within the sealed)", async () => {
     const { rows: cursors } = await t.superuser.query(
       `select (n.last_xid, n.last_id) <= (s.last_xid, s.last_id) as within,
