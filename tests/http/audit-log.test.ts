@@ -220,36 +220,27 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
         );
         const expected = rows.map((r) => r.id as string);
         const label = JSON.stringify(condition);
-        // Forwards, newest first (the default order), 7 at a time.
-        const forward: string[] = [];
-        for (let after: string | null = null, pages = 0; ; pages++) {
-          expect(pages, label).toBeLessThan(200);
-          const r = await ask({ first: 7, after, condition });
-          expect(r.totalCount, label).toBe(expected.length);
-          forward.push(...r.nodes.map((n) => n.rowId));
-          if (!r.pageInfo.hasNextPage) break;
-          after = r.pageInfo.endCursor;
-        }
-        expect(forward, label).toEqual(expected);
-        // Backwards from the oldest end: the same list.
-        const backward: string[] = [];
-        for (let before: string | null = null, pages = 0; ; pages++) {
-          expect(pages, label).toBeLessThan(200);
-          const r = await ask({ last: 6, before, condition });
-          backward.unshift(...r.nodes.map((n) => n.rowId));
-          if (!r.pageInfo.hasPreviousPage) break;
-          before = r.pageInfo.startCursor;
-        }
-        expect(backward, label).toEqual(expected);
-        // Oldest first, and another order (one plain query) holding the same entries.
-        const oldest: string[] = [];
-        for (let after: string | null = null, pages = 0; ; pages++) {
-          expect(pages, label).toBeLessThan(200);
-          const r = await ask({ first: 9, after, condition, orderBy: ["OLDEST_FIRST"] });
-          oldest.push(...r.nodes.map((n) => n.rowId));
-          if (!r.pageInfo.hasNextPage) break;
-          after = r.pageInfo.endCursor;
-        }
+        /** Every page forwards (first/after) or backwards (last/before): the entries in list order. */
+        const walk = async (size: number, backwards: boolean, orderBy?: string[]) => {
+          const seen: string[] = [];
+          for (let cursor: string | null = null, pages = 0; ; pages++) {
+            expect(pages, label).toBeLessThan(200);
+            const r = await ask(
+              backwards
+                ? { last: size, before: cursor, condition, orderBy }
+                : { first: size, after: cursor, condition, orderBy },
+            );
+            expect(r.totalCount, label).toBe(expected.length);
+            if (backwards) seen.unshift(...r.nodes.map((n) => n.rowId));
+            else seen.push(...r.nodes.map((n) => n.rowId));
+            if (!(backwards ? r.pageInfo.hasPreviousPage : r.pageInfo.hasNextPage)) return seen;
+            cursor = backwards ? r.pageInfo.startCursor : r.pageInfo.endCursor;
+          }
+        };
+        // Forwards, newest first (the default order); backwards from the oldest end; oldest first.
+        expect(await walk(7, false), label).toEqual(expected);
+        expect(await walk(6, true), label).toEqual(expected);
+        const oldest = await walk(9, false, ["OLDEST_FIRST"]);
         expect(oldest, label).toEqual([...expected].reverse());
         const byKey = await ask({ first: 100, condition, orderBy: ["PRIMARY_KEY_DESC"] });
         const { rows: keyed } = await t.superuser.query(
