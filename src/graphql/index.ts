@@ -226,7 +226,8 @@ const AuditLogLeafFieldsPlugin: GraphileConfig.Plugin = {
  * database keeps (`app_hidden.audit_entry_count()`: the tree's size plus the entries still
  * pending), instead of counting every entry (~120 ms for 2M entries). With a condition,
  * `app_hidden.audit_connection_count(condition)`: the counts the sealer keeps per hour, day,
- * actor and name where they answer it, the rest from the log (migration 000033). Whether the
+ * actor and name where they answer it, the rest from the log (migration 000033); a tenant's
+ * `auditLogs` (Tenant.auditLogs) the same, with its tenant as part of the condition. Whether the
  * condition is absent is settled when the operation is planned (`evalIs`: a plan made for an
  * absent condition is not reused for a present one).
  */
@@ -245,6 +246,31 @@ const AuditLogTotalCountPlugin: GraphileConfig.Plugin = {
           isPgConnectionTotalCountField?: boolean;
           pgCodec?: { name: string };
         };
+        if (Self.name === "Tenant" && fieldName === "auditLogs") {
+          // A tenant's entries: counted for that tenant (none but the current tenant's are readable).
+          return {
+            ...field,
+            plan(
+              parent: { get(attribute: string): unknown },
+              fieldArgs: { getRaw(name: string): unknown },
+              info: unknown,
+            ) {
+              const $connection = plan(parent, fieldArgs, info) as object;
+              const $condition = lambda(
+                [fieldArgs.getRaw("condition"), parent.get("id")] as never,
+                ([condition, tenantId]: readonly [Record<string, unknown> | null | undefined, string]) => {
+                  const given = condition?.tenantId;
+                  // Asked for another tenant's entries within this tenant's: none.
+                  const tenant = given === undefined || given === tenantId ? tenantId : NO_TENANT;
+                  return { ...(condition ?? {}), tenantId: tenant };
+                },
+                true,
+              );
+              conditioned.set($connection, $condition);
+              return $connection;
+            },
+          } as unknown as typeof field;
+        }
         if (Self.name === build.inflection.builtin("Query") && fieldName === "auditLogs") {
           return {
             ...field,
@@ -296,8 +322,10 @@ const AuditLogTotalCountPlugin: GraphileConfig.Plugin = {
 };
 /** The auditLogs connections planned without a condition (see AuditLogTotalCountPlugin). */
 const wholeLog = new WeakSet<object>();
-/** Query.auditLogs connections with a condition, and the condition's step. */
+/** Query.auditLogs connections with a condition, and Tenant.auditLogs ones: the condition's step. */
 const conditioned = new WeakMap<object, unknown>();
+/** A tenant id no tenant has (the nil UUID): a condition on it counts nothing. */
+const NO_TENANT = "00000000-0000-0000-0000-000000000000";
 
 /**
  * How a query-limit rule reports: as a validation error with a code (HTTP 400), not by throwing

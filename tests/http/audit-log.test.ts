@@ -330,6 +330,35 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       expect(after.totalCount + before.totalCount).toBe(await recorded());
     });
 
+    it("counts a tenant's entries under that tenant, and none of another tenant's", async () => {
+      const q = `query($condition: AuditLogCondition) {
+        currentTenant { auditLogs(condition: $condition) { totalCount } }
+        tenants { nodes { slug auditLogs(condition: $condition) { totalCount } } }
+      }`;
+      interface Counts {
+        currentTenant: { auditLogs: { totalCount: number } };
+        tenants: { nodes: Array<{ slug: string; auditLogs: { totalCount: number } }> };
+      }
+      // admin@demo.test is also a viewer of basic: both tenants are listed, demo's log is read.
+      const cookie = await web.signIn("admin@demo.test");
+      for (const [condition, where] of [
+        [{}, "true"],
+        [{ actionPrefix: "incident." }, "action like 'incident.%'"],
+        [{ actorContains: "admin" }, "actor_label ilike '%admin%'"],
+        [{ resourceLabelContains: "ransomware" }, "resource_label ilike '%ransomware%'"],
+        [{ tenantId: demo }, "true"],
+        [{ tenantId: null }, "false"],
+        [{ tenantId: "00000000-0000-0000-0000-000000000001" }, "false"],
+      ] as const) {
+        const r = await web.gql<Counts>(q, { cookie, tenant: "demo", variables: { condition } });
+        expect(r.errors, JSON.stringify(condition)).toBeUndefined();
+        const n = await count(where);
+        expect(r.data?.currentTenant.auditLogs.totalCount, JSON.stringify(condition)).toBe(n);
+        const bySlug = Object.fromEntries((r.data?.tenants.nodes ?? []).map((t) => [t.slug, t.auditLogs.totalCount]));
+        expect(bySlug, JSON.stringify(condition)).toEqual({ demo: n, basic: 0 });
+      }
+    });
+
     it("combined filters narrow together", async () => {
       const r = await all({ actionPrefix: "incident.", actorContains: "admin@" });
       expect(r.totalCount).toBe(await count("action like 'incident.%' and actor_label = 'admin@demo.test'"));
