@@ -1,5 +1,5 @@
 --! Previous: sha1:a0fd5571d8ef46b18cbdad042a6db49d80d77845
---! Hash: sha1:9897d34a72205c2585226f9e8567dfdd912b84d0
+--! Hash: sha1:5fa628d74513e12c7821aceb4b3687bafd0453d0
 --! Message: graphql-search
 
 -- 000031 GraphQL search: `auditLogs` conditions that search are answered like the page's search.
@@ -17,12 +17,14 @@
 
 set local role none;
 
-/** The current tenant's actions that start with a LIKE prefix pattern (one index probe per action). */
+/** The tenant's actions that match a LIKE prefix pattern (escaped prefix, then %), one index probe per action. */
 create or replace function app_private.audit_actions_like(p_tenant uuid, p_prefix text) returns text[]
 language sql stable set search_path = pg_catalog as $$
   with recursive actions(action) as (
     (select e.action from app_public.audit_log e
-     where e.tenant_id = p_tenant and e.action ~>=~ split_part(p_prefix, '%', 1)
+     where e.tenant_id = p_tenant
+       -- from the prefix itself: the pattern without its final % and its escapes (\_ is _)
+       and e.action ~>=~ regexp_replace(left(p_prefix, -1), '\\(.)', '\1', 'g')
      order by e.action using ~<~ limit 1)
     union all
     select (select e.action from app_public.audit_log e

@@ -1,5 +1,5 @@
---! Previous: sha1:9897d34a72205c2585226f9e8567dfdd912b84d0
---! Hash: sha1:c6f05975f4f2792d1164c22a151b48338955893c
+--! Previous: sha1:5fa628d74513e12c7821aceb4b3687bafd0453d0
+--! Hash: sha1:9c52d2c4b897c65a5498665d3551cae505f695ca
 --! Message: idle-seal-probe
 
 -- 000032 Idle seal probe: a sealer round with nothing to seal no longer reads the whole log.

@@ -1,5 +1,5 @@
---! Previous: sha1:c6f05975f4f2792d1164c22a151b48338955893c
---! Hash: sha1:afd0a57d5bfd091115154e7561a04073b988ac81
+--! Previous: sha1:9c52d2c4b897c65a5498665d3551cae505f695ca
+--! Hash: sha1:ae4be081dbb68a8ec6fde5d720c45f6de0714169
 --! Message: counted-conditions
 
 -- 000033 Counted conditions: `auditLogs(condition: …) { totalCount }` from what the log keeps.

@@ -336,7 +336,18 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         tenant: fc.constantFrom<GqlCase["tenant"]>("span", "dense"),
         actorPattern: fc.constantFrom("ana@", "@", "CHEN", "system", "nobody", "a", "e", "LA"),
         labelPattern: fc.constantFrom(...words),
-        actionPrefix: fc.constantFrom("incident.", "evidence.", "e", "session.", "zzz", "incident.up", "_", "m"),
+        actionPrefix: fc.constantFrom(
+          "incident.",
+          "evidence.",
+          "e",
+          "session.",
+          "zzz",
+          "incident.up",
+          "_",
+          "%",
+          "session.signed_",
+          "m",
+        ),
         actions: fc.subarray(
           ["incident.updated", "evidence.uploaded", "evidence.deleted", "session.signed_in", "x.y"],
           {
@@ -386,7 +397,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       const conditions = fc.record({
         tenant: fc.constantFrom<GqlCase["tenant"]>("span", "dense"),
         action: fc.constantFrom("incident.updated", "evidence.uploaded", "session.signed_in", "x.y"),
-        actionPrefix: fc.constantFrom("incident.", "evidence.", "e", "zzz", "_", "m"),
+        actionPrefix: fc.constantFrom("incident.", "evidence.", "e", "zzz", "_", "%", "session.signed_", "m"),
         actorContains: fc.constantFrom("ana@", "@", "CHEN", "system", "nobody", "a"),
         actorLabel: fc.nat({ max: 40 }),
         resourceLabelContains: fc.constantFrom(...words),
