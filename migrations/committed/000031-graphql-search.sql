@@ -1,5 +1,5 @@
 --! Previous: sha1:a0fd5571d8ef46b18cbdad042a6db49d80d77845
---! Hash: sha1:5fa628d74513e12c7821aceb4b3687bafd0453d0
+--! Hash: sha1:8862d1f009f296cacd47fd6a619e579c670488dd
 --! Message: graphql-search
 
 -- 000031 GraphQL search: `auditLogs` conditions that search are answered like the page's search.
@@ -57,7 +57,6 @@ declare
   v_exact text[] := array[app_private.audit_filter_sql(p_filter)];
   v_actions text[];
   v_actors text[] := array[null::text];
-  v_dir text := case when p_ascending then 'asc' else 'desc' end;
   v_ats timestamptz[] := '{}';
   v_ids bigint[] := '{}';
   v_batch bigint[];

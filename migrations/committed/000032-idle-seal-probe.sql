@@ -1,5 +1,5 @@
---! Previous: sha1:5fa628d74513e12c7821aceb4b3687bafd0453d0
---! Hash: sha1:9c52d2c4b897c65a5498665d3551cae505f695ca
+--! Previous: sha1:8862d1f009f296cacd47fd6a619e579c670488dd
+--! Hash: sha1:57e271711a61f2bf4882020de50ceb6f54f43b47
 --! Message: idle-seal-probe
 
 -- 000032 Idle seal probe: a sealer round with nothing to seal no longer reads the whole log.

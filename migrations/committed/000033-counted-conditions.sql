@@ -1,5 +1,5 @@
---! Previous: sha1:9c52d2c4b897c65a5498665d3551cae505f695ca
---! Hash: sha1:ae4be081dbb68a8ec6fde5d720c45f6de0714169
+--! Previous: sha1:57e271711a61f2bf4882020de50ceb6f54f43b47
+--! Hash: sha1:a6ac98dc9b497db8c59ceb8626dcc6ffb3b9a6ca
 --! Message: counted-conditions
 
 -- 000033 Counted conditions: `auditLogs(condition: …) { totalCount }` from what the log keeps.
