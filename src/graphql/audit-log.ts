@@ -16,6 +16,7 @@
 import { lambda } from "postgraphile/grafast";
 import { sql } from "postgraphile/pg-sql2";
 import { addPgTableCondition, addPgTableOrderBy } from "postgraphile/utils";
+import { likeContaining as contains, likePrefix } from "../db/like.ts";
 
 type SqlFragment = ReturnType<typeof sql.identifier>;
 
@@ -35,9 +36,6 @@ const ROUTED = "attestAuditSearchRouted";
 
 export const NEWEST_FIRST = "NEWEST_FIRST";
 export const OLDEST_FIRST = "OLDEST_FIRST";
-
-export const likeEscape = (value: string) => value.replace(/[\\%_]/g, (c) => `\\${c}`);
-const contains = (value: string) => `%${likeEscape(value)}%`;
 
 const routed = (condition: { dangerouslyGetParent?(): unknown }) => {
   const parent = condition.dangerouslyGetParent?.() as Partial<QueryBuilder> | undefined;
@@ -67,7 +65,7 @@ export const auditConditions: GraphileConfig.Plugin[] = [
     "actionPrefix",
     "Actions starting with this text, e.g. `incident.` for every incident action.",
     "String",
-    (e, v) => sql`${e}.action like ${sql.value(`${likeEscape(v)}%`)}`,
+    (e, v) => sql`${e}.action like ${sql.value(likePrefix(v))}`,
   ),
   auditCondition(
     "actorContains",
@@ -131,7 +129,7 @@ const FILTER_FIELDS: Record<string, (filter: Record<string, unknown>, value: unk
     f.actions = [String(v)];
   },
   actionPrefix: (f, v) => {
-    f.actionPrefix = `${likeEscape(String(v))}%`;
+    f.actionPrefix = likePrefix(String(v));
   },
   actorLabel: (f, v) => {
     f.actor = String(v);

@@ -9,6 +9,7 @@
  */
 import type pg from "pg";
 import { prepared } from "../../db/context.ts";
+import { likeContaining } from "../../db/like.ts";
 import { API_TOKEN_NAME, ENTRY_COLUMNS, type EntryRow } from "./audit-entry.ts";
 
 export const PAGE_SIZE = 25;
@@ -264,7 +265,7 @@ async function resolveWindow(client: pg.ClientBase, f: AuditFilters, zone: strin
 /** The filter as the SQL functions take it (app_hidden.audit_find / audit_count). */
 export function filterJson(f: AuditFilters, window: Pick<Window, "from" | "to">): Record<string, unknown> {
   const json: Record<string, unknown> = {};
-  if (f.q) json.pattern = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  if (f.q) json.pattern = likeContaining(f.q);
   if (f.actions.length > 0) json.actions = f.actions;
   if (f.actor) json.actor = f.actor;
   if (f.incident) json.incident = f.incident;

@@ -12,6 +12,7 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
+import { likeContaining } from "../../db/like.ts";
 import { fromDatabaseError, UserError } from "../errors.ts";
 import { render } from "../render.ts";
 import { receiveEvidence, sendEvidenceFile } from "../routes/evidence.ts";
@@ -189,7 +190,7 @@ function listWhere(filters: IncidentFilters, options: { deleted: boolean; status
   const parts = [options.deleted ? "i.deleted_at is not null" : "i.deleted_at is null"];
   const params: unknown[] = [];
   if (filters.q) {
-    params.push(`%${filters.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    params.push(likeContaining(filters.q));
     parts.push(`i.title ilike $${params.length}`);
   }
   if (filters.days) {
