@@ -411,12 +411,20 @@ export async function readAuditLog(
   // the chart of the actions and window.
   const aggregatable =
     !filters.q && !filters.actor && !filters.incident && !filters.surface && !filters.ip && window.hourly;
+  // Actions, a user and any window: counted exactly from the kept counts (per hour and action, per
+  // day, action and user) and, at the window's edges, the log (GraphQL's totalCount, 000033), one
+  // call per action (they are disjoint).
+  const kept = !filters.q && !filters.incident && !filters.surface && !filters.ip;
   const actions = filters.actions.length > 0 ? filters.actions : null;
-  const countSql = !aggregatable
-    ? `case when f.entries <= ${UNBUDGETED_COUNT} then app_hidden.audit_count($7, ${COUNT_CAP + 1}) end`
-    : filters.actions.length === 0 && !window.from && !window.to
+  const countSql = aggregatable
+    ? filters.actions.length === 0 && !window.from && !window.to
       ? "f.entries"
-      : "app_hidden.audit_activity_total($4, $5, $6)";
+      : "app_hidden.audit_activity_total($4, $5, $6)"
+    : kept
+      ? `(select sum(app_hidden.audit_connection_count(jsonb_strip_nulls(jsonb_build_object(
+           'action', a, 'actorLabel', $7::text, 'occurredAfter', $4::timestamptz, 'occurredBefore', $5::timestamptz))))
+          from unnest(coalesce($6::text[], array[null::text])) a)`
+      : `case when f.entries <= ${UNBUDGETED_COUNT} then app_hidden.audit_count($7, ${COUNT_CAP + 1}) end`;
   // The log's size, latest capture number, actions (for the filter) and latest recorded
   // verification come from one call that checks the caller once (audit_log_facts, migration 000026).
   const { rows } = await client.query<{
@@ -438,7 +446,7 @@ export async function readAuditLog(
        from app_hidden.audit_log_facts() f`,
       [
         ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions],
-        ...(aggregatable ? [] : [filter]),
+        ...(aggregatable ? [] : kept ? [filters.actor || null] : [filter]),
       ],
     ),
   );
@@ -447,9 +455,13 @@ export async function readAuditLog(
   // budget either (measured: the attempt and its cancellation cost ~40 ms): not tried.
   // A first page that holds every match (nothing older, nothing left unread) is its own count.
   const whole = position.kind === "first" && !more && !stop;
+  // Kept counts (the log's size, the hourly and daily activity) are exact whatever their size:
+  // shown in full. Counted matches stop at COUNT_CAP.
   const count: AuditCount =
     extra.n !== null
-      ? capped(extra.n)
+      ? aggregatable || kept
+        ? { n: Number(extra.n), kind: "exact" }
+        : capped(extra.n)
       : whole
         ? { n: entries.length, kind: "exact" }
         : stop || filters.q
