@@ -407,8 +407,9 @@ export async function readAuditLog(
     : null;
 
   // Counts and chart: from the kept activity when the filter is only actions and a window on
-  // whole hours; otherwise a capped count (outright for a small log, else within a budget) and
-  // the chart of the actions and window.
+  // whole hours; with a user or any window too, from the kept counts and the log at the edges;
+  // otherwise a capped count (outright for a small log, else within a budget). The chart is of
+  // the actions and window.
   const aggregatable =
     !filters.q && !filters.actor && !filters.incident && !filters.surface && !filters.ip && window.hourly;
   // Actions, a user and any window: counted exactly from the kept counts (per hour and action, per
