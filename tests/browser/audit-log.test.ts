@@ -141,6 +141,11 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     expect(await page.locator("details.more-filters").getAttribute("open")).toBeNull();
     // Nothing is wider than the screen.
     expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    // The links' row scrolls sideways; the current page's link is wholly in view, the page not scrolled.
+    const current = await page.locator('nav.sidebar .links a[aria-current="page"]').boundingBox();
+    expect(current?.x).toBeGreaterThanOrEqual(0);
+    expect((current?.x ?? 0) + (current?.width ?? 0)).toBeLessThanOrEqual(390);
+    expect(await page.evaluate<number>("window.scrollY")).toBe(0);
     await screenshot(page, "audit-log-phone");
     await page.close();
   });

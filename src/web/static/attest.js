@@ -22,6 +22,18 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => localizeTimes(document));
+
+  // On a phone the workspace links are one row that scrolls sideways: bring the current page's
+  // link into that row's view (only sideways: the page itself does not move).
+  document.addEventListener("DOMContentLoaded", () => {
+    const row = document.querySelector("nav.sidebar .links");
+    const current = row?.querySelector('a[aria-current="page"]');
+    if (!row || !current || row.scrollWidth <= row.clientWidth) return;
+    const left = current.offsetLeft - row.offsetLeft;
+    if (left < row.scrollLeft || left + current.offsetWidth > row.scrollLeft + row.clientWidth) {
+      row.scrollLeft = Math.max(0, left - (row.clientWidth - current.offsetWidth) / 2);
+    }
+  });
   document.addEventListener("htmx:after:swap", () => localizeTimes(document));
   document.addEventListener("htmx:after:settle", () => localizeTimes(document));
 
