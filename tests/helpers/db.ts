@@ -54,36 +54,52 @@ const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 export async function createTestDatabase(server: Server, options: { seed?: boolean } = {}): Promise<TestDatabase> {
   const name = `attest_test_${randomBytes(5).toString("hex")}`;
   const superUrl = withDatabase(server.adminUrl, name);
-  const db = await prepareDatabase({ adminUrl: superUrl, log: () => {} });
-  const pools = createPools(db, quiet, { owner: 4, auth: 4 });
-  const superuser = new pg.Pool({ connectionString: superUrl, max: 4 });
-  superuser.on("error", () => {}); // idle connections end when the test database is dropped
-  if (options.seed) {
-    await seedDemoWorkspace({ owner: pools.owner, auth: pools.auth, visitorRole: db.roles.visitor, log: () => {} });
-    await sealAll(pools.owner); // as the worker's sealer would, moments after
-  }
-  return {
-    name,
-    superUrl,
-    db,
-    pools,
-    superuser,
-    async drop() {
-      await pools.end();
-      await superuser.end();
-      const admin = new pg.Client({ connectionString: server.adminUrl });
-      await admin.connect();
-      try {
-        await admin.query(`drop database if exists "${name}" with (force)`);
-        const extra = await admin.query<{ rolname: string }>("select rolname from pg_roles where rolname like $1", [
-          `${name}\\_%`,
-        ]);
-        for (const { rolname } of extra.rows) await admin.query(`drop role if exists "${rolname}"`);
-      } finally {
-        await admin.end();
-      }
-    },
+  /** Drops this test's database and roles (also when setting it up failed half-way). */
+  const dropAll = async () => {
+    const admin = new pg.Client({ connectionString: server.adminUrl });
+    await admin.connect();
+    try {
+      await admin.query(`drop database if exists "${name}" with (force)`);
+      const extra = await admin.query<{ rolname: string }>("select rolname from pg_roles where rolname like $1", [
+        `${name}\\_%`,
+      ]);
+      for (const { rolname } of extra.rows) await admin.query(`drop role if exists "${rolname}"`);
+    } finally {
+      await admin.end();
+    }
   };
+  let pools: Pools | undefined;
+  let superuser: pg.Pool | undefined;
+  try {
+    const db = await prepareDatabase({ adminUrl: superUrl, log: () => {} });
+    const ready = createPools(db, quiet, { owner: 4, auth: 4 });
+    pools = ready;
+    const su = new pg.Pool({ connectionString: superUrl, max: 4 });
+    superuser = su;
+    su.on("error", () => {}); // idle connections end when the test database is dropped
+    if (options.seed) {
+      await seedDemoWorkspace({ owner: ready.owner, auth: ready.auth, visitorRole: db.roles.visitor, log: () => {} });
+      await sealAll(ready.owner); // as the worker's sealer would, moments after
+    }
+    return {
+      name,
+      superUrl,
+      db,
+      pools: ready,
+      superuser: su,
+      async drop() {
+        await ready.end();
+        await su.end();
+        await dropAll();
+      },
+    };
+  } catch (error) {
+    // A failed migration or seed leaves nothing behind.
+    await pools?.end().catch(() => {});
+    await superuser?.end().catch(() => {});
+    await dropAll().catch(() => {});
+    throw error;
+  }
 }
 
 /** Creates a login role (dropped with the database) that is a member of `memberOf`. */
