@@ -22,6 +22,8 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => localizeTimes(document));
+  document.addEventListener("htmx:after:swap", () => localizeTimes(document));
+  document.addEventListener("htmx:after:settle", () => localizeTimes(document));
 
   // On a phone the workspace links are one row that scrolls sideways: bring the current page's
   // link into that row's view (only sideways: the page itself does not move).
@@ -34,8 +36,6 @@
       row.scrollLeft = Math.max(0, left - (row.clientWidth - current.offsetWidth) / 2);
     }
   });
-  document.addEventListener("htmx:after:swap", () => localizeTimes(document));
-  document.addEventListener("htmx:after:settle", () => localizeTimes(document));
 
   // The viewer's time zone, for pages that show times in it (the Audit Log). The page says which
   // zone it used; when that was a guess (no ?tz= and no cookie yet), it is shown again once.
