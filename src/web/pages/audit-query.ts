@@ -410,12 +410,11 @@ export async function readAuditLog(
   // whole hours; with a user or any window too, from the kept counts and the log at the edges;
   // otherwise a capped count (outright for a small log, else within a budget). The chart is of
   // the actions and window.
-  const aggregatable =
-    !filters.q && !filters.actor && !filters.incident && !filters.surface && !filters.ip && window.hourly;
   // Actions, a user and any window: counted exactly from the kept counts (per hour and action, per
   // day, action and user) and, at the window's edges, the log (GraphQL's totalCount, 000033), one
-  // call per action (they are disjoint).
+  // call per action (they are disjoint). Without a user and on whole hours: the hourly counts alone.
   const kept = !filters.q && !filters.incident && !filters.surface && !filters.ip;
+  const aggregatable = kept && !filters.actor && window.hourly;
   const actions = filters.actions.length > 0 ? filters.actions : null;
   const countSql = aggregatable
     ? filters.actions.length === 0 && !window.from && !window.to
@@ -460,7 +459,7 @@ export async function readAuditLog(
   // shown in full. Counted matches stop at COUNT_CAP.
   const count: AuditCount =
     extra.n !== null
-      ? aggregatable || kept
+      ? kept
         ? { n: Number(extra.n), kind: "exact" }
         : capped(extra.n)
       : whole
