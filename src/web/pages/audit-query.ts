@@ -406,13 +406,11 @@ export async function readAuditLog(
     ? { to: stop.occurred_at, direction: ascending ? ("newer" as const) : ("older" as const) }
     : null;
 
-  // Counts and chart: from the kept activity when the filter is only actions and a window on
-  // whole hours; with a user or any window too, from the kept counts and the log at the edges;
-  // otherwise a capped count (outright for a small log, else within a budget). The chart is of
-  // the actions and window.
-  // Actions, a user and any window: counted exactly from the kept counts (per hour and action, per
-  // day, action and user) and, at the window's edges, the log (GraphQL's totalCount, 000033), one
-  // call per action (they are disjoint). Without a user and on whole hours: the hourly counts alone.
+  // Counts: a filter of actions, a user and any window is counted exactly from the kept counts
+  // (per hour and action, per day, action and user) and, at the window's edges, the log
+  // (GraphQL's totalCount, 000033), one call per action (they are disjoint); without a user and
+  // on whole hours, from the hourly counts alone. Any other filter gets a capped count (outright
+  // for a small log, else within a budget). The chart is of the actions and window.
   const kept = !filters.q && !filters.incident && !filters.surface && !filters.ip;
   const aggregatable = kept && !filters.actor && window.hourly;
   const actions = filters.actions.length > 0 ? filters.actions : null;
