@@ -617,6 +617,15 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
     if (ctx.method !== "POST")
       return fail(405, "METHOD_NOT_ALLOWED", "Send GraphQL requests as POST with a JSON body.");
     const credentials = credentialsOf(ctx);
+    // An Authorization header that is not one bearer token ("Bearer a b", "Basic …", "Bearer"):
+    // refused, not answered as if no credentials had been sent (an empty result, status 200).
+    if (ctx.get("authorization") && !credentials.apiToken) {
+      return fail(
+        401,
+        "UNAUTHENTICATED",
+        "The Authorization header must be `Bearer <API token>`: one token, with no spaces in it.",
+      );
+    }
     if (credentials.sessionToken && !credentials.apiToken) {
       if (!ctx.is("application/json")) {
         return fail(

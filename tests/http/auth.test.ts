@@ -226,6 +226,25 @@ describe.each(servers())("sign-in on $name", (server) => {
     });
     expect(form.status).toBe(415);
   });
+  it("refuses an Authorization header that is not one bearer token, instead of answering as nobody", async () => {
+    for (const authorization of [
+      "Bearer attest_' or 1=1 --",
+      "Bearer",
+      "Basic YWRtaW46YWRtaW4=",
+      "attest_abc",
+      "Bearer a b",
+    ]) {
+      const response = await fetch(`${web.url}/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization },
+        body: JSON.stringify({ query: "{ auditLogs(first: 1) { nodes { seq } } }" }),
+      });
+      const body = (await response.json()) as { errors?: { message: string; extensions?: { code?: string } }[] };
+      expect(response.status, authorization).toBe(401);
+      expect(body.errors?.[0].extensions?.code, authorization).toBe("UNAUTHENTICATED");
+      expect(body.errors?.[0].message).toContain("Bearer <API token>");
+    }
+  });
   it("answers each request as its own credentials say, whatever ran before on the same connection, and runs nothing for refused ones", async () => {
     const admin = await web.signIn("admin@demo.test");
     const created = await web.gql<{ createApiToken: { result: { token: string } } }>(
