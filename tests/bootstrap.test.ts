@@ -209,7 +209,7 @@ describe("npm start", () => {
     const firstHealth = await fetch(`${url}/healthz`).catch((error) => {
       throw new Error(`${(error as Error).message}: ${(error as { cause?: Error }).cause?.message}\n${first.output}`);
     });
-    expect(firstHealth.status).toBe(200);
+    expect(firstHealth.status, `${await firstHealth.clone().text()}\n${first.output}`).toBe(200);
     const entries = await auditCount();
     expect(entries).toBeGreaterThan(200);
 
@@ -224,7 +224,7 @@ describe("npm start", () => {
       // (Once seen under the whole suite's load: say what the restarted process printed.)
       throw new Error(`${(error as Error).message}: ${(error as { cause?: Error }).cause?.message}\n${second.output}`);
     });
-    expect(health.status).toBe(200);
+    expect(health.status, `${await health.clone().text()}\n${second.output}`).toBe(200);
     expect(health.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
     expect(await auditCount()).toBe(entries);
 

@@ -26,6 +26,8 @@ export interface AppOptions {
   visitorRole: string;
   log: Logger;
   maxUploadBytes: number;
+  /** Where uploads wait until all their files have arrived (default: os.tmpdir()). */
+  uploadDir?: string;
   trustProxy?: boolean;
   webhooksAllowPrivate?: boolean;
   /** How the slow-down after failed sign-ins waits (tests pass one that does not). */
@@ -114,10 +116,12 @@ export function createApp(options: AppOptions): Koa {
 
   app.use(async (ctx, next) => {
     if (ctx.path !== "/healthz") return next();
+    // Within 5 s: on a busy machine a new connection alone can take a second or two.
     try {
-      await withTimeout(options.authPool.query("select 1"), 2000);
+      await withTimeout(options.authPool.query("select 1"), HEALTH_TIMEOUT_MS);
       ctx.body = { status: "ok", database: "reachable" };
-    } catch {
+    } catch (error) {
+      options.log.warn("health check: the database did not answer", { error: (error as Error).message });
       ctx.status = 503;
       ctx.body = { status: "unavailable", database: "unreachable" };
     }
@@ -171,12 +175,14 @@ function headingFor(status: number): string {
   return status < 500 ? "Please check your request" : "Something went wrong";
 }
 
+const HEALTH_TIMEOUT_MS = 5000;
+
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error("timed out")), ms);
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }

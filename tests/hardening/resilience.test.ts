@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
+import { join } from "node:path";
 import { runOnce } from "graphile-worker";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -72,11 +73,14 @@ describe.each(servers())("resilience on $name", (server) => {
   // An error no code handled: in `npm start` it would have ended the process.
   const uncaught: string[] = [];
   const onUncaught = (error: Error) => uncaught.push(error.message);
+  // This server's own directory for uploads in transit: other test files upload at the same time.
+  let uploadDir: string;
 
   beforeAll(async () => {
     process.on("uncaughtException", onUncaught);
     t = await createTestDatabase(server, { seed: true });
-    web = await startTestServer(t, { maxUploadBytes: 8 * 1024 * 1024 });
+    uploadDir = await fs.mkdtemp(join(os.tmpdir(), "attest-resilience-"));
+    web = await startTestServer(t, { maxUploadBytes: 8 * 1024 * 1024, uploadDir });
     ownerCookie = await web.signIn("owner@demo.test");
     const created = await web.gql<{ createApiToken: { result: { token: string } } }>(
       `mutation { createApiToken(input: { name: "resilience" }) { result { token } } }`,
@@ -112,6 +116,7 @@ describe.each(servers())("resilience on $name", (server) => {
     process.off("uncaughtException", onUncaught);
     await web?.close();
     await t?.drop();
+    if (uploadDir) await fs.rm(uploadDir, { recursive: true, force: true });
   });
 
   const boundary = "----attestfuzz";
@@ -122,7 +127,7 @@ describe.each(servers())("resilience on $name", (server) => {
     `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello, this part never ends`,
   );
 
-  const uploadDirs = async () => (await fs.readdir(os.tmpdir())).filter((n) => n.startsWith("attest-upload-"));
+  const uploadDirs = async () => (await fs.readdir(uploadDir)).filter((n) => n.startsWith("attest-upload-"));
 
   async function stillServing() {
     await new Promise((r) => setTimeout(r, 100));
@@ -156,7 +161,7 @@ describe.each(servers())("resilience on $name", (server) => {
   });
 
   it("survives truncated, aborted and nonsensical uploads, and saves nothing", async () => {
-    // Upload directories (os.tmpdir()/attest-upload-*) made during this test and still there.
+    // Upload directories (attest-upload-* in this server's upload directory) made during this test and still there.
     const existing = new Set(await uploadDirs());
     const leftovers = async () => (await uploadDirs()).filter((d) => !existing.has(d));
     const before = (await t.superuser.query("select count(*)::int as n from app_public.evidence")).rows[0].n;

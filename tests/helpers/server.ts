@@ -34,12 +34,16 @@ export interface GqlResult<T> {
   errors?: Array<{ message: string; extensions?: { code?: string } }>;
 }
 
-export async function startTestServer(t: TestDatabase, options: { maxUploadBytes?: number } = {}): Promise<TestServer> {
+export async function startTestServer(
+  t: TestDatabase,
+  options: { maxUploadBytes?: number; uploadDir?: string } = {},
+): Promise<TestServer> {
   const app = createApp({
     authPool: t.pools.auth,
     visitorRole: t.db.roles.visitor,
     log: quiet,
     maxUploadBytes: options.maxUploadBytes ?? 1024 * 1024,
+    uploadDir: options.uploadDir,
     signInSleep: async () => {},
   });
   const graphql = createGraphQL({ authPool: t.pools.auth, visitorRole: t.db.roles.visitor, log: quiet });

@@ -489,7 +489,10 @@ function sendFragment(
   ctx.body = render(view, { ...data, shell: page.shell, oob: true });
 }
 
-export function incidentRoutes(router: Router, options: { authPool: pg.Pool; maxUploadBytes: number }): void {
+export function incidentRoutes(
+  router: Router,
+  options: { authPool: pg.Pool; maxUploadBytes: number; uploadDir?: string },
+): void {
   const listBase = (shell: Shell) => `/t/${shell.tenant.slug}/incidents`;
 
   /** The data every incident view needs, plus `extra`. */
@@ -787,8 +790,9 @@ export function incidentRoutes(router: Router, options: { authPool: pg.Pool; max
     const id = uuidParam(ctx, "id");
     const url = `${listBase(page.shell)}/${id}`;
     const json = ctx.accepts(["html", "json"]) === "json";
+    const limits = { maxBytes: options.maxUploadBytes, dir: options.uploadDir };
     const result = await attempt(() =>
-      receiveEvidence(page.tx, ctx.req, ctx.req.headers, id, options.maxUploadBytes, async (c) => {
+      receiveEvidence(page.tx, ctx.req, ctx.req.headers, id, limits, async (c) => {
         const incident = await loadIncident(c, id);
         if (!incident) throw notFound();
         if (incident.deleted_at) throw isDeleted();

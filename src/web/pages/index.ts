@@ -19,6 +19,8 @@ export interface WorkspaceOptions {
   authPool: pg.Pool;
   visitorRole: string;
   maxUploadBytes: number;
+  /** Where uploads wait until all their files have arrived (default: os.tmpdir()). */
+  uploadDir?: string;
   /** ATTEST_WEBHOOKS_ALLOW_PRIVATE: webhooks may point at private addresses. */
   webhooksAllowPrivate?: boolean;
 }

@@ -45,6 +45,12 @@ function formatBytes(bytes: number): string {
   return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MB` : `${Math.round(bytes / 1024)} KB`;
 }
 
+/** How large an upload's files may be, and where they wait (default: the system's temporary directory). */
+export interface UploadLimits {
+  maxBytes: number;
+  dir?: string;
+}
+
 /** A file part of an upload, received into a temporary file (not yet in the database). */
 interface SpooledFile {
   path: string;
@@ -63,7 +69,7 @@ interface SpooledFile {
 async function spoolUpload(
   req: Koa.Request["req"],
   headers: Record<string, string | string[] | undefined>,
-  maxBytes: number,
+  { maxBytes, dir: spoolDir = os.tmpdir() }: UploadLimits,
 ): Promise<{ files: SpooledFile[]; cleanup(): Promise<void> }> {
   let parser: busboy.Busboy;
   try {
@@ -76,7 +82,7 @@ async function spoolUpload(
   } catch {
     throw new UserError(415, "Send the files as multipart/form-data.", "BAD_USER_INPUT");
   }
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), "attest-upload-"));
+  const dir = await fs.mkdtemp(path.join(spoolDir, "attest-upload-"));
   const cleanup = () => fs.rm(dir, { recursive: true, force: true });
   const files: SpooledFile[] = [];
   let chain: Promise<void> = Promise.resolve();
@@ -162,6 +168,10 @@ async function spoolUpload(
       });
       req.on("aborted", () => fail(new UserError(400, "The upload was interrupted; nothing was saved.")));
       req.on("error", () => fail(new UserError(400, "The upload was interrupted; nothing was saved.")));
+      // (Also when the connection closes before the body was complete and no 'aborted' came.)
+      req.on("close", () => {
+        if (!req.complete) fail(new UserError(400, "The upload was interrupted; nothing was saved."));
+      });
       req.pipe(parser);
     });
     if (failure) throw failure;
@@ -210,11 +220,11 @@ export async function receiveEvidence(
   req: Koa.Request["req"],
   headers: Record<string, string | string[] | undefined>,
   incidentId: string,
-  maxBytes: number,
+  limits: UploadLimits,
   check: (client: pg.ClientBase) => Promise<void>,
 ): Promise<UploadedEvidence[]> {
   await tx(check);
-  const spooled = await spoolUpload(req, headers, maxBytes);
+  const spooled = await spoolUpload(req, headers, limits);
   try {
     return await tx(async (client) => {
       await check(client);
@@ -261,7 +271,12 @@ export async function sendEvidenceFile(
   });
 }
 
-export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string; maxUploadBytes: number }): Router {
+export function evidenceRoutes(options: {
+  authPool: pg.Pool;
+  visitorRole: string;
+  maxUploadBytes: number;
+  uploadDir?: string;
+}): Router {
   const router = new Router({ prefix: "/api" });
   const surfaceOf = (ctx: Koa.Context) => (credentialsOf(ctx).apiToken ? "api" : "web");
   const tenantOf = (ctx: Koa.Context) =>
@@ -276,7 +291,7 @@ export function evidenceRoutes(options: { authPool: pg.Pool; visitorRole: string
       ctx.req,
       ctx.req.headers,
       incidentId,
-      options.maxUploadBytes,
+      { maxBytes: options.maxUploadBytes, dir: options.uploadDir },
       async (client) => {
         const visible = await client.query("select 1 from app_public.incidents where id = $1 and deleted_at is null", [
           incidentId,
