@@ -1,5 +1,5 @@
 --! Previous: sha1:822cd568bf29d1b382fee9ab634201a6cf13ffa2
---! Hash: sha1:4f26d6b97d3e688d36344feeefc62f04767fbea3
+--! Hash: sha1:b3c3888faadf1c2ff916ba521c96598b730c7d7f
 --! Message: word-edges
 
 -- 000038 Words a pattern shows whole: a search for "e-31", "os o" or "t #4" uses the names too.
@@ -12,9 +12,11 @@
 -- 2M-entry bench tenant). pg_trgm also pads each word of a text ("  a", " ab", "ab ", " a "), and
 -- where the pattern puts a literal ASCII character other than a letter or digit next to a word
 -- (a space, "-", "#", ".", …), every matching text has the word start or end there, so it has
--- those padded trigrams too. They now count, after the trigrams within words (which are chosen as
--- before when there are three). Patterns that show no word edge and no three letters or digits in
--- a row ("ab", "a_b") still have none. The property test "keys of a pattern are among the keys of
+-- those padded trigrams too. And the three trigrams a probe uses are now taken from the pattern's
+-- words in turn: "capture-74" was looked up by three trigrams of "capture" alone, which every
+-- "capture-…" name has (a tenth of the bench tenant's names), and is now looked up by "capture"
+-- and " 74". A single word's trigrams are chosen as before. Patterns that show no word edge and no
+-- three letters or digits in a row ("ab", "a_b") still have none. The property test "keys of a pattern are among the keys of
 -- every name it matches" (tests/db/audit-search.test.ts) checks the rule on random names and pieces.
 -- Runs as the session's login: the function is on the audit path (see CONVENTIONS.md).
 
@@ -24,18 +26,25 @@ set local role none;
  * Up to three trigrams that every text matching an ILIKE pattern contains, as pg_trgm makes them
  * (see migration 000038): within the pattern's runs of ASCII letters and digits, and at a run's
  * start or end where the pattern puts a literal ASCII character other than a letter or digit next
- * to it (pg_trgm's padded trigrams "  a", " ab", "ab ", " a "). Three trigrams within runs are
- * chosen as before (spread over the sorted list); fewer are completed with the padded ones, those
- * of two characters first. None for a pattern such as "ab" or "%-%".
+ * to it (pg_trgm's padded trigrams "  a", " ab", "ab ", " a "). They are taken from the words in
+ * turn (a word's own trigrams spread over its sorted list first, then its padded ones, those of
+ * two characters first): "capture-74" is looked up by "capture" and "74". None for a pattern such
+ * as "ab" or "%-%".
  */
 create or replace function app_private.audit_pattern_trigrams(p_pattern text) returns text[]
 language plpgsql immutable parallel safe set search_path = pg_catalog, public as $$
 declare
   -- The pattern as characters: a literal one (unescaped, lower-cased), or null for % and _.
   v_chars text[] := '{}';
-  v_inner text[] := '{}';
-  v_two text[] := '{}';
-  v_one text[] := '{}';
+  v_inner text[];
+  v_two text[];
+  v_one text[];
+  -- every word's trigrams, each with its word's number and its rank in the word's list
+  v_trigrams text[] := '{}';
+  v_words int[] := '{}';
+  v_ranks int[] := '{}';
+  v_list text[];
+  v_count int := 0;
   v_word text;
   v_len int;
   v_before boolean;
@@ -67,6 +76,9 @@ begin
       i := i + 1;
     end loop;
     v_word := array_to_string(v_chars[s:i - 1], '');
+    v_inner := '{}';
+    v_two := '{}';
+    v_one := '{}';
     v_len := i - s;
     -- A word's edge is known where the pattern puts a literal ASCII non-alphanumeric character
     -- next to it (pg_trgm splits words there); a wildcard or another character may go on with it.
@@ -86,14 +98,29 @@ begin
     if v_after and v_len >= 2 then
       v_two := v_two || (right(v_word, 2) || ' ');
     end if;
+    -- The word's list: its first, middle and last trigram (sorted), its others, its padded ones.
+    v_inner := array(select distinct t collate "C" from unnest(v_inner) t order by 1);
+    if cardinality(v_inner) >= 3 then
+      v_inner := array[v_inner[1], v_inner[(cardinality(v_inner) + 1) / 2], v_inner[cardinality(v_inner)]]
+                 || array(select t from unnest(v_inner) t
+                          where t not in (v_inner[1], v_inner[(cardinality(v_inner) + 1) / 2], v_inner[cardinality(v_inner)]));
+    end if;
+    v_list := v_inner || array(select distinct t collate "C" from unnest(v_two) t order by 1)
+                      || array(select distinct t collate "C" from unnest(v_one) t order by 1);
+    if cardinality(v_list) > 0 then
+      v_count := v_count + 1;
+      v_trigrams := v_trigrams || v_list;
+      v_words := v_words || array_fill(v_count, array[cardinality(v_list)]);
+      v_ranks := v_ranks || array(select generate_series(1, cardinality(v_list)));
+    end if;
   end loop;
-  v_inner := array(select distinct t collate "C" from unnest(v_inner) t order by 1);
-  if cardinality(v_inner) >= 3 then
-    return array[v_inner[1], v_inner[(cardinality(v_inner) + 1) / 2], v_inner[cardinality(v_inner)]];
-  end if;
-  return (v_inner
-          || array(select distinct t collate "C" from unnest(v_two) t order by 1)
-          || array(select distinct t collate "C" from unnest(v_one) t order by 1))[1:3];
+  -- In turn: each word's first, then each word's second, …; three at most.
+  return array(
+    select x.t from (
+      select u.t, min(u.rank) as rank, min(u.word) as word from unnest(v_trigrams, v_words, v_ranks) u(t, word, rank)
+      group by u.t) x
+    order by x.rank, x.word
+    limit 3);
 end;
 $$;
 
