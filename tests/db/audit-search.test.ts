@@ -179,6 +179,10 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     "t #",
     "g: l",
     "p_c",
+    // no trigram, and among the names of entries older than a short first stretch ("Hotspot
+    // banana …", renamed since): the page reads for them in stretches (000040)
+    "zi",
+    "ba",
   ];
   const cases = fc.record({
     tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
