@@ -1,5 +1,5 @@
---! Previous: sha1:b3c3888faadf1c2ff916ba521c96598b730c7d7f
---! Hash: sha1:6f7dba72a85aa0dd28cd68518b0476164e8062b2
+--! Previous: sha1:bde6aca743e8877dcdf53526dd334545c57af2b3
+--! Hash: sha1:36639bf7ad8391add0afc7f26b8bc2811e6f68d4
 --! Message: name-only-without-trigrams
 
 -- 000039 A name-only search without trigrams reads the names, not the log.
@@ -13,7 +13,8 @@
 -- trigrams does for the names its probes find. A tenant has fewer names than entries (in the bench
 -- tenant, 451,000 name-days for 2,000,000 entries; in a workspace whose incidents have many
 -- entries each, far fewer). The page's search, which also matches actions, people and incident
--- titles, reads such words in bounded stretches as before.
+-- titles, reads such words in bounded stretches as before (the search test's word "ba", found in the
+-- names of older, renamed incidents, fails if the page's search takes the names' way for it).
 -- Runs as the session's login: the functions read the log (see CONVENTIONS.md).
 
 set local role none;
@@ -286,8 +287,9 @@ declare
   -- A pattern with trigrams goes on through the names past the stretch, and so does one without when
   -- it is for the resource name only (GraphQL's resourceLabelContains: every day's names are read,
   -- 000039); the page's other patterns without trigrams are read for.
+  -- (Never null: the page's search has no "fields", and its words without trigrams are read for.)
   v_indexed boolean := cardinality(app_private.audit_pattern_trigrams(p_filter->>'pattern')) > 0
-    or (p_filter->>'fields' = 'label' and p_filter->>'pattern' is not null);
+    or (coalesce(p_filter->>'fields' = 'label', false) and p_filter->>'pattern' is not null);
   v_actions text[];
   v_range text;
   v_keyed_ip boolean := false; -- the IP is the range's key (no incident or actor given)
