@@ -59,6 +59,17 @@ describe.each(servers())("audit log v2 on $name", (server) => {
       await client.query("set local session_replication_role = replica");
       for (const statement of sql) await client.query(statement, [tenant]);
       const { rows } = await client.query<Verdict>("select * from app_public.verify_audit_chain($1)", [tenant]);
+      // The verifier reads a large tenant by whole-table scans and a small one through indexes
+      // (migration 000040): both ways find the same, whichever this tenant takes.
+      const ways = await client.query(
+        `select (select array_agg(v order by v) from app_private.audit_verify_leaves($1, false) v)::text as leaves_index,
+                (select array_agg(v order by v) from app_private.audit_verify_leaves($1, true) v)::text as leaves_scan,
+                (select array_agg(v order by v) from app_private.audit_verify_nodes($1, false) v)::text as nodes_index,
+                (select array_agg(v order by v) from app_private.audit_verify_nodes($1, true) v)::text as nodes_scan`,
+        [tenant],
+      );
+      expect(ways.rows[0].leaves_scan).toBe(ways.rows[0].leaves_index);
+      expect(ways.rows[0].nodes_scan).toBe(ways.rows[0].nodes_index);
       return rows[0];
     } finally {
       await client.query("rollback");
@@ -422,6 +433,28 @@ describe.each(servers())("audit log v2 on $name", (server) => {
       "update app_hidden.audit_leaves set seq = 11 where tenant_id = $1 and seq = 1000000",
     ]);
     expect(v).toMatchObject({ valid: false, first_invalid_seq: "10" });
+  });
+
+  it("catches a damaged interior node at its position, and a leaf holding too few nodes", async () => {
+    // seq 8 completes the subtrees of 2, 4 and 8 leaves: its first node is hash(leaf 7, leaf 8)
+    const damaged = await tamper([
+      "update app_hidden.audit_leaves set nodes = overlay(nodes placing sha256('forged') from 1 for 32) where tenant_id = $1 and seq = 8",
+    ]);
+    expect(damaged).toMatchObject({ valid: false, first_invalid_seq: "8" });
+    expect(damaged.problem).toMatch(/tree is damaged at entry 8/);
+    const truncated = await tamper([
+      "update app_hidden.audit_leaves set nodes = substring(nodes from 1 for 64) where tenant_id = $1 and seq = 8",
+    ]);
+    expect(truncated).toMatchObject({ valid: false, first_invalid_seq: "8" });
+  });
+
+  it("catches an entry and its leaf moved to another tenant's log", async () => {
+    const other = await newTenant("elsewhere");
+    const v = await tamper([
+      `update app_public.audit_log e set tenant_id = '${other}' from app_hidden.audit_leaves l
+        where l.tenant_id = $1 and l.seq = 12 and e.tenant_id = l.tenant_id and e.id = l.entry_id`,
+    ]);
+    expect(v).toMatchObject({ valid: false, first_invalid_seq: "12" });
   });
 
   it("catches entries removed from the end against the published checkpoint", async () => {
