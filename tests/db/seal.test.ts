@@ -6,6 +6,7 @@
  * a transaction that is rolled back, with triggers off through session_replication_role).
  */
 import { createPublicKey } from "node:crypto";
+import fc from "fast-check";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkpointSignedBy, parseCheckpoint } from "../../src/audit/checkpoint.ts";
@@ -455,6 +456,50 @@ describe.each(servers())("audit log v2 on $name", (server) => {
         where l.tenant_id = $1 and l.seq = 12 and e.tenant_id = l.tenant_id and e.id = l.entry_id`,
     ]);
     expect(v).toMatchObject({ valid: false, first_invalid_seq: "12" });
+  });
+
+  it("names the tampered position, whatever a superuser changes there (property)", async () => {
+    const size = Number((await verify(demo)).last_seq);
+    const other = await newTenant("property-elsewhere");
+    const at = (seq: number) =>
+      `from app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = ${seq} and e.tenant_id = l.tenant_id and e.id = l.entry_id`;
+    // Each way of tampering, as the statements that do it at position p.
+    const ways: Record<string, (p: number) => string[]> = {
+      "edit the name": (p) => [
+        `update app_public.audit_log e set resource_label = coalesce(resource_label, '') || 'x' ${at(p)}`,
+      ],
+      "edit the action": (p) => [`update app_public.audit_log e set action = 'incident.forged' ${at(p)}`],
+      "edit the actor": (p) => [`update app_public.audit_log e set actor_label = 'someone@else.example' ${at(p)}`],
+      "edit the time": (p) => [
+        `update app_public.audit_log e set occurred_at = occurred_at + interval '1 ms' ${at(p)}`,
+      ],
+      "edit the changes": (p) => [
+        `update app_public.audit_log e set changes = changes || '{"forged": {"new": 1}}' ${at(p)}`,
+      ],
+      "edit the incident": (p) => [`update app_public.audit_log e set incident_id = gen_random_uuid() ${at(p)}`],
+      "edit the IP": (p) => [`update app_public.audit_log e set ip = '203.0.113.9' ${at(p)}`],
+      "delete the entry": (p) => [
+        `delete from app_public.audit_log e using app_hidden.audit_leaves l
+         where l.tenant_id = $1 and l.seq = ${p} and e.tenant_id = l.tenant_id and e.id = l.entry_id`,
+      ],
+      "move the entry to another tenant": (p) => [`update app_public.audit_log e set tenant_id = '${other}' ${at(p)}`],
+      "edit the leaf's incident link": (p) => [
+        `update app_hidden.audit_leaves set incident_prev = coalesce(incident_prev, 'none') || ' ' where tenant_id = $1 and seq = ${p}`,
+      ],
+      // (positions with interior nodes: the even ones)
+      "flip a byte of a node": (p) => [
+        `update app_hidden.audit_leaves set nodes = set_byte(nodes, octet_length(nodes) - 1, (get_byte(nodes, octet_length(nodes) - 1) + 1) % 256)
+          where tenant_id = $1 and seq = ${p - (p % 2)}`,
+      ],
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 2, max: size }), fc.constantFrom(...Object.keys(ways)), async (p, way) => {
+        const v = await tamper(ways[way](p));
+        const expected = way === "flip a byte of a node" ? p - (p % 2) : p;
+        expect(v, `${way} at ${p}`).toMatchObject({ valid: false, first_invalid_seq: String(expected) });
+      }),
+      { numRuns: 40 },
+    );
   });
 
   it("catches entries removed from the end against the published checkpoint", async () => {
