@@ -655,4 +655,32 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       { numRuns: 800, seed: 3 },
     );
   });
+
+  it("matches a word against a name's kept lowered form (LIKE) exactly as ILIKE matches the name", async () => {
+    // The count of a word's entries (000042) compares lower(pattern) with the names' stored
+    // lower(label) by LIKE, which is what ILIKE does in a UTF-8 database: checked here on any
+    // characters (ß, dotted and dotless i, final sigma), cases and wildcards, on both servers.
+    const { rows: enc } = await t.superuser.query<{ e: string }>("select getdatabaseencoding() as e");
+    expect(enc[0].e).toBe("UTF8");
+    const text = fc.string({ unit: fc.constantFrom(..."aAbBzZäÄöÖ1 -.#éÉßẞİıiIΣσςŁł"), maxLength: 12 });
+    const pattern = fc
+      .array(fc.oneof(text, fc.constantFrom("%", "_", "\\%", "\\_", "\\\\")), { maxLength: 5 })
+      .map((parts) => parts.join(""));
+    await fc.assert(
+      fc.asyncProperty(text, pattern, fc.boolean(), async (label, p, wrap) => {
+        const pat = wrap ? `%${p}%` : p;
+        const { rows } = await t.superuser.query<{ ilike: boolean; lowered: boolean }>(
+          "select $1 ilike $2 as ilike, lower($1) like lower($2) as lowered",
+          [label, pat],
+        );
+        expect(rows[0].lowered, JSON.stringify({ label, pat })).toBe(rows[0].ilike);
+      }),
+      { numRuns: 1500, seed: 42 },
+    );
+    // and the column the count reads is that lowered form
+    const { rows } = await t.superuser.query<{ n: string }>(
+      "select count(*) as n from app_private.audit_label_days where label_lower is distinct from lower(label)",
+    );
+    expect(rows[0].n).toBe("0");
+  });
 });
