@@ -13,11 +13,13 @@ import { workerLiveness } from "./liveness.ts";
 import { buildEvidencePackTask } from "./tasks/build-evidence-pack.ts";
 import { closeSignInBursts } from "./tasks/close-sign-in-bursts.ts";
 import { deliverWebhookTask, type WebhookWorkerSettings } from "./tasks/deliver-webhook.ts";
+import { verifyAuditChain } from "./tasks/verify-audit-chain.ts";
 import { verifyAuditChains } from "./tasks/verify-audit-chains.ts";
 
 export function taskList(ownerPool: pg.Pool, webhooks: WebhookWorkerSettings): TaskList {
   return {
     verify_audit_chains: verifyAuditChains,
+    verify_audit_chain: verifyAuditChain,
     build_evidence_pack: buildEvidencePackTask(ownerPool),
     deliver_webhook: deliverWebhookTask(ownerPool, webhooks),
     close_sign_in_bursts: closeSignInBursts,
