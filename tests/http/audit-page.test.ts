@@ -218,7 +218,7 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     await work();
     expect(await jobs()).toBe(0);
     const after = await (await get("/t/demo/audit", owner)).text();
-    expect(after).toMatch(/Log intact<\/strong> — \d+ sealed entries verified/);
+    expect(after).toMatch(/Log intact<\/strong> — [\d,]+ sealed entries verified/);
     // A superuser rewrites an entry behind the triggers' back: the next check says where.
     await t.superuser.query(
       "set session_replication_role = replica; update app_public.audit_log e set resource_label = 'rewritten' from app_hidden.audit_leaves l where l.tenant_id = $1 and l.seq = 5 and e.tenant_id = l.tenant_id and e.id = l.entry_id; set session_replication_role = origin;".replace(
