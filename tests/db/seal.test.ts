@@ -449,7 +449,7 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     expect(truncated).toMatchObject({ valid: false, first_invalid_seq: "8" });
   });
 
-  it("catches an entry and its leaf moved to another tenant's log", async () => {
+  it("catches an entry moved to another tenant's log (its leaf left behind)", async () => {
     const other = await newTenant("elsewhere");
     const v = await tamper([
       `update app_public.audit_log e set tenant_id = '${other}' from app_hidden.audit_leaves l
