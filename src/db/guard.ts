@@ -5,7 +5,9 @@
  *
  * 1. works out the audit path from the catalog, not from a list kept by hand: the log's tables
  *    (audit_log, audit_leaves, audit_checkpoints, audit_trees, audit_seal_state, and the activity the
- *    sealer keeps for the pages and reports: audit_activity_hourly/daily, and the search's audit_label_days/state), the audited
+ *    sealer keeps for the pages and reports: audit_activity_hourly/daily, and the search's audit_label_days/state,
+ *    and chain_verifications, the recorded results of verifying each log, which the page and
+ *    reporting.chain_status show: nobody may record a verification that did not run), the audited
  *    tables (those with a capture trigger), every function their triggers and the log's policies
  *    call, every SECURITY DEFINER function that reads or writes the log's tables, and, closing
  *    over their source, every app function those call (`app_private.audit_path()` lists it);
@@ -38,7 +40,8 @@ language sql stable set search_path = pg_catalog as $$
     where (n.nspname, c.relname) in (('app_public', 'audit_log'), ('app_hidden', 'audit_leaves'),
       ('app_public', 'audit_checkpoints'), ('app_private', 'audit_trees'), ('app_private', 'audit_seal_state'),
       ('app_private', 'audit_activity_hourly'), ('app_private', 'audit_activity_daily'),
-      ('app_private', 'audit_label_days'), ('app_private', 'audit_label_state'))
+      ('app_private', 'audit_label_days'), ('app_private', 'audit_label_state'),
+      ('app_private', 'chain_verifications'))
   ),
   audited_tables as (
     select distinct t.tgrelid as oid from pg_trigger t
@@ -56,7 +59,7 @@ language sql stable set search_path = pg_catalog as $$
     -- every SECURITY DEFINER function that reads or writes the log's tables (sealing, proofs, verification)
     select p.oid from pg_proc p join pg_namespace n on n.oid = p.pronamespace
     where p.prosecdef and n.nspname in ('app_public', 'app_private', 'app_hidden', 'reporting')
-      and p.prosrc ~ '(audit_log|audit_leaves|audit_checkpoints|audit_trees|audit_seal_state)'
+      and p.prosrc ~ '(audit_log|audit_leaves|audit_checkpoints|audit_trees|audit_seal_state|chain_verifications)'
   ),
   path(oid) as (
     select oid from roots

@@ -66,6 +66,7 @@ describe.each(servers())("the owner role on $name", (server) => {
         "app_private.audit_activity_daily",
         "app_private.audit_label_days",
         "app_private.audit_label_state",
+        "app_private.chain_verifications",
       ]),
     );
     expect(names("audited table")).toEqual(
@@ -170,6 +171,10 @@ describe.each(servers())("the owner role on $name", (server) => {
       "delete from app_private.audit_label_days",
       "update app_private.audit_label_state set last_id = 0",
       "select setval('app_private.audit_entry_id_seq', 1)",
+      // A verification that never ran ("Log intact") may not be recorded, nor a real one changed.
+      `insert into app_private.chain_verifications (tenant_id, valid, entries, last_seq) values ('${demo}', true, 1, 1)`,
+      "update app_private.chain_verifications set valid = true, first_invalid_seq = null, problem = null",
+      "delete from app_private.chain_verifications",
       "alter table app_public.audit_log disable row level security",
       "alter table app_public.audit_log owner to current_user",
       "create policy leak on app_public.audit_log for select using (true)",
@@ -182,6 +187,9 @@ describe.each(servers())("the owner role on $name", (server) => {
       expect(await asOwner(sql), sql).toBe("42501");
     }
     expect(await entries()).toBe(before);
+    // What it may do: verify a log and record what it found (the worker's daily and Verify now jobs).
+    expect(await asOwner(`select app_private.record_chain_verification('${demo}')`)).toBe("ok");
+    expect(await asOwner("select app_private.record_chain_verifications()")).toBe("ok");
   });
 
   it("may not add an entry that no captured change produced, even from a trigger of its own", async () => {
