@@ -32,6 +32,14 @@ export function taskList(ownerPool: pg.Pool, webhooks: WebhookWorkerSettings): T
  */
 export const crontab = "15 3 * * * verify_audit_chains ?fill=12h\n* * * * * close_sign_in_bursts\n";
 
+/**
+ * graphile-worker marks a job done or failed after its task returns, without waiting; only its
+ * batched form (a delay of 0 or more) is waited for when the runner stops. Without it a stop right
+ * after a job ended could close the pool first, and the job, still locked, would run again later
+ * (a webhook delivered twice). runOnce takes it too, so that what it ran is settled when it returns.
+ */
+export const workerPreset = { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } };
+
 export interface RunningWorker {
   runner: Runner;
   /** Stops taking jobs, waits for running ones (graceful), then stops beating. */
@@ -62,6 +70,7 @@ export async function startWorker(options: {
     crontab,
     concurrency: options.concurrency,
     noHandleSignals: true,
+    preset: workerPreset,
     logger,
     events: liveness.events,
   });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createGraphQL } from "../../src/graphql/index.ts";
 import { csrfToken } from "../../src/web/csrf.ts";
 import { createApp, startServer } from "../../src/web/server.ts";
-import { taskList } from "../../worker/index.ts";
+import { taskList, workerPreset } from "../../worker/index.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { LEAKS } from "../helpers/leaks.ts";
 import { sealAll } from "../helpers/seal.ts";
@@ -46,6 +46,7 @@ describe.each(servers())("clear errors on $name", (server) => {
     await sealAll(t.pools.owner);
     await runOnce({
       pgPool: t.pools.owner,
+      preset: workerPreset,
       taskList: taskList(t.pools.owner, {
         allowPrivate: false,
         timeoutMs: 1000,

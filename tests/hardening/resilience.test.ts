@@ -13,7 +13,7 @@ import { runOnce } from "graphile-worker";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { csrfToken } from "../../src/web/csrf.ts";
-import { taskList } from "../../worker/index.ts";
+import { taskList, workerPreset } from "../../worker/index.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -108,7 +108,7 @@ describe.each(servers())("resilience on $name", (server) => {
     exportId = requested.data?.createExport.export.rowId ?? "";
     expect(exportId).not.toBe("");
     await sealAll(t.pools.owner); // as the worker's sealer would, before the pack waits for it
-    await runOnce({ pgPool: t.pools.owner, taskList: taskList(t.pools.owner, quietWorker) });
+    await runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, quietWorker) });
     const { rows } = await t.superuser.query("select status from app_public.exports where id = $1", [exportId]);
     expect(rows[0].status).toBe("ready");
   });

@@ -18,7 +18,7 @@ import path from "node:path";
 import { parse } from "csv-parse/sync";
 import { runOnce } from "graphile-worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { taskList } from "../../worker/index.ts";
+import { taskList, workerPreset } from "../../worker/index.ts";
 import { asUser, createTestDatabase, type Ids, ids, servers, sqlState, type TestDatabase } from "../helpers/db.ts";
 import { requireTools } from "../helpers/prerequisites.ts";
 import { sealAll } from "../helpers/seal.ts";
@@ -487,7 +487,7 @@ describe.each(servers())("recorded reads on $name", (server) => {
     const exportId = requested.data?.createExport.export.rowId ?? "";
     expect(exportId).not.toBe("");
     await sealAll(t.pools.owner);
-    await runOnce({ pgPool: t.pools.owner, taskList: taskList(t.pools.owner, quietWorker) });
+    await runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, quietWorker) });
     const jobEntries = await entries("resource_id = $2 and action = 'export.completed'", [exportId]);
     expect(jobEntries).toHaveLength(1);
     expect(jobEntries[0]).toMatchObject({ actor_label: "system", surface: "worker" });

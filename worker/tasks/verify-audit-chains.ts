@@ -4,12 +4,14 @@
  * in reporting.chain_verifications) and logs every broken chain.
  */
 import type { Task } from "graphile-worker";
+import { queryUntilAborted } from "../cancel.ts";
 
 export const verifyAuditChains: Task = async (_payload, helpers) => {
   const { rows } = await helpers.withPgClient(async (client) => {
     await client.query("begin");
     try {
-      await client.query("select app_private.record_chain_verifications()");
+      // Cancelled if the worker shuts down meanwhile: the job then runs again at the next start.
+      await queryUntilAborted(client, helpers.abortSignal, "select app_private.record_chain_verifications()");
       const result = await client.query<{
         slug: string;
         valid: boolean;

@@ -1,0 +1,94 @@
+/**
+ * Stopping the worker (Ctrl-C on npm start) while it verifies a log: verifying millions of entries
+ * takes tens of seconds, and the shutdown must not wait for it. graphile-worker aborts a running
+ * job's signal 5 s into a graceful shutdown; the verification is then cancelled in PostgreSQL,
+ * nothing is recorded, and the job stays queued for the next start.
+ */
+import { runOnce } from "graphile-worker";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWorker, taskList, workerPreset } from "../../worker/index.ts";
+import { asUser, createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+const webhooks = { allowPrivate: false, timeoutMs: 1000, maxFailures: 10, maxResponseBytes: 1024 };
+
+describe.each(servers())("worker shutdown on $name", (server) => {
+  let t: TestDatabase;
+  let demo: string;
+  beforeAll(async () => {
+    t = await createTestDatabase(server, { seed: true });
+    demo = (await ids(t)).tenants.demo;
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+
+  const job = async () =>
+    (
+      await t.superuser.query(
+        "select attempts, max_attempts, locked_at, last_error from graphile_worker.jobs where task_identifier = 'verify_audit_chain'",
+      )
+    ).rows;
+  const recorded = async () =>
+    (
+      await t.superuser.query<{ n: number }>(
+        "select count(*)::int as n from app_private.chain_verifications where tenant_id = $1",
+        [demo],
+      )
+    ).rows[0].n;
+
+  it("cancels a running verification when it stops, records nothing, and verifies at the next start", async () => {
+    // The owner clicks Verify now.
+    await asUser(t, "owner@demo.test", "demo", (c) => c.query("select app_hidden.request_audit_verification()"));
+    // A superuser holds the verifications table: the job's statement waits until it is cancelled,
+    // as a verification of a very large log runs on.
+    const holder = new pg.Client({ connectionString: t.superUrl });
+    await holder.connect();
+    try {
+      await holder.query("begin");
+      await holder.query("lock table app_private.chain_verifications in access exclusive mode");
+      const worker = await startWorker({ pgPool: t.pools.owner, concurrency: 1, log: quiet, webhooks });
+      await expect
+        .poll(
+          async () =>
+            (
+              await t.superuser.query<{ n: number }>(
+                `select count(*)::int as n from pg_stat_activity
+                 where datname = current_database() and wait_event_type = 'Lock' and query like '%record_chain_verification(%'`,
+              )
+            ).rows[0].n,
+          { timeout: 30_000 },
+        )
+        .toBe(1);
+      // Without the cancel this would wait as long as the lock is held: for ever.
+      await worker.stop();
+      expect(await job()).toEqual([
+        { attempts: 1, max_attempts: 3, locked_at: null, last_error: expect.stringMatching(/cancel/i) },
+      ]);
+      const waiting = await t.superuser.query(
+        "select count(*)::int as n from pg_stat_activity where datname = current_database() and query like '%record_chain_verification(%' and state = 'active' and pid <> pg_backend_pid()",
+      );
+      expect(waiting.rows[0].n).toBe(0);
+    } finally {
+      await holder.query("rollback");
+      await holder.end();
+    }
+    expect(await recorded()).toBe(0);
+    // The next start runs it again, after graphile-worker's short backoff (e^1 s).
+    await expect
+      .poll(
+        async () => {
+          await runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, webhooks) });
+          return recorded();
+        },
+        { timeout: 30_000, interval: 500 },
+      )
+      .toBe(1);
+    const { rows } = await t.superuser.query(
+      "select valid, first_invalid_seq from app_private.chain_verifications where tenant_id = $1",
+      [demo],
+    );
+    expect(rows).toEqual([{ valid: true, first_invalid_seq: null }]);
+  });
+});
