@@ -40,7 +40,7 @@ describe.each(servers())("worker shutdown on $name", (server) => {
 
   it("cancels a running verification when it stops, records nothing, and verifies at the next start", async () => {
     // The owner clicks Verify now.
-    await asUser(t, "owner@demo.test", "demo", (c) => c.query("select app_hidden.request_audit_verification()"));
+    await asUser(t, "owner@demo.test", "demo", (c) => c.query("select app_public.request_audit_verification()"));
     // A superuser holds the verifications table: the job's statement waits until it is cancelled,
     // as a verification of a very large log runs on.
     const holder = new pg.Client({ connectionString: t.superUrl });

@@ -2,11 +2,15 @@
  * The audit log over GraphQL: who may read it, newest-first cursor paging, the filters, and the
  * limits that keep one query from taking the server down.
  */
+import { runOnce } from "graphile-worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withContext } from "../../src/db/context.ts";
+import { taskList, workerPreset } from "../../worker/index.ts";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+
+const webhooks = { allowPrivate: false, timeoutMs: 1000, maxFailures: 10, maxResponseBytes: 1024 };
 
 interface Page {
   auditLogs: {
@@ -123,8 +127,71 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       const names = r.data?.__schema.mutationType.fields.map((f) => f.name) ?? [];
       expect(names.length).toBeGreaterThan(10);
       // Verifying the chain records a verification; nothing creates, changes or deletes an entry.
-      expect(names.filter((n) => /audit/i.test(n))).toEqual(["verifyCurrentAuditChain"]);
+      expect(names.filter((n) => /audit/i.test(n)).sort()).toEqual([
+        "requestAuditVerification",
+        "verifyCurrentAuditChain",
+      ]);
       expect(names.filter((n) => /^(create|update|delete|upsert)AuditLog/i.test(n))).toEqual([]);
+    });
+  });
+
+  describe("verification", () => {
+    const REQUEST = "mutation { requestAuditVerification(input: {}) { result } }";
+    const LIST =
+      "{ auditVerifications(first: 5) { totalCount nodes { checkedAt valid entries lastSeq firstInvalidSeq problem treeSize pending } } }";
+    interface List {
+      auditVerifications: {
+        totalCount: number;
+        nodes: Array<{ checkedAt: string; valid: boolean; entries: string; lastSeq: string; treeSize: string }>;
+      };
+    }
+    const jobs = async () =>
+      (
+        await t.superuser.query(
+          "select count(*)::int as n from graphile_worker.jobs where task_identifier = 'verify_audit_chain'",
+        )
+      ).rows[0].n as number;
+
+    it("an owner or admin asks the worker to verify, and reads what it recorded", async () => {
+      await sealAll(t.pools.owner);
+      const before = await web.gql<List>(LIST, { cookie: owner, tenant: "demo" });
+      expect(before.errors, JSON.stringify(before.errors)).toBeUndefined();
+      const seen = before.data?.auditVerifications.totalCount ?? -1;
+      const admin = await web.signIn("admin@demo.test");
+      for (const cookie of [owner, admin]) {
+        const r = await web.gql<{ requestAuditVerification: { result: boolean } }>(REQUEST, { cookie, tenant: "demo" });
+        expect(r.errors).toBeUndefined();
+        expect(r.data?.requestAuditVerification.result).toBe(true);
+      }
+      expect(await jobs()).toBe(1); // two requests while it waits: one job
+      // The worker runs the job, which records what it found.
+      await runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, webhooks) });
+      expect(await jobs()).toBe(0);
+      const after = await web.gql<List>(LIST, { cookie: admin, tenant: "demo" });
+      expect(after.errors).toBeUndefined();
+      expect(after.data?.auditVerifications.totalCount).toBe(seen + 1);
+      const latest = after.data?.auditVerifications.nodes[0];
+      const sealed = await t.superuser.query(
+        "select size::text as size from app_private.audit_trees where tenant_id = $1",
+        [demo],
+      );
+      expect(latest).toMatchObject({ valid: true, lastSeq: sealed.rows[0].size, treeSize: sealed.rows[0].size });
+    });
+
+    it("members, viewers and a plan without the audit log can neither ask nor read", async () => {
+      for (const email of ["member@demo.test", "viewer@demo.test"]) {
+        const cookie = await web.signIn(email);
+        const asked = await web.gql(REQUEST, { cookie, tenant: "demo" });
+        expect(asked.errors?.[0]).toMatchObject({ extensions: { code: "FORBIDDEN" } });
+        const read = await web.gql<List>(LIST, { cookie, tenant: "demo" });
+        expect(read.data?.auditVerifications.totalCount).toBe(0);
+      }
+      const basic = await web.signIn("owner@basic.test");
+      for (const query of [REQUEST, LIST]) {
+        const r = await web.gql(query, { cookie: basic });
+        expect(r.errors?.[0]).toMatchObject({ extensions: { code: "PLAN_REQUIRED" } });
+      }
+      expect(await jobs()).toBe(0);
     });
   });
 

@@ -64,7 +64,7 @@ export function auditLogRoutes(router: Router): void {
     }
     // Verifying recomputes every entry (about 45 s for 2,000,000 on 2 cores): the worker does it
     // and records the result, which this page shows when it is done.
-    await page.tx((c) => c.query("select app_hidden.request_audit_verification()"));
+    await page.tx((c) => c.query("select app_public.request_audit_verification()"));
     redirectWithNotice(
       ctx,
       base,
