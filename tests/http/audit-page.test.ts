@@ -215,9 +215,21 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     expect(await (await get("/t/demo/audit", withFlash(started))).text()).toContain("Verification started");
     expect((await verify()).status).toBe(302);
     expect(await jobs()).toBe(1);
-    expect(await (await get("/t/demo/audit", owner)).text()).toContain("has not been verified yet");
+    // While it waits the status line says so, and polls its own fragment until the result is in.
+    const waiting = await (await get("/t/demo/audit", owner)).text();
+    expect(waiting).toContain("Verifying the log…");
+    expect(waiting).toContain('hx-get="/t/demo/audit/chain" hx-trigger="every 2s"');
+    expect(waiting).not.toContain("has not been verified yet");
+    const polled = await get("/t/demo/audit/chain", owner, { "HX-Request": "true" });
+    expect(polled.status).toBe(200);
+    const fragment = await polled.text();
+    expect(fragment).toMatch(/^\s*<div id="chain-status" class="chain-status running"/);
+    expect(fragment).toContain('<button type="submit" class="small" disabled>Verifying…</button>');
     await work();
     expect(await jobs()).toBe(0);
+    const done = await (await get("/t/demo/audit/chain", owner, { "HX-Request": "true" })).text();
+    expect(done).toMatch(/Log intact<\/strong> — [\d,]+ sealed entries verified/);
+    expect(done).not.toContain("hx-trigger");
     const after = await (await get("/t/demo/audit", owner)).text();
     expect(after).toMatch(/Log intact<\/strong> — [\d,]+ sealed entries verified/);
     // A superuser rewrites an entry behind the triggers' back: the next check says where.
@@ -245,6 +257,8 @@ describe.each(servers())("Audit Log page on $name", (server) => {
       headers: { Cookie: await web.signIn("member@demo.test"), Origin: web.url },
     });
     expect(member.status).toBe(403);
+    const memberPoll = await get("/t/demo/audit/chain", await web.signIn("member@demo.test"), { "HX-Request": "true" });
+    expect(memberPoll.status).toBe(403);
   });
 
   it("shows details of an entry when its row is opened: changed fields, request id, IP, user agent, surface, role, log position", async () => {

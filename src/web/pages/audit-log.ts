@@ -10,6 +10,7 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import { UserError } from "../errors.ts";
+import { render } from "../render.ts";
 import { entryHref } from "./audit-entry.ts";
 import {
   type AuditEntry,
@@ -25,6 +26,7 @@ import {
   parsePosition,
   RANGES,
   readAuditLog,
+  readChainState,
   SURFACES,
 } from "./audit-query.ts";
 import { hasFeature, isManager, type PageState, pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
@@ -68,9 +70,29 @@ export function auditLogRoutes(router: Router): void {
     redirectWithNotice(
       ctx,
       base,
-      "Verification started: every entry is recomputed and checked against its leaf, the tree and its signed checkpoints. The result appears above the log when it is done (a few seconds per 100,000 entries); reload the page to see it.",
+      "Verification started: every entry is recomputed and checked against its leaf, the tree and its signed checkpoints. The result appears above the log when it is done (a few seconds per 100,000 entries).",
       "notice",
     );
+  });
+
+  // The status line alone: polled (htmx) while a verification waits or runs, until its result is recorded.
+  router.get("/audit/chain", async (ctx) => {
+    const page = pageOf(ctx);
+    const { shell } = page;
+    const base = `/t/${shell.tenant.slug}/audit`;
+    if (!hasFeature(shell, "auditLog") || !isManager(shell)) {
+      throw new UserError(403, "Only owners and admins of a plan with the audit log can read it.", "FORBIDDEN");
+    }
+    const zone = await pageZone(ctx, page);
+    const state = await page.tx((c) => readChainState(c));
+    ctx.type = "html";
+    ctx.set("Cache-Control", "no-store");
+    ctx.body = render("partials/audit-chain", {
+      ...state,
+      base,
+      shell,
+      time: (iso: string) => formatInZone(iso, zone.name),
+    });
   });
 
   /** The page's gate: the upgrade prompt or a 403 page when the viewer may not read the log. */

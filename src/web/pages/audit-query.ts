@@ -311,6 +311,8 @@ export interface AuditPage {
   latestId: string | null;
   /** The latest recorded verification of the tenant's log (daily job or "Verify now"), if any. */
   chain: ChainStatus | null;
+  /** When a verification of the log was asked for, while it waits or runs (ISO, UTC). */
+  verifying: string | null;
   /**
    * Set when the page stopped reading before it found a page of matches (a filter no index
    * serves, in a large log): how far it read (the time of the last entry read) and in which
@@ -431,6 +433,7 @@ export async function readAuditLog(
     actions: string[];
     latest_id: string | null;
     chain: ChainStatus | null;
+    verifying: string | null;
   }>(
     prepared(
       `select (${countSql})::text as n,
@@ -440,7 +443,7 @@ export async function readAuditLog(
                  greatest(coalesce($4::timestamptz, '-infinity'), ($1::date)::timestamp at time zone $3),
                  least(coalesce($5::timestamptz, 'infinity'), ($2::date + 1)::timestamp at time zone $3),
                  $6, $3) c(day, n) on c.day = d.day::date) as days,
-       f.actions, f.latest_id::text as latest_id, f.chain
+       f.actions, f.latest_id::text as latest_id, f.chain, ${VERIFYING} as verifying
        from app_hidden.audit_log_facts() f`,
       [
         ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions],
@@ -477,8 +480,22 @@ export async function readAuditLog(
     window,
     latestId: extra.latest_id,
     chain: extra.chain,
+    verifying: extra.verifying,
     scanned,
   };
+}
+
+/** When the tenant's pending verification was asked for (SQL, ISO in UTC), or null. */
+const VERIFYING = `to_char(app_hidden.audit_verification_requested() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
+
+/** The verification state alone (the status line's polling while a verification runs). */
+export async function readChainState(
+  client: pg.ClientBase,
+): Promise<{ chain: ChainStatus | null; verifying: string | null }> {
+  const { rows } = await client.query<{ chain: ChainStatus | null; verifying: string | null }>(
+    `select f.chain, ${VERIFYING} as verifying from app_hidden.audit_log_facts() f`,
+  );
+  return rows[0];
 }
 
 /** The view's filter as the SQL functions take it, its window resolved in the page's zone (for the export). */
