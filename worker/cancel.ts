@@ -17,27 +17,50 @@ export async function queryUntilAborted<R extends pg.QueryResultRow>(
   values: unknown[] = [],
 ): Promise<pg.QueryResult<R>> {
   signal.throwIfAborted();
-  const onAbort = () => cancelRunningQuery(client);
+  let running = true;
+  const onAbort = () => sendCancel(client as unknown as BackendKey, () => running);
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     return await client.query<R>(text, values);
+  } catch (error) {
+    if (signal.aborted && (error as { code?: string }).code === "57014") {
+      // Expected at a shutdown: one line in the log, not a stack.
+      const stopped = new Error("stopped by the shutdown; it runs again at the next start");
+      stopped.stack = undefined;
+      throw stopped;
+    }
+    throw error;
   } finally {
+    running = false;
     signal.removeEventListener("abort", onAbort);
   }
 }
 
-/** node-postgres' own cancel (Client#cancel: not in its type declarations). */
-interface Cancelling {
-  cancel(client: pg.ClientBase, query: unknown): void;
-  connection: { on(event: "error", listener: () => void): void };
+/** What node-postgres keeps of its backend (not in its type declarations). */
+interface BackendKey {
+  processID: number;
+  secretKey: number;
+  connectionParameters: { host: string; port: number };
+}
+interface CancelConnection {
+  connect(port: number | string, host?: string): void;
+  cancel(processID: number, secretKey: number): void;
+  on(event: "connect" | "error", listener: () => void): void;
 }
 
-function cancelRunningQuery(client: pg.PoolClient): void {
-  const running = (client as unknown as { activeQuery?: unknown }).activeQuery;
-  if (!running) return;
-  const params = (client as unknown as { connectionParameters: pg.ClientConfig }).connectionParameters;
-  const canceller = new pg.Client(params) as unknown as Cancelling;
-  // The server closes this connection once it has the request; a failure only means no cancel.
-  canceller.connection.on("error", () => {});
-  canceller.cancel(client, running);
+/**
+ * Sends the backend's cancel request on a connection of its own (node-postgres' Connection), if
+ * the statement still runs when that connection is made. The server closes the connection once
+ * it has the request; a failure to connect only means that the statement runs to its end.
+ */
+function sendCancel(backend: BackendKey, stillRunning: () => boolean): void {
+  const { processID, secretKey, connectionParameters } = backend;
+  const { host, port } = connectionParameters;
+  const connection = new pg.Connection() as unknown as CancelConnection;
+  connection.on("error", () => {});
+  connection.on("connect", () => {
+    if (stillRunning()) connection.cancel(processID, secretKey);
+  });
+  if (host.startsWith("/")) connection.connect(`${host}/.s.PGSQL.${port}`);
+  else connection.connect(port, host);
 }
