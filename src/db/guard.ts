@@ -8,7 +8,8 @@
  *    sealer keeps for the pages and reports: audit_activity_hourly/daily, and the search's audit_label_days/state,
  *    and chain_verifications, the recorded results of verifying each log, which the page and
  *    reporting.chain_status show: nobody may record a verification that did not run), the audited
- *    tables (those with a capture trigger), every function their triggers and the log's policies
+ *    tables (those with a capture trigger), the views of the SQL reporting interface (schema
+ *    reporting), every function their triggers and the log's policies
  *    call, every SECURITY DEFINER function that reads or writes the log's tables, and, closing
  *    over their source, every app function those call (`app_private.audit_path()` lists it);
  * 2. hands the log's tables, its sequence and every function on the path to `<prefix>_audit`, a
@@ -43,6 +44,12 @@ language sql stable set search_path = pg_catalog as $$
       ('app_private', 'audit_label_days'), ('app_private', 'audit_label_state'),
       ('app_private', 'chain_verifications'))
   ),
+  -- The SQL reporting interface (the DBA's reports and chain status): its views read the log, and
+  -- whoever could replace one could hide entries from the reports or show a forged verification.
+  reporting_views as (
+    select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'reporting' and c.relkind in ('v', 'm')
+  ),
   audited_tables as (
     select distinct t.tgrelid as oid from pg_trigger t
     where t.tgfoid = 'app_private.tg__audit()'::regprocedure
@@ -74,6 +81,7 @@ language sql stable set search_path = pg_catalog as $$
   )
   select 'function', p.oid, p.oid::regprocedure::text from path p
   union all select 'log table', oid, oid::regclass::text from log_tables
+  union all select 'reporting view', oid, oid::regclass::text from reporting_views
   union all select 'audited table', oid, oid::regclass::text from audited_tables
 $$;
 
@@ -92,7 +100,7 @@ begin
   if not exists (select 1 from pg_roles where rolname = v_audit) then
     raise exception 'role % does not exist: run npm run migrate (or the SQL it prints for a DBA) first', v_audit;
   end if;
-  select array_agg(oid) filter (where kind = 'function'), array_agg(oid) filter (where kind = 'log table'),
+  select array_agg(oid) filter (where kind = 'function'), array_agg(oid) filter (where kind in ('log table', 'reporting view')),
          array_agg(oid) filter (where kind = 'audited table')
     into v_functions, v_log_tables, v_audited
   from ${GUARD_SCHEMA}.audit_path();
@@ -107,7 +115,7 @@ begin
   execute format('grant %I to %I', v_owner, v_audit);
   for r in select unnest(v_log_tables)::regclass as t loop
     execute format('alter table %s owner to %I', r.t, v_audit);
-    -- The owner (worker, reporting views) reads the whole log; it writes nothing there.
+    -- The owner (the worker) reads the whole log; it writes nothing there.
     execute format('grant select on %s to %I', r.t, v_owner);
     if (select relrowsecurity from pg_class where oid = r.t) and not exists (
       select 1 from pg_policy where polrelid = r.t and polname = 'select_owner_role'

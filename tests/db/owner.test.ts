@@ -14,7 +14,7 @@ import { createTestDatabase, ids, servers, sqlState, type TestDatabase } from ".
 import { sealAll, TEST_ORIGIN } from "../helpers/seal.ts";
 
 interface PathItem {
-  kind: "function" | "log table" | "audited table";
+  kind: "function" | "log table" | "reporting view" | "audited table";
   identity: string;
 }
 
@@ -67,6 +67,16 @@ describe.each(servers())("the owner role on $name", (server) => {
         "app_private.audit_label_days",
         "app_private.audit_label_state",
         "app_private.chain_verifications",
+      ]),
+    );
+    expect(names("reporting view")).toEqual(
+      expect.arrayContaining([
+        "reporting.audit_entries",
+        "reporting.activity_daily",
+        "reporting.actor_activity_daily",
+        "reporting.audit_checkpoints",
+        "reporting.chain_status",
+        "reporting.chain_verifications",
       ]),
     );
     expect(names("audited table")).toEqual(
@@ -175,6 +185,12 @@ describe.each(servers())("the owner role on $name", (server) => {
       `insert into app_private.chain_verifications (tenant_id, valid, entries, last_seq) values ('${demo}', true, 1, 1)`,
       "update app_private.chain_verifications set valid = true, first_invalid_seq = null, problem = null",
       "delete from app_private.chain_verifications",
+      // Nor may it change what the SQL reporting interface shows a DBA (hide entries, fake a check).
+      "create or replace view reporting.chain_status as select * from reporting.chain_status where false",
+      "create or replace view reporting.audit_entries as select * from reporting.audit_entries where action <> 'incident.deleted'",
+      "alter view reporting.audit_entries rename to audit_entries_old",
+      "alter view reporting.chain_status owner to current_user",
+      "drop view reporting.chain_verifications",
       "alter table app_public.audit_log disable row level security",
       "alter table app_public.audit_log owner to current_user",
       "create policy leak on app_public.audit_log for select using (true)",
