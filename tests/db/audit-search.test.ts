@@ -683,4 +683,32 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     );
     expect(rows[0].n).toBe("0");
   });
+
+  it("merges the names' index's pending list when the namer has caught up, at most every 5 s", async () => {
+    const tidy = () =>
+      t.superuser.query<{ n: string }>("select gin_clean_pending_list('app_private.audit_label_days_keys_idx') as n");
+    await sealAll(t.pools.owner);
+    await tidy();
+    await t.superuser.query("update app_private.audit_label_state set tidied_at = null");
+    // New names (each a new key) go to GIN's pending list; the namer, caught up, merges it.
+    await withContext(t.pools.owner, { surface: "sql" }, (c) =>
+      c.query(
+        "insert into app_public.incidents (tenant_id, title) select id, 'pending list ' || g || ' ' || md5(g::text) from (select id from app_public.tenants order by id limit 1) x, generate_series(1, 50) g",
+      ),
+    );
+    await sealAll(t.pools.owner);
+    expect((await tidy()).rows[0].n).toBe("0");
+    const { rows } = await t.superuser.query(
+      "select tidied_at > now() - interval '1 minute' as recent from app_private.audit_label_state",
+    );
+    expect(rows[0].recent).toBe(true);
+    // Within 5 s of that, new names wait in the list (GIN merges them at its own limit).
+    await withContext(t.pools.owner, { surface: "sql" }, (c) =>
+      c.query(
+        "insert into app_public.incidents (tenant_id, title) select id, 'later ' || md5(g::text) from (select id from app_public.tenants order by id limit 1) x, generate_series(1, 5) g",
+      ),
+    );
+    await sealAll(t.pools.owner);
+    expect(Number((await tidy()).rows[0].n)).toBeGreaterThan(0);
+  });
 });
