@@ -44,6 +44,19 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     const response = await get("/t/demo/audit?q=incident");
     expect(response.status).toBe(302);
     expect(response.headers.get("location")).toBe(`/login?next=${encodeURIComponent("/t/demo/audit?q=incident")}`);
+    // A fragment the page polls, after the session ended: back to the page it was polled from.
+    const polled = await get("/t/demo/audit/chain", undefined, {
+      "HX-Request": "true",
+      "HX-Current-URL": `${web.url}/t/demo/audit?q=incident`,
+    });
+    expect(polled.status).toBe(401);
+    expect(polled.headers.get("hx-location")).toBe(`/login?next=${encodeURIComponent("/t/demo/audit?q=incident")}`);
+    // (a page of another site is no way back)
+    const foreign = await get("/t/demo/audit/chain", undefined, {
+      "HX-Request": "true",
+      "HX-Current-URL": "https://elsewhere.example/t/demo/audit",
+    });
+    expect(foreign.headers.get("hx-location")).toBe(`/login?next=${encodeURIComponent("/t/demo/audit/chain")}`);
   });
 
   it("shows the owner 25 entries newest first with the four columns", async () => {
@@ -259,6 +272,10 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     expect(member.status).toBe(403);
     const memberPoll = await get("/t/demo/audit/chain", await web.signIn("member@demo.test"), { "HX-Request": "true" });
     expect(memberPoll.status).toBe(403);
+    // Opened as a page (a link, or the way back after signing in): the Audit Log page it belongs to.
+    const opened = await get("/t/demo/audit/chain", owner);
+    expect(opened.status).toBe(302);
+    expect(opened.headers.get("location")).toBe("/t/demo/audit");
   });
 
   it("shows details of an entry when its row is opened: changed fields, request id, IP, user agent, surface, role, log position", async () => {

@@ -29,7 +29,15 @@ import {
   readChainState,
   SURFACES,
 } from "./audit-query.ts";
-import { hasFeature, isManager, type PageState, pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
+import {
+  hasFeature,
+  isManager,
+  type PageState,
+  pageOf,
+  redirectWithNotice,
+  renderPage,
+  wantsFragment,
+} from "./tenant-page.ts";
 
 export type { AuditEntry, AuditFilters, ChainStatus, DayCount } from "./audit-query.ts";
 export { CHART_DAYS, filterUrl, isCalendarDate, PAGE_SIZE, parseFilters } from "./audit-query.ts";
@@ -83,6 +91,7 @@ export function auditLogRoutes(router: Router): void {
     if (!hasFeature(shell, "auditLog") || !isManager(shell)) {
       throw new UserError(403, "Only owners and admins of a plan with the audit log can read it.", "FORBIDDEN");
     }
+    if (!wantsFragment(ctx)) return ctx.redirect(base); // opened as a page: the page it belongs to
     const zone = await pageZone(ctx, page);
     const state = await page.tx((c) => readChainState(c));
     ctx.type = "html";

@@ -135,6 +135,22 @@ export function redirectWithNotice(
   ctx.redirect(location);
 }
 
+/**
+ * Where to come back to after signing in: the page itself. An htmx request (a fragment the page
+ * polls or loads) names the page it was made from (HX-Current-URL); a fragment alone is no page.
+ */
+function backTo(ctx: Koa.Context): string {
+  if (ctx.get("hx-request") === "true") {
+    try {
+      const page = new URL(ctx.get("hx-current-url"));
+      if (page.host === ctx.host && page.pathname.startsWith("/t/")) return `${page.pathname}${page.search}`;
+    } catch {
+      // no or no valid header: the request's own URL
+    }
+  }
+  return ctx.url;
+}
+
 /** Middleware for /t/:slug/…: signs the user in or sends them to /login, loads the shell, checks CSRF. */
 export function tenantPages(options: { authPool: pg.Pool; visitorRole: string }): Koa.Middleware {
   const form = bodyParser({ enableTypes: ["form"], formLimit: "64kb" });
@@ -142,7 +158,7 @@ export function tenantPages(options: { authPool: pg.Pool; visitorRole: string })
     const slug = (ctx.params as { slug?: string }).slug ?? "";
     const { sessionToken } = credentialsOf(ctx);
     const toLogin = () => {
-      const location = `/login?next=${encodeURIComponent(ctx.method === "GET" ? ctx.url : `/t/${slug}`)}`;
+      const location = `/login?next=${encodeURIComponent(ctx.method === "GET" ? backTo(ctx) : `/t/${slug}`)}`;
       if (ctx.get("hx-request") === "true") {
         ctx.status = 401;
         ctx.set("HX-Location", location);
