@@ -366,7 +366,12 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
   if (!original || original instanceof GraphQLError) return error;
   const known = fromDatabaseError(original);
   if (known) {
-    return new GraphQLError(known.message, {
+    // A log too large to verify within a request: say what to do instead.
+    const message =
+      known.code === "TIMEOUT" && error.path?.[0] === "verifyCurrentAuditChain"
+        ? `${known.message} Verifying a large log takes longer than a request may: ask the worker with requestAuditVerification and read the result in auditVerifications.`
+        : known.message;
+    return new GraphQLError(message, {
       nodes: error.nodes,
       source: error.source,
       positions: error.positions,

@@ -178,6 +178,25 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       expect(latest).toMatchObject({ valid: true, lastSeq: sealed.rows[0].size, treeSize: sealed.rows[0].size });
     });
 
+    it("verifyCurrentAuditChain past the API's time limit says to ask the worker instead", async () => {
+      // A superuser holds the verifications table: recording waits past the 5 s statement timeout,
+      // as verifying a very large log would.
+      const holder = await t.superuser.connect();
+      try {
+        await holder.query("begin");
+        await holder.query("lock table app_private.chain_verifications in share mode");
+        const r = await web.gql("mutation { verifyCurrentAuditChain(input: {}) { result { valid } } }", {
+          cookie: owner,
+          tenant: "demo",
+        });
+        expect(r.errors?.[0]).toMatchObject({ extensions: { code: "TIMEOUT" } });
+        expect(r.errors?.[0].message).toContain("requestAuditVerification");
+      } finally {
+        await holder.query("rollback");
+        holder.release();
+      }
+    });
+
     it("members, viewers and a plan without the audit log can neither ask nor read", async () => {
       for (const email of ["member@demo.test", "viewer@demo.test"]) {
         const cookie = await web.signIn(email);
