@@ -217,7 +217,7 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     const jobs = async () =>
       (
         await t.superuser.query<{ n: number }>(
-          "select count(*)::int as n from graphile_worker.jobs where task_identifier = 'verify_audit_chain'",
+          "select count(*)::int as n from graphile_worker.jobs where task_identifier = 'verify_audit_chain' and attempts < max_attempts",
         )
       ).rows[0].n;
     const work = () =>
@@ -270,6 +270,21 @@ describe.each(servers())("Audit Log page on $name", (server) => {
       headers: { Cookie: await web.signIn("member@demo.test"), Origin: web.url },
     });
     expect(member.status).toBe(403);
+    // A verification that failed on every attempt says so, and Verify now asks for it anew.
+    await verify();
+    await t.superuser.query(
+      "update graphile_worker._private_jobs set attempts = max_attempts, last_error = 'the database went away' where key like 'verify_audit_chain:%'",
+    );
+    const failed = await (await get("/t/demo/audit", owner)).text();
+    expect(failed).toContain('class="chain-status failed"');
+    expect(failed).toContain("The last verification could not be completed");
+    expect(failed).toContain("the latest recorded result: damaged");
+    expect(failed).not.toContain("the database went away"); // (the server's log has it, not the page)
+    await verify(); // (graphile-worker keeps the failed job, without its key, and queues a new one)
+    expect(await (await get("/t/demo/audit", owner)).text()).toContain("Verifying the log…");
+    await work();
+    expect(await jobs()).toBe(0);
+    expect(await (await get("/t/demo/audit", owner)).text()).toContain('class="chain-status broken"');
     const memberPoll = await get("/t/demo/audit/chain", await web.signIn("member@demo.test"), { "HX-Request": "true" });
     expect(memberPoll.status).toBe(403);
     // Opened as a page (a link, or the way back after signing in): the Audit Log page it belongs to.

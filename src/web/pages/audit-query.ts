@@ -313,6 +313,8 @@ export interface AuditPage {
   chain: ChainStatus | null;
   /** When a verification of the log was asked for, while it waits or runs (ISO, UTC). */
   verifying: string | null;
+  /** The last verification asked for failed on every attempt. */
+  verifyFailed: boolean;
   /**
    * Set when the page stopped reading before it found a page of matches (a filter no index
    * serves, in a large log): how far it read (the time of the last entry read) and in which
@@ -434,6 +436,7 @@ export async function readAuditLog(
     latest_id: string | null;
     chain: ChainStatus | null;
     verifying: string | null;
+    verify_failed: boolean | null;
   }>(
     prepared(
       `select (${countSql})::text as n,
@@ -443,7 +446,8 @@ export async function readAuditLog(
                  greatest(coalesce($4::timestamptz, '-infinity'), ($1::date)::timestamp at time zone $3),
                  least(coalesce($5::timestamptz, 'infinity'), ($2::date + 1)::timestamp at time zone $3),
                  $6, $3) c(day, n) on c.day = d.day::date) as days,
-       f.actions, f.latest_id::text as latest_id, f.chain, ${VERIFYING} as verifying
+       f.actions, f.latest_id::text as latest_id, f.chain, ${VERIFYING} as verifying,
+       app_hidden.audit_verification_failed() as verify_failed
        from app_hidden.audit_log_facts() f`,
       [
         ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions],
@@ -481,6 +485,7 @@ export async function readAuditLog(
     latestId: extra.latest_id,
     chain: extra.chain,
     verifying: extra.verifying,
+    verifyFailed: extra.verify_failed === true,
     scanned,
   };
 }
@@ -491,11 +496,12 @@ const VERIFYING = `to_char(app_hidden.audit_verification_requested() at time zon
 /** The verification state alone (the status line's polling while a verification runs). */
 export async function readChainState(
   client: pg.ClientBase,
-): Promise<{ chain: ChainStatus | null; verifying: string | null }> {
-  const { rows } = await client.query<{ chain: ChainStatus | null; verifying: string | null }>(
-    `select f.chain, ${VERIFYING} as verifying from app_hidden.audit_log_facts() f`,
+): Promise<{ chain: ChainStatus | null; verifying: string | null; verifyFailed: boolean }> {
+  const { rows } = await client.query<{ chain: ChainStatus | null; verifying: string | null; failed: boolean | null }>(
+    `select f.chain, ${VERIFYING} as verifying, app_hidden.audit_verification_failed() as failed
+     from app_hidden.audit_log_facts() f`,
   );
-  return rows[0];
+  return { chain: rows[0].chain, verifying: rows[0].verifying, verifyFailed: rows[0].failed === true };
 }
 
 /** The view's filter as the SQL functions take it, its window resolved in the page's zone (for the export). */
