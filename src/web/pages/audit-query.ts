@@ -446,9 +446,8 @@ export async function readAuditLog(
                  greatest(coalesce($4::timestamptz, '-infinity'), ($1::date)::timestamp at time zone $3),
                  least(coalesce($5::timestamptz, 'infinity'), ($2::date + 1)::timestamp at time zone $3),
                  $6, $3) c(day, n) on c.day = d.day::date) as days,
-       f.actions, f.latest_id::text as latest_id, f.chain, ${VERIFYING} as verifying,
-       app_hidden.audit_verification_failed() as verify_failed
-       from app_hidden.audit_log_facts() f`,
+       f.actions, f.latest_id::text as latest_id, f.chain, ${VERIFICATION_JOB}
+       from app_hidden.audit_log_facts() f, app_hidden.audit_verification_job() v`,
       [
         ...[window.chartFirst, window.chartLast, zone, window.from, window.to, actions],
         ...(aggregatable ? [] : kept ? [filters.actor || null] : [filter]),
@@ -490,18 +489,23 @@ export async function readAuditLog(
   };
 }
 
-/** When the tenant's pending verification was asked for (SQL, ISO in UTC), or null. */
-const VERIFYING = `to_char(app_hidden.audit_verification_requested() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
+/** The tenant's verification job: asked for when (ISO, UTC) while it waits or runs, or failed for good. */
+const VERIFICATION_JOB = `to_char(v.requested_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') as verifying,
+       v.failed as verify_failed`;
 
 /** The verification state alone (the status line's polling while a verification runs). */
 export async function readChainState(
   client: pg.ClientBase,
 ): Promise<{ chain: ChainStatus | null; verifying: string | null; verifyFailed: boolean }> {
-  const { rows } = await client.query<{ chain: ChainStatus | null; verifying: string | null; failed: boolean | null }>(
-    `select f.chain, ${VERIFYING} as verifying, app_hidden.audit_verification_failed() as failed
-     from app_hidden.audit_log_facts() f`,
+  const { rows } = await client.query<{
+    chain: ChainStatus | null;
+    verifying: string | null;
+    verify_failed: boolean | null;
+  }>(
+    `select f.chain, ${VERIFICATION_JOB}
+     from app_hidden.audit_log_facts() f, app_hidden.audit_verification_job() v`,
   );
-  return { chain: rows[0].chain, verifying: rows[0].verifying, verifyFailed: rows[0].failed === true };
+  return { chain: rows[0].chain, verifying: rows[0].verifying, verifyFailed: rows[0].verify_failed === true };
 }
 
 /** The view's filter as the SQL functions take it, its window resolved in the page's zone (for the export). */
