@@ -4,17 +4,16 @@
  * Also: files are served so a browser cannot run them, webhooks to private addresses are refused
  * by the database on every surface, and the CSRF check decides on the credential first.
  */
-import { runOnce } from "graphile-worker";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createGraphQL } from "../../src/graphql/index.ts";
 import { csrfToken } from "../../src/web/csrf.ts";
 import { createApp, startServer } from "../../src/web/server.ts";
-import { taskList, workerPreset } from "../../worker/index.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { LEAKS } from "../helpers/leaks.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { runJobsOnce } from "../helpers/worker.ts";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -44,16 +43,7 @@ describe.each(servers())("clear errors on $name", (server) => {
     ).data?.createExport.export.rowId as string;
     // Build it (the worker's task, once, after the sealer's round) so that it can be downloaded.
     await sealAll(t.pools.owner);
-    await runOnce({
-      pgPool: t.pools.owner,
-      preset: workerPreset,
-      taskList: taskList(t.pools.owner, {
-        allowPrivate: false,
-        timeoutMs: 1000,
-        maxFailures: 10,
-        maxResponseBytes: 1024,
-      }),
-    });
+    await runJobsOnce(t.pools.owner);
   });
   afterAll(async () => {
     await web?.close();

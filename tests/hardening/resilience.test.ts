@@ -9,16 +9,13 @@ import fs from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import { join } from "node:path";
-import { runOnce } from "graphile-worker";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { csrfToken } from "../../src/web/csrf.ts";
-import { taskList, workerPreset } from "../../worker/index.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-
-const quietWorker = { allowPrivate: false, timeoutMs: 1000, maxFailures: 10, maxResponseBytes: 1024 };
+import { runJobsOnce } from "../helpers/worker.ts";
 
 /** Sends raw bytes over one connection; resolves with what came back when the server closes or after `waitMs`. */
 function raw(
@@ -108,7 +105,7 @@ describe.each(servers())("resilience on $name", (server) => {
     exportId = requested.data?.createExport.export.rowId ?? "";
     expect(exportId).not.toBe("");
     await sealAll(t.pools.owner); // as the worker's sealer would, before the pack waits for it
-    await runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, quietWorker) });
+    await runJobsOnce(t.pools.owner);
     const { rows } = await t.superuser.query("select status from app_public.exports where id = $1", [exportId]);
     expect(rows[0].status).toBe("ready");
   });

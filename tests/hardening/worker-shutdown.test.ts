@@ -4,14 +4,13 @@
  * job's signal 5 s into a graceful shutdown; the verification is then cancelled in PostgreSQL,
  * nothing is recorded, and the job stays queued for the next start.
  */
-import { runOnce } from "graphile-worker";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorker, taskList, workerPreset } from "../../worker/index.ts";
+import { startWorker } from "../../worker/index.ts";
 import { asUser, createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
+import { runJobsOnce, TEST_WEBHOOKS } from "../helpers/worker.ts";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-const webhooks = { allowPrivate: false, timeoutMs: 1000, maxFailures: 10, maxResponseBytes: 1024 };
 
 describe.each(servers())("worker shutdown on $name", (server) => {
   let t: TestDatabase;
@@ -48,7 +47,7 @@ describe.each(servers())("worker shutdown on $name", (server) => {
     try {
       await holder.query("begin");
       await holder.query("lock table app_private.chain_verifications in access exclusive mode");
-      const worker = await startWorker({ pgPool: t.pools.owner, concurrency: 1, log: quiet, webhooks });
+      const worker = await startWorker({ pgPool: t.pools.owner, concurrency: 1, log: quiet, webhooks: TEST_WEBHOOKS });
       await expect
         .poll(
           async () =>
@@ -84,7 +83,7 @@ describe.each(servers())("worker shutdown on $name", (server) => {
     await expect
       .poll(
         async () => {
-          await runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, webhooks) });
+          await runJobsOnce(t.pools.owner);
           return recorded();
         },
         { timeout: 30_000, interval: 500 },

@@ -2,15 +2,12 @@
  * The audit log over GraphQL: who may read it, newest-first cursor paging, the filters, and the
  * limits that keep one query from taking the server down.
  */
-import { runOnce } from "graphile-worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withContext } from "../../src/db/context.ts";
-import { taskList, workerPreset } from "../../worker/index.ts";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-
-const webhooks = { allowPrivate: false, timeoutMs: 1000, maxFailures: 10, maxResponseBytes: 1024 };
+import { runJobsOnce } from "../helpers/worker.ts";
 
 interface Page {
   auditLogs: {
@@ -165,7 +162,7 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       }
       expect(await jobs()).toBe(1); // two requests while it waits: one job
       // The worker runs the job, which records what it found.
-      await runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, webhooks) });
+      await runJobsOnce(t.pools.owner);
       expect(await jobs()).toBe(0);
       const after = await web.gql<List>(LIST, { cookie: admin, tenant: "demo" });
       expect(after.errors).toBeUndefined();

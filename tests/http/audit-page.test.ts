@@ -2,15 +2,12 @@
  * The Audit Log page, server side: who gets which page (log, 403, upgrade prompt, sign-in),
  * filters and paging from the URL without JavaScript, htmx fragments, and escaping.
  */
-import { runOnce } from "graphile-worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withContext } from "../../src/db/context.ts";
 import { csrfToken } from "../../src/web/csrf.ts";
-import { taskList, workerPreset } from "../../worker/index.ts";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-
-const quietWorker = { allowPrivate: false, timeoutMs: 1000, maxFailures: 10, maxResponseBytes: 1024 };
+import { runJobsOnce } from "../helpers/worker.ts";
 
 describe.each(servers())("Audit Log page on $name", (server) => {
   let t: TestDatabase;
@@ -220,8 +217,7 @@ describe.each(servers())("Audit Log page on $name", (server) => {
           "select count(*)::int as n from graphile_worker.jobs where task_identifier = 'verify_audit_chain' and attempts < max_attempts",
         )
       ).rows[0].n;
-    const work = () =>
-      runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, quietWorker) });
+    const work = () => runJobsOnce(t.pools.owner);
     // The request only asks: two clicks before the worker runs make one job, nothing recorded yet.
     const started = await verify();
     expect(started.status).toBe(302);

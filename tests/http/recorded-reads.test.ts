@@ -16,15 +16,12 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { parse } from "csv-parse/sync";
-import { runOnce } from "graphile-worker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { taskList, workerPreset } from "../../worker/index.ts";
 import { asUser, createTestDatabase, type Ids, ids, servers, sqlState, type TestDatabase } from "../helpers/db.ts";
 import { requireTools } from "../helpers/prerequisites.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-
-const quietWorker = { allowPrivate: false, timeoutMs: 1000, maxFailures: 10, maxResponseBytes: 1024 };
+import { runJobsOnce } from "../helpers/worker.ts";
 
 interface Entry {
   id: string;
@@ -487,7 +484,7 @@ describe.each(servers())("recorded reads on $name", (server) => {
     const exportId = requested.data?.createExport.export.rowId ?? "";
     expect(exportId).not.toBe("");
     await sealAll(t.pools.owner);
-    await runOnce({ pgPool: t.pools.owner, preset: workerPreset, taskList: taskList(t.pools.owner, quietWorker) });
+    await runJobsOnce(t.pools.owner);
     const jobEntries = await entries("resource_id = $2 and action = 'export.completed'", [exportId]);
     expect(jobEntries).toHaveLength(1);
     expect(jobEntries[0]).toMatchObject({ actor_label: "system", surface: "worker" });
