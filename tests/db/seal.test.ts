@@ -61,16 +61,19 @@ describe.each(servers())("audit log v2 on $name", (server) => {
       for (const statement of sql) await client.query(statement, [tenant]);
       const { rows } = await client.query<Verdict>("select * from app_public.verify_audit_chain($1)", [tenant]);
       // The verifier reads a large tenant by whole-table scans and a small one through indexes
-      // (migration 000040): both ways find the same, whichever this tenant takes.
+      // (migrations 000040, 000051, 000052): both ways find the same, whichever this tenant takes.
       const ways = await client.query(
         `select (select array_agg(v order by v) from app_private.audit_verify_leaves($1, false) v)::text as leaves_index,
                 (select array_agg(v order by v) from app_private.audit_verify_leaves($1, true) v)::text as leaves_scan,
                 (select array_agg(v order by v) from app_private.audit_verify_nodes($1, false) v)::text as nodes_index,
-                (select array_agg(v order by v) from app_private.audit_verify_nodes($1, true) v)::text as nodes_scan`,
+                (select array_agg(v order by v) from app_private.audit_verify_nodes($1, true) v)::text as nodes_scan,
+                (select array_agg(v order by v) from app_private.audit_verify_links($1, false) v)::text as links_index,
+                (select array_agg(v order by v) from app_private.audit_verify_links($1, true) v)::text as links_scan`,
         [tenant],
       );
       expect(ways.rows[0].leaves_scan).toBe(ways.rows[0].leaves_index);
       expect(ways.rows[0].nodes_scan).toBe(ways.rows[0].nodes_index);
+      expect(ways.rows[0].links_scan).toBe(ways.rows[0].links_index);
       return rows[0];
     } finally {
       await client.query("rollback");
