@@ -32,6 +32,7 @@ import pg from "pg";
 import { activeSigningKey } from "../src/audit/keys.ts";
 import { checkpointPacing, nameOnce, sealOnce } from "../src/audit/sealer.ts";
 import { prepareDatabase, withDatabase } from "../src/db/setup.ts";
+import { machineReport } from "./machine.ts";
 
 const run = promisify(execFile);
 const ADMIN = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -127,6 +128,7 @@ try {
   out(
     `bench:audit on ${new URL(ADMIN).host} (${(await su.query("show server_version")).rows[0].server_version}), database ${name}`,
   );
+  const machineEnd = machineReport(out);
   await su.query("create schema bench");
   await su.query("create table bench.tenants (n int primary key, id uuid not null)");
   await su.query(
@@ -308,6 +310,8 @@ try {
     const sealed = await sealEverything();
     out(`   then sealed ${fmt(sealed)} entries in ${fmt((performance.now() - t0) / 1000, 2)} s`);
   }
+  out("");
+  machineEnd();
 } finally {
   await owner.end();
   await su.end();

@@ -29,6 +29,7 @@ import { activeSigningKey } from "../src/audit/keys.ts";
 import { nameOnce, sealOnce } from "../src/audit/sealer.ts";
 import { prepareDatabase, roleNames, withDatabase } from "../src/db/setup.ts";
 import { type LoadedTenant, loadHistory } from "./history.ts";
+import { machineReport } from "./machine.ts";
 
 const ADMIN = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const DB = process.env.BENCH_DB ?? "attest_bench_pages";
@@ -401,6 +402,7 @@ try {
     return v;
   })();
   out(`\nbench:pages — PostgreSQL ${version}, ${fmt(total)} entries; ${REQUESTS} requests per view, one at a time`);
+  const machineEnd = machineReport(out);
   await resolvePlaceholders(base, tenants);
   const views = [...(ONLY.has("pages") ? PAGE_VIEWS : []), ...(ONLY.has("graphql") ? GQL_VIEWS : [])];
   if (views.length > 0) {
@@ -438,6 +440,8 @@ try {
     );
     await throughput(base, big, "{ currentTenant { slug } }", "currentTenant { slug }");
   }
+  out("");
+  machineEnd();
 } finally {
   child.kill("SIGTERM");
   await new Promise((resolve) => child.once("exit", resolve));
