@@ -287,6 +287,26 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     // 1 tenant.created + 2 entries per write; 6 writers × 12 writes spread over 3 tenants.
     expect(rows.reduce((sum, r) => sum + r.leaves, 0)).toBe(3 + 6 * 12 * 2);
     for (const r of rows) expect(r.distinct_entries).toBe(r.leaves);
+    // The kept activity the pages read: per hour (all actions) and per hour and action agree with
+    // the sealed entries themselves.
+    const { rows: activity } = await t.superuser.query(
+      `select t.id::text as tenant,
+              (select count(*) from app_hidden.audit_leaves l where l.tenant_id = t.id)::int as sealed,
+              (select coalesce(sum(h.entries), 0) from app_private.audit_activity_hours h where h.tenant_id = t.id)::int as hours,
+              (select coalesce(sum(h.entries), 0) from app_private.audit_activity_hourly h where h.tenant_id = t.id)::int as hourly,
+              (select count(*) from (
+                 select date_trunc('hour', e.occurred_at, 'UTC') as hour, count(*) as n
+                 from app_public.audit_log e join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+                 where e.tenant_id = t.id group by 1
+                 except select h.hour, h.entries from app_private.audit_activity_hours h where h.tenant_id = t.id) x)::int as wrong_hours
+       from app_public.tenants t where t.id = any($1::uuid[]) order by 1`,
+      [tenants],
+    );
+    for (const a of activity) {
+      expect(a.hours).toBe(a.sealed);
+      expect(a.hourly).toBe(a.sealed);
+      expect(a.wrong_hours).toBe(0);
+    }
   });
 
   it("loses and duplicates nothing when a sealer is killed mid-batch", async () => {
