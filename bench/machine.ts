@@ -20,7 +20,7 @@ function cpuTicks(): number[] | null {
 }
 
 /** Milliseconds for 200,000 chained SHA-256 digests of 32 bytes in this process (one core). */
-export function cpuReferenceMs(): number {
+function cpuReferenceMs(): number {
   let digest = Buffer.alloc(32);
   const t0 = performance.now();
   for (let i = 0; i < 200_000; i++) digest = createHash("sha256").update(digest).digest();
