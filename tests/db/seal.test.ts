@@ -196,6 +196,23 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     }
   });
 
+  it("seals and names without JIT compilation, whoever calls (000056)", async () => {
+    // With statistics of a large log a round's query is priced past jit_above_cost, and
+    // compiling it took ~0.4 s of every 50,000-entry round.
+    const { rows } = await t.superuser.query(
+      `select p.proname, p.proconfig from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+       where n.nspname = 'app_private' and p.proname in ('seal_audit_entries', 'name_audit_entries', 'tidy_audit_names')
+       order by p.proname`,
+    );
+    expect(rows.map((r) => r.proname)).toEqual(["name_audit_entries", "seal_audit_entries", "tidy_audit_names"]);
+    for (const r of rows) expect(r.proconfig, r.proname).toContain("jit=off");
+    // And the product's own connections (server, worker, sealer) run without it.
+    for (const pool of [t.pools.owner, t.pools.sealer, t.pools.auth]) {
+      const { rows: jit } = await pool.query("select current_setting('jit') as jit");
+      expect(jit[0].jit).toBe("off");
+    }
+  });
+
   it("looks for work in an idle round with one index probe, not by reading the log, even on a generic plan", async () => {
     // Enough entries for the index to be the way in, and statistics for the planner.
     const tenant = await newTenant("idle-probe");
