@@ -5,19 +5,21 @@
  * (app_private.seal_audit_entries, audit_subtree_hash, audit_inclusion_path, audit_consistency_path).
  * Must not import anything from the database or the web layer.
  */
-import { createHash } from "node:crypto";
+import { createHash, hash } from "node:crypto";
 
 const LEAF_PREFIX = Buffer.from([0]);
 const NODE_PREFIX = Buffer.from([1]);
 
 /** SHA-256(0x00 || leaf bytes). */
 export function hashLeaf(leaf: Uint8Array): Buffer {
-  return createHash("sha256").update(LEAF_PREFIX).update(leaf).digest();
+  // (one-shot crypto.hash: ~30% faster than a Hash object for inputs this small, and a pack's
+  // verification hashes some 20 of them per entry)
+  return hash("sha256", Buffer.concat([LEAF_PREFIX, leaf]), "buffer");
 }
 
 /** SHA-256(0x01 || left || right). */
 export function hashChildren(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash("sha256").update(NODE_PREFIX).update(left).update(right).digest();
+  return hash("sha256", Buffer.concat([NODE_PREFIX, left, right]), "buffer");
 }
 
 /** The hash of an empty tree: SHA-256 of nothing. */

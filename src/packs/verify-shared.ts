@@ -126,6 +126,9 @@ const MAX_CSV_RECORD_BYTES = 64 * 1024 * 1024;
  * audit/entries.jsonl in turn, the row `rowOf` derives from it (as a CSV reader gets it back).
  * Runs after the entries check, so every JSONL line is known to be a valid entry.
  */
+/** How many rows checkCsvRows writes and parses back at a time. */
+const CSV_BATCH = 500;
+
 export async function checkCsvRows(
   zip: ZipFile,
   jsonlEntry: Entry,
@@ -146,25 +149,49 @@ export async function checkCsvRows(
       throw new Failure("csv", `${file} does not start with the header ${columns.join(",")}`, { file });
     }
     for (;;) {
-      const [row, text] = await Promise.all([rows.next(), jsonl.next()]);
-      if (row.done && text.done) return;
-      if (text.done) {
+      // The next lines of entries.jsonl, each as its CSV row should read back (written and parsed
+      // again, as the CSV was), a batch at a time: a parser per row took ~35 µs, a third of the
+      // whole verification of a 10,000-entry pack.
+      const batch: { seq: number; cells: string[] }[] = [];
+      let ended = false;
+      while (batch.length < CSV_BATCH) {
+        const text = await jsonl.next();
+        if (text.done) {
+          ended = true;
+          break;
+        }
+        batch.push(rowOf(text.value));
+      }
+      const expectedRows =
+        batch.length > 0
+          ? (parseCsvSync(
+              stringify(
+                batch.map((b) => b.cells),
+                ENTRY_CSV_OPTIONS,
+              ),
+            ) as string[][])
+          : [];
+      for (const [i, { seq }] of batch.entries()) {
+        const row = await rows.next();
+        if (row.done) throw new Failure("csv", `${file} has no row for entry ${seq}`, { file, entry: seq });
+        const expected = expectedRows[i];
+        const column = columns.findIndex((_, c) => row.value[c] !== expected[c]);
+        if (column >= 0 || row.value.length !== expected.length) {
+          const name = columns[column] ?? "(extra column)";
+          throw new Failure(
+            "csv",
+            `${file} differs from ${ENTRIES_JSONL_PATH} for entry ${seq}: ${name} is ${shorten(row.value[column])} in the CSV, ${shorten(expected[column])} in the entry`,
+            { file, entry: seq },
+          );
+        }
+      }
+      if (ended) {
+        const row = await rows.next();
+        if (row.done) return;
         throw new Failure(
           "csv",
           `${file} has a row (seq ${shorten(row.value?.[0])}) that ${ENTRIES_JSONL_PATH} does not`,
           { file },
-        );
-      }
-      const { seq, cells } = rowOf(text.value);
-      if (row.done) throw new Failure("csv", `${file} has no row for entry ${seq}`, { file, entry: seq });
-      const expected = parseCsvSync(stringify([cells], ENTRY_CSV_OPTIONS))[0] as string[];
-      const column = columns.findIndex((_, i) => row.value[i] !== expected[i]);
-      if (column >= 0 || row.value.length !== expected.length) {
-        const name = columns[column] ?? "(extra column)";
-        throw new Failure(
-          "csv",
-          `${file} differs from ${ENTRIES_JSONL_PATH} for entry ${seq}: ${name} is ${shorten(row.value[column])} in the CSV, ${shorten(expected[column])} in the entry`,
-          { file, entry: seq },
         );
       }
     }

@@ -618,6 +618,60 @@ describe("tampering by someone who holds the installation's key and re-signs", (
     });
   });
 
+  it("entries.csv missing a row, or with one too many", async () => {
+    const short = await tamper(
+      validPack,
+      resignWithSameKey((p) => p.editLines("audit/entries.csv", (lines) => lines.slice(0, -1))),
+    );
+    expect(failure(await verifyPack(short))).toEqual({
+      ok: false,
+      check: "csv",
+      file: "audit/entries.csv",
+      entry: 15,
+      message: "audit/entries.csv has no row for entry 15",
+    });
+    const long = await tamper(
+      validPack,
+      resignWithSameKey((p) => p.editLines("audit/entries.csv", (lines) => [...lines, lines[lines.length - 1]])),
+    );
+    expect(failure(await verifyPack(long))).toEqual({
+      ok: false,
+      check: "csv",
+      file: "audit/entries.csv",
+      message: 'audit/entries.csv has a row (seq "15") that audit/entries.jsonl does not',
+    });
+  });
+
+  it("entries.csv is compared row by row past its first batch of rows (a pack of some 570 entries)", async () => {
+    // (the verifier writes and parses back the rows it expects 500 at a time)
+    const big = syntheticLog(Array.from({ length: 1_200 }, (_, i) => SHAPES[i % SHAPES.length]));
+    const bigEntries = big.entriesOf(INCIDENT_ID);
+    expect(bigEntries.length).toBeGreaterThan(500);
+    const pack = await buildPack({
+      checkpoint: big.checkpoint(signingKey.privateKey),
+      entries: () => iterate(bigEntries),
+    });
+    expect(await verifyPack(pack)).toMatchObject({ ok: true });
+    for (const row of [501, bigEntries.length]) {
+      const seq = bigEntries[row - 1].seq;
+      const tampered = await tamper(
+        pack,
+        resignWithSameKey((p) =>
+          p.editLines("audit/entries.csv", (lines) =>
+            lines.map((line, i) => (i === row ? line.replace(",attest_user,", ",attest_usEr,") : line)),
+          ),
+        ),
+      );
+      expect(failure(await verifyPack(tampered)), `row ${row}`).toEqual({
+        ok: false,
+        check: "csv",
+        file: "audit/entries.csv",
+        entry: seq,
+        message: `audit/entries.csv differs from audit/entries.jsonl for entry ${seq}: db_role is "attest_usEr" in the CSV, "attest_user" in the entry`,
+      });
+    }
+  });
+
   it("an entirely different log signed by the key holder verifies on its own, but is not consistent with a checkpoint obtained elsewhere", async () => {
     // The documented limit: the key holder rewrites entry 8 and signs a new tree. The pack alone
     // cannot tell; the genuine checkpoint (from /.well-known or an earlier pack) can.
