@@ -121,14 +121,14 @@ function shorten(value: string | undefined): string {
 
 const MAX_CSV_RECORD_BYTES = 64 * 1024 * 1024;
 
+/** How many rows checkCsvRows writes and parses back at a time. */
+const CSV_BATCH = 500;
+
 /**
  * Checks that audit/entries.csv has the header `columns` and, for each line of
  * audit/entries.jsonl in turn, the row `rowOf` derives from it (as a CSV reader gets it back).
  * Runs after the entries check, so every JSONL line is known to be a valid entry.
  */
-/** How many rows checkCsvRows writes and parses back at a time. */
-const CSV_BATCH = 500;
-
 export async function checkCsvRows(
   zip: ZipFile,
   jsonlEntry: Entry,
