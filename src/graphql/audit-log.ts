@@ -254,3 +254,40 @@ export const AuditLogSearchPlugin: GraphileConfig.Plugin = {
     },
   },
 };
+
+/** How many conditions' count bases are kept, and how many tenants' per condition. */
+const COUNT_BASES = 1000;
+const COUNT_BASE_TENANTS = 16;
+
+/**
+ * What `app_hidden.audit_connection_count(condition, bases)` (migration 000058) hands back for a
+ * word over the whole log, per tenant: how many entries matched up to a cursor of the names,
+ * which can never change. Given back on the next count of the same condition, it lets the
+ * database count only the entries named since, so asking again (the next page, a refresh) does
+ * not re-read every name that holds a common word. Kept for the most recently counted conditions;
+ * the database checks the tenant and whether the base can be used.
+ */
+export class CountBases {
+  readonly #bases = new Map<string, Record<string, unknown>>();
+
+  /** The bases kept for a condition (by tenant id), or null. */
+  get(condition: string): Record<string, unknown> | null {
+    const bases = this.#bases.get(condition);
+    if (!bases) return null;
+    this.#bases.delete(condition); // most recently used last
+    this.#bases.set(condition, bases);
+    return bases;
+  }
+
+  /** Keeps what a count returned as `base` (nothing when it returned none). */
+  keep(condition: string, base: unknown): void {
+    if (base == null || typeof base !== "object") return;
+    const entries = Object.entries({ ...this.#bases.get(condition), ...(base as Record<string, unknown>) });
+    this.#bases.delete(condition);
+    this.#bases.set(condition, Object.fromEntries(entries.slice(-COUNT_BASE_TENANTS)));
+    for (const oldest of this.#bases.keys()) {
+      if (this.#bases.size <= COUNT_BASES) break;
+      this.#bases.delete(oldest);
+    }
+  }
+}

@@ -28,7 +28,7 @@ import type { Logger } from "../log.ts";
 import { isSameOrigin } from "../web/csrf.ts";
 import { fromDatabaseError } from "../web/errors.ts";
 import { actingContext, credentialsOf } from "../web/request-context.ts";
-import { AuditLogOrderPlugin, AuditLogSearchPlugin, auditConditions, NEWEST_FIRST } from "./audit-log.ts";
+import { AuditLogOrderPlugin, AuditLogSearchPlugin, auditConditions, CountBases, NEWEST_FIRST } from "./audit-log.ts";
 
 export const GRAPHQL_PATH = "/graphql";
 export const GRAPHIQL_PATH = "/graphiql";
@@ -225,102 +225,110 @@ const AuditLogLeafFieldsPlugin: GraphileConfig.Plugin = {
  * `auditLogs { totalCount }` without a `condition`: the size of the tenant's log, which the
  * database keeps (`app_hidden.audit_entry_count()`: the tree's size plus the entries still
  * pending), instead of counting every entry (~120 ms for 2M entries). With a condition,
- * `app_hidden.audit_connection_count(condition)`: the counts the sealer keeps per hour, day,
- * actor and name where they answer it, the rest from the log (migration 000033); a tenant's
+ * `app_hidden.audit_connection_count(condition, bases)`: the counts the sealer keeps per hour, day,
+ * actor and name where they answer it, the rest from the log (migration 000033), and a word over
+ * the whole log from where this server's last count of it left off (000058); a tenant's
  * `auditLogs` (Tenant.auditLogs) the same, with its tenant as part of the condition. Whether the
  * condition is absent is settled when the operation is planned (`evalIs`: a plan made for an
  * absent condition is not reused for a present one).
  */
-const AuditLogTotalCountPlugin: GraphileConfig.Plugin = {
-  name: "AttestAuditLogTotalCountPlugin",
-  version: "1.0.0",
-  after: ["PgConnectionTotalCountPlugin", "PgAllRowsPlugin"],
-  schema: {
-    hooks: {
-      GraphQLObjectType_fields_field(field, build, context) {
-        const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
-        if (!plan) return field;
-        const { Self } = context;
-        const { fieldName, isPgConnectionTotalCountField, pgCodec } = context.scope as {
-          fieldName?: string;
-          isPgConnectionTotalCountField?: boolean;
-          pgCodec?: { name: string };
-        };
-        if (Self.name === "Tenant" && fieldName === "auditLogs") {
-          // A tenant's entries: counted for that tenant (none but the current tenant's are readable).
-          return {
-            ...field,
-            plan(
-              parent: { get(attribute: string): unknown },
-              fieldArgs: { getRaw(name: string): unknown },
-              info: unknown,
-            ) {
-              const $connection = plan(parent, fieldArgs, info) as object;
-              const $condition = lambda(
-                [fieldArgs.getRaw("condition"), parent.get("id")] as never,
-                ([condition, tenantId]: readonly [Record<string, unknown> | null | undefined, string]) => {
-                  const given = condition?.tenantId;
-                  // Asked for another tenant's entries within this tenant's: none.
-                  const tenant = given === undefined || given === tenantId ? tenantId : NO_TENANT;
-                  return { ...(condition ?? {}), tenantId: tenant };
-                },
-                true,
-              );
-              conditioned.set($connection, $condition);
-              return $connection;
-            },
-          } as unknown as typeof field;
-        }
-        if (Self.name === build.inflection.builtin("Query") && fieldName === "auditLogs") {
-          return {
-            ...field,
-            plan(parent: unknown, fieldArgs: { getRaw(name: string): unknown }, info: unknown) {
-              const $connection = plan(parent, fieldArgs, info) as object;
-              // An input step (constant, variable or literal object) can say what it is at plan time.
-              const condition = fieldArgs.getRaw("condition") as { evalIs?(value: unknown): boolean };
-              if (condition.evalIs?.(undefined) || condition.evalIs?.(null)) wholeLog.add($connection);
-              else conditioned.set($connection, condition);
-              return $connection;
-            },
-          } as unknown as typeof field;
-        }
-        if (isPgConnectionTotalCountField && pgCodec?.name === "auditLog") {
-          const executor = build.input.pgRegistry.pgResources.audit_log.executor;
-          const { loadOneWithPgClient } = build.dataplanPg;
-          return {
-            ...field,
-            plan($connection: object, ...rest: unknown[]) {
-              const $condition = conditioned.get($connection);
-              if ($condition) {
-                // Counted from the kept counts where they answer the condition (migration 000033).
-                return loadOneWithPgClient(executor, $condition as never, async (client, lookups) => {
-                  const counts: number[] = [];
-                  for (const condition of lookups) {
-                    const { rows } = await client.query<{ n: string }>({
-                      text: "select app_hidden.audit_connection_count($1::jsonb)::text as n",
-                      values: [JSON.stringify(condition ?? {})],
-                    });
-                    counts.push(Number(rows[0].n));
-                  }
-                  return counts;
+function auditLogTotalCountPlugin(): GraphileConfig.Plugin {
+  // The count bases of the conditions this server counted lately (migration 000058).
+  const countBases = new CountBases();
+  return {
+    name: "AttestAuditLogTotalCountPlugin",
+    version: "1.0.0",
+    after: ["PgConnectionTotalCountPlugin", "PgAllRowsPlugin"],
+    schema: {
+      hooks: {
+        GraphQLObjectType_fields_field(field, build, context) {
+          const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
+          if (!plan) return field;
+          const { Self } = context;
+          const { fieldName, isPgConnectionTotalCountField, pgCodec } = context.scope as {
+            fieldName?: string;
+            isPgConnectionTotalCountField?: boolean;
+            pgCodec?: { name: string };
+          };
+          if (Self.name === "Tenant" && fieldName === "auditLogs") {
+            // A tenant's entries: counted for that tenant (none but the current tenant's are readable).
+            return {
+              ...field,
+              plan(
+                parent: { get(attribute: string): unknown },
+                fieldArgs: { getRaw(name: string): unknown },
+                info: unknown,
+              ) {
+                const $connection = plan(parent, fieldArgs, info) as object;
+                const $condition = lambda(
+                  [fieldArgs.getRaw("condition"), parent.get("id")] as never,
+                  ([condition, tenantId]: readonly [Record<string, unknown> | null | undefined, string]) => {
+                    const given = condition?.tenantId;
+                    // Asked for another tenant's entries within this tenant's: none.
+                    const tenant = given === undefined || given === tenantId ? tenantId : NO_TENANT;
+                    return { ...(condition ?? {}), tenantId: tenant };
+                  },
+                  true,
+                );
+                conditioned.set($connection, $condition);
+                return $connection;
+              },
+            } as unknown as typeof field;
+          }
+          if (Self.name === build.inflection.builtin("Query") && fieldName === "auditLogs") {
+            return {
+              ...field,
+              plan(parent: unknown, fieldArgs: { getRaw(name: string): unknown }, info: unknown) {
+                const $connection = plan(parent, fieldArgs, info) as object;
+                // An input step (constant, variable or literal object) can say what it is at plan time.
+                const condition = fieldArgs.getRaw("condition") as { evalIs?(value: unknown): boolean };
+                if (condition.evalIs?.(undefined) || condition.evalIs?.(null)) wholeLog.add($connection);
+                else conditioned.set($connection, condition);
+                return $connection;
+              },
+            } as unknown as typeof field;
+          }
+          if (isPgConnectionTotalCountField && pgCodec?.name === "auditLog") {
+            const executor = build.input.pgRegistry.pgResources.audit_log.executor;
+            const { loadOneWithPgClient } = build.dataplanPg;
+            return {
+              ...field,
+              plan($connection: object, ...rest: unknown[]) {
+                const $condition = conditioned.get($connection);
+                if ($condition) {
+                  // Counted from the kept counts where they answer the condition (migration 000033),
+                  // a word from where its last count left off (000058).
+                  return loadOneWithPgClient(executor, $condition as never, async (client, lookups) => {
+                    const counts: number[] = [];
+                    for (const condition of lookups) {
+                      const key = JSON.stringify(condition ?? {});
+                      const { rows } = await client.query<{ r: { n: number; base?: unknown } }>({
+                        text: "select app_hidden.audit_connection_count($1::jsonb, $2::jsonb) as r",
+                        values: [key, JSON.stringify(countBases.get(key))],
+                      });
+                      countBases.keep(key, rows[0].r.base);
+                      counts.push(rows[0].r.n);
+                    }
+                    return counts;
+                  });
+                }
+                if (!wholeLog.has($connection)) return plan($connection, ...rest);
+                return loadOneWithPgClient(executor, constant(null), async (client, lookups) => {
+                  const { rows } = await client.query<{ n: number }>({
+                    text: "select app_hidden.audit_entry_count()::int as n",
+                  });
+                  return lookups.map(() => rows[0].n);
                 });
-              }
-              if (!wholeLog.has($connection)) return plan($connection, ...rest);
-              return loadOneWithPgClient(executor, constant(null), async (client, lookups) => {
-                const { rows } = await client.query<{ n: number }>({
-                  text: "select app_hidden.audit_entry_count()::int as n",
-                });
-                return lookups.map(() => rows[0].n);
-              });
-            },
-          } as unknown as typeof field;
-        }
-        return field;
+              },
+            } as unknown as typeof field;
+          }
+          return field;
+        },
       },
     },
-  },
-};
-/** The auditLogs connections planned without a condition (see AuditLogTotalCountPlugin). */
+  };
+}
+/** The auditLogs connections planned without a condition (see auditLogTotalCountPlugin). */
 const wholeLog = new WeakSet<object>();
 /** Query.auditLogs connections with a condition, and Tenant.auditLogs ones: the condition's step. */
 const conditioned = new WeakMap<object, unknown>();
@@ -425,7 +433,7 @@ export function makePreset(options: {
       AuditLogDefaultsPlugin,
       AuditLogSearchPlugin,
       AuditLogLeafFieldsPlugin,
-      AuditLogTotalCountPlugin,
+      auditLogTotalCountPlugin(),
       MaxPageSizePlugin,
       UpdateNotFoundPlugin,
       QueryLimitsPlugin,

@@ -711,4 +711,85 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     await sealAll(t.pools.owner);
     expect(Number((await tidy()).rows[0].n)).toBeGreaterThan(0);
   });
+
+  it("counts a word again from the base of its last count (the entries named since) as it counts it whole", async () => {
+    const truth = async (word: string) =>
+      (
+        await t.superuser.query<{ n: string }>(
+          "select count(*)::int as n from app_public.audit_log where tenant_id = $1 and resource_label ilike $2",
+          [dense.id, `%${word}%`],
+        )
+      ).rows[0].n;
+    type Counted = { n: number; base?: Record<string, { xid: number; id: number; kept: number }> };
+    const count = (condition: object, bases: object | null, deltaLimit = 10_000) =>
+      withContext(
+        t.pools.auth,
+        { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
+        async (client) =>
+          (
+            await client.query<{ r: Counted }>("select app_hidden.audit_connection_count($1, $2, $3) as r", [
+              JSON.stringify(condition),
+              JSON.stringify(bases),
+              deltaLimit,
+            ])
+          ).rows[0].r,
+      );
+    const change = (word: string) =>
+      withContext(t.pools.owner, { surface: "sql" }, (c) =>
+        c.query(
+          `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
+           where tenant_id = $1 and title ilike $2 and random() < 0.5`,
+          [dense.id, `%${word}%`],
+        ),
+      );
+    // "qz"-like words have no trigram: every name is read (the other way of counting a word).
+    for (const word of ["laptop", "Ransomware", "cold", "e"]) {
+      const first = await count({ resourceLabelContains: word }, null);
+      expect(first.n).toBe(await truth(word));
+      expect(Object.keys(first.base ?? {})).toEqual([dense.id]);
+      let bases = first.base ?? null;
+      // New entries of the word: captured, sealed, named; each count from the last base is exact.
+      for (const step of ["captured", "sealed", "named"] as const) {
+        await change(word);
+        if (step !== "captured") {
+          await sealOnce(t.pools.owner, { key: await activeSigningKey(t.pools.owner), originPrefix: TEST_ORIGIN });
+        }
+        if (step === "named") await sealAll(t.pools.owner);
+        const again = await count({ resourceLabelContains: word }, bases);
+        expect(again.n, `${word}, ${step}`).toBe(await truth(word));
+        expect(again.n).toBe((await count({ resourceLabelContains: word }, null)).n);
+        // The base was used, not counted around: its count shows through (the caller's own base
+        // can only make the caller's own count wrong).
+        const base = bases?.[dense.id];
+        if (!base) throw new Error("no base");
+        const nudged = { [dense.id]: { ...base, kept: base.kept + 1000 } };
+        expect((await count({ resourceLabelContains: word }, nudged)).n).toBe(again.n + 1000);
+        if (step === "named") {
+          // As many entries named since as the limit, or more: counted whole, the base unused.
+          expect((await count({ resourceLabelContains: word }, nudged, 1)).n).toBe(again.n);
+        }
+        bases = again.base ?? null;
+      }
+      // A base under another tenant's id is not this tenant's; one from ahead of the names' cursor
+      // (a database restored from an earlier backup) is not used either.
+      const wrong = { kept: 1_000_000, xid: 1, id: 1 };
+      expect((await count({ resourceLabelContains: word }, { [span.id]: wrong })).n).toBe(await truth(word));
+      const ahead = { [dense.id]: { kept: 1_000_000, xid: 2 ** 50, id: 1 } };
+      expect((await count({ resourceLabelContains: word }, ahead)).n).toBe(await truth(word));
+      for (const malformed of [
+        { kept: "many", xid: 1, id: 1 },
+        { kept: 1.5, xid: 1, id: 1 },
+        { kept: 0, xid: -1, id: 1 },
+        { kept: 0, xid: 1e30, id: 1 },
+        [1, 2, 3],
+      ]) {
+        expect((await count({ resourceLabelContains: word }, { [dense.id]: malformed })).n).toBe(await truth(word));
+      }
+    }
+    // Other conditions, and a word within a window, are counted whole and give no base.
+    const windowed = await count({ resourceLabelContains: "laptop", occurredAfter: "2000-01-01T00:00:00Z" }, null);
+    expect(windowed.n).toBe(await truth("laptop"));
+    expect(windowed.base).toBeUndefined();
+    expect((await count({ action: "incident.updated" }, null)).base).toBeUndefined();
+  });
 });

@@ -103,6 +103,36 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       expect(uploads.rows[0].n).toBeLessThan(total);
     });
 
+    it("counts a word again as the log holds it now (from where the server's last count left off)", async () => {
+      const word = "ransom";
+      const truth = async () =>
+        (
+          await t.superuser.query(
+            "select count(*)::int as n from app_public.audit_log where tenant_id = $1 and resource_label ilike $2",
+            [demo, `%${word}%`],
+          )
+        ).rows[0].n as number;
+      const count = async (cookie = owner) =>
+        (await page({ first: 1, condition: { resourceLabelContains: word } }, cookie, "demo")).data?.auditLogs
+          .totalCount;
+      await sealAll(t.pools.owner);
+      expect(await count()).toBe(await truth());
+      // New entries of the word: pending, then sealed and named (the second count starts from the first's).
+      for (const step of ["pending", "named"]) {
+        await withContext(t.pools.owner, { surface: "sql" }, (c) =>
+          c.query(
+            "insert into app_public.incidents (tenant_id, title) select $1, 'Ransomware note ' || g from generate_series(1, 3) g",
+            [demo],
+          ),
+        );
+        if (step === "named") await sealAll(t.pools.owner);
+        expect(await count(), step).toBe(await truth());
+      }
+      expect(await truth()).toBeGreaterThanOrEqual(6);
+      // What the server keeps for the owner's count gives a member nothing.
+      expect(await count(await web.signIn("member@demo.test"))).toBe(0);
+    });
+
     it("a tenant without auditLog gets a clear plan error, not an empty list", async () => {
       const cookie = await web.signIn("owner@basic.test");
       const r = await page({ first: 5 }, cookie);
