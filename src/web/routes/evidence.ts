@@ -172,6 +172,12 @@ async function spoolUpload(
       req.on("close", () => {
         if (!req.complete) fail(new UserError(400, "The upload was interrupted; nothing was saved."));
       });
+      // The client may have gone already (while the upload was being checked): those events came
+      // before anyone listened, and the body will never end.
+      if (req.destroyed && !req.complete) {
+        fail(new UserError(400, "The upload was interrupted; nothing was saved."));
+        return;
+      }
       req.pipe(parser);
     });
     if (failure) throw failure;
