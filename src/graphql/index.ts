@@ -227,108 +227,115 @@ const AuditLogLeafFieldsPlugin: GraphileConfig.Plugin = {
  * pending), instead of counting every entry (~120 ms for 2M entries). With a condition,
  * `app_hidden.audit_connection_count(condition, bases)`: the counts the sealer keeps per hour, day,
  * actor and name where they answer it, the rest from the log (migration 000033), and a word over
- * the whole log from where this server's last count of it left off (000058); a tenant's
+ * the whole log from where the schema's last count of it left off (000058); a tenant's
  * `auditLogs` (Tenant.auditLogs) the same, with its tenant as part of the condition. Whether the
  * condition is absent is settled when the operation is planned (`evalIs`: a plan made for an
  * absent condition is not reused for a present one).
  */
-function auditLogTotalCountPlugin(): GraphileConfig.Plugin {
-  // The count bases of the conditions this server counted lately (migration 000058).
-  const countBases = new CountBases();
-  return {
-    name: "AttestAuditLogTotalCountPlugin",
-    version: "1.0.0",
-    after: ["PgConnectionTotalCountPlugin", "PgAllRowsPlugin"],
-    schema: {
-      hooks: {
-        GraphQLObjectType_fields_field(field, build, context) {
-          const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
-          if (!plan) return field;
-          const { Self } = context;
-          const { fieldName, isPgConnectionTotalCountField, pgCodec } = context.scope as {
-            fieldName?: string;
-            isPgConnectionTotalCountField?: boolean;
-            pgCodec?: { name: string };
-          };
-          if (Self.name === "Tenant" && fieldName === "auditLogs") {
-            // A tenant's entries: counted for that tenant (none but the current tenant's are readable).
-            return {
-              ...field,
-              plan(
-                parent: { get(attribute: string): unknown },
-                fieldArgs: { getRaw(name: string): unknown },
-                info: unknown,
-              ) {
-                const $connection = plan(parent, fieldArgs, info) as object;
-                const $condition = lambda(
-                  [fieldArgs.getRaw("condition"), parent.get("id")] as never,
-                  ([condition, tenantId]: readonly [Record<string, unknown> | null | undefined, string]) => {
-                    const given = condition?.tenantId;
-                    // Asked for another tenant's entries within this tenant's: none.
-                    const tenant = given === undefined || given === tenantId ? tenantId : NO_TENANT;
-                    return { ...(condition ?? {}), tenantId: tenant };
-                  },
-                  true,
-                );
-                conditioned.set($connection, $condition);
-                return $connection;
-              },
-            } as unknown as typeof field;
-          }
-          if (Self.name === build.inflection.builtin("Query") && fieldName === "auditLogs") {
-            return {
-              ...field,
-              plan(parent: unknown, fieldArgs: { getRaw(name: string): unknown }, info: unknown) {
-                const $connection = plan(parent, fieldArgs, info) as object;
-                // An input step (constant, variable or literal object) can say what it is at plan time.
-                const condition = fieldArgs.getRaw("condition") as { evalIs?(value: unknown): boolean };
-                if (condition.evalIs?.(undefined) || condition.evalIs?.(null)) wholeLog.add($connection);
-                else conditioned.set($connection, condition);
-                return $connection;
-              },
-            } as unknown as typeof field;
-          }
-          if (isPgConnectionTotalCountField && pgCodec?.name === "auditLog") {
-            const executor = build.input.pgRegistry.pgResources.audit_log.executor;
-            const { loadOneWithPgClient } = build.dataplanPg;
-            return {
-              ...field,
-              plan($connection: object, ...rest: unknown[]) {
-                const $condition = conditioned.get($connection);
-                if ($condition) {
-                  // Counted from the kept counts where they answer the condition (migration 000033),
-                  // a word from where its last count left off (000058).
-                  return loadOneWithPgClient(executor, $condition as never, async (client, lookups) => {
-                    const counts: number[] = [];
-                    for (const condition of lookups) {
-                      const key = JSON.stringify(condition ?? {});
-                      const { rows } = await client.query<{ r: { n: number; base?: unknown } }>({
-                        text: "select app_hidden.audit_connection_count($1::jsonb, $2::jsonb) as r",
-                        values: [key, JSON.stringify(countBases.get(key))],
-                      });
-                      countBases.keep(key, rows[0].r.base);
-                      counts.push(rows[0].r.n);
-                    }
-                    return counts;
-                  });
-                }
-                if (!wholeLog.has($connection)) return plan($connection, ...rest);
-                return loadOneWithPgClient(executor, constant(null), async (client, lookups) => {
-                  const { rows } = await client.query<{ n: number }>({
-                    text: "select app_hidden.audit_entry_count()::int as n",
-                  });
-                  return lookups.map(() => rows[0].n);
+const AuditLogTotalCountPlugin: GraphileConfig.Plugin = {
+  name: "AttestAuditLogTotalCountPlugin",
+  version: "1.0.0",
+  after: ["PgConnectionTotalCountPlugin", "PgAllRowsPlugin"],
+  schema: {
+    hooks: {
+      GraphQLObjectType_fields_field(field, build, context) {
+        const plan = field.plan as ((...args: unknown[]) => unknown) | undefined;
+        if (!plan) return field;
+        const { Self } = context;
+        const { fieldName, isPgConnectionTotalCountField, pgCodec } = context.scope as {
+          fieldName?: string;
+          isPgConnectionTotalCountField?: boolean;
+          pgCodec?: { name: string };
+        };
+        if (Self.name === "Tenant" && fieldName === "auditLogs") {
+          // A tenant's entries: counted for that tenant (none but the current tenant's are readable).
+          return {
+            ...field,
+            plan(
+              parent: { get(attribute: string): unknown },
+              fieldArgs: { getRaw(name: string): unknown },
+              info: unknown,
+            ) {
+              const $connection = plan(parent, fieldArgs, info) as object;
+              const $condition = lambda(
+                [fieldArgs.getRaw("condition"), parent.get("id")] as never,
+                ([condition, tenantId]: readonly [Record<string, unknown> | null | undefined, string]) => {
+                  const given = condition?.tenantId;
+                  // Asked for another tenant's entries within this tenant's: none.
+                  const tenant = given === undefined || given === tenantId ? tenantId : NO_TENANT;
+                  return { ...(condition ?? {}), tenantId: tenant };
+                },
+                true,
+              );
+              conditioned.set($connection, $condition);
+              return $connection;
+            },
+          } as unknown as typeof field;
+        }
+        if (Self.name === build.inflection.builtin("Query") && fieldName === "auditLogs") {
+          return {
+            ...field,
+            plan(parent: unknown, fieldArgs: { getRaw(name: string): unknown }, info: unknown) {
+              const $connection = plan(parent, fieldArgs, info) as object;
+              // An input step (constant, variable or literal object) can say what it is at plan time.
+              const condition = fieldArgs.getRaw("condition") as { evalIs?(value: unknown): boolean };
+              if (condition.evalIs?.(undefined) || condition.evalIs?.(null)) wholeLog.add($connection);
+              else conditioned.set($connection, condition);
+              return $connection;
+            },
+          } as unknown as typeof field;
+        }
+        if (isPgConnectionTotalCountField && pgCodec?.name === "auditLog") {
+          const executor = build.input.pgRegistry.pgResources.audit_log.executor;
+          const { loadOneWithPgClient } = build.dataplanPg;
+          const countBases = countBasesOf(build);
+          return {
+            ...field,
+            plan($connection: object, ...rest: unknown[]) {
+              const $condition = conditioned.get($connection);
+              if ($condition) {
+                // Counted from the kept counts where they answer the condition (migration 000033),
+                // a word from where this schema's last count of it left off (000058).
+                return loadOneWithPgClient(executor, $condition as never, async (client, lookups) => {
+                  const counts: number[] = [];
+                  for (const condition of lookups) {
+                    const key = JSON.stringify(condition ?? {});
+                    const { rows } = await client.query<{ r: { n: number; base?: unknown } }>({
+                      text: "select app_hidden.audit_connection_count($1::jsonb, $2::jsonb) as r",
+                      values: [key, JSON.stringify(countBases.get(key))],
+                    });
+                    countBases.keep(key, rows[0].r.base);
+                    counts.push(rows[0].r.n);
+                  }
+                  return counts;
                 });
-              },
-            } as unknown as typeof field;
-          }
-          return field;
-        },
+              }
+              if (!wholeLog.has($connection)) return plan($connection, ...rest);
+              return loadOneWithPgClient(executor, constant(null), async (client, lookups) => {
+                const { rows } = await client.query<{ n: number }>({
+                  text: "select app_hidden.audit_entry_count()::int as n",
+                });
+                return lookups.map(() => rows[0].n);
+              });
+            },
+          } as unknown as typeof field;
+        }
+        return field;
       },
     },
-  };
+  },
+};
+/** Each schema's count bases (see CountBases): one per server, not shared by servers of other databases. */
+const countBasesByBuild = new WeakMap<object, CountBases>();
+function countBasesOf(build: object): CountBases {
+  let bases = countBasesByBuild.get(build);
+  if (!bases) {
+    bases = new CountBases();
+    countBasesByBuild.set(build, bases);
+  }
+  return bases;
 }
-/** The auditLogs connections planned without a condition (see auditLogTotalCountPlugin). */
+/** The auditLogs connections planned without a condition (see AuditLogTotalCountPlugin). */
 const wholeLog = new WeakSet<object>();
 /** Query.auditLogs connections with a condition, and Tenant.auditLogs ones: the condition's step. */
 const conditioned = new WeakMap<object, unknown>();
@@ -433,7 +440,7 @@ export function makePreset(options: {
       AuditLogDefaultsPlugin,
       AuditLogSearchPlugin,
       AuditLogLeafFieldsPlugin,
-      auditLogTotalCountPlugin(),
+      AuditLogTotalCountPlugin,
       MaxPageSizePlugin,
       UpdateNotFoundPlugin,
       QueryLimitsPlugin,
