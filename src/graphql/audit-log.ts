@@ -255,9 +255,10 @@ export const AuditLogSearchPlugin: GraphileConfig.Plugin = {
   },
 };
 
-/** How many conditions' count bases are kept, and how many tenants' per condition. */
+/** How many conditions' count bases are kept, how many tenants' per condition, and how long a condition may be. */
 const COUNT_BASES = 1000;
 const COUNT_BASE_TENANTS = 16;
+const COUNT_BASE_KEY_CHARS = 1000;
 
 /**
  * What `app_hidden.audit_connection_count(condition, bases)` (migration 000058) hands back for a
@@ -281,8 +282,11 @@ export class CountBases {
 
   /** Keeps what a count returned as `base` (nothing when it returned none). */
   keep(condition: string, base: unknown): void {
-    if (base == null || typeof base !== "object") return;
-    const entries = Object.entries({ ...this.#bases.get(condition), ...(base as Record<string, unknown>) });
+    // (A longer condition is counted in full each time: what is kept stays small whatever is asked.)
+    if (base == null || typeof base !== "object" || condition.length > COUNT_BASE_KEY_CHARS) return;
+    const kept: Record<string, unknown> = { ...this.#bases.get(condition) };
+    for (const tenant of Object.keys(base)) delete kept[tenant]; // (the newest goes last)
+    const entries = Object.entries({ ...kept, ...(base as Record<string, unknown>) });
     this.#bases.delete(condition);
     this.#bases.set(condition, Object.fromEntries(entries.slice(-COUNT_BASE_TENANTS)));
     for (const oldest of this.#bases.keys()) {
