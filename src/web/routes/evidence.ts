@@ -168,13 +168,14 @@ async function spoolUpload(
       });
       req.on("aborted", () => fail(new UserError(400, "The upload was interrupted; nothing was saved.")));
       req.on("error", () => fail(new UserError(400, "The upload was interrupted; nothing was saved.")));
-      // (Also when the connection closes before the body was complete and no 'aborted' came.)
+      // (Also when the connection closes before the body was read to its end and no 'aborted'
+      // came: a body received whole but not read yet is dropped with the connection.)
       req.on("close", () => {
-        if (!req.complete) fail(new UserError(400, "The upload was interrupted; nothing was saved."));
+        if (!req.readableEnded) fail(new UserError(400, "The upload was interrupted; nothing was saved."));
       });
       // The client may have gone already (while the upload was being checked): those events came
-      // before anyone listened, and the body will never end.
-      if (req.destroyed && !req.complete) {
+      // before anyone listened, and the body, whole or not, will never be read.
+      if (req.destroyed) {
         fail(new UserError(400, "The upload was interrupted; nothing was saved."));
         return;
       }
