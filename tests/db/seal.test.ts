@@ -317,7 +317,18 @@ describe.each(servers())("audit log v2 on $name", (server) => {
                  select date_trunc('hour', e.occurred_at, 'UTC') as hour, count(*) as n
                  from app_public.audit_log e join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
                  where e.tenant_id = t.id group by 1
-                 except select h.hour, h.entries from app_private.audit_activity_hours h where h.tenant_id = t.id) x)::int as wrong_hours
+                 except select h.hour, h.entries from app_private.audit_activity_hours h where h.tenant_id = t.id) x)::int as wrong_hours,
+              (select coalesce(sum(d.entries), 0) from app_private.audit_activity_daily d where d.tenant_id = t.id)::int as daily,
+              (select count(*) from (
+                 (select (e.occurred_at at time zone 'UTC')::date as day, e.action, e.actor_label, count(*) as n, max(e.occurred_at) as last_at
+                  from app_public.audit_log e join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+                  where e.tenant_id = t.id group by 1, 2, 3
+                  except select d.day, d.action, d.actor_label, d.entries, d.last_at from app_private.audit_activity_daily d where d.tenant_id = t.id)
+                 union all
+                 (select d.day, d.action, d.actor_label, d.entries, d.last_at from app_private.audit_activity_daily d where d.tenant_id = t.id
+                  except select (e.occurred_at at time zone 'UTC')::date, e.action, e.actor_label, count(*), max(e.occurred_at)
+                  from app_public.audit_log e join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+                  where e.tenant_id = t.id group by 1, 2, 3)) x)::int as wrong_days
        from app_public.tenants t where t.id = any($1::uuid[]) order by 1`,
       [tenants],
     );
@@ -325,6 +336,9 @@ describe.each(servers())("audit log v2 on $name", (server) => {
       expect(a.hours).toBe(a.sealed);
       expect(a.hourly).toBe(a.sealed);
       expect(a.wrong_hours).toBe(0);
+      // … and per day, action and actor, with the latest time (the reporting views' daily activity)
+      expect(a.daily).toBe(a.sealed);
+      expect(a.wrong_days).toBe(0);
     }
   });
 
