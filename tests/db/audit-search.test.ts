@@ -65,6 +65,13 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       "update app_public.incidents set title = 'Cold ' || left(id::text, 8) where id = any ($1)",
       [ids],
     );
+    // Names with capitals outside ASCII: a search compares the names' lowered form (000061), as
+    // ILIKE compares them.
+    await t.superuser.query(
+      `update app_public.incidents set title = 'ÄRGER Œuvre ' || left(id::text, 8)
+       where id in (select id from app_public.incidents where tenant_id = $1 and not (id = any ($2)) order by title desc limit 5)`,
+      [dense.id, ids],
+    );
     // … and then others, so that a short first stretch does not reach them.
     await t.superuser.query(
       `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
@@ -163,6 +170,9 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     "ana",
     "Laptop",
     "early warning",
+    "ärger",
+    "œuvre",
+    "RGER Œ",
     "vendor",
     "capture-12",
     ".pcap",
