@@ -193,6 +193,11 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     // banana …", renamed since): the page reads for them in stretches (000039)
     "zi",
     "ba",
+    // no trigram: a pair of ASCII letters, a character outside ASCII, one ASCII character (000062)
+    "on",
+    "Œ",
+    "é",
+    "9",
   ];
   const cases = fc.record({
     tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
@@ -619,31 +624,32 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(rows).toEqual([]);
   });
 
+  // Names and patterns of any characters; the pattern is a piece of the name in any case, with
+  // LIKE's wildcards escaped, and sometimes a character of it left to the wildcard `_`.
+  const named = fc
+    .tuple(
+      fc.oneof(
+        fc.string({ unit: fc.constantFrom(..."aAbBcCäÄ1 2-._%\\#éÉßİıΣσς"), maxLength: 24 }),
+        // mostly short words and separators: the edges of words (padded trigrams, 000038)
+        fc.string({ unit: fc.constantFrom(..."abAB12 -#:.é_"), maxLength: 16 }),
+        // long, with escapes: the pattern is read up to its 256th character (000038)
+        fc.string({ unit: fc.constantFrom(..."ab1 -_%\\"), minLength: 250, maxLength: 320 }),
+      ),
+      fc.nat(),
+      fc.nat(),
+      fc.boolean(),
+      fc.option(fc.nat(), { nil: null }),
+    )
+    .map(([label, i, j, upper, wild]) => {
+      const a = Math.min(i % (label.length + 1), j % (label.length + 1));
+      const b = Math.max(i % (label.length + 1), j % (label.length + 1));
+      const cased = label.slice(a, b)[upper ? "toUpperCase" : "toLowerCase"]();
+      const chars = [...cased].map((x) => x.replace(/[\\%_]/g, (y) => `\\${y}`));
+      if (wild !== null && chars.length > 0) chars[wild % chars.length] = "_";
+      return { label, piece: cased, pattern: `%${chars.join("")}%` };
+    });
+
   it("finds a name by any part of it: the keys of a pattern are among the keys of every name it matches", async () => {
-    // Names and patterns of any characters; the pattern is a piece of the name in any case, with
-    // LIKE's wildcards escaped, and sometimes a character of it left to the wildcard `_`.
-    const named = fc
-      .tuple(
-        fc.oneof(
-          fc.string({ unit: fc.constantFrom(..."aAbBcCäÄ1 2-._%\\#éÉßİıΣσς"), maxLength: 24 }),
-          // mostly short words and separators: the edges of words (padded trigrams, 000038)
-          fc.string({ unit: fc.constantFrom(..."abAB12 -#:.é_"), maxLength: 16 }),
-          // long, with escapes: the pattern is read up to its 256th character (000038)
-          fc.string({ unit: fc.constantFrom(..."ab1 -_%\\"), minLength: 250, maxLength: 320 }),
-        ),
-        fc.nat(),
-        fc.nat(),
-        fc.boolean(),
-        fc.option(fc.nat(), { nil: null }),
-      )
-      .map(([label, i, j, upper, wild]) => {
-        const a = Math.min(i % (label.length + 1), j % (label.length + 1));
-        const b = Math.max(i % (label.length + 1), j % (label.length + 1));
-        const cased = label.slice(a, b)[upper ? "toUpperCase" : "toLowerCase"]();
-        const chars = [...cased].map((x) => x.replace(/[\\%_]/g, (y) => `\\${y}`));
-        if (wild !== null && chars.length > 0) chars[wild % chars.length] = "_";
-        return { label, piece: cased, pattern: `%${chars.join("")}%` };
-      });
     await fc.assert(
       fc.asyncProperty(
         named,
@@ -664,6 +670,109 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       ),
       { numRuns: 800, seed: 3 },
     );
+  });
+
+  it("finds a name by a part of it without trigrams: one of the pattern's candidate trigrams, or a character outside ASCII (000062)", async () => {
+    const reached = { pair: 0, nonAscii: 0 };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          named,
+          // short pieces of names mixing ASCII and other letters, words and separators
+          fc
+            .tuple(
+              fc.string({ unit: fc.constantFrom(..."abqzAQ09 -äÄéßİıΣ"), minLength: 1, maxLength: 10 }),
+              fc.nat(),
+              fc.nat(),
+            )
+            .map(([label, i, len]) => {
+              const a = i % label.length;
+              const piece = label.slice(a, a + 1 + (len % 2));
+              return { label, piece, pattern: `%${piece}%` };
+            }),
+        ),
+        fc.date({ min: new Date("2001-01-01"), max: new Date("2090-01-01"), noInvalidDate: true }),
+        async (n, day) => {
+          const { rows } = await t.superuser.query<{
+            matches: boolean;
+            short: string[] | null;
+            non_ascii: boolean;
+            day_keys: boolean;
+            month_keys: boolean;
+          }>(
+            `select $2 ilike $3 as matches, s.short, lower($2) ~ '[^\\x01-\\x7F]' as non_ascii,
+                    coalesce(app_private.audit_label_keys($1, $4::date, $2)
+                      && app_private.audit_search_keys($1, $4::date, s.short, true, false), false) as day_keys,
+                    coalesce(app_private.audit_label_keys($1, $4::date, $2)
+                      && app_private.audit_search_keys($1, date_trunc('month', $4::date)::date, s.short, false, true), false) as month_keys
+             from (select case when cardinality(app_private.audit_pattern_trigrams($3)) = 0
+                               then app_private.audit_short_pattern_trigrams(lower($3)) end as short) s`,
+            [span.id, n.label, n.pattern, day.toISOString().slice(0, 10)],
+          );
+          const r = rows[0];
+          if (!r.matches || r.short === null) return;
+          if (r.short.length === 0) reached.nonAscii++;
+          else reached.pair++;
+          // the search reads the names with a candidate trigram (its day's and month's keys) and those outside ASCII
+          expect(r.non_ascii || (r.day_keys && r.month_keys), JSON.stringify(n)).toBe(true);
+        },
+      ),
+      { numRuns: 1500, seed: 11 },
+    );
+    expect(reached.pair).toBeGreaterThan(50);
+    expect(reached.nonAscii).toBeGreaterThan(50);
+  });
+
+  it("finds incidents renamed since by a word without trigrams: among all of a tenant's up to 1,000, else its 1,000 newest (000062)", async () => {
+    // (Written as a restore would, without triggers: the titles' ages are what is tested.)
+    const client = new pg.Client({ connectionString: t.superUrl });
+    await client.connect();
+    let tenant = "";
+    const ids: Record<string, string> = {};
+    try {
+      await client.query("begin");
+      await client.query("set local session_replication_role = replica");
+      tenant = (
+        await client.query<{ id: string }>(
+          "insert into app_public.tenants (slug, name, plan_id) values ('many', 'Many', 'business') returning id",
+        )
+      ).rows[0].id;
+      for (const [key, title, age] of [
+        ["old", "Old qz report", "400 days"],
+        ["recent", "New qz report", "1 day"],
+      ]) {
+        ids[key] = (
+          await client.query<{ id: string }>(
+            "insert into app_public.incidents (tenant_id, title, created_at) values ($1, $2, now() - $3::interval) returning id",
+            [tenant, title, age],
+          )
+        ).rows[0].id;
+      }
+      await client.query(
+        `insert into app_public.incidents (tenant_id, title, created_at)
+         select $1, 'Item ' || g, now() - interval '2 days' from generate_series(1, 998) g`,
+        [tenant],
+      );
+      await client.query("commit");
+    } finally {
+      await client.end();
+    }
+    const alternates = async (pattern: string) =>
+      (
+        await t.superuser.query<{ incidents: string[] }>(
+          "select a.incidents from app_private.audit_search_alternates($1, $2) a",
+          [tenant, pattern],
+        )
+      ).rows[0].incidents.sort();
+    const both = [ids.old, ids.recent].sort();
+    // 1,000 incidents: every title is read
+    expect(await alternates("%qz%")).toEqual(both);
+    await t.superuser.query("insert into app_public.incidents (tenant_id, title) values ($1, 'Item 999')", [tenant]);
+    // 1,001: a word without trigrams looks at the 1,000 newest; one with trigrams at all, through the index
+    expect(await alternates("%qz%")).toEqual([ids.recent]);
+    expect(await alternates("%QZ%")).toEqual([ids.recent]);
+    expect(await alternates("%qz report%")).toEqual(both);
+    expect(await alternates("%old qz%")).toEqual([ids.old]);
   });
 
   it("matches a word against a name's kept lowered form (LIKE) exactly as ILIKE matches the name", async () => {

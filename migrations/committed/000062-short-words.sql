@@ -1,0 +1,559 @@
+--! Previous: sha1:cd10710e5caedc91495eb1ecca72de18c874c345
+--! Hash: sha1:3fb3d95e6e9119e0ba6c2bdab32a38fa120a8b86
+--! Message: short-words
+
+-- 000062 Short words: a search for one or two characters no longer reads every name.
+--
+-- Two costs of a pattern that has no trigram (a word of one or two characters, or one outside
+-- ASCII such as "é"), measured on the 10,000,000-entry bench database:
+-- - The page's search and count look for incidents whose current title matches (renamed since,
+--   app_private.audit_search_alternates) through the titles' trigram index. With no trigram to
+--   look up, that index is read whole, every tenant's titles: ~70 ms, twice a page, in any tenant
+--   (150 ms for the 300-entry one). Such a pattern now reads the tenant's titles directly when
+--   it has at most 1,000 incidents (what it finds does not change), and otherwise its 1,000
+--   newest (a renamed incident older than those is not looked up for a word this short).
+-- - GraphQL's resourceLabelContains (the names alone) read every day's names for such a pattern
+--   until its page was full: 330 ms for a pair of letters found nowhere in the 2,000,000-entry
+--   tenant, 44 ms for "on". A name that holds a pair of ASCII letters or digits ("qz") has, among
+--   its trigrams (pg_trgm's, which the names' keys hold), that pair with the character before it
+--   or after it (a letter, a digit or the word's padding), unless both are letters outside
+--   ASCII; so the search now asks the names' index for any of those 74 trigrams, and reads the
+--   names with a character outside ASCII too (a new partial index). A pattern with a character
+--   outside ASCII matches only names that hold one: those alone are read. Months and days
+--   without any are skipped as for longer words. The page's search, which read the log in
+--   bounded stretches for such a pattern (10,000 entries a request), walks the names the same
+--   way (app_hidden.audit_find). One character of ASCII (37 x 37 candidate trigrams) still reads
+--   every day's names (GraphQL) or the log in stretches (the page).
+-- Runs as the session's login: the functions are on the audit path (see CONVENTIONS.md).
+
+set local role none;
+
+-- The names whose lowered form has a character outside ASCII (few, in most workspaces).
+create index audit_label_days_non_ascii_idx on app_private.audit_label_days (tenant_id, day)
+  where label_lower ~ '[^\x01-\x7F]';
+
+-- For a lowered LIKE pattern without trigrams: what every name it matches holds one of.
+create function app_private.audit_short_pattern_trigrams(p_lowered text) returns text[]
+language sql immutable parallel safe set search_path = pg_catalog as $$
+  select case
+    when p_lowered is null then null
+    -- a character outside ASCII, which the name's lowered form must hold: the partial index above
+    when p_lowered ~ '[^\x01-\x7F]' then '{}'::text[]
+    -- a pair of ASCII letters or digits (never a wildcard, escaped or not): it, with any letter,
+    -- digit or padding before or after it (or the name has a character outside ASCII)
+    when p_lowered ~ '[a-z0-9]{2}' then array(
+      select distinct x.t from (
+        select c || substring(p_lowered from '[a-z0-9]{2}') as t from unnest(string_to_array('abcdefghijklmnopqrstuvwxyz0123456789 ', null)) c
+        union all
+        select substring(p_lowered from '[a-z0-9]{2}') || c from unnest(string_to_array('abcdefghijklmnopqrstuvwxyz0123456789 ', null)) c) x
+      order by 1)
+  end
+$$;
+comment on function app_private.audit_short_pattern_trigrams(text) is
+  'For a lowered LIKE pattern without trigrams (000062): trigrams of which every name it matches in a UTF-8 database has one, unless the name''s lowered form holds a character outside ASCII; {} when the pattern holds one itself; null when neither helps.';
+revoke all on function app_private.audit_short_pattern_trigrams(text) from public;
+
+create or replace function app_private.audit_search_alternates(p_tenant uuid, p_pattern text, out actors text[], out incidents uuid[])
+language sql stable set search_path = pg_catalog as $$
+  select array(select u.email from app_public.memberships m join app_public.users u on u.id = m.user_id
+               where m.tenant_id = p_tenant and u.name ilike p_pattern and u.email not ilike p_pattern limit 20),
+         case
+           when (select count(*) from (
+                   select 1 from (select i.title from app_public.incidents i
+                                  where i.tenant_id = p_tenant and i.deleted_at is null
+                                  order by i.created_at desc limit 1000) s
+                   where s.title ilike p_pattern limit 51) c) > 50 then '{}'::uuid[]
+           -- A pattern with trigrams: the titles' trigram index.
+           when cardinality(app_private.audit_pattern_trigrams(p_pattern)) > 0 or p_pattern ~ '[[:alnum:]]{3}' then
+             (select case when count(*) <= 50 then coalesce(array_agg(i.id), '{}') else '{}' end
+              from (select i.id from app_public.incidents i
+                    where i.tenant_id = p_tenant and i.title ilike p_pattern limit 51) i)
+           -- Without (000062): that index would be read whole. The tenant's titles themselves, when
+           -- they are at most 1,000 …
+           when (select count(*) from (select 1 from app_public.incidents i where i.tenant_id = p_tenant limit 1001) n) <= 1000 then
+             (select case when count(*) <= 50 then coalesce(array_agg(i.id), '{}') else '{}' end
+              from (select i.id from app_public.incidents i
+                    where i.tenant_id = p_tenant and (i.title || '') ilike p_pattern limit 51) i)
+           -- … else its 1,000 newest.
+           else
+             (select case when count(*) <= 50 then coalesce(array_agg(s.id), '{}') else '{}' end
+              from (select i.id, i.title from app_public.incidents i
+                    where i.tenant_id = p_tenant and i.deleted_at is null
+                    order by i.created_at desc limit 1000) s
+              where s.title ilike p_pattern)
+         end
+$$;
+
+create or replace function app_private.audit_search(
+  p_tenant uuid, p_filter jsonb, p_cursor_at timestamptz, p_cursor_id bigint, p_ascending boolean, p_limit int, p_scan int)
+returns table (occurred_at timestamptz, id bigint, scan_end boolean)
+-- (Its probes of the names run up to a few dozen times a call: planned once, not each time.)
+language plpgsql stable set search_path = pg_catalog, public set plan_cache_mode = force_generic_plan as $$
+declare
+  v_pattern text := p_filter->>'pattern';
+  -- In a UTF-8 database ILIKE lowers the name and the pattern and compares them with LIKE (like.c,
+  -- Generic_Text_IC_like); the names keep their lowered form (label_lower, 000042), so only the
+  -- pattern is lowered, once (000061; the count does the same). Another encoding: ILIKE.
+  v_pattern_lower text := case when pg_catalog.getdatabaseencoding() = 'UTF8' then pg_catalog.lower(p_filter->>'pattern') end;
+  v_trigrams text[] := app_private.audit_pattern_trigrams(p_filter->>'pattern');
+  -- "fields": "label": the pattern matches the resource name only (GraphQL's resourceLabelContains)
+  v_label_only boolean := coalesce(p_filter->>'fields' = 'label', false);
+  -- A pattern without trigrams (000062): the trigrams a matching name must have one of
+  -- (a pair of ASCII letters or digits: that pair with any one before or after it), and the names
+  -- with a character outside ASCII, which must be read whatever the pattern; '{}' when the pattern
+  -- holds such a character itself (then those names alone); null otherwise (every day's names).
+  v_short text[] := case when cardinality(v_trigrams) = 0 then app_private.audit_short_pattern_trigrams(v_pattern_lower) end;
+  v_matches text := case when v_label_only then 'e.resource_label ilike $2'
+                         else '(e.action ilike $2 or e.actor_label ilike $2 or e.resource_label ilike $2)' end;
+  v_dir text := case when p_ascending then 'asc' else 'desc' end;
+  v_from timestamptz := (p_filter->>'from')::timestamptz;
+  v_to timestamptz := (p_filter->>'to')::timestamptz;
+  v_state app_private.audit_label_state;
+  v_actions text[];
+  v_range text;
+  v_cond text;
+  v_alt_actors text[];
+  v_alt_incidents uuid[];
+  v_keys text[] := '{}';
+  v_probe_keys int[];
+  v_at timestamptz[];
+  v_id bigint[];
+  v_labels text[];
+  v_edges timestamptz[];
+  v_probe text;
+  v_month date;
+  v_day date;
+  v_first date;
+  v_last date;
+  v_start timestamptz;
+  v_end timestamptz;
+  v_days date[];
+  v_rows int;
+  v_i int;
+  v_chunk int;
+  v_work int := 0;
+  v_budget int := greatest(p_limit, p_scan / 10);
+  v_edge timestamptz;
+  v_mark record;
+  -- No condition but the tenant, the cursor and the window (GraphQL's resourceLabelContains, the
+  -- page's search without other filters): a name's entries are read by a statement of this
+  -- function, planned once per session, not planned again for every chunk of names (000059).
+  v_static boolean := app_private.audit_filter_sql(p_filter - 'from' - 'to') = 'true'
+    and jsonb_array_length(coalesce(p_filter->'actions', '[]')) = 0;
+begin
+  -- The names' cursor first: entries named after this are among the names read below, or past it.
+  select * into v_state from app_private.audit_label_state;
+  select array_agg(distinct a) into v_actions from jsonb_array_elements_text(coalesce(p_filter->'actions', '[]')) a;
+
+  -- The range (tenant, window, cursor), and with it every condition of the filter but the
+  -- pattern (app_private.audit_filter_sql: the window, actor, incident, surface, IP, capture numbers).
+  v_range := format('e.tenant_id = %L::uuid', p_tenant);
+  if p_cursor_at is not null then
+    v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
+      case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
+  end if;
+  v_cond := v_range || ' and ' || app_private.audit_filter_sql(p_filter)
+    || case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end;
+  if v_from is not null then
+    v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', v_from);
+  end if;
+  if v_to is not null then
+    v_range := v_range || format(' and e.occurred_at < %L::timestamptz', v_to);
+  end if;
+
+  -- 1. The actions and actors (skip scans of their indexes), people by name and incidents by
+  --    current title that the pattern matches: their entries, a page at most each; and the
+  --    entries past the names' cursor (not among the names yet).
+  -- (audit_find has looked the people and incidents up already.) A name-only search has none of these.
+  v_alt_actors := array(select jsonb_array_elements_text(p_filter->'alt_actors'));
+  v_alt_incidents := array(select jsonb_array_elements_text(p_filter->'alt_incidents'))::uuid[];
+  if not v_label_only then
+    select v_keys || coalesce(array_agg(format('e.action = %L', x.action)), '{}') into v_keys from (
+      with recursive a(action) as (
+        (select e.action from app_public.audit_log e where e.tenant_id = p_tenant order by e.action using ~<~ limit 1)
+        union all
+        select (select e.action from app_public.audit_log e
+                where e.tenant_id = p_tenant and e.action ~>~ a.action order by e.action using ~<~ limit 1)
+        from a where a.action is not null)
+      select a.action from a where a.action ilike v_pattern) x;
+    select v_keys || coalesce(array_agg(format('e.actor_label = %L', x.actor)), '{}') into v_keys from (
+      (with recursive a(actor) as (
+        (select e.actor_label from app_public.audit_log e where e.tenant_id = p_tenant order by e.actor_label limit 1)
+        union all
+        select (select e.actor_label from app_public.audit_log e
+                where e.tenant_id = p_tenant and e.actor_label > a.actor order by e.actor_label limit 1)
+        from a where a.actor is not null)
+      select a.actor from a where a.actor ilike v_pattern)
+      union select unnest(v_alt_actors)) x;
+    select v_keys || coalesce(array_agg(format('e.incident_id = %L::uuid', i)), '{}') into v_keys from unnest(v_alt_incidents) i;
+  end if;
+  execute format(
+    'select array_agg(u.occurred_at order by u.occurred_at %1$s, u.id %1$s), array_agg(u.id order by u.occurred_at %1$s, u.id %1$s)
+     from (select distinct k.occurred_at, k.id from (%2$s) k order by k.occurred_at %1$s, k.id %1$s limit $1) u',
+    v_dir,
+    (select string_agg(format(
+       '(select e.occurred_at, e.id from app_public.audit_log e where %s and %s order by e.occurred_at %s, e.id %s limit $1)',
+       v_cond, k, v_dir, v_dir), ' union all ')
+     from unnest(v_keys || format(
+       'e.xid >= %1$s and (e.xid, e.id) > (%1$s, %2$s) and %3$s',
+       v_state.last_xid, v_state.last_id, v_matches)) k))
+    into v_at, v_id using p_limit, v_pattern;
+  v_at := coalesce(v_at, '{}');
+  v_id := coalesce(v_id, '{}');
+
+  -- 2. The names that match, day by day from the cursor on (a month without any in one probe),
+  --    each day's in the order of their entries nearest the cursor, each name's entries that day
+  --    a page at most; until no day or name left can come before the page's last entry.
+  v_probe := format(
+    'select array_agg(u.occurred_at order by u.occurred_at %1$s, u.id %1$s), array_agg(u.id order by u.occurred_at %1$s, u.id %1$s)
+     from (select distinct k.occurred_at, k.id from (
+             select x.occurred_at, x.id from unnest($2::text[]) l(label)
+             cross join lateral (select e.occurred_at, e.id from app_public.audit_log e
+                                 where %2$s and e.resource_label = l.label and e.occurred_at >= $5 and e.occurred_at < $6
+                                 order by e.occurred_at %1$s, e.id %1$s limit $1) x
+             union all select * from unnest($3::timestamptz[], $4::bigint[])) k
+           order by k.occurred_at %1$s, k.id %1$s limit $1) u',
+    v_dir, v_cond);
+  -- (A name-only pattern without trigrams reads every day's names: no probe can skip a month, 000039.)
+  if cardinality(v_trigrams) > 0 or v_short is not null or (v_label_only and v_pattern is not null) then
+    v_first := (select min(l.day) from app_private.audit_label_days l where l.tenant_id = p_tenant);
+    v_last := (select max(l.day) from app_private.audit_label_days l where l.tenant_id = p_tenant);
+    if v_from is not null then
+      v_first := greatest(v_first, (v_from at time zone 'UTC')::date);
+    end if;
+    if v_to is not null then
+      v_last := least(v_last, (v_to at time zone 'UTC')::date);
+    end if;
+    if p_cursor_at is not null and p_ascending then
+      v_first := greatest(v_first, (p_cursor_at at time zone 'UTC')::date);
+    elsif p_cursor_at is not null then
+      v_last := least(v_last, (p_cursor_at at time zone 'UTC')::date);
+    end if;
+    v_day := case when p_ascending then v_first else v_last end;
+    <<days>>
+    while v_day >= v_first and v_day <= v_last loop
+      v_start := v_day::timestamp at time zone 'UTC';
+      v_end := (v_day + 1)::timestamp at time zone 'UTC';
+      -- A full page that no entry of this day, or of the days after it, can join: done.
+      exit when cardinality(v_at) >= p_limit
+        and case when p_ascending then v_start > v_at[p_limit] else v_end <= v_at[p_limit] end;
+      if v_work >= v_budget then
+        v_edge := case when p_ascending then v_start else v_end end;
+        exit;
+      end if;
+      if (cardinality(v_trigrams) > 0 or v_short is not null) and v_month is distinct from date_trunc('month', v_day)::date then
+        -- A new month: one probe tells whether any of its names matches, and on which days when
+        -- they are few (else every day of it is read).
+        v_month := date_trunc('month', v_day)::date;
+        v_work := v_work + 5;
+        -- (The keys alone pick the rows: they are the tenant's month; its other conditions check.)
+        if v_short is null then
+          v_probe_keys := app_private.audit_search_keys(p_tenant, v_month, v_trigrams, false, true);
+          select array_agg(distinct l.day), count(*) into v_days, v_rows from (
+            select l.day from (select l.* from app_private.audit_label_days l
+                               where app_private.audit_label_keys(l.tenant_id, l.day, l.label) @> v_probe_keys offset 0) l
+            where l.tenant_id = p_tenant and l.day >= v_month and l.day < (v_month + interval '1 month')::date
+              and case when v_pattern_lower is null then l.label ilike v_pattern else l.label_lower like v_pattern_lower end
+            limit 64) l;
+        else
+          -- (000062) The names with any of the candidate trigrams, and those outside ASCII.
+          v_probe_keys := app_private.audit_search_keys(p_tenant, v_month, v_short, false, true);
+          select array_agg(distinct l.day), count(*) into v_days, v_rows from (
+            select l.day from (
+              select l.day from (select l.* from app_private.audit_label_days l
+                                 where cardinality(v_short) > 0 and app_private.audit_label_keys(l.tenant_id, l.day, l.label) && v_probe_keys offset 0) l
+              where l.tenant_id = p_tenant and l.day >= v_month and l.day < (v_month + interval '1 month')::date
+                and l.label_lower like v_pattern_lower
+              union all
+              select l.day from app_private.audit_label_days l
+              where l.label_lower ~ '[^\x01-\x7F]' and l.tenant_id = p_tenant
+                and l.day >= v_month and l.day < (v_month + interval '1 month')::date and l.label_lower like v_pattern_lower) l
+            limit 64) l;
+        end if;
+        if v_rows = 0 then
+          v_day := case when p_ascending then (v_month + interval '1 month')::date else v_month - 1 end;
+          continue;
+        elsif v_rows >= 64 then
+          v_days := null;
+        end if;
+      end if;
+      if v_days is not null and v_day <> all (v_days) then
+        v_day := v_day + case when p_ascending then 1 else -1 end;
+        continue;
+      end if;
+      v_work := v_work + 5;
+      if cardinality(v_trigrams) > 0 then
+        v_probe_keys := app_private.audit_search_keys(p_tenant, v_day, v_trigrams, true, false);
+        select array_agg(l.label order by case when p_ascending then l.edge end, case when not p_ascending then l.edge end desc, l.label),
+               array_agg(l.edge order by case when p_ascending then l.edge end, case when not p_ascending then l.edge end desc, l.label)
+          into v_labels, v_edges
+        from (
+          select l.label, case when p_ascending then greatest(l.first_at, p_cursor_at) else least(l.last_at, p_cursor_at) end as edge
+          from (select l.* from app_private.audit_label_days l
+                where app_private.audit_label_keys(l.tenant_id, l.day, l.label) @> v_probe_keys offset 0) l
+          where l.tenant_id = p_tenant and l.day = v_day and case when v_pattern_lower is null then l.label ilike v_pattern else l.label_lower like v_pattern_lower end
+            and (v_from is null or l.last_at >= v_from) and (v_to is null or l.first_at < v_to)
+            and (p_cursor_at is null or case when p_ascending then l.last_at >= p_cursor_at else l.first_at <= p_cursor_at end)
+        ) l;
+      elsif v_short is not null then
+        -- (000062) The day's names with any of the candidate trigrams, and those outside ASCII.
+        v_probe_keys := app_private.audit_search_keys(p_tenant, v_day, v_short, true, false);
+        select array_agg(l.label order by case when p_ascending then l.edge end, case when not p_ascending then l.edge end desc, l.label),
+               array_agg(l.edge order by case when p_ascending then l.edge end, case when not p_ascending then l.edge end desc, l.label)
+          into v_labels, v_edges
+        from (
+          select l.label, case when p_ascending then greatest(l.first_at, p_cursor_at) else least(l.last_at, p_cursor_at) end as edge
+          from (
+            select l.* from (select l.* from app_private.audit_label_days l
+                             where cardinality(v_short) > 0 and app_private.audit_label_keys(l.tenant_id, l.day, l.label) && v_probe_keys offset 0) l
+            where l.tenant_id = p_tenant and l.day = v_day
+            union
+            select l.* from app_private.audit_label_days l
+            where l.label_lower ~ '[^\x01-\x7F]' and l.tenant_id = p_tenant and l.day = v_day) l
+          where l.label_lower like v_pattern_lower
+            and (v_from is null or l.last_at >= v_from) and (v_to is null or l.first_at < v_to)
+            and (p_cursor_at is null or case when p_ascending then l.last_at >= p_cursor_at else l.first_at <= p_cursor_at end)
+        ) l;
+      else
+        -- No trigram: the day's names, each checked (the names' primary key, tenant and day).
+        select array_agg(l.label order by case when p_ascending then l.edge end, case when not p_ascending then l.edge end desc, l.label),
+               array_agg(l.edge order by case when p_ascending then l.edge end, case when not p_ascending then l.edge end desc, l.label)
+          into v_labels, v_edges
+        from (
+          select l.label, case when p_ascending then greatest(l.first_at, p_cursor_at) else least(l.last_at, p_cursor_at) end as edge
+          from app_private.audit_label_days l
+          where l.tenant_id = p_tenant and l.day = v_day and case when v_pattern_lower is null then l.label ilike v_pattern else l.label_lower like v_pattern_lower end
+            and (v_from is null or l.last_at >= v_from) and (v_to is null or l.first_at < v_to)
+            and (p_cursor_at is null or case when p_ascending then l.last_at >= p_cursor_at else l.first_at <= p_cursor_at end)
+        ) l;
+      end if;
+      v_i := 1;
+      v_chunk := 8;
+      while v_i <= coalesce(cardinality(v_labels), 0) loop
+        -- A full page, and every name left has its entries after the page's last: this day is done.
+        exit when cardinality(v_at) >= p_limit
+          and case when p_ascending then v_edges[v_i] > v_at[p_limit] else v_edges[v_i] < v_at[p_limit] end;
+        if v_work >= v_budget then
+          v_edge := v_edges[v_i];
+          exit days;
+        end if;
+        if v_static and p_ascending then
+          select array_agg(u.occurred_at order by u.occurred_at, u.id), array_agg(u.id order by u.occurred_at, u.id)
+            into v_at, v_id
+          from (select distinct k.occurred_at, k.id from (
+                  select x.occurred_at, x.id from unnest(v_labels[v_i:v_i + v_chunk - 1]) l(label)
+                  cross join lateral (select e.occurred_at, e.id from app_public.audit_log e
+                                      where e.tenant_id = p_tenant and e.resource_label = l.label
+                                        and e.occurred_at >= v_start and e.occurred_at < v_end
+                                        and (v_from is null or e.occurred_at >= v_from) and (v_to is null or e.occurred_at < v_to)
+                                        and (p_cursor_at is null or (e.occurred_at, e.id) > (p_cursor_at, p_cursor_id))
+                                      order by e.occurred_at, e.id limit p_limit) x
+                  union all select * from unnest(v_at, v_id)) k
+                order by k.occurred_at, k.id limit p_limit) u;
+        elsif v_static then
+          select array_agg(u.occurred_at order by u.occurred_at desc, u.id desc), array_agg(u.id order by u.occurred_at desc, u.id desc)
+            into v_at, v_id
+          from (select distinct k.occurred_at, k.id from (
+                  select x.occurred_at, x.id from unnest(v_labels[v_i:v_i + v_chunk - 1]) l(label)
+                  cross join lateral (select e.occurred_at, e.id from app_public.audit_log e
+                                      where e.tenant_id = p_tenant and e.resource_label = l.label
+                                        and e.occurred_at >= v_start and e.occurred_at < v_end
+                                        and (v_from is null or e.occurred_at >= v_from) and (v_to is null or e.occurred_at < v_to)
+                                        and (p_cursor_at is null or (e.occurred_at, e.id) < (p_cursor_at, p_cursor_id))
+                                      order by e.occurred_at desc, e.id desc limit p_limit) x
+                  union all select * from unnest(v_at, v_id)) k
+                order by k.occurred_at desc, k.id desc limit p_limit) u;
+        else
+          execute v_probe into v_at, v_id using p_limit, v_labels[v_i:v_i + v_chunk - 1], v_at, v_id, v_start, v_end;
+        end if;
+        v_at := coalesce(v_at, '{}');
+        v_id := coalesce(v_id, '{}');
+        v_work := v_work + least(v_chunk, cardinality(v_labels) - v_i + 1);
+        v_i := v_i + v_chunk;
+        v_chunk := least(v_chunk * 2, 128);
+      end loop;
+      v_day := v_day + case when p_ascending then 1 else -1 end;
+    end loop;
+  end if;
+
+  if v_edge is null then
+    return query select u.at, u.id, false from unnest(v_at, v_id) u(at, id);
+    return;
+  end if;
+  -- 3. Stopped early: the matches before the edge, then the first entry of the range at or beyond
+  --    it (itself too when it matches), where the next call goes on from.
+  return query select u.at, u.id, false from unnest(v_at, v_id) u(at, id)
+    where case when p_ascending then u.at < v_edge else u.at > v_edge end;
+  execute format(
+    'select e.occurred_at, e.id from app_public.audit_log e where %s and e.occurred_at %s %L::timestamptz
+     order by e.occurred_at %s, e.id %s limit 1',
+    v_range, case when p_ascending then '>=' else '<=' end, v_edge, v_dir, v_dir)
+    into v_mark;
+  if v_mark.id is null then
+    return;
+  end if;
+  return query execute format(
+    'select e.occurred_at, e.id, false from app_public.audit_log e
+     where e.tenant_id = %L::uuid and e.id = %L::bigint and %s
+       and %s',
+    p_tenant, v_mark.id, v_cond,
+    case when v_label_only then 'e.resource_label ilike $1'
+         else '(e.action ilike $1 or e.actor_label ilike $1 or e.resource_label ilike $1
+                or e.actor_label = any ($2) or e.incident_id = any ($3))' end)
+    using v_pattern, v_alt_actors, v_alt_incidents;
+  occurred_at := v_mark.occurred_at;
+  id := v_mark.id;
+  scan_end := true;
+  return next;
+end;
+$$;
+
+
+create or replace function app_hidden.audit_find(
+  p_filter jsonb, p_cursor_at timestamptz, p_cursor_id bigint, p_ascending boolean, p_limit int, p_scan int default 10000)
+returns table (occurred_at timestamptz, id bigint, scan_end boolean)
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+  v_tenant uuid;
+  v_dir text := case when p_ascending then 'asc' else 'desc' end;
+  v_pattern text := p_filter->>'pattern';
+  -- A pattern with trigrams goes on through the names past the stretch, and so does one without when
+  -- it is for the resource name only (GraphQL's resourceLabelContains: every day's names are read,
+  -- 000039); the page's other patterns without trigrams are read for.
+  -- (Never null: the page's search has no "fields", and its words without trigrams are read for.)
+  v_indexed boolean := cardinality(app_private.audit_pattern_trigrams(p_filter->>'pattern')) > 0
+    or (coalesce(p_filter->>'fields' = 'label', false) and p_filter->>'pattern' is not null)
+    -- a pair of ASCII letters or digits, or a character outside ASCII (000062)
+    or app_private.audit_short_pattern_trigrams(
+         case when pg_catalog.getdatabaseencoding() = 'UTF8' then pg_catalog.lower(p_filter->>'pattern') end) is not null;
+  v_actions text[];
+  v_range text;
+  v_keyed_ip boolean := false; -- the IP is the range's key (no incident or actor given)
+  v_check text[] := '{}';
+  v_base text;
+  v_found int := 0;
+  v_scanned int := 0;
+  v_last_at timestamptz;
+  v_last_id bigint;
+  v_alt_actors text[] := '{}';
+  v_alt_incidents uuid[] := '{}';
+  v_matched text;
+  v_scan int := greatest(p_scan, p_limit);
+  -- A search goes on through the names once the stretch has read a hundredth of itself (at least a
+  -- page) and its matches so far are too sparse to fill the page within a tenth of it (000037).
+  v_cut int := greatest(p_limit, v_scan / 100);
+  v_stopped boolean := false;
+  r record;
+begin
+  if not app_hidden.audit_log_readable() then
+    return;
+  end if;
+  v_tenant := app_public.current_tenant_id();
+  select array_agg(distinct a) into v_actions from jsonb_array_elements_text(coalesce(p_filter->'actions', '[]')) a;
+
+  -- The range: the tenant, the time window, the cursor, and the one key an index serves.
+  v_range := format('e.tenant_id = %L::uuid', v_tenant);
+  if p_filter->>'from' is not null then
+    v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', p_filter->>'from');
+  end if;
+  if p_filter->>'to' is not null then
+    v_range := v_range || format(' and e.occurred_at < %L::timestamptz', p_filter->>'to');
+  end if;
+  if p_cursor_at is not null then
+    v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
+      case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
+  end if;
+  -- Everything else is checked on the rows read. (The key: the incident, else the actor, else the IP.)
+  if p_filter->>'incident' is not null then
+    v_range := v_range || format(' and e.incident_id = %L::uuid', p_filter->>'incident');
+  elsif p_filter->>'actor' is not null then
+    v_range := v_range || format(' and e.actor_label = %L', p_filter->>'actor');
+  elsif p_filter->>'ip' is not null then
+    v_range := v_range || format(' and e.ip = %L::inet', p_filter->>'ip');
+    v_keyed_ip := true;
+  end if;
+  if p_filter->>'incident' is not null and p_filter->>'actor' is not null then
+    v_check := v_check || format('e.actor_label = %L', p_filter->>'actor');
+  end if;
+  if (p_filter->>'incident' is not null or p_filter->>'actor' is not null or v_keyed_ip) and cardinality(v_actions) > 0 then
+    v_check := v_check || format('e.action = any (%L::text[])', v_actions);
+  end if;
+  if p_filter->>'surface' is not null then
+    v_check := v_check || format('e.surface = %L', p_filter->>'surface');
+  end if;
+  if p_filter->>'ip' is not null and not v_keyed_ip then
+    v_check := v_check || format('e.ip = %L::inet', p_filter->>'ip');
+  end if;
+  if p_filter->>'after_id' is not null then
+    v_check := v_check || format('e.id > %L::bigint', p_filter->>'after_id');
+  end if;
+  if p_filter->>'through_id' is not null then
+    v_check := v_check || format('e.id <= %L::bigint', p_filter->>'through_id');
+  end if;
+  if v_pattern is not null and p_filter->>'fields' = 'label' then
+    -- The resource name only (GraphQL's resourceLabelContains, 000034): no people or incidents to look up.
+    v_check := v_check || 'e.resource_label ilike $2'::text;
+  elsif v_pattern is not null then
+    select a.actors, a.incidents into v_alt_actors, v_alt_incidents
+    from app_private.audit_search_alternates(v_tenant, v_pattern) a;
+    v_check := v_check || '(e.action ilike $2 or e.actor_label ilike $2 or e.resource_label ilike $2 or e.actor_label = any ($3) or e.incident_id = any ($4))'::text;
+  end if;
+
+  v_matched := case when cardinality(v_check) > 0 then array_to_string(v_check, ' and ') else 'true' end;
+
+  -- The range in order, at most p_scan rows, each with whether it matches: one index range, or
+  -- one per action merged (when the actions are the key).
+  v_base := case
+    when p_filter->>'incident' is null and p_filter->>'actor' is null and not v_keyed_ip and cardinality(v_actions) > 1 then
+      format('select * from (%s) u order by u.occurred_at %s, u.id %s limit $1',
+        (select string_agg(format(
+           '(select e.occurred_at, e.id, %s as matched from app_public.audit_log e where %s and e.action = %L order by e.occurred_at %s, e.id %s limit $1)',
+           v_matched, v_range, a, v_dir, v_dir), ' union all ')
+         from unnest(v_actions) a), v_dir, v_dir)
+    else
+      format('select e.occurred_at, e.id, %s as matched from app_public.audit_log e where %s%s order by e.occurred_at %s, e.id %s limit $1',
+        v_matched, v_range,
+        case when p_filter->>'incident' is null and p_filter->>'actor' is null and not v_keyed_ip and cardinality(v_actions) = 1
+          then format(' and e.action = %L', v_actions[1]) else '' end,
+        v_dir, v_dir)
+    end;
+
+  -- Read until a page of matches is found or p_scan rows were read (rows come in small batches).
+  for r in execute v_base using v_scan, v_pattern, v_alt_actors, v_alt_incidents loop
+    v_scanned := v_scanned + 1;
+    v_last_at := r.occurred_at;
+    v_last_id := r.id;
+    if r.matched then
+      occurred_at := r.occurred_at;
+      id := r.id;
+      scan_end := false;
+      return next;
+      v_found := v_found + 1;
+      if v_found >= p_limit then
+        return;
+      end if;
+    elsif v_indexed and v_scanned >= v_cut and v_found * (v_scan / 10) < p_limit * v_scanned then
+      -- A rare word: its matches, if any, are sooner found through the names.
+      v_stopped := true;
+      exit;
+    end if;
+  end loop;
+  if v_scanned < v_scan and not v_stopped then
+    return; -- the range ended: there is nothing more to find
+  end if;
+  if not v_indexed then
+    -- Stopped after p_scan rows: where to go on from.
+    occurred_at := v_last_at;
+    id := v_last_id;
+    scan_end := true;
+    return next;
+    return;
+  end if;
+  -- A search with too few matches in that stretch: the rest through the names, beyond it.
+  return query select * from app_private.audit_search(
+    v_tenant, p_filter || jsonb_build_object('alt_actors', v_alt_actors, 'alt_incidents', v_alt_incidents),
+    v_last_at, v_last_id, p_ascending, p_limit - v_found, v_scan);
+end;
+$$;
+
+set local role :DATABASE_OWNER;
