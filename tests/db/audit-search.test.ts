@@ -534,6 +534,29 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       );
     });
 
+    it("counts each word in the names alone (GraphQL totalCount) as the log does, short ones too (000063)", async () => {
+      for (const slug of ["span", "dense"] as const) {
+        const tenant = slug === "span" ? span : dense;
+        for (const q of words) {
+          const { rows: expected } = await t.superuser.query<{ n: string }>(
+            "select count(*)::text as n from app_public.audit_log e where e.tenant_id = $1 and e.resource_label ilike $2",
+            [tenant.id, like(q)],
+          );
+          const counted = await withContext(
+            t.pools.auth,
+            { role: t.db.roles.visitor, sessionToken: tenant.adminSession, tenant: slug, surface: "sql" },
+            async (client) =>
+              (
+                await client.query<{ n: string }>("select app_hidden.audit_connection_count($1)::text as n", [
+                  JSON.stringify({ resourceLabelContains: q }),
+                ])
+              ).rows[0].n,
+          );
+          expect(counted, `${slug} ${q}`).toBe(expected[0].n);
+        }
+      }
+    });
+
     it("gives no entry to a reader who may not read the log", async () => {
       const { rows } = await t.superuser.query<{ ids: string[] }>(
         'select app_hidden.audit_connection_ids(\'{"actorPattern": "%"}\', null, null, false, 5)::text[] as ids',
