@@ -1,5 +1,5 @@
 --! Previous: sha1:cd10710e5caedc91495eb1ecca72de18c874c345
---! Hash: sha1:3fb3d95e6e9119e0ba6c2bdab32a38fa120a8b86
+--! Hash: sha1:d05319741e449930f526cc5005281772971d29b0
 --! Message: short-words
 
 -- 000062 Short words: a search for one or two characters no longer reads every name.
@@ -15,10 +15,11 @@
 -- - GraphQL's resourceLabelContains (the names alone) read every day's names for such a pattern
 --   until its page was full: 330 ms for a pair of letters found nowhere in the 2,000,000-entry
 --   tenant, 44 ms for "on". A name that holds a pair of ASCII letters or digits ("qz") has, among
---   its trigrams (pg_trgm's, which the names' keys hold), that pair with the character before it
---   or after it (a letter, a digit or the word's padding), unless both are letters outside
---   ASCII; so the search now asks the names' index for any of those 74 trigrams, and reads the
---   names with a character outside ASCII too (a new partial index). A pattern with a character
+--   its trigrams (pg_trgm's, which the names' keys hold), the one centred on the pair's first
+--   character: the character before it (a letter, a digit or the word's padding), then the pair,
+--   unless that character is a letter outside ASCII; so the search now asks the names' index for
+--   any of those 37 trigrams, and reads the names with a character outside ASCII too (a new
+--   partial index). A pattern with a character
 --   outside ASCII matches only names that hold one: those alone are read. Months and days
 --   without any are skipped as for longer words. The page's search, which read the log in
 --   bounded stretches for such a pattern (10,000 entries a request), walks the names the same
@@ -39,14 +40,13 @@ language sql immutable parallel safe set search_path = pg_catalog as $$
     when p_lowered is null then null
     -- a character outside ASCII, which the name's lowered form must hold: the partial index above
     when p_lowered ~ '[^\x01-\x7F]' then '{}'::text[]
-    -- a pair of ASCII letters or digits (never a wildcard, escaped or not): it, with any letter,
-    -- digit or padding before or after it (or the name has a character outside ASCII)
+    -- a pair of ASCII letters or digits (never a wildcard, escaped or not): pg_trgm pads each word
+    -- with two spaces before and one after, so every character of a word is the middle one of a
+    -- trigram; the pair's first one's is the pair after any letter, digit or padding (or the name
+    -- has a character outside ASCII)
     when p_lowered ~ '[a-z0-9]{2}' then array(
-      select distinct x.t from (
-        select c || substring(p_lowered from '[a-z0-9]{2}') as t from unnest(string_to_array('abcdefghijklmnopqrstuvwxyz0123456789 ', null)) c
-        union all
-        select substring(p_lowered from '[a-z0-9]{2}') || c from unnest(string_to_array('abcdefghijklmnopqrstuvwxyz0123456789 ', null)) c) x
-      order by 1)
+      select c || substring(p_lowered from '[a-z0-9]{2}')
+      from unnest(string_to_array('abcdefghijklmnopqrstuvwxyz0123456789 ', null)) c)
   end
 $$;
 comment on function app_private.audit_short_pattern_trigrams(text) is
@@ -99,7 +99,7 @@ declare
   -- "fields": "label": the pattern matches the resource name only (GraphQL's resourceLabelContains)
   v_label_only boolean := coalesce(p_filter->>'fields' = 'label', false);
   -- A pattern without trigrams (000062): the trigrams a matching name must have one of
-  -- (a pair of ASCII letters or digits: that pair with any one before or after it), and the names
+  -- (a pair of ASCII letters or digits: that pair after any one character), and the names
   -- with a character outside ASCII, which must be read whatever the pattern; '{}' when the pattern
   -- holds such a character itself (then those names alone); null otherwise (every day's names).
   v_short text[] := case when cardinality(v_trigrams) = 0 then app_private.audit_short_pattern_trigrams(v_pattern_lower) end;

@@ -1,5 +1,5 @@
---! Previous: sha1:3fb3d95e6e9119e0ba6c2bdab32a38fa120a8b86
---! Hash: sha1:48f28e41e958c65629abc2880e883bfecbc1b484
+--! Previous: sha1:d05319741e449930f526cc5005281772971d29b0
+--! Hash: sha1:b801767bf54266314d8085e9d1ddc460d2e2c0c7
 --! Message: short-words-count
 
 -- 000063 Short words: GraphQL's totalCount of one also reads only the names that can hold it.
