@@ -557,6 +557,82 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     });
 
+    it("counts a word with actions or actors (GraphQL totalCount) as the log does, from the names that hold it (000064)", async () => {
+      // A name of today kept for the search, and entries of it today past the names' cursor (sealed
+      // and not named, and not sealed): counted once each, from the names and from the log.
+      const bump = () =>
+        t.superuser.query(
+          `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
+           where id = (select id from app_public.incidents where tenant_id = $1 and title ilike '%laptop%' order by id limit 1)`,
+          [span.id],
+        );
+      await bump();
+      await sealAll(t.pools.owner);
+      await bump();
+      await sealOnce(t.pools.owner, { key: await activeSigningKey(t.pools.owner), originPrefix: TEST_ORIGIN });
+      await bump();
+      for (const slug of ["span", "dense"] as const) {
+        const tenant = slug === "span" ? span : dense;
+        const at = times.get(slug) ?? [];
+        const from = at[Math.floor(at.length / 4)].at;
+        const to = at[Math.floor((at.length * 3) / 4)].at;
+        // rare and common words, short ones (a pair, outside ASCII, one character), separators
+        for (const q of [
+          "zanzibar",
+          "ransomware",
+          "Laptop",
+          "hotspot",
+          "RGER Œ",
+          "capture-12",
+          "zi",
+          "Œ",
+          "9",
+          "e-1",
+        ]) {
+          for (const extra of [
+            { actorContains: "ana@" },
+            { action: "incident.updated" },
+            { actionPrefix: "evidence." },
+            { actorLabel: `chen@${slug}.test`, occurredAfter: from },
+            { actorContains: "a", occurredAfter: from, occurredBefore: to },
+          ] as Array<Record<string, string>>) {
+            const c = { resourceLabelContains: q, ...extra };
+            const { rows: expected } = await t.superuser.query<{ n: string }>(
+              `select count(*)::text as n from app_public.audit_log e
+               where e.tenant_id = $1 and e.resource_label ilike $2
+                 and ($3::text is null or e.actor_label ilike $3) and ($4::text is null or e.action = $4)
+                 and ($5::text is null or e.action like $5) and ($6::text is null or e.actor_label = $6)
+                 and ($7::timestamptz is null or e.occurred_at >= $7) and ($8::timestamptz is null or e.occurred_at < $8)`,
+              [
+                tenant.id,
+                like(q),
+                extra.actorContains === undefined ? null : like(extra.actorContains),
+                extra.action ?? null,
+                extra.actionPrefix === undefined ? null : `${extra.actionPrefix}%`,
+                extra.actorLabel ?? null,
+                extra.occurredAfter ?? null,
+                extra.occurredBefore ?? null,
+              ],
+            );
+            // through the names (any log: no limit for reading it whole), and read whole (a small log)
+            const counted = await withContext(
+              t.pools.auth,
+              { role: t.db.roles.visitor, sessionToken: tenant.adminSession, tenant: slug, surface: "sql" },
+              async (client) =>
+                (
+                  await client.query<{ names: string; whole: string }>(
+                    `select app_hidden.audit_connection_count($1, null, 10000, 0)->>'n' as names,
+                            app_hidden.audit_connection_count($1)::text as whole`,
+                    [JSON.stringify(c)],
+                  )
+                ).rows[0],
+            );
+            expect(counted, `${slug} ${JSON.stringify(c)}`).toEqual({ names: expected[0].n, whole: expected[0].n });
+          }
+        }
+      }
+    });
+
     it("gives no entry to a reader who may not read the log", async () => {
       const { rows } = await t.superuser.query<{ ids: string[] }>(
         'select app_hidden.audit_connection_ids(\'{"actorPattern": "%"}\', null, null, false, 5)::text[] as ids',
