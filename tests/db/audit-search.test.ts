@@ -557,6 +557,32 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     });
 
+    it("counts a tenant's whole log (Tenant.auditLogs totalCount) as the log does, pending entries too (000064)", async () => {
+      for (const slug of ["span", "dense"] as const) {
+        const tenant = slug === "span" ? span : dense;
+        const { rows: expected } = await t.superuser.query<{ n: string; pending: boolean }>(
+          `select count(*)::text as n,
+                  bool_or(not exists (select 1 from app_hidden.audit_leaves l where l.tenant_id = e.tenant_id and l.entry_id = e.id)) as pending
+           from app_public.audit_log e where e.tenant_id = $1`,
+          [tenant.id],
+        );
+        const counted = await withContext(
+          t.pools.auth,
+          { role: t.db.roles.visitor, sessionToken: tenant.adminSession, tenant: slug, surface: "sql" },
+          async (client) =>
+            (
+              await client.query<{ own: string; other: string }>(
+                `select app_hidden.audit_connection_count(jsonb_build_object('tenantId', $1::text))::text as own,
+                        app_hidden.audit_connection_count(jsonb_build_object('tenantId', $2::text))::text as other`,
+                [tenant.id, (slug === "span" ? dense : span).id],
+              )
+            ).rows[0],
+        );
+        expect(counted, slug).toEqual({ own: expected[0].n, other: "0" });
+        if (slug === "span") expect(expected[0].pending).toBe(true);
+      }
+    });
+
     it("counts a word with actions or actors (GraphQL totalCount) as the log does, from the names that hold it (000064)", async () => {
       // A name of today kept for the search, and entries of it today past the names' cursor (sealed
       // and not named, and not sealed): counted once each, from the names and from the log.
