@@ -557,7 +557,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     });
 
-    it("counts a tenant's whole log (Tenant.auditLogs totalCount) as the log does, pending entries too (000064)", async () => {
+    it("counts a tenant's whole log (Tenant.auditLogs totalCount) as the log does, pending entries too (000063)", async () => {
       for (const slug of ["span", "dense"] as const) {
         const tenant = slug === "span" ? span : dense;
         const { rows: expected } = await t.superuser.query<{ n: string; pending: boolean }>(
@@ -583,7 +583,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     });
 
-    it("counts a word with actions or actors (GraphQL totalCount) as the log does, from the names that hold it (000064)", async () => {
+    it("counts a word with actions or actors (GraphQL totalCount) as the log does, from the names that hold it (000063)", async () => {
       // A name of today kept for the search, and entries of it today past the names' cursor (sealed
       // and not named, and not sealed): counted once each, from the names and from the log.
       const bump = () =>
