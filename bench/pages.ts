@@ -296,6 +296,7 @@ const PAGE_VIEWS: Array<Omit<View, "tenant">> = [
   { name: "search a rare word (zanzibar)", path: "/t/<slug>/audit?q=zanzibar" },
   { name: "search a common word (ransomware)", path: "/t/<slug>/audit?q=ransomware" },
   { name: "search a user (ana@)", path: "/t/<slug>/audit?q=ana%40" },
+  { name: "search a two-letter word (on)", path: "/t/<slug>/audit?q=on" },
   { name: "action filter (evidence.uploaded)", path: "/t/<slug>/audit?action=evidence.uploaded" },
   { name: "two actions", path: "/t/<slug>/audit?action=evidence.uploaded&action=evidence.deleted" },
   { name: "actor filter", path: "/t/<slug>/audit?actor=chen%40<slug>.test" },
@@ -361,6 +362,19 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
   {
     name: "gql an incident's entries",
     graphql: '{ auditLogs(first: 25, condition: { incidentId: "<incident>" }) { nodes { seq action } } }',
+  },
+  {
+    name: "gql resourceLabelContains a pair found nowhere (qz)",
+    graphql: '{ auditLogs(first: 25, condition: { resourceLabelContains: "qz" }) { totalCount nodes { seq action } } }',
+  },
+  {
+    name: "gql a word + actorContains + totalCount",
+    graphql:
+      '{ auditLogs(first: 25, condition: { actorContains: "ana@", resourceLabelContains: "ransomware" }) { totalCount nodes { seq action } } }',
+  },
+  {
+    name: "gql a tenant's auditLogs + totalCount",
+    graphql: "{ currentTenant { auditLogs(first: 25) { totalCount nodes { seq action } } } }",
   },
   { name: "gql currentTenant", graphql: "{ currentTenant { slug } }" },
 ];
