@@ -1,5 +1,5 @@
 --! Previous: sha1:d05319741e449930f526cc5005281772971d29b0
---! Hash: sha1:9dfd019264ac4e6b34b7c58c21cbc3c435ec4ac3
+--! Hash: sha1:f83fb580fa675c983417eb8acebab4ce2d1f0960
 --! Message: short-words-count
 
 -- 000063 GraphQL's totalCount: short words, and words with actions or actors, from the names.
@@ -67,6 +67,9 @@ declare
   v_short text[];
   v_n bigint;
   v_names_sql text;
+  v_count_sql text;
+  v_first date;
+  v_final date;
   v_workers text := current_setting('max_parallel_workers_per_gather');
 begin
   if not app_hidden.audit_log_readable() then
@@ -202,10 +205,17 @@ begin
   end if;
   if v_based then
     null;
-  elsif v_unit = 'names' then
-    -- (000063) Month by month, the names that hold the word (as the search finds them), and of
-    -- each such name and day the entries up to the names' cursor that meet every condition (the
-    -- log's index by tenant, name and time; the window and the other conditions checked on them).
+  elsif v_unit = 'names'
+        or (v_unit = 'label' and cardinality(app_private.audit_pattern_trigrams(v_label)) = 0
+            and app_private.audit_short_pattern_trigrams(v_label_lower) is not null) then
+    -- (000063) Month by month, the names that hold the word (as the search finds them): for a
+    -- word with actions or actors ('names'), of each such name and day the entries up to the
+    -- names' cursor that meet every condition (the log's index by tenant, name and time; the
+    -- window and the other conditions checked on them); for a word alone without trigrams but a
+    -- pair of ASCII letters or digits or a character outside ASCII ('label'), the names' kept
+    -- counts over the window's whole days (the ASCII names with one of the pair's candidate
+    -- trigrams, through the names' index, and the names outside ASCII, through their partial
+    -- index: two disjoint sets).
     -- What it costs grows with the word's entries, not with the log: a rare word in a few
     -- milliseconds, one of 140,000 entries in the 2,000,000-entry bench tenant in ~0.3 s (the scan
     -- of the tenant's entries it replaces took 3.4 s), and once: what is below the cursor is a base.
@@ -213,15 +223,15 @@ begin
     v_short := case when cardinality(v_trigrams) = 0 then app_private.audit_short_pattern_trigrams(v_label_lower) end;
     v_names_sql := case
       when cardinality(v_trigrams) > 0 then
-        'select l.day, l.label from (select l.* from app_private.audit_label_days l
+        'select l.day, l.label, l.entries from (select l.* from app_private.audit_label_days l
            where app_private.audit_label_keys(l.tenant_id, l.day, l.label) @> $3 offset 0) l where %1$s'
       when v_short is not null then
-        'select l.day, l.label from (select l.* from app_private.audit_label_days l
+        'select l.day, l.label, l.entries from (select l.* from app_private.audit_label_days l
            where cardinality($3) > 0 and app_private.audit_label_keys(l.tenant_id, l.day, l.label) && $3 offset 0) l
          where %1$s and l.label_lower !~ ''[^\x01-\x7F]''
          union all
-         select l.day, l.label from app_private.audit_label_days l where l.label_lower ~ ''[^\x01-\x7F]'' and %1$s'
-      else 'select l.day, l.label from app_private.audit_label_days l where %1$s'
+         select l.day, l.label, l.entries from app_private.audit_label_days l where l.label_lower ~ ''[^\x01-\x7F]'' and %1$s'
+      else 'select l.day, l.label, l.entries from app_private.audit_label_days l where %1$s'
     end;
     v_names_sql := format(v_names_sql,
       'l.tenant_id = $1 and l.day >= $2 and l.day < ($2 + interval ''1 month'')::date
@@ -230,15 +240,12 @@ begin
     -- (Without parallel workers: PostgreSQL prices a probe of many keys at a large part of the
     -- names and starts workers for it, ~30 ms a month, to read a few names.)
     perform set_config('max_parallel_workers_per_gather', '0', true);
-    v_kept := 0;
-    v_month := date_trunc('month', greatest((v_from at time zone 'UTC')::date,
-                 (select min(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant)))::date;
-    v_last := least((v_to at time zone 'UTC')::date,
-                 (select max(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant));
-    while v_month <= v_last loop
-      v_probe_keys := case when cardinality(v_trigrams) > 0 then app_private.audit_search_keys(v_tenant, v_month, v_trigrams, false, true)
-                           when v_short is not null then app_private.audit_search_keys(v_tenant, v_month, v_short, false, true) end;
-      execute format(
+    -- The window's days: whole days for the kept counts ('label': [v_lo, v_hi)), else every day
+    -- it touches (its entries are checked).
+    v_first := case when v_unit = 'label' then (v_lo at time zone 'UTC')::date else (v_from at time zone 'UTC')::date end;
+    v_final := case when v_unit = 'label' then (v_hi at time zone 'UTC')::date - 1 else (v_to at time zone 'UTC')::date end;
+    v_count_sql := case when v_unit = 'label' then format('select coalesce(sum(l.entries), 0) from (%s) l', v_names_sql)
+      else format(
         'select count(*) from (%s) l
          cross join lateral (
            select 1 from app_public.audit_log e
@@ -246,9 +253,15 @@ begin
              and e.occurred_at >= (l.day::timestamp at time zone ''UTC'') and e.occurred_at < ((l.day + 1)::timestamp at time zone ''UTC'')
              and (e.xid, e.id) <= (%s, %s) and %s) e',
         v_names_sql, v_names.last_xid, v_names.last_id, array_to_string(v_pred, ' and '))
-        into v_n
-        using v_tenant, v_month, v_probe_keys, v_label_lower, v_label,
-              (v_from at time zone 'UTC')::date, (v_to at time zone 'UTC')::date;
+    end;
+    v_kept := 0;
+    v_month := date_trunc('month', greatest(v_first,
+                 (select min(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant)))::date;
+    v_last := least(v_final, (select max(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant));
+    while v_month <= v_last loop
+      v_probe_keys := case when cardinality(v_trigrams) > 0 then app_private.audit_search_keys(v_tenant, v_month, v_trigrams, false, true)
+                           when v_short is not null then app_private.audit_search_keys(v_tenant, v_month, v_short, false, true) end;
+      execute v_count_sql into v_n using v_tenant, v_month, v_probe_keys, v_label_lower, v_label, v_first, v_final;
       v_kept := v_kept + v_n;
       v_month := (v_month + interval '1 month')::date;
     end loop;
@@ -267,37 +280,6 @@ begin
        where d.tenant_id = $1 and ($2::date is null or d.day >= $2) and ($3::date is null or d.day < $3)
          and ($4::text[] is null or d.action = any ($4)) and %s', v_actor_pred)
       into v_kept using v_tenant, (v_lo at time zone 'UTC')::date, (v_hi at time zone 'UTC')::date, v_actions;
-  elsif cardinality(app_private.audit_pattern_trigrams(v_label)) = 0
-        and app_private.audit_short_pattern_trigrams(v_label_lower) is not null then
-    -- No trigram, but a pair of ASCII letters or digits, or a character outside ASCII (000063):
-    -- month by month, the names of ASCII with one of the pair's candidate trigrams (through the
-    -- names' index) and the names outside ASCII (their partial index), two disjoint sets.
-    v_short := app_private.audit_short_pattern_trigrams(v_label_lower);
-    perform set_config('max_parallel_workers_per_gather', '0', true); -- (as for 'names' below)
-    v_kept := 0;
-    v_month := date_trunc('month', greatest((v_lo at time zone 'UTC')::date,
-                 (select min(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant)))::date;
-    v_last := least(((v_hi at time zone 'UTC')::date - 1),
-                 (select max(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant));
-    while v_month <= v_last loop
-      v_probe_keys := app_private.audit_search_keys(v_tenant, v_month, v_short, false, true);
-      v_kept := v_kept + coalesce((
-        select sum(l.entries) from (
-          select l.day, l.entries, l.label_lower from (
-            select l.* from app_private.audit_label_days l
-            where cardinality(v_short) > 0 and app_private.audit_label_keys(l.tenant_id, l.day, l.label) && v_probe_keys offset 0) l
-          where l.tenant_id = v_tenant and l.day >= v_month and l.day < (v_month + interval '1 month')::date
-            and l.label_lower !~ '[^\x01-\x7F]'
-          union all
-          select l.day, l.entries, l.label_lower from app_private.audit_label_days l
-          where l.label_lower ~ '[^\x01-\x7F]' and l.tenant_id = v_tenant
-            and l.day >= v_month and l.day < (v_month + interval '1 month')::date) l
-        where (v_lo is null or l.day >= (v_lo at time zone 'UTC')::date)
-          and (v_hi is null or l.day < (v_hi at time zone 'UTC')::date)
-          and l.label_lower like v_label_lower), 0);
-      v_month := (v_month + interval '1 month')::date;
-    end loop;
-    perform set_config('max_parallel_workers_per_gather', v_workers, true);
   elsif cardinality(app_private.audit_pattern_trigrams(v_label)) = 0 then
     -- No trigram to look the names up by: every name of the window is checked.
     select coalesce(sum(l.entries), 0) into v_kept from app_private.audit_label_days l
