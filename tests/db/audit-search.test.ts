@@ -120,6 +120,18 @@ describe.each(servers())("Audit Log search on $name", (server) => {
   /** The same search as plain SQL over the log (superuser), in reading order after the cursor. */
   const tenantOf = (c: Case) => (c.tenant === "span" ? span : dense);
   const timesOf = (c: Case) => times.get(c.tenant) ?? [];
+  /** The first row of a query run as the tenant's admin, with the server's role and checks. */
+  const asAdmin = <T extends pg.QueryResultRow>(tenant: Case["tenant"], text: string, values: unknown[]) =>
+    withContext(
+      t.pools.auth,
+      {
+        role: t.db.roles.visitor,
+        sessionToken: (tenant === "span" ? span : dense).adminSession,
+        tenant,
+        surface: "sql",
+      },
+      async (client) => (await client.query<T>(text, values)).rows[0],
+    );
 
   async function reference(c: Case): Promise<string[]> {
     const at = timesOf(c);
@@ -521,16 +533,11 @@ describe.each(servers())("Audit Log search on $name", (server) => {
               c.occurredBefore ?? null,
             ],
           );
-          const counted = await withContext(
-            t.pools.auth,
-            { role: t.db.roles.visitor, sessionToken: tenant.adminSession, tenant: r.tenant, surface: "sql" },
-            async (client) =>
-              (
-                await client.query<{ n: string }>("select app_hidden.audit_connection_count($1)::text as n", [
-                  JSON.stringify(c),
-                ])
-              ).rows[0].n,
-          );
+          const counted = (
+            await asAdmin<{ n: string }>(r.tenant, "select app_hidden.audit_connection_count($1)::text as n", [
+              JSON.stringify(c),
+            ])
+          ).n;
           expect(counted, JSON.stringify(c)).toBe(expected[0].n);
         }),
         { numRuns: 250, seed: 33 },
@@ -545,16 +552,11 @@ describe.each(servers())("Audit Log search on $name", (server) => {
             "select count(*)::text as n from app_public.audit_log e where e.tenant_id = $1 and e.resource_label ilike $2",
             [tenant.id, like(q)],
           );
-          const counted = await withContext(
-            t.pools.auth,
-            { role: t.db.roles.visitor, sessionToken: tenant.adminSession, tenant: slug, surface: "sql" },
-            async (client) =>
-              (
-                await client.query<{ n: string }>("select app_hidden.audit_connection_count($1)::text as n", [
-                  JSON.stringify({ resourceLabelContains: q }),
-                ])
-              ).rows[0].n,
-          );
+          const counted = (
+            await asAdmin<{ n: string }>(slug, "select app_hidden.audit_connection_count($1)::text as n", [
+              JSON.stringify({ resourceLabelContains: q }),
+            ])
+          ).n;
           expect(counted, `${slug} ${q}`).toBe(expected[0].n);
         }
       }
@@ -569,17 +571,11 @@ describe.each(servers())("Audit Log search on $name", (server) => {
            from app_public.audit_log e where e.tenant_id = $1`,
           [tenant.id],
         );
-        const counted = await withContext(
-          t.pools.auth,
-          { role: t.db.roles.visitor, sessionToken: tenant.adminSession, tenant: slug, surface: "sql" },
-          async (client) =>
-            (
-              await client.query<{ own: string; other: string }>(
-                `select app_hidden.audit_connection_count(jsonb_build_object('tenantId', $1::text))::text as own,
-                        app_hidden.audit_connection_count(jsonb_build_object('tenantId', $2::text))::text as other`,
-                [tenant.id, (slug === "span" ? dense : span).id],
-              )
-            ).rows[0],
+        const counted = await asAdmin<{ own: string; other: string }>(
+          slug,
+          `select app_hidden.audit_connection_count(jsonb_build_object('tenantId', $1::text))::text as own,
+                  app_hidden.audit_connection_count(jsonb_build_object('tenantId', $2::text))::text as other`,
+          [tenant.id, (slug === "span" ? dense : span).id],
         );
         expect(counted, slug).toEqual({ own: expected[0].n, other: "0" });
         if (slug === "span") expect(expected[0].pending).toBe(true);
@@ -644,17 +640,11 @@ describe.each(servers())("Audit Log search on $name", (server) => {
               ],
             );
             // through the names (any log: no limit for reading it whole), and read whole (a small log)
-            const counted = await withContext(
-              t.pools.auth,
-              { role: t.db.roles.visitor, sessionToken: tenant.adminSession, tenant: slug, surface: "sql" },
-              async (client) =>
-                (
-                  await client.query<{ names: string; whole: string }>(
-                    `select app_hidden.audit_connection_count($1, null, 10000, 0)->>'n' as names,
-                            app_hidden.audit_connection_count($1)::text as whole`,
-                    [JSON.stringify(c)],
-                  )
-                ).rows[0],
+            const counted = await asAdmin<{ names: string; whole: string }>(
+              slug,
+              `select app_hidden.audit_connection_count($1, null, 10000, 0)->>'n' as names,
+                      app_hidden.audit_connection_count($1)::text as whole`,
+              [JSON.stringify(c)],
             );
             expect(counted, `${slug} ${JSON.stringify(c)}`).toEqual({ names: expected[0].n, whole: expected[0].n });
           }
