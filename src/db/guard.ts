@@ -5,7 +5,7 @@
  *
  * 1. works out the audit path from the catalog, not from a list kept by hand: the log's tables
  *    (audit_log, audit_leaves, audit_checkpoints, audit_trees, audit_seal_state, and the activity the
- *    sealer keeps for the pages and reports: audit_activity_hourly/hours/daily, and the search's audit_label_days/state,
+ *    sealer keeps for the pages and reports: audit_activity_hourly/hours/daily, and the search's audit_label_days/state/chars,
  *    and chain_verifications, the recorded results of verifying each log, which the page and
  *    reporting.chain_status show: nobody may record a verification that did not run), the audited
  *    tables (those with a capture trigger), the views of the SQL reporting interface (schema
@@ -42,7 +42,7 @@ language sql stable set search_path = pg_catalog as $$
       ('app_public', 'audit_checkpoints'), ('app_private', 'audit_trees'), ('app_private', 'audit_seal_state'),
       ('app_private', 'audit_activity_hourly'), ('app_private', 'audit_activity_hours'),
       ('app_private', 'audit_activity_daily'),
-      ('app_private', 'audit_label_days'), ('app_private', 'audit_label_state'),
+      ('app_private', 'audit_label_days'), ('app_private', 'audit_label_state'), ('app_private', 'audit_label_chars'),
       ('app_private', 'chain_verifications'))
   ),
   -- The SQL reporting interface (the DBA's reports and chain status): its views read the log, and

@@ -213,6 +213,9 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     "Œ",
     "é",
     "9",
+    // one ASCII character found in few days' names, or none (000064)
+    "q",
+    "#",
   ];
   const cases = fc.record({
     tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
@@ -839,6 +842,76 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     );
     expect(reached.pair).toBeGreaterThan(50);
     expect(reached.nonAscii).toBeGreaterThan(50);
+  });
+
+  // The characters a day's names hold (000064): one bit each, in this order.
+  const CHAR_BITS = "abcdefghijklmnopqrstuvwxyz0123456789!\"#$&'()*+,-./:;<=>?@[]{|}";
+  const maskOf = (text: string) =>
+    [...CHAR_BITS].reduce((m, c, i) => (text.includes(c) ? m | (1n << BigInt(i)) : m), 0n).toString();
+
+  it("keeps the characters of a text as one bit each, and those every match of a pattern holds (000064)", async () => {
+    expect(CHAR_BITS.length).toBe(62);
+    const text = fc.string({ unit: fc.constantFrom(...CHAR_BITS, ..." %_\\^`~éßİΣ\u212a\u00a0"), maxLength: 30 });
+    await fc.assert(
+      fc.asyncProperty(text, async (x) => {
+        const { rows } = await t.superuser.query<{ m: string }>("select app_private.audit_char_mask($1)::text as m", [
+          x,
+        ]);
+        expect(rows[0].m, JSON.stringify(x)).toBe(maskOf(x));
+      }),
+      { numRuns: 500, seed: 7 },
+    );
+    // Whatever a pattern matches holds its characters: wildcards and escapes read as LIKE reads them.
+    let matched = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          named,
+          fc
+            .tuple(
+              fc.string({ unit: fc.constantFrom(..."aqZ7!#-. _%\\éİ\u212a"), minLength: 1, maxLength: 12 }),
+              fc.nat(),
+            )
+            .map(([label, i]) => {
+              const piece = label[i % label.length];
+              return { label, piece, pattern: `%${piece.replace(/[\\%_]/g, (y) => `\\${y}`)}%` };
+            }),
+        ),
+        async (n) => {
+          const { rows } = await t.superuser.query<{ matches: boolean; holds: boolean }>(
+            `select $1 ilike $2 as matches,
+                    app_private.audit_char_mask(lower($1)) & app_private.audit_pattern_char_mask(lower($2))
+                      = app_private.audit_pattern_char_mask(lower($2)) as holds`,
+            [n.label, n.pattern],
+          );
+          if (!rows[0].matches) return;
+          matched++;
+          expect(rows[0].holds, JSON.stringify(n)).toBe(true);
+        },
+      ),
+      { numRuns: 1500, seed: 13 },
+    );
+    expect(matched).toBeGreaterThan(500);
+    const { rows } = await t.superuser.query<{ m: string }>(
+      `select app_private.audit_pattern_char_mask($1)::text as m`,
+      ["%a\\%b\\_c_d%\\\\"],
+    );
+    expect(rows[0].m).toBe(maskOf("abcd"));
+  });
+
+  it("keeps each day's characters as its names hold them (000064)", async () => {
+    const { rows } = await t.superuser.query(
+      `select * from (
+         select l.tenant_id, l.day, app_private.audit_char_mask(string_agg(l.label_lower, ' ')) as chars
+         from app_private.audit_label_days l group by 1, 2) k
+       full join app_private.audit_label_chars c using (tenant_id, day)
+       where k.chars is distinct from c.chars`,
+    );
+    expect(rows).toEqual([]);
+    const { rows: days } = await t.superuser.query<{ n: string }>(
+      "select count(*) as n from app_private.audit_label_chars",
+    );
+    expect(Number(days[0].n)).toBeGreaterThan(100);
   });
 
   it("finds incidents renamed since by a word without trigrams: among all of a tenant's up to 1,000, else its 1,000 newest (000062)", async () => {

@@ -67,6 +67,7 @@ describe.each(servers())("the owner role on $name", (server) => {
         "app_private.audit_activity_daily",
         "app_private.audit_label_days",
         "app_private.audit_label_state",
+        "app_private.audit_label_chars",
         "app_private.chain_verifications",
       ]),
     );
@@ -182,6 +183,9 @@ describe.each(servers())("the owner role on $name", (server) => {
       "delete from app_private.audit_activity_daily",
       "delete from app_private.audit_label_days",
       "update app_private.audit_label_state set last_id = 0",
+      // (hiding a day's names from a one-character search)
+      "update app_private.audit_label_chars set chars = 0",
+      "alter table app_private.audit_label_days disable trigger _600_chars",
       "select setval('app_private.audit_entry_id_seq', 1)",
       // A verification that never ran ("Log intact") may not be recorded, nor a real one changed.
       `insert into app_private.chain_verifications (tenant_id, valid, entries, last_seq) values ('${demo}', true, 1, 1)`,
