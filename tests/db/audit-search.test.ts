@@ -1102,4 +1102,32 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(windowed.base).toBeUndefined();
     expect((await count({ action: "incident.updated" }, null)).base).toBeUndefined();
   });
+
+  it("searches the page for a character that few days' names hold through those days' names, in one call (000065)", async () => {
+    // Two incidents renamed with a "!", which no other name, action or actor holds, then sealed and
+    // named: the page's search goes on past its first stretch (25 entries here) through the names of
+    // the one day that holds "!" and the incidents' entries, and finds every match in one call.
+    await t.superuser.query(
+      `update app_public.incidents set title = 'Alarm! ' || left(id::text, 8)
+       where id in (select id from app_public.incidents where tenant_id = $1 order by id limit 2)`,
+      [dense.id],
+    );
+    await sealAll(t.pools.owner);
+    const { rows: days } = await t.superuser.query<{ with: string; all: string }>(
+      `select count(*) filter (where chars & app_private.audit_pattern_char_mask('%!%') <> 0) as with, count(*) as all
+       from app_private.audit_label_chars where tenant_id = $1`,
+      [dense.id],
+    );
+    expect(Number(days[0].with)).toBe(1);
+    expect(Number(days[0].all)).toBeGreaterThan(4);
+    for (const ascending of [false, true]) {
+      const c: Case = { tenant: "dense", q: "!", labelOnly: false, ascending, scan: 25, start: null, window: null };
+      const expected = await reference(c);
+      expect(expected.length).toBeGreaterThan(2);
+      const rows = await find({ pattern: "%!%" }, null, c);
+      expect(rows.filter((r) => r.scan_end)).toEqual([]);
+      expect(rows.map((r) => r.id)).toEqual(expected.slice(0, 25));
+      expect(await readAll(c)).toEqual(expected);
+    }
+  });
 });
