@@ -1,19 +1,27 @@
 --! Previous: sha1:f83fb580fa675c983417eb8acebab4ce2d1f0960
---! Hash: sha1:eac1822eab3ebb11c0ccffb6cda77e9890ee5f1a
+--! Hash: sha1:1c40e6a80e097647f6d3a246a1a14acec8fd0280
 --! Message: one-character-search
 
--- 000064 One character: GraphQL's name-only search and its count no longer read every day's names.
+-- 000064 One character: the search for a character reads only the days whose names hold it.
 --
--- A resourceLabelContains pattern without trigrams and without a pair of ASCII letters or digits
--- (one ASCII character: "q", "7", "!") had no key to look the names up by: every day's names of
--- the tenant were read until the page was full, ~340 ms for a character found nowhere in the
--- 2,000,000-entry bench tenant (5 ms in the 300-entry one), and its count read every name too.
+-- A pattern without trigrams and without a pair of ASCII letters or digits (one ASCII character:
+-- "q", "z", "7", "!") had no key to look the names up by:
+-- - GraphQL's resourceLabelContains read every day's names of the tenant until its page was
+--   full: ~290 ms for a character found nowhere in the 2,000,000-entry bench tenant, on a slow
+--   VM, and its count read every name too;
+-- - the Audit Log page read the log for it in stretches of 10,000 entries and offered "Search
+--   older entries" after each: 63 ms against 21 ms for "z" (17 matches, months old) in the bench
+--   tenant against the 300-entry one, and a reader had to page through the whole log to learn
+--   that a character is found nowhere.
 -- A trigger on the names now also keeps, per tenant and UTC day, which characters the day's
 -- lowered names hold (app_private.audit_label_chars: one bit each for a-z, 0-9 and 26 ASCII
--- punctuation marks). Such a search reads only the days whose names hold every character of the
--- pattern that has a bit (one probe a month, as for the other patterns), and its count the same
--- days' names. A pattern of characters without a bit (a space, "%", "_", "\", "^", "`", "~") reads
--- every day as before.
+-- punctuation marks). GraphQL's search reads only the days whose names hold every character of
+-- the pattern that has a bit (one probe a month, as for the other patterns), and its count the
+-- same days' names. The page's search goes on past its first stretch through those days' names
+-- when at most a quarter of the tenant's days hold them, and finds every match; a character in
+-- more of the days ("e", "#") is read for in stretches as before (a day's names cost more to read
+-- than its entries). A pattern of characters without a bit (a space, "%", "_", "\", "^", "`", "~")
+-- is searched as before.
 -- Runs as the session's login: the table and functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;
@@ -211,9 +219,10 @@ begin
              union all select * from unnest($3::timestamptz[], $4::bigint[])) k
            order by k.occurred_at %1$s, k.id %1$s limit $1) u',
     v_dir, v_cond);
-  -- (A name-only pattern without trigrams or a pair reads every day's names, 000039, but for the
-  -- days whose names lack its characters: one probe of app_private.audit_label_chars a month, 000064.)
-  if cardinality(v_trigrams) > 0 or v_short is not null or (v_label_only and v_pattern is not null) then
+  -- (A pattern without trigrams or a pair reads every day's names, 000039, but for the days whose
+  -- names lack its characters: one probe of app_private.audit_label_chars a month, 000064; the
+  -- page's search comes here with such a pattern when few days have them, 000064.)
+  if cardinality(v_trigrams) > 0 or v_short is not null or v_need <> 0 or (v_label_only and v_pattern is not null) then
     v_first := (select min(l.day) from app_private.audit_label_days l where l.tenant_id = p_tenant);
     v_last := (select max(l.day) from app_private.audit_label_days l where l.tenant_id = p_tenant);
     if v_from is not null then
@@ -736,6 +745,163 @@ comment on function app_hidden.audit_connection_count(jsonb, jsonb, int, int) is
 revoke all on function app_hidden.audit_connection_count(jsonb, jsonb, int, int) from public;
 grant execute on function app_hidden.audit_connection_count(jsonb, jsonb, int, int) to :DATABASE_VISITOR;
 
-set local role :DATABASE_OWNER;
+create or replace function app_hidden.audit_find(
+  p_filter jsonb, p_cursor_at timestamptz, p_cursor_id bigint, p_ascending boolean, p_limit int, p_scan int default 10000)
+returns table (occurred_at timestamptz, id bigint, scan_end boolean)
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+  v_tenant uuid;
+  v_dir text := case when p_ascending then 'asc' else 'desc' end;
+  v_pattern text := p_filter->>'pattern';
+  -- A pattern with trigrams goes on through the names past the stretch, and so does one without when
+  -- it is for the resource name only (GraphQL's resourceLabelContains: every day's names are read,
+  -- 000039), has a pair or a character outside ASCII (000062), or characters few days' names hold
+  -- (below); the page's other patterns without trigrams are read for.
+  -- (Never null: the page's search has no "fields", and its words without trigrams are read for.)
+  v_indexed boolean := cardinality(app_private.audit_pattern_trigrams(p_filter->>'pattern')) > 0
+    or (coalesce(p_filter->>'fields' = 'label', false) and p_filter->>'pattern' is not null)
+    -- a pair of ASCII letters or digits, or a character outside ASCII (000062)
+    or app_private.audit_short_pattern_trigrams(
+         case when pg_catalog.getdatabaseencoding() = 'UTF8' then pg_catalog.lower(p_filter->>'pattern') end) is not null;
+  v_actions text[];
+  v_range text;
+  v_keyed_ip boolean := false; -- the IP is the range's key (no incident or actor given)
+  v_check text[] := '{}';
+  v_base text;
+  v_found int := 0;
+  v_scanned int := 0;
+  v_last_at timestamptz;
+  v_last_id bigint;
+  v_alt_actors text[] := '{}';
+  v_alt_incidents uuid[] := '{}';
+  v_matched text;
+  v_scan int := greatest(p_scan, p_limit);
+  -- A search goes on through the names once the stretch has read a hundredth of itself (at least a
+  -- page) and its matches so far are too sparse to fill the page within a tenth of it (000037).
+  v_cut int := greatest(p_limit, v_scan / 100);
+  v_stopped boolean := false;
+  -- (000064) A pattern with neither trigrams nor a pair: the characters with a bit that its matches hold.
+  v_need bigint := case when not v_indexed and pg_catalog.getdatabaseencoding() = 'UTF8'
+                        then coalesce(app_private.audit_pattern_char_mask(pg_catalog.lower(p_filter->>'pattern')), 0) else 0 end;
+  r record;
+begin
+  if not app_hidden.audit_log_readable() then
+    return;
+  end if;
+  v_tenant := app_public.current_tenant_id();
+  -- (000064) Such a pattern goes on through the names too when its characters are in at most a
+  -- quarter of the tenant's days' names: the names of those days alone are read; in more of them,
+  -- the log is read for it in stretches, as before (a day's names cost more than its entries).
+  if v_need <> 0 then
+    v_indexed := (select 4 * count(*) filter (where c.chars & v_need = v_need) <= count(*)
+                  from app_private.audit_label_chars c where c.tenant_id = v_tenant);
+  end if;
+  select array_agg(distinct a) into v_actions from jsonb_array_elements_text(coalesce(p_filter->'actions', '[]')) a;
+
+  -- The range: the tenant, the time window, the cursor, and the one key an index serves.
+  v_range := format('e.tenant_id = %L::uuid', v_tenant);
+  if p_filter->>'from' is not null then
+    v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', p_filter->>'from');
+  end if;
+  if p_filter->>'to' is not null then
+    v_range := v_range || format(' and e.occurred_at < %L::timestamptz', p_filter->>'to');
+  end if;
+  if p_cursor_at is not null then
+    v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
+      case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
+  end if;
+  -- Everything else is checked on the rows read. (The key: the incident, else the actor, else the IP.)
+  if p_filter->>'incident' is not null then
+    v_range := v_range || format(' and e.incident_id = %L::uuid', p_filter->>'incident');
+  elsif p_filter->>'actor' is not null then
+    v_range := v_range || format(' and e.actor_label = %L', p_filter->>'actor');
+  elsif p_filter->>'ip' is not null then
+    v_range := v_range || format(' and e.ip = %L::inet', p_filter->>'ip');
+    v_keyed_ip := true;
+  end if;
+  if p_filter->>'incident' is not null and p_filter->>'actor' is not null then
+    v_check := v_check || format('e.actor_label = %L', p_filter->>'actor');
+  end if;
+  if (p_filter->>'incident' is not null or p_filter->>'actor' is not null or v_keyed_ip) and cardinality(v_actions) > 0 then
+    v_check := v_check || format('e.action = any (%L::text[])', v_actions);
+  end if;
+  if p_filter->>'surface' is not null then
+    v_check := v_check || format('e.surface = %L', p_filter->>'surface');
+  end if;
+  if p_filter->>'ip' is not null and not v_keyed_ip then
+    v_check := v_check || format('e.ip = %L::inet', p_filter->>'ip');
+  end if;
+  if p_filter->>'after_id' is not null then
+    v_check := v_check || format('e.id > %L::bigint', p_filter->>'after_id');
+  end if;
+  if p_filter->>'through_id' is not null then
+    v_check := v_check || format('e.id <= %L::bigint', p_filter->>'through_id');
+  end if;
+  if v_pattern is not null and p_filter->>'fields' = 'label' then
+    -- The resource name only (GraphQL's resourceLabelContains, 000034): no people or incidents to look up.
+    v_check := v_check || 'e.resource_label ilike $2'::text;
+  elsif v_pattern is not null then
+    select a.actors, a.incidents into v_alt_actors, v_alt_incidents
+    from app_private.audit_search_alternates(v_tenant, v_pattern) a;
+    v_check := v_check || '(e.action ilike $2 or e.actor_label ilike $2 or e.resource_label ilike $2 or e.actor_label = any ($3) or e.incident_id = any ($4))'::text;
+  end if;
+
+  v_matched := case when cardinality(v_check) > 0 then array_to_string(v_check, ' and ') else 'true' end;
+
+  -- The range in order, at most p_scan rows, each with whether it matches: one index range, or
+  -- one per action merged (when the actions are the key).
+  v_base := case
+    when p_filter->>'incident' is null and p_filter->>'actor' is null and not v_keyed_ip and cardinality(v_actions) > 1 then
+      format('select * from (%s) u order by u.occurred_at %s, u.id %s limit $1',
+        (select string_agg(format(
+           '(select e.occurred_at, e.id, %s as matched from app_public.audit_log e where %s and e.action = %L order by e.occurred_at %s, e.id %s limit $1)',
+           v_matched, v_range, a, v_dir, v_dir), ' union all ')
+         from unnest(v_actions) a), v_dir, v_dir)
+    else
+      format('select e.occurred_at, e.id, %s as matched from app_public.audit_log e where %s%s order by e.occurred_at %s, e.id %s limit $1',
+        v_matched, v_range,
+        case when p_filter->>'incident' is null and p_filter->>'actor' is null and not v_keyed_ip and cardinality(v_actions) = 1
+          then format(' and e.action = %L', v_actions[1]) else '' end,
+        v_dir, v_dir)
+    end;
+
+  -- Read until a page of matches is found or p_scan rows were read (rows come in small batches).
+  for r in execute v_base using v_scan, v_pattern, v_alt_actors, v_alt_incidents loop
+    v_scanned := v_scanned + 1;
+    v_last_at := r.occurred_at;
+    v_last_id := r.id;
+    if r.matched then
+      occurred_at := r.occurred_at;
+      id := r.id;
+      scan_end := false;
+      return next;
+      v_found := v_found + 1;
+      if v_found >= p_limit then
+        return;
+      end if;
+    elsif v_indexed and v_scanned >= v_cut and v_found * (v_scan / 10) < p_limit * v_scanned then
+      -- A rare word: its matches, if any, are sooner found through the names.
+      v_stopped := true;
+      exit;
+    end if;
+  end loop;
+  if v_scanned < v_scan and not v_stopped then
+    return; -- the range ended: there is nothing more to find
+  end if;
+  if not v_indexed then
+    -- Stopped after p_scan rows: where to go on from.
+    occurred_at := v_last_at;
+    id := v_last_id;
+    scan_end := true;
+    return next;
+    return;
+  end if;
+  -- A search with too few matches in that stretch: the rest through the names, beyond it.
+  return query select * from app_private.audit_search(
+    v_tenant, p_filter || jsonb_build_object('alt_actors', v_alt_actors, 'alt_incidents', v_alt_incidents),
+    v_last_at, v_last_id, p_ascending, p_limit - v_found, v_scan);
+end;
+$$;
+
 
 set local role :DATABASE_OWNER;

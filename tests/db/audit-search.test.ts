@@ -1103,7 +1103,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect((await count({ action: "incident.updated" }, null)).base).toBeUndefined();
   });
 
-  it("searches the page for a character that few days' names hold through those days' names, in one call (000065)", async () => {
+  it("searches the page for a character that few days' names hold through those days' names, in one call (000064)", async () => {
     // Two incidents renamed with a "!", which no other name, action or actor holds, then sealed and
     // named: the page's search goes on past its first stretch (25 entries here) through the names of
     // the one day that holds "!" and the incidents' entries, and finds every match in one call.
