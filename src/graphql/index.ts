@@ -24,10 +24,10 @@ import { sql } from "postgraphile/pg-sql2";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { type ActingContext, contextSettings, openingSql, settingsStatement } from "../db/context.ts";
 import { type Prelude, pipelinedQuery, statementName } from "../db/pipeline.ts";
+import { isSameOrigin } from "../http/csrf.ts";
+import { fromDatabaseError } from "../http/errors.ts";
+import { actingContext, credentialsOf } from "../http/request-context.ts";
 import type { Logger } from "../log.ts";
-import { isSameOrigin } from "../web/csrf.ts";
-import { fromDatabaseError } from "../web/errors.ts";
-import { actingContext, credentialsOf } from "../web/request-context.ts";
 import { AuditLogOrderPlugin, AuditLogSearchPlugin, auditConditions, CountBases, NEWEST_FIRST } from "./audit-log.ts";
 
 export const GRAPHQL_PATH = "/graphql";

@@ -7,7 +7,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createGraphQL } from "../../src/graphql/index.ts";
-import { csrfToken } from "../../src/web/csrf.ts";
+import { csrfToken } from "../../src/http/csrf.ts";
 import { createApp, startServer } from "../../src/web/server.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { LEAKS } from "../helpers/leaks.ts";

@@ -8,7 +8,7 @@
  */
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { csrfToken } from "../../src/web/csrf.ts";
+import { csrfToken } from "../../src/http/csrf.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { LEAKS } from "../helpers/leaks.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";

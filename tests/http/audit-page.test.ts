@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withContext } from "../../src/db/context.ts";
-import { csrfToken } from "../../src/web/csrf.ts";
+import { csrfToken } from "../../src/http/csrf.ts";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { runJobsOnce } from "../helpers/worker.ts";

@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withContext } from "../../src/db/context.ts";
-import { csrfToken } from "../../src/web/csrf.ts";
+import { csrfToken } from "../../src/http/csrf.ts";
 import { asUser, createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 

@@ -9,8 +9,8 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
+import { UserError } from "../../http/errors.ts";
 import { type AuditUser, type EntryLike, entryView, type UserDirectory, userIdsOf } from "../audit-format.ts";
-import { UserError } from "../errors.ts";
 import { hasFeature, isManager, pageOf, renderPage, wantsFragment } from "./tenant-page.ts";
 
 /**

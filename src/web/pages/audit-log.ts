@@ -9,7 +9,7 @@
  */
 import type Router from "@koa/router";
 import type Koa from "koa";
-import { UserError } from "../errors.ts";
+import { UserError } from "../../http/errors.ts";
 import { render } from "../render.ts";
 import { entryHref } from "./audit-entry.ts";
 import {

@@ -9,8 +9,8 @@ import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
 import type { ActingContext } from "../../db/context.ts";
-import { streamDownload } from "../download.ts";
-import { UserError } from "../errors.ts";
+import { streamDownload } from "../../http/download.ts";
+import { UserError } from "../../http/errors.ts";
 import { pageOf } from "./tenant-page.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

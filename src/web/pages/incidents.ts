@@ -13,7 +13,7 @@ import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
 import { likeContaining } from "../../db/like.ts";
-import { fromDatabaseError, UserError } from "../errors.ts";
+import { fromDatabaseError, UserError } from "../../http/errors.ts";
 import { render } from "../render.ts";
 import { receiveEvidence, sendEvidenceFile } from "../routes/evidence.ts";
 import {

@@ -10,7 +10,7 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
-import { ownOrigin } from "../csrf.ts";
+import { ownOrigin } from "../../http/csrf.ts";
 import { aRole, type FormProblem, formProblem, formText, idParam, isoUtc } from "./settings-forms.ts";
 import { isManager, pageOf, type Role, redirectWithNotice, renderPage } from "./tenant-page.ts";
 

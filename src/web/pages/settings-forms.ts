@@ -4,7 +4,7 @@
  * turning a refusal by the database into a message shown next to the form that caused it.
  */
 import type Koa from "koa";
-import { fromDatabaseError, UserError } from "../errors.ts";
+import { fromDatabaseError, UserError } from "../../http/errors.ts";
 import { type Feature, hasFeature, isManager, pageOf, renderPage } from "./tenant-page.ts";
 
 /** "an admin", "an owner", "a member", "a viewer". */

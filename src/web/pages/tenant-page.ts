@@ -8,10 +8,10 @@ import { bodyParser } from "@koa/bodyparser";
 import type Koa from "koa";
 import type pg from "pg";
 import { type ActingContext, queryInContext, withContext } from "../../db/context.ts";
-import { csrfToken, validCsrfToken } from "../csrf.ts";
-import { UserError } from "../errors.ts";
+import { csrfToken, validCsrfToken } from "../../http/csrf.ts";
+import { UserError } from "../../http/errors.ts";
+import { actingContext, credentialsOf } from "../../http/request-context.ts";
 import { render } from "../render.ts";
-import { actingContext, credentialsOf } from "../request-context.ts";
 
 export type Role = "owner" | "admin" | "member" | "viewer";
 export type Feature = "auditLog" | "nis2Timeline" | "evidencePacks" | "webhooks";

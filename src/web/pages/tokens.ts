@@ -8,7 +8,7 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
-import { ownOrigin } from "../csrf.ts";
+import { ownOrigin } from "../../http/csrf.ts";
 import { formProblem, formText, idParam, isoUtc, renderedInstead } from "./settings-forms.ts";
 import { pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
 

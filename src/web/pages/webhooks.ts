@@ -8,8 +8,8 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
+import { UserError } from "../../http/errors.ts";
 import { webhookUrlProblem } from "../../webhooks/deliver.ts";
-import { UserError } from "../errors.ts";
 import { formProblem, formText, idParam, isoUtc, renderedInstead } from "./settings-forms.ts";
 import { pageOf, redirectWithNotice, renderPage } from "./tenant-page.ts";
 

@@ -6,8 +6,8 @@ import { bodyParser } from "@koa/bodyparser";
 import Router from "@koa/router";
 import type pg from "pg";
 import { SESSION_COOKIE, signIn, signOut } from "../../auth/sign-in.ts";
+import { actingContext, credentialsOf } from "../../http/request-context.ts";
 import { render } from "../render.ts";
-import { actingContext, credentialsOf } from "../request-context.ts";
 
 /** Only local paths are followed after sign-in (no open redirects). */
 export function safeNext(next: unknown): string {

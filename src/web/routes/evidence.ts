@@ -16,10 +16,10 @@ import type Koa from "koa";
 import type pg from "pg";
 import { BLOB_CHUNK_BYTES } from "../../db/blobs.ts";
 import { type ActingContext, withContext } from "../../db/context.ts";
-import { streamDownload } from "../download.ts";
-import { UserError } from "../errors.ts";
+import { streamDownload } from "../../http/download.ts";
+import { UserError } from "../../http/errors.ts";
+import { actingContext, credentialsOf } from "../../http/request-context.ts";
 import { sendExportFile } from "../pages/exports.ts";
-import { actingContext, credentialsOf } from "../request-context.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

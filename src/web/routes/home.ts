@@ -11,12 +11,12 @@ import Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
 import { withContext } from "../../db/context.ts";
-import { csrfToken, validCsrfToken } from "../csrf.ts";
-import { UserError } from "../errors.ts";
+import { csrfToken, validCsrfToken } from "../../http/csrf.ts";
+import { UserError } from "../../http/errors.ts";
+import { actingContext, credentialsOf } from "../../http/request-context.ts";
 import { aRole, formProblem, isoUtc, isUuid } from "../pages/settings-forms.ts";
 import { redirectWithNotice, takeFlash } from "../pages/tenant-page.ts";
 import { render } from "../render.ts";
-import { actingContext, credentialsOf } from "../request-context.ts";
 
 /** How an invitation link's token looks (app_public.invite_member). */
 const TOKEN = /^inv_[0-9a-f]{48}$/;
