@@ -23,11 +23,11 @@ import { PassThrough } from "node:stream";
 import pg from "pg";
 import { parseCheckpoint } from "../audit/checkpoint.ts";
 import { activeSigningKey, type SigningKey } from "../audit/keys.ts";
+import { LeafError, parseLeaf } from "../audit/leaf.ts";
 import { hashLeaf } from "../audit/merkle.ts";
 import { streamBlob, writeBlob } from "../db/blobs.ts";
 import { type AuditUser, userIdsOf } from "../web/audit-format.ts";
 import type { IncidentFile } from "./format.ts";
-import { LeafError, parseLeaf } from "./leaf.ts";
 import { type ReportEntry, renderReportPdf } from "./report-pdf.ts";
 import { evidencePath, looksCompressible, PackBuildError, type PackEntry, writePack } from "./writer.ts";
 

@@ -50,11 +50,12 @@
  *     the people and systems that caused the entries told the truth.
  *
  * A version 1 pack (PACK_FORMAT_V1) has audit/entries.jsonl lines {"document": {...}, "hash": "<hex>"}
- * (hash = SHA-256 of the canonical JSON of document, src/packs/canonical.ts), audit/entries.csv with
+ * (hash = SHA-256 of the canonical JSON of document, src/audit/canonical.ts), audit/entries.csv with
  * ENTRY_CSV_COLUMNS_V1, and audit/chain.jsonl: the tenant's hash chain from the incident's first
  * entry to the signed head ({"seq", "prev_hash", "hash"} per line); the manifest (ManifestV1) names
  * chain_from and the head. See git history for the v1 writer.
  */
+import type { AuditDocument } from "../audit/leaf.ts";
 
 export const PACK_FORMAT = "attest-evidence-pack/2";
 export const PACK_FORMAT_V1 = "attest-evidence-pack/1";
@@ -142,61 +143,10 @@ export interface LeafLine {
   proof: string[];
 }
 
-/** The body of a leaf of an entry captured by the audit core v2 (app_private.audit_entry_body). */
-export interface AuditBodyV2 {
-  v: 2;
-  tenant_id: string;
-  /** The capture number (audit_log.id), not the position. */
-  id: number;
-  occurred_at: string;
-  actor_user_id: string | null;
-  actor_label: string;
-  api_token_id: string | null;
-  db_role: string;
-  surface: string;
-  request_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  action: string;
-  resource_type: string;
-  resource_id: string | null;
-  resource_label: string | null;
-  incident_id: string | null;
-  changes: Record<string, { old?: unknown; new?: unknown }>;
-}
-
-/**
- * The body of a leaf: a v2 entry's body, or, for an entry captured before v2, its v1 canonical
- * document (the one its v1 hash covers).
- */
-export type AuditBody = AuditBodyV2 | AuditDocument;
-
 /** One line of audit/entries.jsonl (version 1). */
 export interface EntryLine {
   document: AuditDocument;
   hash: string;
-}
-
-/** The document a v1 audit entry's hash covers (app_private.audit_document in the database). */
-export interface AuditDocument {
-  v: 1;
-  tenant_id: string;
-  seq: number;
-  occurred_at: string;
-  actor_user_id: string | null;
-  actor_label: string;
-  db_role: string;
-  action: string;
-  resource_type: string;
-  resource_id: string | null;
-  resource_label: string | null;
-  incident_id: string | null;
-  changes: Record<string, { old?: unknown; new?: unknown }>;
-  request_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  surface: string;
-  prev_hash: string | null;
 }
 
 /** One line of audit/chain.jsonl (version 1). */

@@ -23,8 +23,9 @@ import { createRequire } from "node:module";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import * as fontkit from "fontkit";
 import PDFDocument from "pdfkit";
+import type { AuditBody } from "../audit/leaf.ts";
 import { type AuditUser, changeLine, entryChanges } from "../web/audit-format.ts";
-import { type AuditBody, formatFingerprint, type IncidentFile, PACK_FORMAT } from "./format.ts";
+import { formatFingerprint, type IncidentFile, PACK_FORMAT } from "./format.ts";
 
 /** One audit entry of the incident as the pack holds it: its position, leaf hash (hex) and body. */
 export interface ReportEntry {

@@ -11,8 +11,8 @@ import { parse } from "csv-parse";
 import { parse as parseCsvSync } from "csv-parse/sync";
 import { stringify } from "csv-stringify/sync";
 import type { Entry, ZipFile } from "yauzl";
+import { ENTRY_CSV_OPTIONS } from "./entries.ts";
 import { ENTRIES_CSV_PATH, ENTRIES_JSONL_PATH, MANIFEST_PATH } from "./format.ts";
-import { ENTRY_CSV_OPTIONS } from "./leaf.ts";
 
 export type VerifyCheck = "pack" | "signature" | "files" | "checkpoint" | "entries" | "csv" | "chain";
 

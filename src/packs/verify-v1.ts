@@ -6,7 +6,7 @@
  * entry). The steps every version shares are in verify.ts.
  */
 import type { Entry, ZipFile } from "yauzl";
-import { auditHash, canonicalJson } from "./canonical.ts";
+import { auditHash, canonicalJson } from "../audit/canonical.ts";
 import {
   CHAIN_PATH,
   type ChainLink,

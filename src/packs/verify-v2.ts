@@ -6,13 +6,15 @@
  *               proof), of this incident and workspace, linked to the line before it
  *               (incident-prev), and the positions are the manifest's
  *   csv         audit/entries.csv says what the leaves say
- * Hashing and proofs: src/audit/merkle.ts; notes: src/audit/checkpoint.ts; leaves: leaf.ts.
+ * Hashing and proofs: src/audit/merkle.ts; notes: src/audit/checkpoint.ts; leaves: src/audit/leaf.ts; the checks of an entry: entries.ts.
  * The steps every version shares are in verify.ts.
  */
 import type { KeyObject } from "node:crypto";
 import type { Entry, ZipFile } from "yauzl";
 import { type Checkpoint, CheckpointError, checkpointSignedBy, parseCheckpoint } from "../audit/checkpoint.ts";
+import { LeafError, parseLeaf } from "../audit/leaf.ts";
 import { hashLeaf } from "../audit/merkle.ts";
+import { leafCsvRow, linkProblem, type PackScope, proveLeaf, strangerProblem } from "./entries.ts";
 import {
   CHECKPOINT_PATH,
   ENTRIES_CSV_PATH,
@@ -25,7 +27,6 @@ import {
   README_PATH,
   REPORT_PATH,
 } from "./format.ts";
-import { LeafError, leafCsvRow, linkProblem, type PackScope, parseLeaf, proveLeaf, strangerProblem } from "./leaf.ts";
 import {
   checkCsvRows,
   compareSeqs,

@@ -20,7 +20,17 @@ import { crc32, deflateRawSync } from "node:zlib";
 import { stringify } from "csv-stringify/sync";
 import { ZipFile } from "yazl";
 import { type Checkpoint, CheckpointError, checkpointSignedBy, parseCheckpoint } from "../audit/checkpoint.ts";
+import { LeafError, parseLeaf } from "../audit/leaf.ts";
 import { hashLeaf } from "../audit/merkle.ts";
+import {
+  ENTRY_CSV_OPTIONS,
+  leafCsvRow,
+  linkProblem,
+  type PackScope,
+  type ProvenLeaf,
+  proveLeaf,
+  strangerProblem,
+} from "./entries.ts";
 import {
   CHECKPOINT_PATH,
   ENTRIES_CSV_PATH,
@@ -36,17 +46,6 @@ import {
   REPORT_PATH,
   SIGNATURE_PATH,
 } from "./format.ts";
-import {
-  ENTRY_CSV_OPTIONS,
-  LeafError,
-  leafCsvRow,
-  linkProblem,
-  type PackScope,
-  type ProvenLeaf,
-  parseLeaf,
-  proveLeaf,
-  strangerProblem,
-} from "./leaf.ts";
 import { readmeText } from "./readme.ts";
 
 /** The installation's signing key. */

@@ -4,7 +4,7 @@
  * of every entry of a seeded workspace and for values chosen to trip up canonical JSON.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auditHash, canonicalJson } from "../../src/packs/canonical.ts";
+import { auditHash, canonicalJson } from "../../src/audit/canonical.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 
 describe.each(servers())("canonical JSON and audit hashes on $name", (server) => {

@@ -15,7 +15,8 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type AuditBodyV2, formatFingerprint, type IncidentFile } from "../../src/packs/format.ts";
+import type { AuditBodyV2 } from "../../src/audit/leaf.ts";
+import { formatFingerprint, type IncidentFile } from "../../src/packs/format.ts";
 import { type ReportData, type ReportEntry, renderReportPdf } from "../../src/packs/report-pdf.ts";
 import { requireTools } from "../helpers/prerequisites.ts";
 

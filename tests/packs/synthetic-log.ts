@@ -6,10 +6,10 @@
  * canonical document as body; the others a v2 body.
  */
 import type { KeyObject } from "node:crypto";
+import { auditHash, canonicalJson } from "../../src/audit/canonical.ts";
 import { originOf, signCheckpoint } from "../../src/audit/checkpoint.ts";
+import type { AuditBodyV2, AuditDocument } from "../../src/audit/leaf.ts";
 import { hashLeaf, inclusionProofOf, rootOf } from "../../src/audit/merkle.ts";
-import { auditHash, canonicalJson } from "../../src/packs/canonical.ts";
-import type { AuditBodyV2, AuditDocument } from "../../src/packs/format.ts";
 import type { PackEntry } from "../../src/packs/writer.ts";
 import { EVIDENCE, INCIDENT_ID, OTHER_INCIDENT_ID, sha256, TENANT, TITLE, USER } from "./pack-tools.ts";
 

@@ -1,98 +1,15 @@
 /**
- * The leaves of a tenant's audit log as an evidence pack carries them: parsing the leaf bytes
- * (app_private.audit_leaf_bytes) into position, incident link and body, and the row a person reads
- * in audit/entries.csv. Shared by the writer and the verifier, so that both derive the same thing
- * from the same bytes. Hashing and proofs are src/audit/merkle.ts's.
- *
- *   attest-audit-entry/2\n
- *   seq <position>\n
- *   incident-prev <seq> <leaf hash hex>\n     or "incident-prev none"; only entries of an incident have it
- *   \n
- *   <body: one JSON object>
+ * An evidence pack's audit entries: the row a person reads in audit/entries.csv, and the checks
+ * each entry passes (the writer refuses a pack that fails them, the verifier reports them). The
+ * leaf bytes themselves are src/audit/leaf.ts's; hashing and proofs src/audit/merkle.ts's.
  */
-import { hashLeaf, verifyInclusion } from "../audit/merkle.ts";
-import { type AuditBody, ENTRY_CSV_COLUMNS } from "./format.ts";
 
-export const LEAF_HEADER = "attest-audit-entry/2";
+import { LeafError, type ParsedLeaf, parseLeaf } from "../audit/leaf.ts";
+import { hashLeaf, verifyInclusion } from "../audit/merkle.ts";
+import { ENTRY_CSV_COLUMNS } from "./format.ts";
 
 /** Options of audit/entries.csv. Cells that start like a formula get a leading ' (OWASP CSV injection). */
 export const ENTRY_CSV_OPTIONS = { escape_formulas: true, record_delimiter: "\r\n" } as const;
-
-export interface ParsedLeaf {
-  seq: number;
-  /**
-   * The previous entry of the same incident: its position and leaf hash (hex); "none" for the
-   * incident's first entry; null when the leaf has no incident-prev line (an entry of no incident).
-   */
-  incidentPrev: { seq: number; leafHash: string } | "none" | null;
-  body: AuditBody;
-}
-
-export class LeafError extends Error {}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const isNullableString = (v: unknown) => v === null || typeof v === "string";
-const POSITION = /^[1-9][0-9]*$/;
-
-function parseIncidentPrev(line: string): ParsedLeaf["incidentPrev"] {
-  const value = line.slice("incident-prev ".length);
-  if (value === "none") return "none";
-  const [seq, leafHash, ...rest] = value.split(" ");
-  if (rest.length > 0 || !POSITION.test(seq ?? "") || !/^[0-9a-f]{64}$/.test(leafHash ?? "")) {
-    throw new LeafError(
-      `its incident-prev line "${line}" is not "incident-prev <seq> <leaf hash>" or "incident-prev none"`,
-    );
-  }
-  return { seq: Number(seq), leafHash };
-}
-
-/** What is wrong with a body, or null. Checks the fields a pack relies on and shows. */
-function bodyProblem(body: unknown): string | null {
-  if (!isObject(body)) return "its body is not a JSON object";
-  if (body.v !== 1 && body.v !== 2) return `its body has version ${JSON.stringify(body.v)}, not 1 or 2`;
-  for (const key of ["tenant_id", "occurred_at", "actor_label", "action", "resource_type", "surface", "db_role"]) {
-    if (typeof body[key] !== "string") return `its body has no ${key}`;
-  }
-  for (const key of ["incident_id", "resource_id", "resource_label", "request_id", "ip", "user_agent"]) {
-    if (!isNullableString(body[key])) return `its body's ${key} is not text`;
-  }
-  if (!isObject(body.changes)) return "its body's changes are not a JSON object";
-  return null;
-}
-
-/** Parses the text of a leaf; throws LeafError saying what is wrong. */
-export function parseLeaf(text: string): ParsedLeaf {
-  const split = text.indexOf("\n\n");
-  if (split < 0) throw new LeafError("it has no blank line between its header and its body");
-  const [format, seqLine, ...rest] = text.slice(0, split).split("\n");
-  if (format !== LEAF_HEADER) throw new LeafError(`it does not start with "${LEAF_HEADER}"`);
-  if (
-    !seqLine?.startsWith("seq ") ||
-    !POSITION.test(seqLine.slice(4)) ||
-    !Number.isSafeInteger(Number(seqLine.slice(4)))
-  ) {
-    throw new LeafError(`its second line "${seqLine ?? ""}" is not "seq <position>"`);
-  }
-  if (rest.length > 1 || (rest.length === 1 && !rest[0].startsWith("incident-prev "))) {
-    throw new LeafError("its header has lines other than seq and incident-prev");
-  }
-  const incidentPrev = rest.length === 1 ? parseIncidentPrev(rest[0]) : null;
-  let body: unknown;
-  try {
-    body = JSON.parse(text.slice(split + 2));
-  } catch {
-    throw new LeafError("its body is not valid JSON");
-  }
-  const problem = bodyProblem(body);
-  if (problem) throw new LeafError(problem);
-  return { seq: Number(seqLine.slice(4)), incidentPrev, body: body as AuditBody };
-}
-
-/** The text of an incident-prev value: "<seq> <leaf hash hex>" or "none". */
-export function incidentPrevText(prev: ParsedLeaf["incidentPrev"]): string {
-  if (prev === null) return "(no incident link)";
-  return prev === "none" ? "none" : `${prev.seq} ${prev.leafHash}`;
-}
 
 /** The cells of an entry's row in audit/entries.csv (ENTRY_CSV_COLUMNS), before CSV encoding. */
 export function leafCsvRow(leaf: ParsedLeaf, leafHash: string): string[] {
