@@ -8,7 +8,7 @@ import { auditEntryRoutes } from "./audit-entry.ts";
 import { auditExportRoutes } from "./audit-export.ts";
 import { auditLogRoutes } from "./audit-log.ts";
 import { exportRoutes } from "./exports.ts";
-import { incidentRoutes } from "./incidents.ts";
+import { incidentRoutes } from "./incidents/index.ts";
 import { memberRoutes } from "./members.ts";
 import { milestoneRoutes } from "./milestones.ts";
 import { tenantPages } from "./tenant-page.ts";
