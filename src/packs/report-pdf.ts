@@ -5,8 +5,9 @@
  * This file is the report's content, section by section; fonts, line breaking, pages, tables and
  * streaming are the layout engine's (pdf-layout.ts).
  */
+
+import { type AuditUser, changeLine, entryChanges } from "../audit/display.ts";
 import type { AuditBody } from "../audit/leaf.ts";
-import { type AuditUser, changeLine, entryChanges } from "../web/audit-format.ts";
 import { formatFingerprint, type IncidentFile, PACK_FORMAT } from "./format.ts";
 import {
   ACCENT,

@@ -9,8 +9,8 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import type pg from "pg";
+import { type AuditUser, type EntryLike, entryView, type UserDirectory, userIdsOf } from "../../audit/display.ts";
 import { UserError } from "../../http/errors.ts";
-import { type AuditUser, type EntryLike, entryView, type UserDirectory, userIdsOf } from "../audit-format.ts";
 import { hasFeature, isManager, pageOf, renderPage, wantsFragment } from "./tenant-page.ts";
 
 /**

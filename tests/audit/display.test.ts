@@ -1,5 +1,5 @@
 /**
- * src/web/audit-format.ts: every action the log records reads as words, every column of every
+ * src/audit/display.ts: every action the log records reads as words, every column of every
  * audited table has a label a person understands (or is kept to the raw JSON), and each kind of
  * value is shown as people say it — enums, users, sizes, dates, booleans, lists, hashes, numbers.
  */
@@ -18,7 +18,7 @@ import {
   isInternalField,
   resourceHref,
   userIdsOf,
-} from "../../src/web/audit-format.ts";
+} from "../../src/audit/display.ts";
 
 const OWNER: AuditUser = { id: "11111111-1111-4111-8111-111111111111", name: "Olivia Owner", email: "owner@demo.test" };
 const NAMELESS: AuditUser = { id: "22222222-2222-4222-8222-222222222222", name: "", email: "nameless@demo.test" };
