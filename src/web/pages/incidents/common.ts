@@ -179,7 +179,7 @@ export const isDeleted = () =>
   new UserError(409, "This incident is deleted; restore it before changing it.", "INCIDENT_DELETED");
 
 // ---------------------------------------------------------------------------------------------
-// Routes
+// Reading a request, answering with a fragment, and the views of an incident
 // ---------------------------------------------------------------------------------------------
 
 export function formOf(ctx: Koa.Context): Record<string, unknown> {
