@@ -979,6 +979,55 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(counted.n).toBe("0");
   });
 
+  it("reads an actor's entries of some actions from the days they meet, and entries not sealed yet, as plain SQL finds them (000067)", async () => {
+    // Entries of the admin not sealed yet, of actions the history has none of (incident.deleted and
+    // .restored): the daily counts do not hold them, the log does.
+    await withContext(
+      t.pools.auth,
+      { role: t.db.roles.visitor, sessionToken: span.adminSession, tenant: "span", surface: "sql" },
+      async (client) => {
+        const { rows } = await client.query<{ id: string }>(
+          "select id from app_public.incidents where tenant_id = $1 order by created_at limit 1",
+          [span.id],
+        );
+        await client.query("select app_public.delete_incident($1)", [rows[0].id]);
+        await client.query("select app_public.restore_incident($1)", [rows[0].id]);
+      },
+    );
+    const actor = "admin@span.test";
+    for (const actions of [
+      ["incident.updated"],
+      ["evidence.uploaded", "session.signed_in"],
+      ["export.requested"], // the system's alone: the admin has none
+      ["milestone.completed"],
+      ["incident.deleted"], // not sealed yet only
+      ["incident.restored", "export.requested"],
+    ]) {
+      const { rows } = await t.superuser.query<{ id: string }>(
+        `select id::text from app_public.audit_log where tenant_id = $1 and actor_label = $2 and action = any ($3)
+         order by occurred_at desc, id desc`,
+        [span.id, actor, actions],
+      );
+      const expected = rows.map((r) => r.id);
+      for (const ascending of [false, true]) {
+        const c: Case = { tenant: "span", q: "", labelOnly: false, ascending, scan: 40, start: null, window: null };
+        const found: string[] = [];
+        let cursor: { at: string; id: string } | null = null;
+        for (let calls = 0; ; calls++) {
+          expect(calls).toBeLessThan(200);
+          const got = await find({ actor, actions }, cursor, c);
+          found.push(...got.filter((r) => !r.scan_end).map((r) => r.id));
+          const last = got[got.length - 1];
+          if (!last || (!last.scan_end && got.length < 25)) break;
+          cursor = { at: last.at, id: last.id };
+        }
+        expect(found, `${actions} ${ascending}`).toEqual(ascending ? [...expected].reverse() : expected);
+      }
+      if (actions[0] === "incident.deleted") expect(expected.length).toBe(1);
+    }
+    await sealAll(t.pools.owner);
+  });
+
   it("finds incidents renamed since by a word without trigrams: among all of a tenant's up to 1,000, else its 1,000 newest (000062)", async () => {
     // (Written as a restore would, without triggers: the titles' ages are what is tested.)
     const client = new pg.Client({ connectionString: t.superUrl });
