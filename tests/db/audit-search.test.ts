@@ -153,7 +153,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
                 occurred_at desc, audit_log.id desc`,
       [
         tenantOf(c).id,
-        `%${c.q}%`,
+        `%${c.q.replace(/[\\%_]/g, (x) => `\\${x}`)}%`, // the word as it is (LIKE's wildcards escaped)
         cursor?.at ?? null,
         cursor?.id ?? null,
         c.ascending,
@@ -213,9 +213,11 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     "Œ",
     "é",
     "9",
-    // one ASCII character found in few days' names, or none (000064)
+    // one ASCII character found in few days' names, or none (000064); one that shares a bit (000068)
     "q",
     "#",
+    "%",
+    "_",
   ];
   const cases = fc.record({
     tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
@@ -844,10 +846,18 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(reached.nonAscii).toBeGreaterThan(50);
   });
 
-  // The characters a day's names hold (000064): one bit each, in this order.
+  // The characters a day's names hold (000064): one bit each, in this order, then one bit for any
+  // of "%\^" and one for any of "_~`" (000068); as PostgreSQL's bigint (two's complement).
   const CHAR_BITS = "abcdefghijklmnopqrstuvwxyz0123456789!\"#$&'()*+,-./:;<=>?@[]{|}";
+  const SHARED_BITS = ["%\\^", "_~`"];
   const maskOf = (text: string) =>
-    [...CHAR_BITS].reduce((m, c, i) => (text.includes(c) ? m | (1n << BigInt(i)) : m), 0n).toString();
+    BigInt.asIntN(
+      64,
+      [...CHAR_BITS, ...SHARED_BITS].reduce(
+        (m, chars, i) => ([...chars].some((c) => text.includes(c)) ? m | (1n << BigInt(i)) : m),
+        0n,
+      ),
+    ).toString();
 
   it("keeps the characters of a text as one bit each, and those every match of a pattern holds (000064)", async () => {
     expect(CHAR_BITS.length).toBe(62);
@@ -896,7 +906,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       `select app_private.audit_pattern_char_mask($1)::text as m`,
       ["%a\\%b\\_c_d%\\\\"],
     );
-    expect(rows[0].m).toBe(maskOf("abcd"));
+    expect(rows[0].m).toBe(maskOf("abcd%_\\"));
   });
 
   it("keeps each day's characters as its names hold them (000064)", async () => {
@@ -1242,6 +1252,31 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       expect(rows.filter((r) => r.scan_end)).toEqual([]);
       expect(rows.map((r) => r.id)).toEqual(expected.slice(0, 25));
       expect(await readAll(c)).toEqual(expected);
+    }
+  });
+  it("finds the characters that share a bit by the days whose names hold them (000068)", async () => {
+    await t.superuser.query(
+      `update app_public.incidents set title = 'Rabatt 50% ~ bis_morgen ' || left(id::text, 8)
+       where id in (select id from app_public.incidents where tenant_id = $1 order by id desc limit 1)`,
+      [dense.id],
+    );
+    await sealAll(t.pools.owner);
+    for (const q of ["%", "_", "~", "50%", "s_m"]) {
+      const { rows: days } = await t.superuser.query<{ with: string; all: string }>(
+        `select count(*) filter (where chars & app_private.audit_pattern_char_mask(lower($2)) = app_private.audit_pattern_char_mask(lower($2))) as with,
+                count(*) as all
+         from app_private.audit_label_chars where tenant_id = $1`,
+        [dense.id, `%${q.replace(/[\\%_]/g, (x) => `\\${x}`)}%`],
+      );
+      expect(Number(days[0].with), q).toBeLessThan(Number(days[0].all));
+      for (const ascending of [false, true]) {
+        for (const labelOnly of [false, true]) {
+          const c: Case = { tenant: "dense", q, labelOnly, ascending, scan: 10_000, start: null, window: null };
+          const expected = await reference(c);
+          expect(expected.length, q).toBeGreaterThan(0);
+          expect(await readAll(c), JSON.stringify(c)).toEqual(expected);
+        }
+      }
     }
   });
 });
