@@ -1,5 +1,5 @@
 --! Previous: sha1:1c40e6a80e097647f6d3a246a1a14acec8fd0280
---! Hash: sha1:78b9754599c4d73681a241e5781a210b85e826ce
+--! Hash: sha1:3c1233fa3021e4604ab01f66211d5d0068448aaa
 --! Message: word-and-action
 
 -- 000065 A word and an action: the search and its count skip the months where the word's names
@@ -124,12 +124,17 @@ begin
     ), acted as (
       -- (000065) a row is written only when a name brings its trigram a new action
       insert into app_private.audit_label_trigram_months as m (tenant_id, month, trigram, actions)
+      -- (app_private.audit_label_trigram_keys written out: a call of it per name costs more than
+      -- its work, and the grouping below takes out the trigrams a name holds twice)
       select x.tenant_id, x.month, k.key, bit_or(x.actions)
       from (select b.tenant_id, date_trunc('month', b.occurred_at at time zone 'UTC')::date as month, b.resource_label,
                    bit_or(app_private.audit_action_bits(b.action)) as actions
             from batch b where b.resource_label is not null
             group by 1, 2, 3) x
-      cross join unnest(app_private.audit_label_trigram_keys(x.resource_label)) k(key)
+      cross join lateral (
+        select hashtext(t) as key from unnest(show_trgm(x.resource_label)) t
+        union all
+        select 0 where lower(x.resource_label) ~ '[^\x01-\x7F]') k
       group by 1, 2, 3
       on conflict (tenant_id, month, trigram) do update set actions = m.actions | excluded.actions
         where m.actions | excluded.actions <> m.actions

@@ -1,5 +1,5 @@
---! Previous: sha1:78b9754599c4d73681a241e5781a210b85e826ce
---! Hash: sha1:6265b412dbd958126fefc6fe85979a61738b5074
+--! Previous: sha1:3c1233fa3021e4604ab01f66211d5d0068448aaa
+--! Hash: sha1:8bef256a5fed49662aa3b1baa046e29c0499dd01
 --! Message: stretch-in-order
 
 -- 000066 The page's first stretch reads its range in order, the first rows first.

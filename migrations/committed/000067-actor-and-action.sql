@@ -1,5 +1,5 @@
---! Previous: sha1:6265b412dbd958126fefc6fe85979a61738b5074
---! Hash: sha1:7642ba6ba5833995e2ef781cf5d16cb87405dcc4
+--! Previous: sha1:8bef256a5fed49662aa3b1baa046e29c0499dd01
+--! Hash: sha1:479f4017a1a01bc1e18aeeaa482ba61e09f84564
 --! Message: actor-and-action
 
 -- 000067 An actor and an action: the search starts where they meet.

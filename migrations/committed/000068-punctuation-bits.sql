@@ -1,5 +1,5 @@
---! Previous: sha1:7642ba6ba5833995e2ef781cf5d16cb87405dcc4
---! Hash: sha1:19053d6ff632338362003ce65ec21660cddc2b0a
+--! Previous: sha1:479f4017a1a01bc1e18aeeaa482ba61e09f84564
+--! Hash: sha1:1a5d81e6948a645bb249d1678452fef488794155
 --! Message: punctuation-bits
 
 -- 000068 The last two bits of a day's characters: "%", "\", "^" and "_", "~", "`".
