@@ -206,6 +206,8 @@ async function ensureRareActor(tenants: Map<string, LoadedTenant>) {
 async function resolvePlaceholders(base: string, tenants: Map<string, LoadedTenant>) {
   const weekFrom = new Date(Date.now() - 60 * 86_400_000).toISOString().slice(0, 10);
   const weekTo = new Date(Date.now() - 54 * 86_400_000).toISOString().slice(0, 10);
+  const dayFrom = new Date(Date.now() - 200 * 86_400_000).toISOString().slice(0, 10);
+  const dayTo = new Date(Date.now() - 199 * 86_400_000).toISOString().slice(0, 10);
   const old = new Date(Date.now() - 300 * 86_400_000).toISOString();
   const su = new pg.Client({ connectionString: url });
   await su.connect();
@@ -229,6 +231,8 @@ async function resolvePlaceholders(base: string, tenants: Map<string, LoadedTena
         "<slug>": slug,
         "<week-from>": weekFrom,
         "<week-to>": weekTo,
+        "<day-from>": dayFrom,
+        "<day-to>": dayTo,
         "<incident>": incident.rows[0].incident_id,
         "<old-cursor>": cursor,
       });
@@ -304,6 +308,8 @@ const PAGE_VIEWS: Array<Omit<View, "tenant">> = [
   { name: "one week (date window)", path: "/t/<slug>/audit?from=<week-from>&to=<week-to>" },
   { name: "jump to a date", path: "/t/<slug>/audit?at=<week-from>" },
   { name: "surface + IP", path: "/t/<slug>/audit?surface=api&ip=10.7.0.8" },
+  { name: "search a word in one day (200 days back)", path: "/t/<slug>/audit?q=zanzibar&from=<day-from>&to=<day-to>" },
+  { name: "search a word + an action it never goes with", path: "/t/<slug>/audit?q=laptop&action=evidence.uploaded" },
 ];
 
 const GQL_VIEWS: Array<Omit<View, "tenant">> = [
@@ -376,6 +382,16 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
     name: "gql a word + actorContains + totalCount",
     graphql:
       '{ auditLogs(first: 25, condition: { actorContains: "ana@", resourceLabelContains: "ransomware" }) { totalCount nodes { seq action } } }',
+  },
+  {
+    name: "gql a word + an action it never goes with + totalCount",
+    graphql:
+      '{ auditLogs(first: 25, condition: { resourceLabelContains: "pcap", action: "incident.updated" }) { totalCount nodes { seq action } } }',
+  },
+  {
+    name: "gql actorContains + an action never taken + totalCount",
+    graphql:
+      '{ auditLogs(first: 25, condition: { actorContains: "chen@", action: "export.requested" }) { totalCount nodes { seq action } } }',
   },
   {
     name: "gql a tenant's auditLogs + totalCount",
