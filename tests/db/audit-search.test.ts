@@ -213,7 +213,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     "Œ",
     "é",
     "9",
-    // one ASCII character found in few days' names, or none (000064); one that shares a bit (000068)
+    // one ASCII character found in few days' names, or none (000064); one that shares a bit (000067)
     "q",
     "#",
     "%",
@@ -847,7 +847,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
   });
 
   // The characters a day's names hold (000064): one bit each, in this order, then one bit for any
-  // of "%\^" and one for any of "_~`" (000068); as PostgreSQL's bigint (two's complement).
+  // of "%\^" and one for any of "_~`" (000067); as PostgreSQL's bigint (two's complement).
   const CHAR_BITS = "abcdefghijklmnopqrstuvwxyz0123456789!\"#$&'()*+,-./:;<=>?@[]{|}";
   const SHARED_BITS = ["%\\^", "_~`"];
   const maskOf = (text: string) =>
@@ -989,7 +989,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(counted.n).toBe("0");
   });
 
-  it("reads an actor's entries of some actions from the days they meet, and entries not sealed yet, as plain SQL finds them (000067)", async () => {
+  it("reads an actor's entries of some actions from the days they meet, and entries not sealed yet, as plain SQL finds them (000066)", async () => {
     // Entries of the admin not sealed yet, of actions the history has none of (incident.deleted and
     // .restored): the daily counts do not hold them, the log does.
     await withContext(
@@ -1254,7 +1254,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       expect(await readAll(c)).toEqual(expected);
     }
   });
-  it("finds the characters that share a bit by the days whose names hold them (000068)", async () => {
+  it("finds the characters that share a bit by the days whose names hold them (000067)", async () => {
     await t.superuser.query(
       `update app_public.incidents set title = 'Rabatt 50% ~ bis_morgen ' || left(id::text, 8)
        where id in (select id from app_public.incidents where tenant_id = $1 order by id desc limit 1)`,

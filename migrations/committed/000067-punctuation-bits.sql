@@ -1,8 +1,8 @@
---! Previous: sha1:479f4017a1a01bc1e18aeeaa482ba61e09f84564
---! Hash: sha1:1a5d81e6948a645bb249d1678452fef488794155
+--! Previous: sha1:a0bb2f50f4dc83f58a62f38e363ba8a40f205551
+--! Hash: sha1:f40c13bbba9832272506de021f2ff91a137b53be
 --! Message: punctuation-bits
 
--- 000068 The last two bits of a day's characters: "%", "\", "^" and "_", "~", "`".
+-- 000067 The last two bits of a day's characters: "%", "\", "^" and "_", "~", "`".
 --
 -- A search for one of the ASCII characters without a bit of their own (a literal "%" or "_", a
 -- backslash, "~", "^", "`") had no key to look the names up by: GraphQL's resourceLabelContains read
@@ -28,7 +28,7 @@ language sql immutable parallel safe set search_path = pg_catalog as $$
   where strpos(p_text, substr('abcdefghijklmnopqrstuvwxyz0123456789!"#$&''()*+,-./:;<=>?@[]{|}', i, 1)) > 0
 $$;
 comment on function app_private.audit_char_mask(text) is
-  'One bit for each of the characters a-z, 0-9 and !"#$&''()*+,-./:;<=>?@[]{|} that the text holds, bit 62 for any of %\^ and bit 63 for any of _~` (000064, 000068).';
+  'One bit for each of the characters a-z, 0-9 and !"#$&''()*+,-./:;<=>?@[]{|} that the text holds, bit 62 for any of %\^ and bit 63 for any of _~` (000064, 000067).';
 
 -- The days whose names hold one of them (the namer waits on the table's rows meanwhile).
 update app_private.audit_label_chars c set chars = c.chars | k.chars
