@@ -1,5 +1,5 @@
 --! Previous: sha1:1c40e6a80e097647f6d3a246a1a14acec8fd0280
---! Hash: sha1:3c1233fa3021e4604ab01f66211d5d0068448aaa
+--! Hash: sha1:2423dafe94f871a07387327867bd8ab19cf50c0e
 --! Message: word-and-action
 
 -- 000065 A word and an action: the search and its count skip the months where the word's names
@@ -261,7 +261,9 @@ begin
         select (select e.action from app_public.audit_log e
                 where e.tenant_id = p_tenant and e.action ~>~ a.action order by e.action using ~<~ limit 1)
         from a where a.action is not null)
-      select a.action from a where a.action ilike v_pattern) x;
+      select a.action from a where a.action ilike v_pattern
+        -- (000065) an action, actor or incident other than the filter's own has no entry to give
+        and (v_actions is null or a.action = any (v_actions))) x;
     select v_keys || coalesce(array_agg(format('e.actor_label = %L', x.actor)), '{}') into v_keys from (
       (with recursive a(actor) as (
         (select e.actor_label from app_public.audit_log e where e.tenant_id = p_tenant order by e.actor_label limit 1)
@@ -270,8 +272,10 @@ begin
                 where e.tenant_id = p_tenant and e.actor_label > a.actor order by e.actor_label limit 1)
         from a where a.actor is not null)
       select a.actor from a where a.actor ilike v_pattern)
-      union select unnest(v_alt_actors)) x;
-    select v_keys || coalesce(array_agg(format('e.incident_id = %L::uuid', i)), '{}') into v_keys from unnest(v_alt_incidents) i;
+      union select unnest(v_alt_actors)) x
+    where p_filter->>'actor' is null or x.actor = p_filter->>'actor';
+    select v_keys || coalesce(array_agg(format('e.incident_id = %L::uuid', i)), '{}') into v_keys from unnest(v_alt_incidents) i
+    where p_filter->>'incident' is null or i = (p_filter->>'incident')::uuid;
   end if;
   execute format(
     'select array_agg(u.occurred_at order by u.occurred_at %1$s, u.id %1$s), array_agg(u.id order by u.occurred_at %1$s, u.id %1$s)

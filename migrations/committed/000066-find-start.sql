@@ -1,5 +1,5 @@
---! Previous: sha1:3c1233fa3021e4604ab01f66211d5d0068448aaa
---! Hash: sha1:a0bb2f50f4dc83f58a62f38e363ba8a40f205551
+--! Previous: sha1:2423dafe94f871a07387327867bd8ab19cf50c0e
+--! Hash: sha1:9152f582635836b7041b8c9d0282caa3b42f534c
 --! Message: find-start
 
 -- 000066 Where the page's reading starts: its first stretch reads its range in order, the first

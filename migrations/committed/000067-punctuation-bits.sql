@@ -1,5 +1,5 @@
---! Previous: sha1:a0bb2f50f4dc83f58a62f38e363ba8a40f205551
---! Hash: sha1:f40c13bbba9832272506de021f2ff91a137b53be
+--! Previous: sha1:9152f582635836b7041b8c9d0282caa3b42f534c
+--! Hash: sha1:681de4947635ad01ff2b6232b20dd4f9edf03501
 --! Message: punctuation-bits
 
 -- 000067 The last two bits of a day's characters: "%", "\", "^" and "_", "~", "`".
