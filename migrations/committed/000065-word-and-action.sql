@@ -1,5 +1,5 @@
 --! Previous: sha1:1c40e6a80e097647f6d3a246a1a14acec8fd0280
---! Hash: sha1:2423dafe94f871a07387327867bd8ab19cf50c0e
+--! Hash: sha1:9cca75aa7f5e8e4143dd3de7adbdbbb8f156a975
 --! Message: word-and-action
 
 -- 000065 A word and an action: the search and its count skip the months where the word's names
@@ -17,7 +17,10 @@
 -- bits each of a bigint). A month where some trigram of the word has no name with entries of the
 -- action cannot hold a match: the search's walk and the count skip it in one probe of a few rows,
 -- before reading its names. Hashes and bits can only let a month through that holds no match
--- (which is then read as before), never skip one that does.
+-- (which is then read as before), never skip one that does. And the search's first step no longer
+-- reads the entries of an action, actor or incident that the word matches when the filter's own
+-- action, actor or incident rules it out (the page's "on" with evidence.uploaded read every
+-- session.signed_in entry to check it against evidence.uploaded).
 -- Runs as the session's login: the table and functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;

@@ -1,5 +1,5 @@
---! Previous: sha1:2423dafe94f871a07387327867bd8ab19cf50c0e
---! Hash: sha1:9152f582635836b7041b8c9d0282caa3b42f534c
+--! Previous: sha1:9cca75aa7f5e8e4143dd3de7adbdbbb8f156a975
+--! Hash: sha1:6994c28d9937357354a56b208ae5740e37c9a607
 --! Message: find-start
 
 -- 000066 Where the page's reading starts: its first stretch reads its range in order, the first

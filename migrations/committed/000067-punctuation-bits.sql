@@ -1,5 +1,5 @@
---! Previous: sha1:9152f582635836b7041b8c9d0282caa3b42f534c
---! Hash: sha1:681de4947635ad01ff2b6232b20dd4f9edf03501
+--! Previous: sha1:6994c28d9937357354a56b208ae5740e37c9a607
+--! Hash: sha1:03e5320d630273ccc742cb874302be17f9b57840
 --! Message: punctuation-bits
 
 -- 000067 The last two bits of a day's characters: "%", "\", "^" and "_", "~", "`".
