@@ -218,6 +218,10 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     "#",
     "%",
     "_",
+    // no trigram; characters most days' names hold, next to each other in few names or none (000068)
+    "a-",
+    "e.",
+    "!r",
   ];
   const cases = fc.record({
     tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
@@ -924,6 +928,100 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(Number(days[0].n)).toBeGreaterThan(100);
   });
 
+  // The pairs of adjacent characters (000068): for each character or shared group of the mask, in
+  // its bit order, the mask of the characters that follow it.
+  const pairsOf = (text: string) =>
+    [...CHAR_BITS, ...SHARED_BITS].map((chars) =>
+      maskOf(
+        [...text]
+          .slice(1)
+          .filter((_, i) => chars.includes([...text][i]))
+          .join(""),
+      ),
+    );
+
+  it("keeps the pairs of adjacent characters of a text, and those every match of a pattern holds (000068)", async () => {
+    const unit = fc.constantFrom(...CHAR_BITS, ..." %_\\^`~éßİΣ\u212a");
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit, maxLength: 30 }), async (x) => {
+        const { rows } = await t.superuser.query<{ p: string[] }>(
+          "select app_private.audit_pair_masks($1)::text[] as p",
+          [x],
+        );
+        expect(rows[0].p, JSON.stringify(x)).toEqual(pairsOf(x));
+      }),
+      { numRuns: 500, seed: 17 },
+    );
+    // Whatever a pattern matches holds its pairs: wildcards and escapes read as LIKE reads them. And
+    // a text without one of them is told apart (the pairs rule something out).
+    const reached = { matched: 0, ruledOut: 0 };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.tuple(
+          fc.string({ unit: fc.constantFrom(..."aqe7!#-._ %\\éİ\u212a"), minLength: 1, maxLength: 14 }),
+          fc.nat(),
+          fc.integer({ min: 1, max: 4 }),
+          fc.constantFrom("", "%", "_"),
+          fc.string({ unit: fc.constantFrom(..."aqe7!#-._ %\\éİ\u212a"), maxLength: 14 }),
+        ),
+        async ([label, i, len, wildcard, other]) => {
+          const chars = [...label];
+          const start = i % chars.length;
+          const piece = chars.slice(start, start + len);
+          const escaped = piece.map((c) => c.replace(/[\\%_]/g, (y) => `\\${y}`));
+          // a wildcard within the piece, sometimes: the pairs across it are not asked for
+          if (wildcard && escaped.length > 2) escaped.splice(1, 1, wildcard);
+          const pattern = `%${escaped.join("")}%`;
+          const { rows } = await t.superuser.query<{
+            matches: boolean;
+            holds: boolean;
+            other: boolean;
+            other_holds: boolean;
+          }>(
+            `select $1 ilike $2 as matches,
+                    app_private.audit_pairs_hold(app_private.audit_pair_masks(lower($1)), app_private.audit_pattern_pair_masks(lower($2))) as holds,
+                    $3 ilike $2 as other,
+                    app_private.audit_pairs_hold(app_private.audit_pair_masks(lower($3)), app_private.audit_pattern_pair_masks(lower($2)))
+                      and app_private.audit_char_mask(lower($3)) & app_private.audit_pattern_char_mask(lower($2))
+                            = app_private.audit_pattern_char_mask(lower($2)) as other_holds`,
+            [label, pattern, other],
+          );
+          const r = rows[0];
+          if (r.matches) {
+            reached.matched++;
+            expect(r.holds, JSON.stringify({ label, pattern })).toBe(true);
+          }
+          if (r.other) expect(r.other_holds, JSON.stringify({ other, pattern })).toBe(true);
+          else if (!r.other_holds) reached.ruledOut++;
+        },
+      ),
+      { numRuns: 1500, seed: 19 },
+    );
+    expect(reached.matched).toBeGreaterThan(500);
+    expect(reached.ruledOut).toBeGreaterThan(100);
+    const { rows } = await t.superuser.query<{ p: string[] | null; none: string[] | null; one: string[] | null }>(
+      `select app_private.audit_pattern_pair_masks($1)::text[] as p, app_private.audit_pattern_pair_masks('%a%')::text[] as none,
+              app_private.audit_pattern_pair_masks('%a é%')::text[] as one`,
+      ["%a\\%b_c-d%\\\\"],
+    );
+    // the runs "a%b", "c-d" and "\\": no pair across a wildcard
+    const expected = pairsOf("a%b").map((m, i) => (BigInt(m) | BigInt(pairsOf("c-d")[i])).toString());
+    expect(rows[0].p).toEqual(expected);
+    expect(rows[0].none).toBeNull();
+    expect(rows[0].one).toBeNull();
+  });
+
+  it("keeps each day's pairs of adjacent characters as its names hold them (000068)", async () => {
+    const { rows } = await t.superuser.query(
+      `select * from (
+         select l.tenant_id, l.day, app_private.audit_pair_masks(string_agg(l.label_lower, ' ')) as pairs
+         from app_private.audit_label_days l group by 1, 2) k
+       full join app_private.audit_label_chars c using (tenant_id, day)
+       where k.pairs is distinct from c.pairs`,
+    );
+    expect(rows).toEqual([]);
+  });
+
   it("keeps each month's trigrams with the actions of their names' entries, as the named entries have them (000065)", async () => {
     const { rows } = await t.superuser.query(
       `select * from (
@@ -1254,6 +1352,57 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       expect(await readAll(c)).toEqual(expected);
     }
   });
+  it("searches for two characters that most days' names hold, next to each other in one day's names only, through that day's names (000068)", async () => {
+    // A letter and a punctuation mark that more than a quarter of the tenant's days hold (so their
+    // characters alone would have the page read the log in stretches), never next to each other.
+    const { rows: pick } = await t.superuser.query<{ a: string; b: string }>(
+      `with d as (select chars, pairs from app_private.audit_label_chars where tenant_id = $1),
+            a as (select i, substr('abcdefghijklmnopqrstuvwxyz0123456789', i, 1) as c from generate_series(1, 36) i),
+            b as (select i, substr('abcdefghijklmnopqrstuvwxyz0123456789!"#$&''()*+,-./:;<=>?@[]{|}', i, 1) as c
+                  from generate_series(37, 62) i)
+       select a.c as a, b.c as b from a, b
+       where 4 * (select count(*) from d where d.chars & (1::bigint << (a.i - 1)) <> 0 and d.chars & (1::bigint << (b.i - 1)) <> 0)
+               > (select count(*) from d)
+         and not exists (select 1 from d where d.pairs[a.i] & (1::bigint << (b.i - 1)) <> 0)
+       order by a.i, b.i limit 1`,
+      [dense.id],
+    );
+    expect(pick.length).toBe(1);
+    const q = `${pick[0].a}${pick[0].b}`;
+    await t.superuser.query(
+      `update app_public.incidents set title = 'Pair ' || $2 || ' ' || left(id::text, 8)
+       where id in (select id from app_public.incidents where tenant_id = $1 order by id limit 2)`,
+      [dense.id, q],
+    );
+    await sealAll(t.pools.owner);
+    const pattern = `%${q.replace(/[\\%_]/g, (x) => `\\${x}`)}%`;
+    const { rows: days } = await t.superuser.query<{ chars: string; both: string; all: string }>(
+      `select count(*) filter (where chars & app_private.audit_pattern_char_mask($2) = app_private.audit_pattern_char_mask($2)) as chars,
+              count(*) filter (where chars & app_private.audit_pattern_char_mask($2) = app_private.audit_pattern_char_mask($2)
+                                 and app_private.audit_pairs_hold(pairs, app_private.audit_pattern_pair_masks($2))) as both,
+              count(*) as all
+       from app_private.audit_label_chars where tenant_id = $1`,
+      [dense.id, pattern],
+    );
+    expect(4 * Number(days[0].chars), q).toBeGreaterThan(Number(days[0].all));
+    expect(Number(days[0].both), q).toBe(1);
+    for (const ascending of [false, true]) {
+      for (const labelOnly of [false, true]) {
+        const c: Case = { tenant: "dense", q, labelOnly, ascending, scan: 25, start: null, window: null };
+        const expected = await reference(c);
+        expect(expected.length, q).toBeGreaterThanOrEqual(2);
+        // in one call: through the names of the one day that holds the pair, not in stretches
+        const rows = await find({ pattern, ...(labelOnly ? { fields: "label" } : {}) }, null, c);
+        expect(
+          rows.filter((r) => r.scan_end),
+          q,
+        ).toEqual([]);
+        expect(rows.map((r) => r.id)).toEqual(expected.slice(0, 25));
+        expect(await readAll(c)).toEqual(expected);
+      }
+    }
+  });
+
   it("finds the characters that share a bit by the days whose names hold them (000067)", async () => {
     await t.superuser.query(
       `update app_public.incidents set title = 'Rabatt 50% ~ bis_morgen ' || left(id::text, 8)
