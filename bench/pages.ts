@@ -302,6 +302,7 @@ const PAGE_VIEWS: Array<Omit<View, "tenant">> = [
   { name: "search a user (ana@)", path: "/t/<slug>/audit?q=ana%40" },
   { name: "search a two-letter word (on)", path: "/t/<slug>/audit?q=on" },
   { name: "search one character (z)", path: "/t/<slug>/audit?q=z" },
+  { name: "search a letter and a mark found nowhere together (a-)", path: "/t/<slug>/audit?q=a-" },
   { name: "action filter (evidence.uploaded)", path: "/t/<slug>/audit?action=evidence.uploaded" },
   { name: "two actions", path: "/t/<slug>/audit?action=evidence.uploaded&action=evidence.deleted" },
   { name: "actor filter", path: "/t/<slug>/audit?actor=chen%40<slug>.test" },
@@ -377,6 +378,10 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
   {
     name: "gql resourceLabelContains one character found nowhere (q)",
     graphql: '{ auditLogs(first: 25, condition: { resourceLabelContains: "q" }) { totalCount nodes { seq action } } }',
+  },
+  {
+    name: "gql resourceLabelContains a letter and a mark found nowhere together (e.)",
+    graphql: '{ auditLogs(first: 25, condition: { resourceLabelContains: "e." }) { totalCount nodes { seq action } } }',
   },
   {
     name: "gql a word + actorContains + totalCount",

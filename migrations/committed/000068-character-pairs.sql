@@ -1,5 +1,5 @@
 --! Previous: sha1:03e5320d630273ccc742cb874302be17f9b57840
---! Hash: sha1:26a22c40c5febba0c792bdc8f70f57746301f074
+--! Hash: sha1:b7e6b632613e829df57ee2e6382cd688e4789bfc
 --! Message: character-pairs
 
 -- 000068 Character pairs: a short pattern found nowhere, though its characters are everywhere.
@@ -26,30 +26,32 @@ set local role none;
 -- name named so far, and every later round keeps the pairs through the new trigger function.
 select pg_advisory_xact_lock(7295061840133851322);
 
--- For each of the 64 characters or groups of app_private.audit_char_mask (a-z, 0-9, the 26
--- punctuation marks, then %\^ and _~`), the mask of the characters that follow it in the text.
+-- The pairs of adjacent characters of a text, as 64 masks of 64 bits: for each of the characters
+-- or groups of app_private.audit_char_mask (a-z, 0-9, the 26 punctuation marks, then %\^ and _~`),
+-- in its bit order, the mask of the characters that follow it (each mask as bigint::bit(64) writes
+-- it). Bit strings, so that a day's pairs are joined and compared with the built-in operators.
 -- A character split by (string_to_array) leaves its followers at the start of the pieces after the
 -- first; a character followed by itself leaves an empty piece, so that is asked on its own.
-create function app_private.audit_pair_masks(p_text text) returns bigint[]
+create function app_private.audit_pair_masks(p_text text) returns bit(4096)
 language sql immutable parallel safe set search_path = pg_catalog as $$
-  select array_agg(coalesce((
+  select string_agg(coalesce((
            select app_private.audit_char_mask(string_agg(f.c, ''))
            from (select left(p, 1) as c
                  from regexp_split_to_table(g.chars, '') k, unnest((string_to_array(p_text, k))[2:]) p
                  union all
-                 select k from regexp_split_to_table(g.chars, '') k where strpos(p_text, k || k) > 0) f), 0)
-         order by g.i)
+                 select k from regexp_split_to_table(g.chars, '') k where strpos(p_text, k || k) > 0) f), 0)::bit(64)::text,
+         '' order by g.i)::bit(4096)
   from (select i, case when i <= 62 then substr('abcdefghijklmnopqrstuvwxyz0123456789!"#$&''()*+,-./:;<=>?@[]{|}', i, 1)
                        when i = 63 then '%\^' else '_~`' end as chars
         from generate_series(1, 64) i) g
 $$;
 comment on function app_private.audit_pair_masks(text) is
-  'For each of the 64 characters or groups of app_private.audit_char_mask (in its bit order), the mask of the characters that follow it in the text (000068).';
+  'The pairs of adjacent characters of a text: for each of the 64 characters or groups of app_private.audit_char_mask, in its bit order, the 64-bit mask of the characters that follow it (000068).';
 
 -- The pairs of adjacent literal characters of a lowered LIKE pattern (escaped characters are
 -- literal; % and _ end a run), as app_private.audit_pair_masks gives a text's: null when it has
 -- none with a bit on both sides.
-create function app_private.audit_pattern_pair_masks(p_lowered text) returns bigint[]
+create function app_private.audit_pattern_pair_masks(p_lowered text) returns bit(4096)
 language sql immutable parallel safe set search_path = pg_catalog as $$
   with t as (
     select x.n, case when x.m[2] is null then coalesce(x.m[1], x.m[3]) end as c
@@ -66,32 +68,24 @@ language sql immutable parallel safe set search_path = pg_catalog as $$
     group by g.i
   )
   select case when (select bool_or(k.follows <> 0) from k) then
-           array(select coalesce(k.follows, 0) from generate_series(1, 64) s(i) left join k on k.i = s.i order by s.i) end
+           (select string_agg(coalesce(k.follows, 0)::bit(64)::text, '' order by s.i)
+            from generate_series(1, 64) s(i) left join k on k.i = s.i)::bit(4096) end
 $$;
 comment on function app_private.audit_pattern_pair_masks(text) is
   'The pairs of adjacent literal characters that every text matching a lowered LIKE pattern holds, as app_private.audit_pair_masks (000068); null for none.';
 
 -- Whether a day's pairs hold every pair asked for (null on either side: nothing to rule out).
-create function app_private.audit_pairs_hold(p_have bigint[], p_need bigint[]) returns boolean
-language sql immutable parallel safe set search_path = pg_catalog as $$
-  select p_have is null or p_need is null
-         or coalesce((select bool_and(u.h & u.n = u.n) from unnest(p_have, p_need) as u(h, n)), true)
+-- No SET, so that it is inlined where it is called (it names only built-in operators).
+create function app_private.audit_pairs_hold(p_have bit(4096), p_need bit(4096)) returns boolean
+language sql immutable parallel safe as $$
+  select coalesce(p_have & p_need = p_need, true)
 $$;
-comment on function app_private.audit_pairs_hold(bigint[], bigint[]) is
+comment on function app_private.audit_pairs_hold(bit, bit) is
   'Whether the pairs p_have (app_private.audit_pair_masks) hold every pair of p_need; true when either is null (000068).';
-
--- Two sets of pairs as one (null: not known, so holding all).
-create function app_private.audit_pairs_or(p_a bigint[], p_b bigint[]) returns bigint[]
-language sql immutable parallel safe set search_path = pg_catalog as $$
-  select case when p_a is not null and p_b is not null then
-           array(select u.a | u.b from unnest(p_a, p_b) with ordinality as u(a, b, n) order by u.n) end
-$$;
-comment on function app_private.audit_pairs_or(bigint[], bigint[]) is
-  'The union of two sets of pairs (app_private.audit_pair_masks); null when either is null (000068).';
 revoke all on function app_private.audit_pair_masks(text), app_private.audit_pattern_pair_masks(text),
-  app_private.audit_pairs_hold(bigint[], bigint[]), app_private.audit_pairs_or(bigint[], bigint[]) from public;
+  app_private.audit_pairs_hold(bit, bit) from public;
 
-alter table app_private.audit_label_chars add column pairs bigint[];
+alter table app_private.audit_label_chars add column pairs bit(4096);
 comment on column app_private.audit_label_chars.pairs is
   'The pairs of adjacent characters the day''s lowered names hold (app_private.audit_pair_masks; 000068).';
 
@@ -102,7 +96,7 @@ begin
   select n.tenant_id, n.day, app_private.audit_char_mask(n.names), app_private.audit_pair_masks(n.names)
   from (select n.tenant_id, n.day, string_agg(n.label_lower, ' ') as names from new_names n group by n.tenant_id, n.day) n
   on conflict (tenant_id, day) do update
-    set chars = c.chars | excluded.chars, pairs = app_private.audit_pairs_or(c.pairs, excluded.pairs)
+    set chars = c.chars | excluded.chars, pairs = c.pairs | excluded.pairs
     where c.chars | excluded.chars <> c.chars or not app_private.audit_pairs_hold(c.pairs, excluded.pairs);
   return null;
 end;
@@ -144,7 +138,7 @@ declare
   v_need bigint := case when cardinality(v_trigrams) = 0 and v_short is null
                         then coalesce(app_private.audit_pattern_char_mask(v_pattern_lower), 0) else 0 end;
   -- (000068) And its pairs of adjacent characters: the days whose names hold them all are kept.
-  v_pairs bigint[] := case when v_need <> 0 then app_private.audit_pattern_pair_masks(v_pattern_lower) end;
+  v_pairs bit(4096) := case when v_need <> 0 then app_private.audit_pattern_pair_masks(v_pattern_lower) end;
   -- (000065) Its keys among the months' trigrams and actions (null: a pattern without trigrams or a pair).
   v_month_keys int[] := app_private.audit_pattern_month_keys(v_trigrams, v_short);
   v_matches text := case when v_label_only then 'e.resource_label ilike $2'
@@ -511,7 +505,7 @@ declare
   v_final date;
   v_workers text := current_setting('max_parallel_workers_per_gather');
   v_need bigint := 0; -- (000064) a word without trigrams or a pair: the characters its names hold
-  v_pairs bigint[]; -- (000068) and its pairs of adjacent characters
+  v_pairs bit(4096); -- (000068) and its pairs of adjacent characters
   v_month_keys int[]; -- (000065) the word's keys among the months' trigrams and actions
 begin
   if not app_hidden.audit_log_readable() then
@@ -850,7 +844,7 @@ declare
   -- (000064) A pattern with neither trigrams nor a pair: the characters with a bit that its matches hold.
   v_need bigint := case when not v_indexed and pg_catalog.getdatabaseencoding() = 'UTF8'
                         then coalesce(app_private.audit_pattern_char_mask(pg_catalog.lower(p_filter->>'pattern')), 0) else 0 end;
-  v_pairs bigint[]; -- (000068) and its pairs of adjacent characters
+  v_pairs bit(4096); -- (000068) and its pairs of adjacent characters
   r record;
 begin
   if not app_hidden.audit_log_readable() then
