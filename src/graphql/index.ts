@@ -381,11 +381,15 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
   if (!original || original instanceof GraphQLError) return error;
   const known = fromDatabaseError(original);
   if (known) {
-    // A log too large to verify within a request: say what to do instead.
+    // A log too large to verify, or a count too large to make, within a request: say what to do instead.
     const message =
-      known.code === "TIMEOUT" && error.path?.[0] === "verifyCurrentAuditChain"
-        ? `${known.message} Verifying a large log takes longer than a request may: ask the worker with requestAuditVerification and read the result in auditVerifications.`
-        : known.message;
+      known.code !== "TIMEOUT"
+        ? known.message
+        : error.path?.[0] === "verifyCurrentAuditChain"
+          ? `${known.message} Verifying a large log takes longer than a request may: ask the worker with requestAuditVerification and read the result in auditVerifications.`
+          : error.path?.at(-1) === "totalCount"
+            ? `${known.message} Counting the entries of this condition took longer than a request may (a short or common word with an action or an actor is counted, the first time, from every entry whose resource name holds the word). Ask without totalCount, or narrow the condition: a longer word, or occurredAfter and occurredBefore.`
+            : known.message;
     return new GraphQLError(message, {
       nodes: error.nodes,
       source: error.source,
