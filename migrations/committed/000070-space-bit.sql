@@ -1,5 +1,5 @@
 --! Previous: sha1:520ee82e394c2a964000fa215954528228e3fb86
---! Hash: sha1:22c5a8011741132331182ef8e294caced1a695a2
+--! Hash: sha1:d9645708a773deea82e900aa14f61726bd5241a4
 --! Message: space-bit
 
 -- 000070 The space has a bit: the one "}" had, "}" sharing the bit of "{".
@@ -12,7 +12,7 @@
 -- (a shared bit can only let a day or month through that holds neither) and the space takes bit 61.
 -- (Sharing the bit of "_~`" instead made those characters as common as the space: "_" and "~",
 -- found nowhere, went from ~15 ms to ~500 ms.) Names are now joined by a line feed, which has no
--- bit and which no name holds (capture drops control characters), where their characters or pairs
+-- bit (so it makes no pair, also within a name that holds one), where their characters or pairs
 -- are taken together: joined by a space, every day of two names would hold one. Every day's
 -- characters and pairs are counted again, and the months' character keys of the names that hold a
 -- space or "}" added (a key of bit 61 that "}" set stays: it can only let a month through).
