@@ -394,6 +394,16 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
       '{ auditLogs(first: 25, condition: { resourceLabelContains: "pcap", action: "incident.updated" }) { totalCount nodes { seq action } } }',
   },
   {
+    name: "gql a mark + an action its names never hold (@, evidence.uploaded) + totalCount",
+    graphql:
+      '{ auditLogs(first: 25, condition: { resourceLabelContains: "@", action: "evidence.uploaded" }) { totalCount nodes { seq action } } }',
+  },
+  {
+    name: "gql a space + an action its names never hold (evidence.uploaded) + totalCount",
+    graphql:
+      '{ auditLogs(first: 25, condition: { resourceLabelContains: " ", action: "evidence.uploaded" }) { totalCount nodes { seq action } } }',
+  },
+  {
     name: "gql actorContains + an action never taken + totalCount",
     graphql:
       '{ auditLogs(first: 25, condition: { actorContains: "chen@", action: "export.requested" }) { totalCount nodes { seq action } } }',
