@@ -1,5 +1,5 @@
 --! Previous: sha1:520ee82e394c2a964000fa215954528228e3fb86
---! Hash: sha1:d9645708a773deea82e900aa14f61726bd5241a4
+--! Hash: sha1:5360203cf94091a7a6a3b36786092d2c73a37442
 --! Message: space-bit
 
 -- 000070 The space has a bit: the one "}" had, "}" sharing the bit of "{".
@@ -25,6 +25,7 @@ set local role none;
 select pg_advisory_xact_lock(7295061840133851322);
 
 -- The characters with a bit, in bit order (bit 0 is "a"); never reorder: kept masks depend on it.
+-- (The same groups as app_private.audit_char_groups below, written out: this runs for every name.)
 create or replace function app_private.audit_char_mask(p_text text) returns bigint
 language sql immutable parallel safe set search_path = pg_catalog as $$
   select coalesce(sum(1::bigint << (i - 1)), 0)::bigint
@@ -37,6 +38,19 @@ $$;
 comment on function app_private.audit_char_mask(text) is
   'One bit for each of the characters a-z, 0-9, !"#$&''()*+,-./:;<=>?@[]{| and the space that the text holds ("}" shares the bit of "{"), bit 62 for any of %\^ and bit 63 for any of _~` (000064, 000067, 000070).';
 
+-- The characters of each of the mask's 64 bits, in bit order, as app_private.audit_char_mask sets
+-- them: for the pairs, which are kept per bit. No SET, so that a call is folded into a constant
+-- where it is planned (it names only built-in functions).
+create function app_private.audit_char_groups() returns text[]
+language sql immutable parallel safe as $$
+  select array(select case when i = 60 then '{}' when i <= 62 then substr('abcdefghijklmnopqrstuvwxyz0123456789!"#$&''()*+,-./:;<=>?@[]{| ', i, 1)
+                           when i = 63 then '%\^' else '_~`' end
+               from generate_series(1, 64) i order by i)
+$$;
+comment on function app_private.audit_char_groups() is
+  'The characters of each bit of app_private.audit_char_mask, in bit order: 64 groups (000070).';
+revoke all on function app_private.audit_char_groups() from public;
+
 -- The pairs of adjacent characters (000068), with the space's bit (and "}" in the bit of "{").
 create or replace function app_private.audit_pair_masks(p_text text) returns bit(4096)
 language sql immutable parallel safe set search_path = pg_catalog as $$
@@ -47,9 +61,7 @@ language sql immutable parallel safe set search_path = pg_catalog as $$
                  union all
                  select k from regexp_split_to_table(g.chars, '') k where strpos(p_text, k || k) > 0) f), 0)::bit(64)::text,
          '' order by g.i)::bit(4096)
-  from (select i, case when i = 60 then '{}' when i <= 62 then substr('abcdefghijklmnopqrstuvwxyz0123456789!"#$&''()*+,-./:;<=>?@[]{| ', i, 1)
-                       when i = 63 then '%\^' else '_~`' end as chars
-        from generate_series(1, 64) i) g
+  from unnest(app_private.audit_char_groups()) with ordinality g(chars, i)
 $$;
 comment on function app_private.audit_pair_masks(text) is
   'The pairs of adjacent characters of a text: for each of the 64 characters or groups of app_private.audit_char_mask, in its bit order, the 64-bit mask of the characters that follow it (000068).';
@@ -67,9 +79,7 @@ language sql immutable parallel safe set search_path = pg_catalog as $$
   ), k as (
     select g.i, bit_or(app_private.audit_char_mask(p.b)) as follows
     from p
-    join (select i, case when i = 60 then '{}' when i <= 62 then substr('abcdefghijklmnopqrstuvwxyz0123456789!"#$&''()*+,-./:;<=>?@[]{| ', i, 1)
-                         when i = 63 then '%\^' else '_~`' end as chars
-          from generate_series(1, 64) i) g on strpos(g.chars, p.a) > 0
+    join unnest(app_private.audit_char_groups()) with ordinality g(chars, i) on strpos(g.chars, p.a) > 0
     where p.a is not null and p.b is not null
     group by g.i
   )
@@ -81,7 +91,7 @@ comment on function app_private.audit_pattern_pair_masks(text) is
   'The pairs of adjacent literal characters that every text matching a lowered LIKE pattern holds, as app_private.audit_pair_masks (000068); null for none.';
 
 
--- Names taken together are joined by a line feed (no bit, in no name), not a space (000070).
+-- Names taken together are joined by a line feed (no bit: no pair across two names), not a space (000070).
 create or replace function app_private.tg_audit_label_days__chars() returns trigger
 language plpgsql set search_path = pg_catalog as $$
 begin
