@@ -1440,6 +1440,54 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     }
   });
 
+  it("reads, of a month with 64 names or more that hold a word, the days whose names hold its characters and pairs (000071)", async () => {
+    // 70 entries of one day 400 days back, each with a name of its own that holds "quokka", loaded
+    // as the bulk path loads a history (bench/history.ts), then sealed and named: their month holds
+    // more matching names than its probe lists (64), and other days with names, none with "quokka".
+    // The walk reads that month's days whose names hold the word's characters and pairs.
+    const loader = new pg.Client({ connectionString: t.superUrl });
+    await loader.connect();
+    try {
+      await loader.query("begin");
+      await loader.query("set local session_replication_role = replica");
+      await loader.query(
+        `insert into app_public.audit_log (tenant_id, id, xid, occurred_at, actor_label, db_role, action,
+           resource_type, resource_id, resource_label, changes, surface)
+         select $1, nextval('app_private.audit_entry_id_seq'), pg_current_xact_id()::text::bigint,
+                date_trunc('day', now() - interval '400 days') + make_interval(mins => 10 * g),
+                'admin@span.test', 'visitor', 'incident.updated', 'incident', gen_random_uuid(),
+                'Quokka nest ' || g, '{}', 'web'
+         from generate_series(1, 70) g`,
+        [span.id],
+      );
+      await loader.query("commit");
+    } finally {
+      await loader.end();
+    }
+    await sealAll(t.pools.owner);
+    const { rows: month } = await t.superuser.query<{ names: string; days: string; named: string }>(
+      `select count(*) filter (where l.label_lower like '%quokka%') as names,
+              count(distinct l.day) filter (where l.label_lower like '%quokka%') as days,
+              count(distinct l.day) as named
+       from app_private.audit_label_days l
+       where l.tenant_id = $1 and date_trunc('month', l.day) = date_trunc('month', now() - interval '400 days')`,
+      [span.id],
+    );
+    expect(Number(month[0].names)).toBe(70);
+    expect(Number(month[0].days)).toBe(1);
+    expect(Number(month[0].named)).toBeGreaterThan(10);
+    const middle = (times.get("span") ?? []).length - 1 - 300;
+    for (const ascending of [false, true]) {
+      for (const labelOnly of [false, true]) {
+        for (const start of [null, middle]) {
+          const c: Case = { tenant: "span", q: "quokka", labelOnly, ascending, scan: 25, start, window: null };
+          const expected = await reference(c);
+          expect(expected.length, JSON.stringify(c)).toBe(start === null || !ascending ? 70 : 0);
+          expect(await readAll(c), JSON.stringify(c)).toEqual(expected);
+        }
+      }
+    }
+  });
   it("finds the characters that share a bit by the days whose names hold them (000067)", async () => {
     await t.superuser.query(
       `update app_public.incidents set title = 'Rabatt 50% ~ bis_morgen ' || left(id::text, 8)
