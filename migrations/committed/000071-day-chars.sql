@@ -1,5 +1,5 @@
 --! Previous: sha1:5360203cf94091a7a6a3b36786092d2c73a37442
---! Hash: sha1:092746c05797b5a37b4208b0508a484f16dd91d4
+--! Hash: sha1:2fdf5f2efec89d3903762d043080f6aa95d80409
 --! Message: day-chars
 
 -- 000071 A month with many names that hold a word: its days read are those whose names hold the
@@ -20,10 +20,13 @@
 -- The pattern's characters and pairs are worked out when a month first needs them, and its
 -- characters' month keys (000069) only with actions: each helper is an SQL function run through
 -- the SQL-function executor (~0.1-0.2 ms a call), which every search paid before.
--- And a word with an actor (GraphQL's resourceLabelContains with actorContains) reads a day's
--- names' entries through the function's own statements, planned once per session (000059), with
--- the actor checked on each entry: it was one statement built and planned for every chunk of names
--- (~0.2 ms each; "ransomware" with ana@ in the bench's big tenant: 4.0 ms, now 3.3 ms, p50).
+-- And a word with an actor or actions (GraphQL's resourceLabelContains with actorContains, action
+-- or actionPrefix; the page's search with its user and action filters) reads a day's names'
+-- entries through the function's own statements, planned once per session (000059), with the actor
+-- and the actions checked on each entry: it was one statement built and planned for every chunk of
+-- names ("ransomware" with ana@ in the bench's big tenant: 4.0 ms, now 3.3 ms, p50; "#1" with
+-- incident.created, whose names hold it on most days and seldom with that action: the GraphQL
+-- request took 17.3 ms, now 11.5 ms, p50).
 -- With actions, a walk that goes on past its first month asks which of the months left may hold a
 -- match in one statement (app_private.audit_months_may_match), not one call a month.
 -- Runs as the session's login: the function is on the audit path (see CONVENTIONS.md).
@@ -69,13 +72,16 @@ create function app_private.audit_months_may_match(p_tenant uuid, p_first date, 
   p_actions text[]) returns date[]
 -- (Planned without the range's length, a thousand months, which JIT would compile: ~7 ms a call.)
 language sql stable parallel safe set search_path = pg_catalog set jit = off as $$
+  -- (The actions' bits worked out once, not for each row read.)
   select coalesce(array_agg(x.month order by x.month), '{}') from (
-    select mo::date as month from pg_catalog.generate_series(p_first, p_last, interval '1 month') mo
+    select mo::date as month
+    from pg_catalog.generate_series(p_first, p_last, interval '1 month') mo,
+         (select array(select app_private.audit_action_bits(a) from pg_catalog.unnest(p_actions) a) as bits offset 0) b
     where p_keys is null or exists (
-      select 1 from (select app_private.audit_action_bits(a) as bits from pg_catalog.unnest(p_actions) a) b
+      select 1 from pg_catalog.unnest(b.bits) bits
       where (select count(*) from app_private.audit_label_trigram_months m
              where m.tenant_id = p_tenant and m.month = mo::date and m.trigram = any (p_keys)
-               and m.actions & b.bits = b.bits)
+               and m.actions & bits = bits)
             >= case when p_all then (select count(distinct k) from pg_catalog.unnest(p_keys) k) else 1 end)) x
 $$;
 comment on function app_private.audit_months_may_match(uuid, date, date, int[], boolean, text[]) is
@@ -157,9 +163,9 @@ declare
   -- No condition but the tenant, the cursor and the window (GraphQL's resourceLabelContains, the
   -- page's search without other filters): a name's entries are read by a statement of this
   -- function, planned once per session, not planned again for every chunk of names (000059).
-  -- (000071) An actor too (GraphQL's actorContains with resourceLabelContains): checked on each entry.
-  v_static boolean := app_private.audit_filter_sql(p_filter - 'from' - 'to' - 'actor') = 'true'
-    and jsonb_array_length(coalesce(p_filter->'actions', '[]')) = 0;
+  -- (000071) An actor and actions too (GraphQL's actorContains, action and actionPrefix with
+  -- resourceLabelContains, the page's user and action filters): checked on each entry.
+  v_static boolean := app_private.audit_filter_sql(p_filter - 'from' - 'to' - 'actor') = 'true';
   v_actor text := p_filter->>'actor';
 begin
   -- The names' cursor first: entries named after this are among the names read below, or past it.
@@ -424,6 +430,7 @@ begin
                                         and (v_from is null or e.occurred_at >= v_from) and (v_to is null or e.occurred_at < v_to)
                                         and (p_cursor_at is null or (e.occurred_at, e.id) > (p_cursor_at, p_cursor_id))
                                         and (v_actor is null or e.actor_label = v_actor)
+                                        and (v_actions is null or e.action = any (v_actions))
                                       order by e.occurred_at, e.id limit p_limit) x
                   union all select * from unnest(v_at, v_id)) k
                 order by k.occurred_at, k.id limit p_limit) u;
@@ -438,6 +445,7 @@ begin
                                         and (v_from is null or e.occurred_at >= v_from) and (v_to is null or e.occurred_at < v_to)
                                         and (p_cursor_at is null or (e.occurred_at, e.id) < (p_cursor_at, p_cursor_id))
                                         and (v_actor is null or e.actor_label = v_actor)
+                                        and (v_actions is null or e.action = any (v_actions))
                                       order by e.occurred_at desc, e.id desc limit p_limit) x
                   union all select * from unnest(v_at, v_id)) k
                 order by k.occurred_at desc, k.id desc limit p_limit) u;

@@ -239,8 +239,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
   });
 
   /** Reads the search call after call from its start position; the entries found, in order. */
-  async function readAll(c: Case): Promise<string[]> {
-    const filter: Record<string, unknown> = { pattern: `%${c.q.replace(/[\\%_]/g, (x) => `\\${x}`)}%` };
+  async function readAll(c: Case, extra: Record<string, unknown> = {}): Promise<string[]> {
+    const filter: Record<string, unknown> = { pattern: `%${c.q.replace(/[\\%_]/g, (x) => `\\${x}`)}%`, ...extra };
     if (c.labelOnly) filter.fields = "label";
     const at = timesOf(c);
     if (c.window) {
@@ -1487,6 +1487,43 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         }
       }
     }
+  });
+  it("finds a word with actions or an actor exactly, past its first stretch, from either end (000071)", async () => {
+    // The walk reads a day's names' entries with the actions and the actor checked on each (its
+    // own statements): what it yields is exactly what plain SQL finds with them, in order.
+    const combos: Array<{ q: string; actions?: string[]; actor?: string }> = [
+      { q: "ransomware", actions: ["incident.updated"] },
+      { q: "laptop", actions: ["evidence.uploaded", "milestone.completed"] },
+      { q: "hotspot", actions: ["incident.updated"] },
+      { q: "e", actor: "ana@TENANT.test" },
+      { q: "capture", actions: ["evidence.uploaded"], actor: "ben@TENANT.test" },
+      { q: "#1", actions: ["incident.created"] },
+      { q: "cold", actor: "admin@TENANT.test", actions: ["incident.updated", "incident.created"] },
+    ];
+    let found = 0;
+    for (const tenant of ["span", "dense"] as const) {
+      for (const combo of combos) {
+        const actor = combo.actor?.replace("TENANT", tenant);
+        for (const ascending of [false, true]) {
+          for (const labelOnly of [false, true]) {
+            const c: Case = { tenant, q: combo.q, labelOnly, ascending, scan: 25, start: null, window: null };
+            const all = await reference(c);
+            const { rows } = await t.superuser.query<{ id: string }>(
+              `select id::text from app_public.audit_log
+               where tenant_id = $1 and id = any ($2::bigint[])
+                 and ($3::text[] is null or action = any ($3)) and ($4::text is null or actor_label = $4)`,
+              [tenantOf(c).id, all, combo.actions ?? null, actor ?? null],
+            );
+            const kept = new Set(rows.map((r) => r.id));
+            const expected = all.filter((id) => kept.has(id));
+            found += expected.length;
+            const extra = { ...(combo.actions ? { actions: combo.actions } : {}), ...(actor ? { actor } : {}) };
+            expect(await readAll(c, extra), JSON.stringify({ ...c, ...extra })).toEqual(expected);
+          }
+        }
+      }
+    }
+    expect(found).toBeGreaterThan(100);
   });
   it("finds the characters that share a bit by the days whose names hold them (000067)", async () => {
     await t.superuser.query(
