@@ -394,6 +394,12 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
       '{ auditLogs(first: 25, condition: { resourceLabelContains: "pcap", action: "incident.updated" }) { totalCount nodes { seq action } } }',
   },
   {
+    // Names that hold "#1" on most days, seldom with entries of incident.created (000071).
+    name: "gql a word + an action it seldom goes with (#1, incident.created)",
+    graphql:
+      '{ auditLogs(first: 25, condition: { resourceLabelContains: "#1", action: "incident.created" }) { nodes { seq action } } }',
+  },
+  {
     name: "gql a mark + an action its names never hold (@, evidence.uploaded) + totalCount",
     graphql:
       '{ auditLogs(first: 25, condition: { resourceLabelContains: "@", action: "evidence.uploaded" }) { totalCount nodes { seq action } } }',
