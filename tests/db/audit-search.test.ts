@@ -622,6 +622,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
           "Œ",
           "9",
           "e-1",
+          "on",
+          "re",
         ]) {
           for (const extra of [
             { actorContains: "ana@" },
@@ -629,6 +631,10 @@ describe.each(servers())("Audit Log search on $name", (server) => {
             { actionPrefix: "evidence." },
             { actorLabel: `chen@${slug}.test`, occurredAfter: from },
             { actorContains: "a", occurredAfter: from, occurredBefore: to },
+            // (000072) actions alone are counted from the names' kept entries of each action
+            { actionPrefix: "incident." },
+            { action: "incident.created", occurredAfter: from, occurredBefore: to },
+            { actionPrefix: "incident.", actorContains: "a" },
           ] as Array<Record<string, string>>) {
             const c = { resourceLabelContains: q, ...extra };
             const { rows: expected } = await t.superuser.query<{ n: string }>(
@@ -1050,6 +1056,32 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(Number(kept[0].n)).toBeGreaterThan(1000);
     expect(Number(kept[0].outside)).toBeGreaterThan(0); // names outside ASCII ("Ärger …")
     expect(Number(kept[0].chars)).toBeGreaterThan(100); // the names' characters (000069)
+  });
+
+  it("keeps each day's names with their entries of each action that day, as the named entries have them (000072)", async () => {
+    const { rows } = await t.superuser.query(
+      `select * from (
+         select x.tenant_id, x.day, x.label, jsonb_object_agg(x.action, x.n) as action_entries
+         from (select e.tenant_id, (e.occurred_at at time zone 'UTC')::date as day, e.resource_label as label, e.action,
+                      count(*) as n
+               from app_public.audit_log e, app_private.audit_label_state s
+               where e.resource_label is not null and (e.xid, e.id) <= (s.last_xid, s.last_id)
+               group by 1, 2, 3, 4) x
+         group by 1, 2, 3) k
+       full join (select tenant_id, day, label, action_entries from app_private.audit_label_days) l using (tenant_id, day, label)
+       where k.action_entries is distinct from l.action_entries`,
+    );
+    expect(rows).toEqual([]);
+    // Their sum is the name's entries; names with entries of several actions on one day are many.
+    const { rows: kept } = await t.superuser.query<{ off: string; several: string; all: string }>(
+      `select count(*) filter (where l.entries <> (select sum(value::bigint) from jsonb_each_text(l.action_entries))) as off,
+              count(*) filter (where (select count(*) from jsonb_object_keys(l.action_entries)) > 1) as several,
+              count(*) as all
+       from app_private.audit_label_days l`,
+    );
+    expect(kept[0].off).toBe("0");
+    expect(Number(kept[0].all)).toBeGreaterThan(1000);
+    expect(Number(kept[0].several)).toBeGreaterThan(0);
   });
 
   it("skips the months where a word's names have no entry of the action, and finds in one call that they never meet (000065)", async () => {
@@ -1499,6 +1531,11 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       { q: "capture", actions: ["evidence.uploaded"], actor: "ben@TENANT.test" },
       { q: "#1", actions: ["incident.created"] },
       { q: "cold", actor: "admin@TENANT.test", actions: ["incident.updated", "incident.created"] },
+      // (000072) Words without trigrams but a pair (the names with one of its candidate trigrams,
+      // and those outside ASCII: "Ärger …"), with actions.
+      { q: "on", actions: ["incident.created"] },
+      { q: "rg", actions: ["incident.updated", "incident.created"] },
+      { q: "re", actions: ["evidence.uploaded"] },
     ];
     let found = 0;
     for (const tenant of ["span", "dense"] as const) {

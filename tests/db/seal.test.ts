@@ -213,6 +213,28 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     }
   });
 
+  it("keeps a name's entries of each action that day across naming rounds, each round's added to the last's (000072)", async () => {
+    const tenant = await newTenant("names-actions");
+    const kept = async () =>
+      (
+        await t.superuser.query<{ action_entries: Record<string, number>; entries: string }>(
+          "select action_entries, entries::text from app_private.audit_label_days where tenant_id = $1 and label = 'Quokka names 72'",
+          [tenant],
+        )
+      ).rows;
+    await t.superuser.query("insert into app_public.incidents (tenant_id, title) values ($1, 'Quokka names 72')", [
+      tenant,
+    ]);
+    await sealAll(t.pools.owner);
+    expect(await kept()).toEqual([{ action_entries: { "incident.created": 1 }, entries: "1" }]);
+    // The same name the same day in later rounds: another action, then the same one again.
+    await t.superuser.query("update app_public.incidents set severity = 'critical' where tenant_id = $1", [tenant]);
+    await sealAll(t.pools.owner);
+    await t.superuser.query("update app_public.incidents set severity = 'low' where tenant_id = $1", [tenant]);
+    await sealAll(t.pools.owner);
+    expect(await kept()).toEqual([{ action_entries: { "incident.created": 1, "incident.updated": 2 }, entries: "3" }]);
+  });
+
   it("looks for work in an idle round with one index probe, not by reading the log, even on a generic plan", async () => {
     // Enough entries for the index to be the way in, and statistics for the planner.
     const tenant = await newTenant("idle-probe");
