@@ -1,5 +1,5 @@
 --! Previous: sha1:2fdf5f2efec89d3903762d043080f6aa95d80409
---! Hash: sha1:46d9f7cace5cd30e0f6ed1455e6915c8691981c8
+--! Hash: sha1:57435505c294d62cf6fef3e69351d92d851692ff
 --! Message: name-actions
 
 -- 000072 A name's entries per action and day: a word with actions is counted from the names as a
@@ -16,7 +16,9 @@
 -- window's edges and the entries past the names' cursor from the log, as before). With an actor
 -- too, the entries are still read, of the names with entries of the actions only. The search's
 -- walk (app_private.audit_search) leaves out a day's names without an entry of the actions before
--- reading their entries.
+-- reading their entries. And whether a month may hold a match of a word with actions is asked of
+-- one function (app_private.audit_months_may_match, 000071), for a month or a range: the count asks
+-- once for all its months (one call a month before), and the single-month function goes.
 -- Runs as the session's login: the table and functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;
@@ -357,9 +359,11 @@ begin
         if coalesce(cardinality(v_actions), 0) > 0
            and (case when v_may is not null then v_month <> all (v_may)
                     else (v_month_keys is not null
-                          and not app_private.audit_month_may_match(p_tenant, v_month, v_month_keys, cardinality(v_trigrams) > 0, v_actions))
+                          and v_month <> all (app_private.audit_months_may_match(p_tenant, v_month, v_month, v_month_keys,
+                                                                                  cardinality(v_trigrams) > 0, v_actions)))
                          or (v_char_keys is not null
-                             and not app_private.audit_month_may_match(p_tenant, v_month, v_char_keys, true, v_actions)) end) then
+                             and v_month <> all (app_private.audit_months_may_match(p_tenant, v_month, v_month, v_char_keys,
+                                                                                     true, v_actions))) end) then
           -- (000065) No name of the month that holds the pattern's trigrams has entries of the actions,
           -- or (000069) none that holds one of its characters: skipped after a probe of a few rows
           -- (work as one name).
@@ -601,6 +605,7 @@ declare
   v_pairs bit(4096); -- (000068) and its pairs of adjacent characters
   v_month_keys int[]; -- (000065) the word's keys among the months' trigrams and actions
   v_char_keys int[]; -- (000069) and its characters' keys
+  v_may date[]; -- (000072) the months that may hold a match of the word with the actions (null: every month)
   v_entries text := 'l.entries'; -- (000072) a name's entries that the count takes: of the actions, with actions
 begin
   if not app_hidden.audit_log_readable() then
@@ -808,11 +813,17 @@ begin
     v_month := date_trunc('month', greatest(v_first,
                  (select min(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant)))::date;
     v_last := least(v_final, (select max(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant));
+    -- (000072) The months that may hold a match, in one statement for each set of keys (one call a
+    -- month before).
+    if v_month_keys is not null then
+      v_may := app_private.audit_months_may_match(v_tenant, v_month, v_last, v_month_keys, cardinality(v_trigrams) > 0, v_actions);
+    end if;
+    if v_char_keys is not null then
+      v_may := array(select x from unnest(app_private.audit_months_may_match(v_tenant, v_month, v_last, v_char_keys, true, v_actions)) x
+                     where v_may is null or x = any (v_may));
+    end if;
     while v_month <= v_last loop
-      if (v_month_keys is not null
-          and not app_private.audit_month_may_match(v_tenant, v_month, v_month_keys, cardinality(v_trigrams) > 0, v_actions))
-         or (v_char_keys is not null
-             and not app_private.audit_month_may_match(v_tenant, v_month, v_char_keys, true, v_actions)) then
+      if v_may is not null and v_month <> all (v_may) then
         -- (000065) No name of the month that holds the word's trigrams has entries of the actions,
         -- or (000069) none that holds one of its characters.
         v_n := 0;
@@ -909,3 +920,8 @@ begin
        else '{}' end;
 end;
 $$;
+
+
+-- (000072) Whether a month may match is asked of app_private.audit_months_may_match (000071), for
+-- one month or a range; the single-month function that did the same is no longer called.
+drop function app_private.audit_month_may_match(uuid, date, int[], boolean, text[]);

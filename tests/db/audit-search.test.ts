@@ -1087,18 +1087,24 @@ describe.each(servers())("Audit Log search on $name", (server) => {
   it("skips the months where a word's names have no entry of the action, and finds in one call that they never meet (000065)", async () => {
     // "laptop" is in incident titles; evidence.uploaded entries name files ("capture-….pcap").
     const months = (word: string, action: string) =>
-      t.superuser.query<{ may: string; all: string }>(
-        `select count(*) filter (where app_private.audit_month_may_match($1, m.month,
-                  app_private.audit_pattern_month_keys(app_private.audit_pattern_trigrams($2), null), true, array[$3])) as may,
-                count(*) as all
-         from (select distinct month from app_private.audit_label_trigram_months where tenant_id = $1) m`,
+      t.superuser.query<{ may: string; all: string; ranged: string }>(
+        `select count(*) filter (where m.month = any (app_private.audit_months_may_match($1, m.month, m.month, k.keys, true, array[$3]))) as may,
+                count(*) as all,
+                -- the same months asked of the whole range at once
+                (select cardinality(app_private.audit_months_may_match($1, min(x.month), max(x.month), k.keys, true, array[$3]))
+                 from app_private.audit_label_trigram_months x where x.tenant_id = $1) as ranged
+         from (select distinct month from app_private.audit_label_trigram_months where tenant_id = $1) m,
+              (select app_private.audit_pattern_month_keys(app_private.audit_pattern_trigrams($2), null) as keys) k
+         group by k.keys`,
         [span.id, `%${word}%`, action],
       );
     const never = (await months("laptop", "evidence.uploaded")).rows[0];
     expect(Number(never.all)).toBeGreaterThan(20);
     expect(Number(never.may)).toBe(0);
+    expect(Number(never.ranged)).toBe(0);
     const both = (await months("laptop", "incident.updated")).rows[0];
     expect(Number(both.may)).toBeGreaterThan(0);
+    expect(Number(both.ranged)).toBe(Number(both.may));
     // The search in the names alone (GraphQL's resourceLabelContains with an action; the page's
     // search also finds the entries of incidents whose title holds the word, evidence.uploaded ones
     // included): its first stretch (25 rows of a reading of 1,000) finds none, and its walk through
@@ -1132,10 +1138,10 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     for (const word of ["#", "@", "#1", "r #", " "]) {
       const pattern = `%${word}%`;
       const { rows: byChars } = await t.superuser.query<{ may: string; all: string }>(
-        `select count(*) filter (where app_private.audit_month_may_match($1, m.month,
-                  app_private.audit_char_month_keys(app_private.audit_pattern_char_mask($2)), true, array[$3])) as may,
+        `select count(*) filter (where m.month = any (app_private.audit_months_may_match($1, m.month, m.month, k.keys, true, array[$3]))) as may,
                 count(*) as all
-         from (select distinct month from app_private.audit_label_trigram_months where tenant_id = $1) m`,
+         from (select distinct month from app_private.audit_label_trigram_months where tenant_id = $1) m,
+              (select app_private.audit_char_month_keys(app_private.audit_pattern_char_mask($2)) as keys) k`,
         [span.id, pattern, "evidence.uploaded"],
       );
       expect(Number(byChars[0].all), word).toBeGreaterThan(20);
