@@ -213,12 +213,13 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     }
   });
 
-  it("keeps a name's entries of each action that day across naming rounds, each round's added to the last's (000072)", async () => {
+  it("keeps a name's entries of each action and actor that day across naming rounds, each round's added to the last's (000072)", async () => {
     const tenant = await newTenant("names-actions");
     const kept = async () =>
       (
-        await t.superuser.query<{ action_entries: Record<string, number>; entries: string }>(
-          "select action_entries, entries::text from app_private.audit_label_days where tenant_id = $1 and label = 'Quokka names 72'",
+        await t.superuser.query<{ action_entries: Record<string, number>; actors: number; entries: string }>(
+          `select action_entries, (select sum(value::int) from jsonb_each_text(actor_entries))::int as actors, entries::text
+           from app_private.audit_label_days where tenant_id = $1 and label = 'Quokka names 72'`,
           [tenant],
         )
       ).rows;
@@ -226,13 +227,13 @@ describe.each(servers())("audit log v2 on $name", (server) => {
       tenant,
     ]);
     await sealAll(t.pools.owner);
-    expect(await kept()).toEqual([{ action_entries: { "incident.created": 1 }, entries: "1" }]);
+    expect(await kept()).toEqual([{ action_entries: { "incident.created": 1 }, actors: 1, entries: "1" }]);
     // The same name the same day in later rounds: another action, then the same one again.
     await t.superuser.query("update app_public.incidents set severity = 'critical' where tenant_id = $1", [tenant]);
     await sealAll(t.pools.owner);
     await t.superuser.query("update app_public.incidents set severity = 'low' where tenant_id = $1", [tenant]);
     await sealAll(t.pools.owner);
-    expect(await kept()).toEqual([{ action_entries: { "incident.created": 1, "incident.updated": 2 }, entries: "3" }]);
+    expect(await kept()).toEqual([{ action_entries: { "incident.created": 1, "incident.updated": 2 }, actors: 3, entries: "3" }]);
   });
 
   it("looks for work in an idle round with one index probe, not by reading the log, even on a generic plan", async () => {
