@@ -388,7 +388,7 @@ export function maskError(error: GraphQLError): GraphQLError | GraphQLFormattedE
         : error.path?.[0] === "verifyCurrentAuditChain"
           ? `${known.message} Verifying a large log takes longer than a request may: ask the worker with requestAuditVerification and read the result in auditVerifications.`
           : error.path?.at(-1) === "totalCount"
-            ? `${known.message} Counting the entries of this condition took longer than a request may (a short or common word with an actor is counted, the first time, from every entry whose resource name holds the word). Ask without totalCount, or narrow the condition: a longer word, or occurredAfter and occurredBefore.`
+            ? `${known.message} Counting the entries of this condition took longer than a request may (a short or common word with both an actor and an action is counted, the first time, from the entries of the names that hold the word). Ask without totalCount, or narrow the condition: a longer word, or occurredAfter and occurredBefore.`
             : known.message;
     return new GraphQLError(message, {
       nodes: error.nodes,
