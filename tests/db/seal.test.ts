@@ -233,7 +233,9 @@ describe.each(servers())("audit log v2 on $name", (server) => {
     await sealAll(t.pools.owner);
     await t.superuser.query("update app_public.incidents set severity = 'low' where tenant_id = $1", [tenant]);
     await sealAll(t.pools.owner);
-    expect(await kept()).toEqual([{ action_entries: { "incident.created": 1, "incident.updated": 2 }, actors: 3, entries: "3" }]);
+    expect(await kept()).toEqual([
+      { action_entries: { "incident.created": 1, "incident.updated": 2 }, actors: 3, entries: "3" },
+    ]);
   });
 
   it("looks for work in an idle round with one index probe, not by reading the log, even on a generic plan", async () => {
