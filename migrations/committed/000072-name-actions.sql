@@ -1,5 +1,5 @@
 --! Previous: sha1:2fdf5f2efec89d3903762d043080f6aa95d80409
---! Hash: sha1:e04dc1836d5fc371e6ce513e8c7d82f53363e3fc
+--! Hash: sha1:7325644f4b04ed2a766ed69ed392e5366bd957db
 --! Message: name-actions
 
 -- 000072 A name's entries per action and per actor, and day: a word with actions or with actors is
@@ -19,9 +19,10 @@
 -- window's edges and the entries past the names' cursor from the log, as before). With both, the
 -- entries are still read, of the names with entries of the actions only. The search's walk
 -- (app_private.audit_search) leaves out a day's names without an entry of the actions, or of the
--- actor, before reading their entries. And whether a month may hold a match of a word with actions is asked of
--- one function (app_private.audit_months_may_match, 000071), for a month or a range: the count asks
--- once for all its months (one call a month before), and the single-month function goes.
+-- actor, before reading their entries. And whether a month may hold a match of a word with
+-- actions is asked of one function (app_private.audit_months_may_match, 000071), for a month or a
+-- range: the count asks once for all its months (one call a month before), and the single-month
+-- function goes.
 -- Runs as the session's login: the table and functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;
@@ -38,7 +39,8 @@ comment on column app_private.audit_label_days.action_entries is
 comment on column app_private.audit_label_days.actor_entries is
   'The name''s entries that day by actor ({"ana@example.com": 2}; their sum is entries), kept by the namer: a word''s count with actors and no actions adds them up, and its search with an actor skips the names without entries of it (000072).';
 
--- Two names' entries by action added up (the namer's rounds: what a row held and a round's own).
+-- Two names' entries by action (or by actor) added up (the namer's rounds: what a row held and a
+-- round's own).
 -- PL/pgSQL: ~4 µs a call, where one SQL statement (jsonb_each of both, grouped) took ~11 µs.
 create function app_private.audit_add_entries(p_a jsonb, p_b jsonb) returns jsonb
 language plpgsql immutable parallel safe set search_path = pg_catalog as $$
@@ -53,12 +55,12 @@ begin
 end;
 $$;
 comment on function app_private.audit_add_entries(jsonb, jsonb) is
-  'Two sets of entries by action ({"action": n}) added up: app_private.audit_label_days.action_entries across the namer''s rounds (000072).';
+  'Two sets of entries by action or by actor ({"key": n}) added up: app_private.audit_label_days.action_entries and actor_entries across the namer''s rounds (000072).';
 revoke all on function app_private.audit_add_entries(jsonb, jsonb) from public;
 
--- The names kept so far: their entries by action, from the entries named (up to the names'
+-- The names kept so far: their entries by action and by actor, from the entries named (up to the names'
 -- cursor, as entries counts them). One pass over the log and one update of every name-day
--- (~2.5 min at 10,000,000 entries and 4.1 million name-days).
+-- (~9 min at 10,000,000 entries and 4.1 million name-days, most of it the update).
 update app_private.audit_label_days l set action_entries = a.action_entries, actor_entries = a.actor_entries
 from (select x.tenant_id, x.day, x.label,
              jsonb_object_agg(x.action, x.n) filter (where x.action is not null) as action_entries,
