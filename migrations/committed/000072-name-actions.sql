@@ -1,5 +1,5 @@
 --! Previous: sha1:2fdf5f2efec89d3903762d043080f6aa95d80409
---! Hash: sha1:7325644f4b04ed2a766ed69ed392e5366bd957db
+--! Hash: sha1:f84c95cc0bd4c06021e2fc9183d2068b2c10f899
 --! Message: name-actions
 
 -- 000072 A name's entries per action and per actor, and day: a word with actions or with actors is
@@ -627,7 +627,6 @@ declare
   v_may date[]; -- (000072) the months that may hold a match of the word with the actions (null: every month)
   v_entries text := 'l.entries'; -- (000072) a name's entries that the count takes: of the actions, or of the actors
   v_actor_label text := c->>'actorLabel'; -- (000072) the actor conditions, on the names' entries by actor
-  v_actor_like text;
 begin
   if not app_hidden.audit_log_readable() then
     return jsonb_build_object('n', 0);
@@ -723,9 +722,9 @@ begin
   elsif v_actor_label is not null and c->>'actorContains' is null then
     v_entries := format('coalesce((l.actor_entries->>%L)::bigint, 0)', v_actor_label);
   elsif c->>'actorContains' is not null then
-    v_actor_like := '%' || regexp_replace(c->>'actorContains', esc, '\\\1', 'g') || '%';
     v_entries := format('(select coalesce(sum(a.value::bigint), 0) from jsonb_each_text(l.actor_entries) a where %s and a.key ilike %L)',
-                        case when v_actor_label is not null then format('a.key = %L', v_actor_label) else 'true' end, v_actor_like);
+                        case when v_actor_label is not null then format('a.key = %L', v_actor_label) else 'true' end,
+                        '%' || regexp_replace(c->>'actorContains', esc, '\\\1', 'g') || '%');
   end if;
   -- The whole hours (days) of the window: [v_lo, v_hi); null is no bound.
   if v_unit in ('hour', 'day', 'label') then
@@ -884,29 +883,23 @@ begin
     -- window's days that hold them all.
     v_need := app_private.audit_pattern_char_mask(v_label_lower);
     v_pairs := app_private.audit_pattern_pair_masks(v_label_lower);
-    select coalesce(sum(case when v_actions is null and v_actor_label is null and v_actor_like is null then l.entries
-                   when v_actions is null then (select coalesce(sum(a.value::bigint), 0) from jsonb_each_text(l.actor_entries) a
-                                                where (v_actor_label is null or a.key = v_actor_label)
-                                                  and (v_actor_like is null or a.key ilike v_actor_like))
-                   when cardinality(v_actions) = 1 then coalesce((l.action_entries->>v_actions[1])::bigint, 0)
-                   else (select coalesce(sum((l.action_entries->>a)::bigint), 0) from unnest(v_actions) a) end), 0) into v_kept
-    from app_private.audit_label_chars c
-    join app_private.audit_label_days l on l.tenant_id = c.tenant_id and l.day = c.day
-    where c.tenant_id = v_tenant and c.chars & v_need = v_need and app_private.audit_pairs_hold(c.pairs, v_pairs)
-      and (v_lo is null or c.day >= (v_lo at time zone 'UTC')::date)
-      and (v_hi is null or c.day < (v_hi at time zone 'UTC')::date)
-      and l.label_lower like v_label_lower;
+    execute format(
+      'select coalesce(sum(%s), 0)
+       from app_private.audit_label_chars c
+       join app_private.audit_label_days l on l.tenant_id = c.tenant_id and l.day = c.day
+       where c.tenant_id = $1 and c.chars & $2 = $2 and app_private.audit_pairs_hold(c.pairs, $3)
+         and ($4::timestamptz is null or c.day >= ($4 at time zone ''UTC'')::date)
+         and ($5::timestamptz is null or c.day < ($5 at time zone ''UTC'')::date)
+         and l.label_lower like $6', v_entries)
+      into v_kept using v_tenant, v_need, v_pairs, v_lo, v_hi, v_label_lower;
   elsif cardinality(app_private.audit_pattern_trigrams(v_label)) = 0 then
     -- No trigram to look the names up by: every name of the window is checked.
-    select coalesce(sum(case when v_actions is null and v_actor_label is null and v_actor_like is null then l.entries
-                   when v_actions is null then (select coalesce(sum(a.value::bigint), 0) from jsonb_each_text(l.actor_entries) a
-                                                where (v_actor_label is null or a.key = v_actor_label)
-                                                  and (v_actor_like is null or a.key ilike v_actor_like))
-                   when cardinality(v_actions) = 1 then coalesce((l.action_entries->>v_actions[1])::bigint, 0)
-                   else (select coalesce(sum((l.action_entries->>a)::bigint), 0) from unnest(v_actions) a) end), 0) into v_kept from app_private.audit_label_days l
-    where l.tenant_id = v_tenant and (v_lo is null or l.day >= (v_lo at time zone 'UTC')::date)
-      and (v_hi is null or l.day < (v_hi at time zone 'UTC')::date)
-      and case when v_label_lower is null then l.label ilike v_label else l.label_lower like v_label_lower end;
+    execute format(
+      'select coalesce(sum(%s), 0) from app_private.audit_label_days l
+       where l.tenant_id = $1 and ($2::timestamptz is null or l.day >= ($2 at time zone ''UTC'')::date)
+         and ($3::timestamptz is null or l.day < ($3 at time zone ''UTC'')::date)
+         and case when $4::text is null then l.label ilike $5 else l.label_lower like $4 end', v_entries)
+      into v_kept using v_tenant, v_lo, v_hi, v_label_lower, v_label;
   else
     -- Month by month through the names' index (as audit_label_matches): a key's list is a few
     -- names of one tenant's month, whatever the size of the log.
@@ -916,20 +909,17 @@ begin
                  (select min(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant)))::date;
     v_last := least(((v_hi at time zone 'UTC')::date - 1),
                  (select max(l.day) from app_private.audit_label_days l where l.tenant_id = v_tenant));
+    v_count_sql := format(
+      'select coalesce(sum(%s), 0) from (select l.* from app_private.audit_label_days l
+                                         where app_private.audit_label_keys(l.tenant_id, l.day, l.label) @> $1 offset 0) l
+       where l.tenant_id = $2 and l.day >= $3 and l.day < ($3 + interval ''1 month'')::date
+         and ($4::timestamptz is null or l.day >= ($4 at time zone ''UTC'')::date)
+         and ($5::timestamptz is null or l.day < ($5 at time zone ''UTC'')::date)
+         and case when $6::text is null then l.label ilike $7 else l.label_lower like $6 end', v_entries);
     while v_month <= v_last loop
       v_probe_keys := app_private.audit_search_keys(v_tenant, v_month, v_trigrams, false, true);
-      v_kept := v_kept + coalesce((
-        select sum(case when v_actions is null and v_actor_label is null and v_actor_like is null then l.entries
-                            when v_actions is null then (select coalesce(sum(a.value::bigint), 0) from jsonb_each_text(l.actor_entries) a
-                                                         where (v_actor_label is null or a.key = v_actor_label)
-                                                           and (v_actor_like is null or a.key ilike v_actor_like))
-                            when cardinality(v_actions) = 1 then coalesce((l.action_entries->>v_actions[1])::bigint, 0)
-                            else (select coalesce(sum((l.action_entries->>a)::bigint), 0) from unnest(v_actions) a) end) from (select l.* from app_private.audit_label_days l
-                                    where app_private.audit_label_keys(l.tenant_id, l.day, l.label) @> v_probe_keys offset 0) l
-        where l.tenant_id = v_tenant and l.day >= v_month and l.day < (v_month + interval '1 month')::date
-          and (v_lo is null or l.day >= (v_lo at time zone 'UTC')::date)
-          and (v_hi is null or l.day < (v_hi at time zone 'UTC')::date)
-          and case when v_label_lower is null then l.label ilike v_label else l.label_lower like v_label_lower end), 0);
+      execute v_count_sql into v_n using v_probe_keys, v_tenant, v_month, v_lo, v_hi, v_label_lower, v_label;
+      v_kept := v_kept + v_n;
       v_month := (v_month + interval '1 month')::date;
     end loop;
   end if;
