@@ -189,6 +189,8 @@ describe.each(servers())("the owner role on $name", (server) => {
       "alter table app_private.audit_label_days disable trigger _600_chars",
       // (hiding a month's names from a search for a word with an action)
       "update app_private.audit_label_trigram_months set actions = 0",
+      // (changing a name's kept entries by action or actor, which counts add up: 000072)
+      "update app_private.audit_label_days set action_entries = '{}', actor_entries = '{}'",
       "select setval('app_private.audit_entry_id_seq', 1)",
       // A verification that never ran ("Log intact") may not be recorded, nor a real one changed.
       `insert into app_private.chain_verifications (tenant_id, valid, entries, last_seq) values ('${demo}', true, 1, 1)`,
