@@ -1578,6 +1578,167 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     }
     expect(found).toBeGreaterThan(100);
   });
+
+  it("finds the people a word names, with actions, on the days they took them, as plain SQL does (000073)", async () => {
+    // An action the dense tenant's admin took once, on one day (sealed); the span tenant's admin
+    // did the same in the 000066 test above.
+    await withContext(
+      t.pools.auth,
+      { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
+      async (client) => {
+        const { rows } = await client.query<{ id: string }>(
+          "select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by created_at limit 1",
+          [dense.id],
+        );
+        await client.query("select app_public.delete_incident($1)", [rows[0].id]);
+        await client.query("select app_public.restore_incident($1)", [rows[0].id]);
+      },
+    );
+    await sealAll(t.pools.owner);
+    const combos: Array<{ q: string; actions: string[] }> = [
+      { q: "admin@", actions: ["incident.deleted"] }, // seldom: one day
+      { q: "admin", actions: ["incident.restored", "export.requested"] }, // seldom, and never
+      { q: "ana@", actions: ["export.requested"] }, // never: the system's alone
+      { q: "ana@", actions: ["incident.updated", "session.signed_in"] }, // most days
+      { q: ".test", actions: ["incident.deleted", "milestone.completed"] }, // every person
+      { q: "system", actions: ["export.requested"] },
+      { q: "system", actions: ["incident.created"] }, // never
+      { q: "Larsen", actions: ["incident.updated"] }, // a person by name
+    ];
+    const runs = fc.record({
+      tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
+      combo: fc.constantFrom(...combos),
+      ascending: fc.boolean(),
+      scan: fc.constantFrom(25, 120, 10_000),
+      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
+      window: fc.option(
+        fc
+          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
+          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
+        { nil: null },
+      ),
+    });
+    let found = 0;
+    const check = async (
+      r: { tenant: Case["tenant"]; combo: (typeof combos)[number] } & Omit<Case, "tenant" | "q" | "labelOnly">,
+    ) => {
+      const c: Case = { ...r, q: r.combo.q, labelOnly: false };
+      const all = await reference(c);
+      const { rows } = await t.superuser.query<{ id: string }>(
+        "select id::text from app_public.audit_log where tenant_id = $1 and id = any ($2::bigint[]) and action = any ($3)",
+        [tenantOf(c).id, all, r.combo.actions],
+      );
+      const kept = new Set(rows.map((x) => x.id));
+      const expected = all.filter((id) => kept.has(id));
+      found += expected.length;
+      expect(await readAll(c, { actions: r.combo.actions }), JSON.stringify(r)).toEqual(expected);
+      return expected.length;
+    };
+    // Each combination whole from either end, then from random places and within random windows.
+    for (const tenant of ["span", "dense"] as const) {
+      for (const combo of combos) {
+        for (const ascending of [false, true]) {
+          const n = await check({ tenant, combo, ascending, scan: 25, start: null, window: null });
+          if (combo.q.startsWith("admin") && combo.actions.includes("incident.deleted")) expect(n).toBeGreaterThan(0);
+          if (combo.q === "ana@" && combo.actions[0] === "export.requested") expect(n).toBe(0);
+        }
+      }
+    }
+    await fc.assert(
+      fc.asyncProperty(runs, async (r) => {
+        await check(r);
+      }),
+      { numRuns: 80, seed: 73 },
+    );
+    expect(found).toBeGreaterThan(1000);
+
+    // A person's filter with actions (the page's user filter, GraphQL's actorLabel), no word: their
+    // entries of the actions on the days they took them, and those not sealed yet.
+    await withContext(
+      t.pools.auth,
+      { role: t.db.roles.visitor, sessionToken: span.adminSession, tenant: "span", surface: "sql" },
+      async (client) => {
+        const { rows } = await client.query<{ id: string }>(
+          "select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by created_at desc limit 1",
+          [span.id],
+        );
+        await client.query("select app_public.delete_incident($1)", [rows[0].id]);
+      },
+    );
+    const people = fc.record({
+      tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
+      who: fc.constantFrom("admin", "ana", "system"),
+      actions: fc.constantFrom(
+        ["incident.deleted"],
+        ["incident.restored", "incident.deleted"],
+        ["export.requested"],
+        ["incident.updated", "milestone.completed"],
+      ),
+      ascending: fc.boolean(),
+      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
+      window: fc.option(
+        fc
+          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
+          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
+        { nil: null },
+      ),
+    });
+    let matched = 0;
+    await fc.assert(
+      fc.asyncProperty(people, async (r) => {
+        const actor = r.who === "system" ? "system" : `${r.who}@${r.tenant}.test`;
+        const c: Case = {
+          tenant: r.tenant,
+          q: "",
+          labelOnly: false,
+          ascending: r.ascending,
+          scan: 40,
+          start: r.start,
+          window: r.window,
+        };
+        const at = timesOf(c);
+        const cursor = r.start === null ? null : at[r.start];
+        const window = r.window ? [at[r.window[0]].at, at[r.window[1]].at] : [null, null];
+        const { rows } = await t.superuser.query<{ id: string }>(
+          `select id::text from app_public.audit_log
+           where tenant_id = $1 and actor_label = $2 and action = any ($3)
+             and ($4::timestamptz is null or (case when $6 then (occurred_at, id) > ($4::timestamptz, $5::bigint)
+                                                  else (occurred_at, id) < ($4::timestamptz, $5::bigint) end))
+             and ($7::timestamptz is null or occurred_at >= $7::timestamptz)
+             and ($8::timestamptz is null or occurred_at < $8::timestamptz)
+           order by case when $6 then occurred_at end, case when $6 then id end, occurred_at desc, id desc`,
+          [tenantOf(c).id, actor, r.actions, cursor?.at ?? null, cursor?.id ?? null, r.ascending, window[0], window[1]],
+        );
+        const filter = { actor, actions: r.actions, ...(r.window ? { from: window[0], to: window[1] } : {}) };
+        const got: string[] = [];
+        let position = cursor;
+        for (let calls = 0; ; calls++) {
+          expect(calls).toBeLessThan(200);
+          const page = await find(filter, position, c);
+          got.push(...page.filter((x) => !x.scan_end).map((x) => x.id));
+          const last = page[page.length - 1];
+          if (!last || (!last.scan_end && page.length < 25)) break;
+          position = { at: last.at, id: last.id };
+        }
+        matched += rows.length;
+        expect(got, JSON.stringify(r)).toEqual(rows.map((x) => x.id));
+      }),
+      { numRuns: 120, seed: 730 },
+    );
+    expect(matched).toBeGreaterThan(500);
+    await withContext(
+      t.pools.auth,
+      { role: t.db.roles.visitor, sessionToken: span.adminSession, tenant: "span", surface: "sql" },
+      async (client) => {
+        await client.query(
+          "select app_public.restore_incident(id) from app_public.incidents where tenant_id = $1 and deleted_at is not null",
+          [span.id],
+        );
+      },
+    );
+    await sealAll(t.pools.owner);
+  });
+
   it("finds the characters that share a bit by the days whose names hold them (000067)", async () => {
     await t.superuser.query(
       `update app_public.incidents set title = 'Rabatt 50% ~ bis_morgen ' || left(id::text, 8)
