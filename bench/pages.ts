@@ -311,6 +311,14 @@ const PAGE_VIEWS: Array<Omit<View, "tenant">> = [
   { name: "surface + IP", path: "/t/<slug>/audit?surface=api&ip=10.7.0.8" },
   { name: "search a word in one day (200 days back)", path: "/t/<slug>/audit?q=zanzibar&from=<day-from>&to=<day-to>" },
   { name: "search a word + an action it never goes with", path: "/t/<slug>/audit?q=laptop&action=evidence.uploaded" },
+  {
+    name: "search every user + an action only the system takes",
+    path: "/t/<slug>/audit?q=%40<slug>.test&action=export.requested",
+  },
+  {
+    name: "search a word + an action (ransomware, incident.created)",
+    path: "/t/<slug>/audit?q=ransomware&action=incident.created",
+  },
 ];
 
 const GQL_VIEWS: Array<Omit<View, "tenant">> = [

@@ -1,5 +1,5 @@
 --! Previous: sha1:f84c95cc0bd4c06021e2fc9183d2068b2c10f899
---! Hash: sha1:e7dc1eed29f2d3e07ac193ac5a3e63cdcf576180
+--! Hash: sha1:b89c850ee419939d068dc5e6fb8519cffffbd429
 --! Message: people-actions
 
 -- 000073 A search's people with actions: their entries are read only on the days they have
@@ -70,6 +70,7 @@ declare
   v_actions text[];
   v_range text;
   v_cond text;
+  v_cond_day text;
   v_alt_actors text[];
   v_alt_incidents uuid[];
   v_keys text[] := '{}';
@@ -114,7 +115,10 @@ begin
   -- The names' cursor first: entries named after this are among the names read below, or past it.
   select * into v_state from app_private.audit_label_state;
   select array_agg(distinct a) into v_actions from jsonb_array_elements_text(coalesce(p_filter->'actions', '[]')) a;
-  if cardinality(v_actions) > 0 then
+  -- (000073) Not for a word of letters and digits with trigrams: a month where each of its trigrams
+  -- is in a name with entries of the actions has each of its characters in one too, so the
+  -- characters' keys could skip no month the trigrams' keys do not (~0.5-1 ms a search for them).
+  if cardinality(v_actions) > 0 and not (cardinality(v_trigrams) > 0 and v_pattern_lower ~ '^%?[a-z0-9]+%?$') then
     v_char_keys := app_private.audit_char_month_keys(app_private.audit_pattern_char_mask(v_pattern_lower));
   end if;
 
@@ -126,6 +130,14 @@ begin
       case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
   end if;
   v_cond := v_range || ' and ' || app_private.audit_filter_sql(p_filter)
+    || case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end;
+  -- (000073) The same for reading one day of an index: the cursor is checked on each entry, not
+  -- where the index is entered (a B-tree enters at the cursor's row comparison rather than at the
+  -- day's end, and read every entry from the cursor back to the day: 50 ms for a day 8 months back).
+  v_cond_day := format('e.tenant_id = %L::uuid', p_tenant)
+    || case when p_cursor_at is not null then format(' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true',
+                                                     case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id) else '' end
+    || ' and ' || app_private.audit_filter_sql(p_filter)
     || case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end;
   if v_from is not null then
     v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', v_from);
@@ -179,7 +191,7 @@ begin
            select e.occurred_at, e.id from app_public.audit_log e
            where %1$s and e.actor_label = $2 and e.occurred_at >= $3 and e.occurred_at < $4
            order by e.occurred_at %2$s, e.id %2$s limit $1) x',
-        v_cond, v_dir);
+        v_cond_day, v_dir);
       foreach v_person in array v_people loop
         v_got := 0;
         for v_day in
@@ -598,6 +610,21 @@ begin
   if p_cursor_at is not null then
     v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
       case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
+  end if;
+  -- (000073) Read a day at a time (below): the cursor checked on each entry, not where the index is
+  -- entered (at the cursor's row comparison, the scan read every entry from the cursor to the day).
+  if v_days is not null then
+    v_range := format('e.tenant_id = %L::uuid', v_tenant);
+    if p_filter->>'from' is not null then
+      v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', p_filter->>'from');
+    end if;
+    if p_filter->>'to' is not null then
+      v_range := v_range || format(' and e.occurred_at < %L::timestamptz', p_filter->>'to');
+    end if;
+    if p_cursor_at is not null then
+      v_range := v_range || format(' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true',
+        case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
+    end if;
   end if;
   -- Everything else is checked on the rows read. (The key: the incident, else the actor, else the IP.)
   if p_filter->>'incident' is not null then
