@@ -371,6 +371,11 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
       '{ auditLogs(first: 25, condition: { action: "evidence.uploaded", actorLabel: "chen@<slug>.test" }) { nodes { seq action } } }',
   },
   {
+    name: "gql actorLabel + an action only the system takes",
+    graphql:
+      '{ auditLogs(first: 25, condition: { action: "export.requested", actorLabel: "ana@<slug>.test" }) { totalCount nodes { seq action } } }',
+  },
+  {
     name: "gql one week (occurredAfter/Before)",
     graphql:
       '{ auditLogs(first: 25, condition: { occurredAfter: "<week-from>", occurredBefore: "<week-to>" }) { nodes { seq action } } }',
