@@ -33,6 +33,10 @@ import { AuditLogOrderPlugin, AuditLogSearchPlugin, auditConditions, CountBases,
 export const GRAPHQL_PATH = "/graphql";
 export const GRAPHIQL_PATH = "/graphiql";
 export const MAX_PAGE_SIZE = 100;
+/** `offset` reads and skips that many rows: deeper than this, cursors page at the same cost. */
+export const MAX_OFFSET = 5_000;
+/** The audit log's orders that no index of the log serves (each page would sort the tenant's log). */
+const UNSERVED_AUDIT_ORDERS = ["ACTION_ASC", "ACTION_DESC", "ACTOR_LABEL_ASC", "ACTOR_LABEL_DESC"];
 const MAX_DEPTH = 10;
 const STATEMENT_TIMEOUT_MS = 5000;
 
@@ -44,13 +48,22 @@ declare module "koa" {
 
 type SqlFragment = ReturnType<typeof sql.identifier>;
 
-/** The audit log lists newest first unless asked otherwise; pages hold at most MAX_PAGE_SIZE. */
+/**
+ * The audit log lists newest first unless asked otherwise, and offers no order that would sort the
+ * tenant's whole log for each page (by action or actor: 0.35 s a page in a 2,000,000-entry tenant;
+ * `condition` filters by them instead).
+ */
 const AuditLogDefaultsPlugin: GraphileConfig.Plugin = {
   name: "AttestAuditLogDefaultsPlugin",
   version: "1.0.0",
-  after: ["PgConnectionArgOrderByDefaultValuePlugin"],
+  after: ["PgConnectionArgOrderByDefaultValuePlugin", "PgOrderAllAttributesPlugin"],
   schema: {
     hooks: {
+      GraphQLEnumType_values(values, _build, context) {
+        const { isPgRowSortEnum, pgCodec } = context.scope as { isPgRowSortEnum?: boolean; pgCodec?: { name: string } };
+        if (!isPgRowSortEnum || pgCodec?.name !== "auditLog") return values;
+        return Object.fromEntries(Object.entries(values).filter(([name]) => !UNSERVED_AUDIT_ORDERS.includes(name)));
+      },
       GraphQLObjectType_fields_field_args_arg(arg, build, context) {
         const { argName, isPgFieldConnection, pgFieldResource } = context.scope as {
           argName: string;
@@ -80,6 +93,30 @@ const MaxPageSizePlugin: GraphileConfig.Plugin = {
     hooks: {
       GraphQLObjectType_fields_field_args_arg(arg, _build, context) {
         const { argName, isPgFieldConnection } = context.scope as { argName: string; isPgFieldConnection?: boolean };
+        if (isPgFieldConnection && argName === "offset") {
+          return {
+            ...arg,
+            description: `Skip the first \`n\` values from the \`after\` cursor (at most ${MAX_OFFSET}; page further with cursors). May not be used with \`last\`.`,
+            // biome-ignore lint/suspicious/noExplicitAny: grafast step types are generic here
+            applyPlan(_parent: any, $connection: any, fieldArg: any) {
+              const $n = lambda(
+                fieldArg.getRaw(),
+                (raw) => {
+                  const n = raw as number | null | undefined;
+                  if (n != null && n > MAX_OFFSET) {
+                    throw new SafeError(
+                      `\`offset\` must be at most ${MAX_OFFSET}: page further with \`after\` (or \`before\`) and the cursors of the page you have.`,
+                      { code: "OFFSET_LIMIT" },
+                    );
+                  }
+                  return n;
+                },
+                true,
+              );
+              $connection.setOffset($n);
+            },
+          } as typeof arg;
+        }
         if (!isPgFieldConnection || (argName !== "first" && argName !== "last")) return arg;
         return {
           ...arg,
