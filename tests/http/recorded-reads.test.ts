@@ -110,7 +110,7 @@ describe.each(servers())("recorded reads on $name", (server) => {
     const read = await web.gql<{
       auditLogs: { nodes: Array<{ action: string; actorLabel: string; apiTokenId: string; apiTokenName: string }> };
     }>(
-      `query($id: UUID!) { auditLogs(condition: { incidentId: $id }, orderBy: ROW_ID_ASC) { nodes { action actorLabel apiTokenId apiTokenName } } }`,
+      `query($id: UUID!) { auditLogs(condition: { incidentId: $id }, orderBy: OLDEST_FIRST) { nodes { action actorLabel apiTokenId apiTokenName } } }`,
       { cookie: owner, tenant: "demo", variables: { id: incidentId } },
     );
     expect(read.errors).toBeUndefined();
@@ -157,7 +157,7 @@ describe.each(servers())("recorded reads on $name", (server) => {
     );
     expect(revoked.errors).toBeUndefined();
     const read = await web.gql<{ auditLogs: { nodes: Array<{ action: string; apiTokenName: string }> } }>(
-      `query($id: UUID!) { auditLogs(condition: { incidentId: $id }, orderBy: ROW_ID_ASC) { nodes { action apiTokenName } } }`,
+      `query($id: UUID!) { auditLogs(condition: { incidentId: $id }, orderBy: OLDEST_FIRST) { nodes { action apiTokenName } } }`,
       { cookie: owner, tenant: "demo", variables: { id: incidentId } },
     );
     expect(read.data?.auditLogs.nodes.map((n) => [n.action, n.apiTokenName])).toEqual([
