@@ -34,6 +34,8 @@ interface QueryBuilder {
 /** Set on a query whose page is found by audit_connection_ids (the conditions then test rows only). */
 const ROUTED = "attestAuditSearchRouted";
 
+/** `offset` reads and skips that many rows: deeper than this, cursors page at the same cost. */
+export const MAX_OFFSET = 1_000;
 export const NEWEST_FIRST = "NEWEST_FIRST";
 export const OLDEST_FIRST = "OLDEST_FIRST";
 
@@ -182,7 +184,7 @@ interface ConnectionArgs {
 
 /**
  * The callback that restricts the query to the page audit_connection_ids finds, or null when the
- * query is left as PostgreSQL plans it (no searching condition, another order, `offset`, or both
+ * query is left as PostgreSQL plans it (no searching condition, another order, or both
  * ends of a range given).
  */
 export function searchRoute(args: ConnectionArgs): ((qb: QueryBuilder) => void) | null {
@@ -201,9 +203,12 @@ export function searchRoute(args: ConnectionArgs): ((qb: QueryBuilder) => void) 
   const order = Array.isArray(args.orderBy) ? args.orderBy : args.orderBy == null ? [NEWEST_FIRST] : [args.orderBy];
   const orderName = order.length === 1 ? String(order[0]) : "";
   if (orderName !== NEWEST_FIRST && orderName !== OLDEST_FIRST) return null;
-  if (args.offset != null && args.offset !== 0) return null;
+  // An offset (at most MAX_OFFSET): the first offset + n + 1 matches are found, and the query
+  // skips the offset among them as it would among all entries.
+  const skip = Number(args.offset ?? 0);
+  if (!Number.isInteger(skip) || skip < 0 || skip > MAX_OFFSET) return null; // the offset check answers
   const fromEnd = args.last != null;
-  if (fromEnd ? args.first != null || args.after != null : args.before != null) return null;
+  if (fromEnd ? args.first != null || args.after != null || skip > 0 : args.before != null) return null;
   const n = Number(fromEnd ? args.last : (args.first ?? 100));
   if (!Number.isInteger(n) || n < 0 || n > 100) return null; // the page size check answers
   const cursor = fromEnd ? args.before : args.after;
@@ -217,7 +222,7 @@ export function searchRoute(args: ConnectionArgs): ((qb: QueryBuilder) => void) 
     if (qb.mode === "aggregate") return; // totalCount counts every match
     qb.setMeta(ROUTED, true);
     qb.where(
-      sql`${qb.alias}.id = any ((select app_hidden.audit_connection_ids(${sql.value(JSON.stringify(filter))}::jsonb, ${sql.value(key?.at ?? null)}::timestamptz, ${sql.value(key?.id ?? null)}::bigint, ${sql.value(ascending)}, ${sql.value(n + 1)}))::bigint[])`,
+      sql`${qb.alias}.id = any ((select app_hidden.audit_connection_ids(${sql.value(JSON.stringify(filter))}::jsonb, ${sql.value(key?.at ?? null)}::timestamptz, ${sql.value(key?.id ?? null)}::bigint, ${sql.value(ascending)}, ${sql.value(skip + n + 1)}))::bigint[])`,
     );
   };
 }

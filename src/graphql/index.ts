@@ -33,6 +33,7 @@ import {
   AuditLogSearchPlugin,
   auditConditions,
   CountBases,
+  MAX_OFFSET,
   NEWEST_FIRST,
   OLDEST_FIRST,
 } from "./audit-log.ts";
@@ -40,8 +41,6 @@ import {
 export const GRAPHQL_PATH = "/graphql";
 export const GRAPHIQL_PATH = "/graphiql";
 export const MAX_PAGE_SIZE = 100;
-/** `offset` reads and skips that many rows: deeper than this, cursors page at the same cost. */
-export const MAX_OFFSET = 5_000;
 const MAX_DEPTH = 10;
 const STATEMENT_TIMEOUT_MS = 5000;
 

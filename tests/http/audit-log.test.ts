@@ -279,8 +279,8 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
     });
 
     it("searching conditions page forwards and backwards, in either time order, as plain SQL orders them", async () => {
-      const q = `query($first: Int, $last: Int, $after: Cursor, $before: Cursor, $condition: AuditLogCondition, $orderBy: [AuditLogOrderBy!]) {
-        auditLogs(first: $first, last: $last, after: $after, before: $before, condition: $condition, orderBy: $orderBy) {
+      const q = `query($first: Int, $last: Int, $after: Cursor, $before: Cursor, $offset: Int, $condition: AuditLogCondition, $orderBy: [AuditLogOrderBy!]) {
+        auditLogs(first: $first, last: $last, after: $after, before: $before, offset: $offset, condition: $condition, orderBy: $orderBy) {
           totalCount nodes { rowId } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
         }
       }`;
@@ -373,6 +373,27 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
         expect(await walk(6, true), label).toEqual(expected);
         const oldest = await walk(9, false, ["OLDEST_FIRST"]);
         expect(oldest, label).toEqual([...expected].reverse());
+        // An offset skips that many matches, from the start or from a cursor, in either order.
+        for (const [offset, orderBy] of [
+          [3, undefined],
+          [11, ["OLDEST_FIRST"]],
+        ] as const) {
+          const list = orderBy ? [...expected].reverse() : expected;
+          const skipped = await ask({ first: 4, offset, condition, orderBy });
+          expect(
+            skipped.nodes.map((n) => n.rowId),
+            `${label} offset ${offset}`,
+          ).toEqual(list.slice(offset, offset + 4));
+          expect(skipped.pageInfo.hasNextPage, `${label} offset ${offset}`).toBe(list.length > offset + 4);
+          const first = await ask({ first: 2, condition, orderBy });
+          if (first.pageInfo.endCursor) {
+            const after = await ask({ first: 4, offset, after: first.pageInfo.endCursor, condition, orderBy });
+            expect(
+              after.nodes.map((n) => n.rowId),
+              `${label} offset ${offset} after 2`,
+            ).toEqual(list.slice(2 + offset, 2 + offset + 4));
+          }
+        }
       }
     });
 
