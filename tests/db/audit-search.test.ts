@@ -300,7 +300,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       actorPattern: string | null;
       labelPattern: string | null;
       actionPrefix: string | null;
-      actions: string[] | null;
+      actions: readonly string[] | null;
       actor: number | null;
       ascending: boolean;
       limit: number;
@@ -1792,7 +1792,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     const check = async (r: {
       tenant: Case["tenant"];
       surface: string;
-      actions: string[] | null;
+      actions: readonly string[] | null;
       q: string | null;
       ascending: boolean;
       start: number | null;
