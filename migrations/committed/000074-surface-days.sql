@@ -1,5 +1,5 @@
 --! Previous: sha1:b89c850ee419939d068dc5e6fb8519cffffbd429
---! Hash: sha1:1a19fd33176448145ce6a80bf3d662ca6f51afe9
+--! Hash: sha1:ce493de78b8c8f9b95b1464ce488177b081c8da4
 --! Message: surface-days
 
 -- 000074 The entries of each surface per day and action: the page's surface filter reads only the
@@ -199,6 +199,15 @@ begin
   end if;
   select array_agg(distinct a) into v_actions from jsonb_array_elements_text(coalesce(p_filter->'actions', '[]')) a;
 
+  -- (000074) The days from the cursor on, within the window, that either reads.
+  v_lo := case when p_filter->>'from' is not null then ((p_filter->>'from')::timestamptz at time zone 'UTC')::date end;
+  v_hi := case when p_filter->>'to' is not null then ((p_filter->>'to')::timestamptz at time zone 'UTC')::date end;
+  if p_cursor_at is not null and p_ascending then
+    v_lo := greatest(v_lo, (p_cursor_at at time zone 'UTC')::date);
+  elsif p_cursor_at is not null then
+    v_hi := least(v_hi, (p_cursor_at at time zone 'UTC')::date);
+  end if;
+
   -- (000066) An actor and actions: the actor's entries are read on the days the sealer's daily
   -- counts give them entries of one of the actions, from the cursor on and within the window, and
   -- on the days of such entries not sealed yet (000073; 000066 started at the nearest such day and
@@ -207,13 +216,6 @@ begin
   -- such day nothing matches. (Before 000066, an action they never took: 0.7 s.)
   if p_filter->>'actor' is not null and p_filter->>'incident' is null and cardinality(v_actions) > 0 then
     select * into v_seal from app_private.audit_seal_state;
-    v_lo := case when p_filter->>'from' is not null then ((p_filter->>'from')::timestamptz at time zone 'UTC')::date end;
-    v_hi := case when p_filter->>'to' is not null then ((p_filter->>'to')::timestamptz at time zone 'UTC')::date end;
-    if p_cursor_at is not null and p_ascending then
-      v_lo := greatest(v_lo, (p_cursor_at at time zone 'UTC')::date);
-    elsif p_cursor_at is not null then
-      v_hi := least(v_hi, (p_cursor_at at time zone 'UTC')::date);
-    end if;
     -- (The seal cursor as literals: one short range of the sealing order's index.)
     v_days := format(
       'select d.day from app_private.audit_activity_daily d
@@ -231,13 +233,6 @@ begin
     -- it (of the actions), from the names' per-day counts of each surface (up to their cursor) and
     -- the entries past it, in the same way.
     select * into v_names from app_private.audit_label_state;
-    v_lo := case when p_filter->>'from' is not null then ((p_filter->>'from')::timestamptz at time zone 'UTC')::date end;
-    v_hi := case when p_filter->>'to' is not null then ((p_filter->>'to')::timestamptz at time zone 'UTC')::date end;
-    if p_cursor_at is not null and p_ascending then
-      v_lo := greatest(v_lo, (p_cursor_at at time zone 'UTC')::date);
-    elsif p_cursor_at is not null then
-      v_hi := least(v_hi, (p_cursor_at at time zone 'UTC')::date);
-    end if;
     v_days := format(
       'select s.day from app_private.audit_surface_days s
        where s.tenant_id = %1$L::uuid and s.surface = %2$L and s.day >= %4$L::date and s.day <= %5$L::date%3$s

@@ -178,6 +178,37 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         ).rows,
     );
 
+  /** audit_find called after call from a position until it ends: the matching entries, in order. */
+  async function findAll(
+    filter: Record<string, unknown>,
+    start: { at: string; id: string } | null,
+    c: Case,
+  ): Promise<string[]> {
+    const found: string[] = [];
+    let cursor = start;
+    for (let calls = 0; ; calls++) {
+      expect(calls, JSON.stringify(filter)).toBeLessThan(400);
+      const rows = await find(filter, cursor, c);
+      found.push(...rows.filter((r) => !r.scan_end).map((r) => r.id));
+      const last = rows[rows.length - 1];
+      if (!last || (!last.scan_end && rows.length < 25)) return found;
+      cursor = { at: last.at, id: last.id };
+    }
+  }
+
+  /** Runs statements as a tenant's admin through the server's role and checks (surface sql). */
+  const asTenantAdmin = (tenant: Case["tenant"], run: (client: pg.PoolClient) => Promise<unknown>) =>
+    withContext(
+      t.pools.auth,
+      {
+        role: t.db.roles.visitor,
+        sessionToken: (tenant === "span" ? span : dense).adminSession,
+        tenant,
+        surface: "sql",
+      },
+      run,
+    );
+
   const words = [
     "zanzibar",
     "ransomware",
@@ -1174,18 +1205,14 @@ describe.each(servers())("Audit Log search on $name", (server) => {
   it("reads an actor's entries of some actions from the days they meet, and entries not sealed yet, as plain SQL finds them (000066)", async () => {
     // Entries of the admin not sealed yet, of actions the history has none of (incident.deleted and
     // .restored): the daily counts do not hold them, the log does.
-    await withContext(
-      t.pools.auth,
-      { role: t.db.roles.visitor, sessionToken: span.adminSession, tenant: "span", surface: "sql" },
-      async (client) => {
-        const { rows } = await client.query<{ id: string }>(
-          "select id from app_public.incidents where tenant_id = $1 order by created_at limit 1",
-          [span.id],
-        );
-        await client.query("select app_public.delete_incident($1)", [rows[0].id]);
-        await client.query("select app_public.restore_incident($1)", [rows[0].id]);
-      },
-    );
+    await asTenantAdmin("span", async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        "select id from app_public.incidents where tenant_id = $1 order by created_at limit 1",
+        [span.id],
+      );
+      await client.query("select app_public.delete_incident($1)", [rows[0].id]);
+      await client.query("select app_public.restore_incident($1)", [rows[0].id]);
+    });
     const actor = "admin@span.test";
     for (const actions of [
       ["incident.updated"],
@@ -1203,16 +1230,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       const expected = rows.map((r) => r.id);
       for (const ascending of [false, true]) {
         const c: Case = { tenant: "span", q: "", labelOnly: false, ascending, scan: 40, start: null, window: null };
-        const found: string[] = [];
-        let cursor: { at: string; id: string } | null = null;
-        for (let calls = 0; ; calls++) {
-          expect(calls).toBeLessThan(200);
-          const got = await find({ actor, actions }, cursor, c);
-          found.push(...got.filter((r) => !r.scan_end).map((r) => r.id));
-          const last = got[got.length - 1];
-          if (!last || (!last.scan_end && got.length < 25)) break;
-          cursor = { at: last.at, id: last.id };
-        }
+        const found = await findAll({ actor, actions }, null, c);
         expect(found, `${actions} ${ascending}`).toEqual(ascending ? [...expected].reverse() : expected);
       }
       if (actions[0] === "incident.deleted") expect(expected.length).toBe(1);
@@ -1582,18 +1600,14 @@ describe.each(servers())("Audit Log search on $name", (server) => {
   it("finds the people a word names, with actions, on the days they took them, as plain SQL does (000073)", async () => {
     // An action the dense tenant's admin took once, on one day (sealed); the span tenant's admin
     // did the same in the 000066 test above.
-    await withContext(
-      t.pools.auth,
-      { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
-      async (client) => {
-        const { rows } = await client.query<{ id: string }>(
-          "select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by created_at limit 1",
-          [dense.id],
-        );
-        await client.query("select app_public.delete_incident($1)", [rows[0].id]);
-        await client.query("select app_public.restore_incident($1)", [rows[0].id]);
-      },
-    );
+    await asTenantAdmin("dense", async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        "select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by created_at limit 1",
+        [dense.id],
+      );
+      await client.query("select app_public.delete_incident($1)", [rows[0].id]);
+      await client.query("select app_public.restore_incident($1)", [rows[0].id]);
+    });
     await sealAll(t.pools.owner);
     const combos: Array<{ q: string; actions: string[] }> = [
       { q: "admin@", actions: ["incident.deleted"] }, // seldom: one day
@@ -1654,17 +1668,13 @@ describe.each(servers())("Audit Log search on $name", (server) => {
 
     // A person's filter with actions (the page's user filter, GraphQL's actorLabel), no word: their
     // entries of the actions on the days they took them, and those not sealed yet.
-    await withContext(
-      t.pools.auth,
-      { role: t.db.roles.visitor, sessionToken: span.adminSession, tenant: "span", surface: "sql" },
-      async (client) => {
-        const { rows } = await client.query<{ id: string }>(
-          "select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by created_at desc limit 1",
-          [span.id],
-        );
-        await client.query("select app_public.delete_incident($1)", [rows[0].id]);
-      },
-    );
+    await asTenantAdmin("span", async (client) => {
+      const { rows } = await client.query<{ id: string }>(
+        "select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by created_at desc limit 1",
+        [span.id],
+      );
+      await client.query("select app_public.delete_incident($1)", [rows[0].id]);
+    });
     const people = fc.record({
       tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
       who: fc.constantFrom("admin", "ana", "system"),
@@ -1710,32 +1720,19 @@ describe.each(servers())("Audit Log search on $name", (server) => {
           [tenantOf(c).id, actor, r.actions, cursor?.at ?? null, cursor?.id ?? null, r.ascending, window[0], window[1]],
         );
         const filter = { actor, actions: r.actions, ...(r.window ? { from: window[0], to: window[1] } : {}) };
-        const got: string[] = [];
-        let position = cursor;
-        for (let calls = 0; ; calls++) {
-          expect(calls).toBeLessThan(200);
-          const page = await find(filter, position, c);
-          got.push(...page.filter((x) => !x.scan_end).map((x) => x.id));
-          const last = page[page.length - 1];
-          if (!last || (!last.scan_end && page.length < 25)) break;
-          position = { at: last.at, id: last.id };
-        }
+        const got = await findAll(filter, cursor, c);
         matched += rows.length;
         expect(got, JSON.stringify(r)).toEqual(rows.map((x) => x.id));
       }),
       { numRuns: 120, seed: 730 },
     );
     expect(matched).toBeGreaterThan(500);
-    await withContext(
-      t.pools.auth,
-      { role: t.db.roles.visitor, sessionToken: span.adminSession, tenant: "span", surface: "sql" },
-      async (client) => {
-        await client.query(
-          "select app_public.restore_incident(id) from app_public.incidents where tenant_id = $1 and deleted_at is not null",
-          [span.id],
-        );
-      },
-    );
+    await asTenantAdmin("span", async (client) => {
+      await client.query(
+        "select app_public.restore_incident(id) from app_public.incidents where tenant_id = $1 and deleted_at is not null",
+        [span.id],
+      );
+    });
     await sealAll(t.pools.owner);
   });
 
@@ -1756,17 +1753,13 @@ describe.each(servers())("Audit Log search on $name", (server) => {
   it("reads a surface's entries (of some actions) from the days that have them, as plain SQL finds them (000074)", async () => {
     // Entries through the SQL surface on one day, not named yet (past the names' cursor): a change
     // made with the session's surface.
-    await withContext(
-      t.pools.auth,
-      { role: t.db.roles.visitor, sessionToken: span.adminSession, tenant: "span", surface: "sql" },
-      async (client) => {
-        await client.query(
-          `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
+    await asTenantAdmin("span", async (client) => {
+      await client.query(
+        `update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end
            where id in (select id from app_public.incidents where tenant_id = $1 order by title limit 2)`,
-          [span.id],
-        );
-      },
-    );
+        [span.id],
+      );
+    });
     const runs = fc.record({
       tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
       surface: fc.constantFrom("web", "api", "graphql", "sql"),
@@ -1838,16 +1831,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         ...(r.q !== null ? { pattern: `%${r.q}%` } : {}),
         ...(r.window ? { from: window[0], to: window[1] } : {}),
       };
-      const got: string[] = [];
-      let position = cursor;
-      for (let calls = 0; ; calls++) {
-        expect(calls).toBeLessThan(400);
-        const page = await find(filter, position, c);
-        got.push(...page.filter((x) => !x.scan_end).map((x) => x.id));
-        const last = page[page.length - 1];
-        if (!last || (!last.scan_end && page.length < 25)) break;
-        position = { at: last.at, id: last.id };
-      }
+      const got = await findAll(filter, cursor, c);
       matched += rows.length;
       if (rows.length === 0) nothing++;
       expect(got, JSON.stringify(r)).toEqual(rows.map((x) => x.id));
