@@ -1,5 +1,5 @@
---! Previous: sha1:b89c850ee419939d068dc5e6fb8519cffffbd429
---! Hash: sha1:ce493de78b8c8f9b95b1464ce488177b081c8da4
+--! Previous: sha1:569902fd12299cdc6e0b1be52abeb1ed573acdd4
+--! Hash: sha1:baa252c7cf8382e043d95ab6e6b817d680cb6cb9
 --! Message: surface-days
 
 -- 000074 The entries of each surface per day and action: the page's surface filter reads only the
