@@ -1,5 +1,5 @@
 --! Previous: sha1:f84c95cc0bd4c06021e2fc9183d2068b2c10f899
---! Hash: sha1:569902fd12299cdc6e0b1be52abeb1ed573acdd4
+--! Hash: sha1:28b01e85f615d9f49b28ddf909ddbdc1a4008da1
 --! Message: people-actions
 
 -- 000073 A search's people with actions: their entries are read only on the days they have
@@ -129,7 +129,7 @@ begin
     v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
       case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
   end if;
-  v_cond := v_range || ' and ' || app_private.audit_filter_sql(p_filter)
+  v_cond := ' and ' || app_private.audit_filter_sql(p_filter)
     || case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end;
   -- (000073) The same for reading one day of an index: the cursor is checked on each entry, not
   -- where the index is entered (a B-tree enters at the cursor's row comparison rather than at the
@@ -137,8 +137,8 @@ begin
   v_cond_day := format('e.tenant_id = %L::uuid', p_tenant)
     || case when p_cursor_at is not null then format(' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true',
                                                      case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id) else '' end
-    || ' and ' || app_private.audit_filter_sql(p_filter)
-    || case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end;
+    || v_cond;
+  v_cond := v_range || v_cond;
   if v_from is not null then
     v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', v_from);
   end if;
@@ -615,23 +615,11 @@ begin
     v_range := v_range || format(' and e.occurred_at < %L::timestamptz', p_filter->>'to');
   end if;
   if p_cursor_at is not null then
-    v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
+    -- (000073) Read a day at a time (below), the cursor is checked on each entry, not where the
+    -- index is entered (at its row comparison, the scan read every entry from the cursor to the day).
+    v_range := v_range || format(case when v_days is null then ' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)'
+                                      else ' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true' end,
       case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
-  end if;
-  -- (000073) Read a day at a time (below): the cursor checked on each entry, not where the index is
-  -- entered (at the cursor's row comparison, the scan read every entry from the cursor to the day).
-  if v_days is not null then
-    v_range := format('e.tenant_id = %L::uuid', v_tenant);
-    if p_filter->>'from' is not null then
-      v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', p_filter->>'from');
-    end if;
-    if p_filter->>'to' is not null then
-      v_range := v_range || format(' and e.occurred_at < %L::timestamptz', p_filter->>'to');
-    end if;
-    if p_cursor_at is not null then
-      v_range := v_range || format(' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true',
-        case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
-    end if;
   end if;
   -- Everything else is checked on the rows read. (The key: the incident, else the actor, else the IP.)
   if p_filter->>'incident' is not null then

@@ -1,5 +1,5 @@
---! Previous: sha1:569902fd12299cdc6e0b1be52abeb1ed573acdd4
---! Hash: sha1:baa252c7cf8382e043d95ab6e6b817d680cb6cb9
+--! Previous: sha1:28b01e85f615d9f49b28ddf909ddbdc1a4008da1
+--! Hash: sha1:fbe97c6848016a7f5d2fc3e33065562aa7a2ed38
 --! Message: surface-days
 
 -- 000074 The entries of each surface per day and action: the page's surface filter reads only the
@@ -254,23 +254,11 @@ begin
     v_range := v_range || format(' and e.occurred_at < %L::timestamptz', p_filter->>'to');
   end if;
   if p_cursor_at is not null then
-    v_range := v_range || format(' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)',
+    -- (000073) Read a day at a time (below), the cursor is checked on each entry, not where the
+    -- index is entered (at its row comparison, the scan read every entry from the cursor to the day).
+    v_range := v_range || format(case when v_days is null then ' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)'
+                                      else ' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true' end,
       case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
-  end if;
-  -- (000073) Read a day at a time (below): the cursor checked on each entry, not where the index is
-  -- entered (at the cursor's row comparison, the scan read every entry from the cursor to the day).
-  if v_days is not null then
-    v_range := format('e.tenant_id = %L::uuid', v_tenant);
-    if p_filter->>'from' is not null then
-      v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', p_filter->>'from');
-    end if;
-    if p_filter->>'to' is not null then
-      v_range := v_range || format(' and e.occurred_at < %L::timestamptz', p_filter->>'to');
-    end if;
-    if p_cursor_at is not null then
-      v_range := v_range || format(' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true',
-        case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
-    end if;
   end if;
   -- Everything else is checked on the rows read. (The key: the incident, else the actor, else the IP.)
   if p_filter->>'incident' is not null then
