@@ -955,14 +955,15 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(rows[0].m).toBe(maskOf("abcd%_\\"));
   });
 
-  it("keeps each day's characters and pairs of adjacent characters as its names hold them (000064, 000068)", async () => {
+  it("keeps each day's characters, pairs of adjacent characters and runs of three as its names hold them (000064, 000068, 000075)", async () => {
     const { rows } = await t.superuser.query(
       `select * from (
          select l.tenant_id, l.day, app_private.audit_char_mask(string_agg(l.label_lower, E'\\n')) as chars,
-                app_private.audit_pair_masks(string_agg(l.label_lower, E'\\n')) as pairs
+                app_private.audit_pair_masks(string_agg(l.label_lower, E'\\n')) as pairs,
+                app_private.audit_triple_bits(array_agg(l.label_lower)) as triples
          from app_private.audit_label_days l group by 1, 2) k
        full join app_private.audit_label_chars c using (tenant_id, day)
-       where k.chars is distinct from c.chars or k.pairs is distinct from c.pairs`,
+       where k.chars is distinct from c.chars or k.pairs is distinct from c.pairs or k.triples is distinct from c.triples`,
     );
     expect(rows).toEqual([]);
     const { rows: days } = await t.superuser.query<{ n: string }>(
@@ -1069,6 +1070,79 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(rows[0].one).toBeNull();
     // (000070) the space has a bit: "a b" holds the pairs "a " and " b"
     expect(rows[0].spaced).toEqual(pairsOf("a b"));
+  });
+
+  it("keeps the runs of three characters of names, and those every match of a pattern holds (000075)", async () => {
+    // Whatever a pattern matches holds its runs of three (wildcards and escapes read as LIKE reads
+    // them; runs of letters and digits alone are not kept), and some texts are told apart by them.
+    const unit = fc.constantFrom(..."aqe7!#-._ %\\éİ\u212a");
+    const reached = { matched: 0, ruledOut: 0 };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.tuple(
+          fc.string({ unit, minLength: 1, maxLength: 14 }),
+          fc.nat(),
+          fc.integer({ min: 1, max: 6 }),
+          fc.constantFrom("", "%", "_"),
+          fc.array(fc.string({ unit, maxLength: 14 }), { maxLength: 3 }),
+        ),
+        async ([label, i, len, wildcard, others]) => {
+          const chars = [...label];
+          const start = i % chars.length;
+          const piece = chars.slice(start, start + len);
+          const escaped = piece.map((c) => c.replace(/[\\%_]/g, (y) => `\\${y}`));
+          // a wildcard within the piece, sometimes: the runs across it are not asked for
+          if (wildcard && escaped.length > 3) escaped.splice(2, 1, wildcard);
+          const pattern = `%${escaped.join("")}%`;
+          const { rows } = await t.superuser.query<{
+            matches: boolean;
+            holds: boolean;
+            other: boolean;
+            other_holds: boolean;
+          }>(
+            `select $1 ilike $2 as matches,
+                    app_private.audit_pairs_hold(app_private.audit_triple_bits(array[lower($1)]),
+                                                 app_private.audit_pattern_triple_bits(lower($2))) as holds,
+                    exists (select 1 from unnest($3::text[]) o where o ilike $2) as other,
+                    app_private.audit_pairs_hold(app_private.audit_triple_bits(array(select lower(o) from unnest($3::text[]) o)),
+                                                 app_private.audit_pattern_triple_bits(lower($2))) as other_holds`,
+            [label, pattern, others],
+          );
+          const r = rows[0];
+          if (r.matches) {
+            reached.matched++;
+            expect(r.holds, JSON.stringify({ label, pattern, others })).toBe(true);
+          }
+          if (r.other) expect(r.other_holds, JSON.stringify({ others, pattern })).toBe(true);
+          else if (!r.other_holds) reached.ruledOut++;
+        },
+      ),
+      { numRuns: 1500, seed: 23 },
+    );
+    expect(reached.matched).toBeGreaterThan(500);
+    expect(reached.ruledOut).toBeGreaterThan(100);
+    const { rows } = await t.superuser.query<{
+      letters: string | null;
+      broken: string | null;
+      apart: boolean;
+      together: boolean;
+      escaped: boolean;
+    }>(
+      `select app_private.audit_pattern_triple_bits('%abc9%')::text as letters,
+              app_private.audit_pattern_triple_bits('%a #_b%c-%')::text as broken,
+              app_private.audit_pairs_hold(app_private.audit_triple_bits(array['access review #1', 'glass b#']),
+                                           app_private.audit_pattern_triple_bits('%ss #%')) as apart,
+              app_private.audit_pairs_hold(app_private.audit_triple_bits(array['access review #1', 'glass #2']),
+                                           app_private.audit_pattern_triple_bits('%ss #%')) as together,
+              app_private.audit_pairs_hold(app_private.audit_triple_bits(array['50% off']),
+                                           app_private.audit_pattern_triple_bits('%0\\% o%')) as escaped`,
+    );
+    // letters and digits alone: nothing kept; "a #" is a run, "#_b" and "c-%" are not
+    expect(rows[0].letters).toBeNull();
+    expect(rows[0].broken).not.toBeNull();
+    expect(rows[0].apart).toBe(false);
+    expect(rows[0].together).toBe(true);
+    expect(rows[0].escaped).toBe(true);
   });
 
   it("keeps each month's trigrams with the actions of their names' entries, as the named entries have them (000065)", async () => {
@@ -1502,6 +1576,120 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         ).toEqual([]);
         expect(rows.map((r) => r.id)).toEqual(expected.slice(0, 25));
         expect(await readAll(c)).toEqual(expected);
+      }
+    }
+  });
+
+  it("searches for a word whose pieces most names hold, side by side in one day's names only, through that day (000075)", async () => {
+    // "ss #": the trigrams of "ss" are in many days' names ("access review #…") and so is "#", but
+    // "ss #" only in the names of today's two renamed incidents; the months without it are skipped.
+    await t.superuser.query(
+      `update app_public.incidents set title = 'Glass #' || left(id::text, 8)
+       where id in (select id from app_public.incidents where tenant_id = $1 order by id desc limit 2)`,
+      [span.id],
+    );
+    await sealAll(t.pools.owner);
+    const { rows: days } = await t.superuser.query<{ keys: string; runs: string }>(
+      `select (select count(distinct l.day) from app_private.audit_label_days l
+               where l.tenant_id = $1 and l.label_lower like '%ss %' and l.label_lower like '%#%') as keys,
+              (select count(*) from app_private.audit_label_chars c
+               where c.tenant_id = $1 and app_private.audit_pairs_hold(c.triples, app_private.audit_pattern_triple_bits('%ss #%'))) as runs`,
+      [span.id],
+    );
+    expect(Number(days[0].keys)).toBeGreaterThan(20);
+    expect(Number(days[0].runs)).toBeLessThan(Number(days[0].keys) / 4);
+    for (const ascending of [false, true]) {
+      for (const labelOnly of [false, true]) {
+        for (const actions of [undefined, ["incident.updated"], ["evidence.uploaded"]]) {
+          const c: Case = { tenant: "span", q: "ss #", labelOnly, ascending, scan: 10_000, start: null, window: null };
+          const all = await reference(c);
+          const { rows: acted } = await t.superuser.query<{ id: string }>(
+            "select id::text from app_public.audit_log where id = any ($1::bigint[]) and action = any ($2::text[])",
+            [all, actions ?? []],
+          );
+          const kept = new Set(acted.map((r) => r.id));
+          const expected = actions ? all.filter((id) => kept.has(id)) : all;
+          expect(all.length).toBeGreaterThanOrEqual(2);
+          const filter = {
+            pattern: "%ss #%",
+            ...(labelOnly ? { fields: "label" } : {}),
+            ...(actions ? { actions } : {}),
+          };
+          const rows = await find(filter, null, c);
+          // in one call, its months without the runs skipped: the walk ends within its budget
+          expect(
+            rows.filter((r) => r.scan_end),
+            JSON.stringify(filter),
+          ).toEqual([]);
+          expect(
+            rows.map((r) => r.id),
+            JSON.stringify(filter),
+          ).toEqual(expected.slice(0, 25));
+        }
+      }
+    }
+  });
+
+  it("reads no more of a name's entries a day than it has of the actions or the actor, its entries not named yet apart (000075)", async () => {
+    // Three entries of one name today, named; then one more of the same name and action, neither
+    // sealed nor named. The walk reads the name's named entries only, no more than it has of the
+    // action: the new entry comes from the entries past the names' cursor, not in place of a named one.
+    const { rows: picked } = await t.superuser.query<{ id: string }>(
+      "select id from app_public.incidents where tenant_id = $1 order by id limit 1 offset 3",
+      [dense.id],
+    );
+    const incident = picked[0].id;
+    await t.superuser.query("update app_public.incidents set title = 'Capstan ' || left(id::text, 8) where id = $1", [
+      incident,
+    ]);
+    for (let i = 0; i < 2; i++) {
+      await t.superuser.query(
+        "update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end where id = $1",
+        [incident],
+      );
+    }
+    await sealAll(t.pools.owner);
+    await t.superuser.query(
+      "update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end where id = $1",
+      [incident],
+    );
+    const { rows: counts } = await t.superuser.query<{ named: string; all: string }>(
+      `select (select sum((l.action_entries->>'incident.updated')::int) from app_private.audit_label_days l
+               where l.tenant_id = $1 and l.label_lower like 'capstan %') as named,
+              (select count(*) from app_public.audit_log e
+               where e.tenant_id = $1 and e.resource_label ilike 'capstan %' and e.action = 'incident.updated') as all`,
+      [dense.id],
+    );
+    expect(Number(counts[0].named)).toBe(3);
+    expect(Number(counts[0].all)).toBe(4);
+    const actor = (
+      await t.superuser.query<{ actor: string }>(
+        "select actor_label as actor from app_public.audit_log where tenant_id = $1 and resource_label ilike 'capstan %' limit 1",
+        [dense.id],
+      )
+    ).rows[0].actor;
+    for (const ascending of [false, true]) {
+      for (const extra of [{ actions: ["incident.updated"] }, { actor }, { actions: ["incident.updated"], actor }]) {
+        for (const labelOnly of [false, true]) {
+          const filter = { pattern: "%capstan %", ...extra, ...(labelOnly ? { fields: "label" } : {}) };
+          const { rows: expected } = await t.superuser.query<{ id: string }>(
+            `select id::text from app_public.audit_log e
+             where e.tenant_id = $1 and e.resource_label ilike '%capstan %'
+               and ($2::text[] is null or e.action = any ($2)) and ($3::text is null or e.actor_label = $3)
+             order by case when $4 then e.occurred_at end, case when $4 then e.id end, e.occurred_at desc, e.id desc`,
+            [dense.id, "actions" in extra ? extra.actions : null, "actor" in extra ? extra.actor : null, ascending],
+          );
+          expect(expected.length, JSON.stringify(filter)).toBeGreaterThanOrEqual(4);
+          // the names' walk itself (app_private.audit_search), without audit_find's first stretch
+          const { rows } = await t.superuser.query<{ id: string }>(
+            "select id::text from app_private.audit_search($1, $2, null, null, $3, 25, 10000) where not scan_end",
+            [dense.id, filter, ascending],
+          );
+          expect(
+            rows.map((r) => r.id),
+            JSON.stringify({ filter, ascending }),
+          ).toEqual(expected.map((r) => r.id).slice(0, 25));
+        }
       }
     }
   });
