@@ -1,5 +1,5 @@
 --! Previous: sha1:fbe97c6848016a7f5d2fc3e33065562aa7a2ed38
---! Hash: sha1:3dc69f32d401a51e674eef0a2bcb61e5997a4f19
+--! Hash: sha1:85ef57848e3a4fac54132679174ccd3bab95ca52
 --! Message: name-triples
 
 -- 000075 Runs of three characters: a pattern whose pieces are everywhere but never side by side.
@@ -18,6 +18,20 @@
 -- run of the pattern's literal characters as a run of its own.
 -- Kept by the names' trigger with the characters and pairs; the days named before this migration
 -- get theirs here, under the namer's lock (null would stand for "not known": never skipped).
+--
+-- The month probe now lists only names with entries of the filter's actions (and of its person), as
+-- the day's list of names does; and a name's entries of a day are read no further than its count of
+-- entries of the actions or of the person that day (action_entries, actor_entries, 000072), on its
+-- named entries only (those past the names' cursor are step 1's, and would take a named one's place).
+--
+-- The search's small helpers that were LANGUAGE sql with a SET clause (the actions' months probe,
+-- the filter's SQL, the character masks and month keys) were planned again at every call, ~0.15-0.3
+-- ms each, and the walk calls some once a month it reaches (~1.2 ms of a ~5.8 ms search for "#1"
+-- with incident.created in the 2,000,000-entry bench tenant, none in a 300-entry one): they are
+-- PL/pgSQL functions with the same results now, planned once per session. And a pattern's trigrams
+-- (a PL/pgSQL loop over its characters, ~0.35 ms for "%ransomware%") are worked out once a search:
+-- audit_find hands them to the walk in its filter ("trigrams"; without them the walk works them
+-- out as before).
 -- Runs as the session's login: the table and functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;
@@ -42,16 +56,19 @@ comment on function app_private.audit_triple_bits(text[]) is
 -- The same for the runs of three literal characters of a lowered LIKE pattern (escaped characters
 -- are literal; % and _ end a run): null when it has none such.
 create function app_private.audit_pattern_triple_bits(p_lowered text) returns bit(4096)
-language sql immutable parallel safe set search_path = pg_catalog as $$
-  with t as (
-    select x.n, case when x.m[2] is null then coalesce(x.m[1], x.m[3]) end as c
-    from regexp_matches(p_lowered, '\\(.)|([%_])|(.)', 'g') with ordinality as x(m, n)
-  ), r as (
-    select t.c || lead(t.c) over (order by t.n) || lead(t.c, 2) over (order by t.n) as run from t
-  ), b as (
-    select distinct hashtext(r.run) & 4095 as bit from r where r.run ~ '[^a-z0-9]'
-  )
-  select bit_or(B'1'::bit(4096) >> b.bit) from b
+language plpgsql immutable parallel safe set search_path = pg_catalog as $$
+begin
+  return (
+    with t as (
+      select x.n, case when x.m[2] is null then coalesce(x.m[1], x.m[3]) end as c
+      from regexp_matches(p_lowered, '\\(.)|([%_])|(.)', 'g') with ordinality as x(m, n)
+    ), r as (
+      select t.c || lead(t.c) over (order by t.n) || lead(t.c, 2) over (order by t.n) as run from t
+    ), b as (
+      select distinct hashtext(r.run) & 4095 as bit from r where r.run ~ '[^a-z0-9]'
+    )
+    select bit_or(B'1'::bit(4096) >> b.bit) from b);
+end;
 $$;
 comment on function app_private.audit_pattern_triple_bits(text) is
   'The runs of three literal characters that every text matching a lowered LIKE pattern holds and that have a character other than a-z and 0-9, as app_private.audit_triple_bits (000075); null for none.';
@@ -86,6 +103,98 @@ from (select l.tenant_id, l.day, app_private.audit_triple_bits(array_agg(l.label
       group by l.tenant_id, l.day) k
 where k.tenant_id = c.tenant_id and k.day = c.day;
 
+-- The helpers, planned once per session.
+
+create or replace function app_private.audit_months_may_match(p_tenant uuid, p_first date, p_last date, p_keys int[], p_all boolean,
+  p_actions text[]) returns date[]
+-- (Planned without the range's length, a thousand months, which JIT would compile: ~7 ms a call.)
+language plpgsql stable parallel safe set search_path = pg_catalog set jit = off as $$
+begin
+  -- (The actions' bits worked out once, not for each row read.)
+  return (
+    select coalesce(array_agg(x.month order by x.month), '{}') from (
+      select mo::date as month
+      from pg_catalog.generate_series(p_first, p_last, interval '1 month') mo,
+           (select array(select app_private.audit_action_bits(a) from pg_catalog.unnest(p_actions) a) as bits offset 0) b
+      where p_keys is null or exists (
+        select 1 from pg_catalog.unnest(b.bits) bits
+        where (select count(*) from app_private.audit_label_trigram_months m
+               where m.tenant_id = p_tenant and m.month = mo::date and m.trigram = any (p_keys)
+                 and m.actions & bits = bits)
+              >= case when p_all then (select count(distinct k) from pg_catalog.unnest(p_keys) k) else 1 end)) x);
+end;
+$$;
+
+create or replace function app_private.audit_filter_sql(p_filter jsonb) returns text
+language plpgsql immutable set search_path = pg_catalog as $$
+declare
+  v text[] := '{}';
+begin
+  if p_filter->>'actor' is not null then
+    v := v || format('e.actor_label = %L', p_filter->>'actor');
+  end if;
+  if p_filter->>'incident' is not null then
+    v := v || format('e.incident_id = %L::uuid', p_filter->>'incident');
+  end if;
+  if p_filter->>'surface' is not null then
+    v := v || format('e.surface = %L', p_filter->>'surface');
+  end if;
+  if p_filter->>'ip' is not null then
+    v := v || format('e.ip = %L::inet', p_filter->>'ip');
+  end if;
+  if p_filter->>'from' is not null then
+    v := v || format('e.occurred_at >= %L::timestamptz', p_filter->>'from');
+  end if;
+  if p_filter->>'to' is not null then
+    v := v || format('e.occurred_at < %L::timestamptz', p_filter->>'to');
+  end if;
+  if p_filter->>'after_id' is not null then
+    v := v || format('e.id > %L::bigint', p_filter->>'after_id');
+  end if;
+  if p_filter->>'through_id' is not null then
+    v := v || format('e.id <= %L::bigint', p_filter->>'through_id');
+  end if;
+  return case when cardinality(v) = 0 then 'true' else array_to_string(v, ' and ') end;
+end;
+$$;
+
+create or replace function app_private.audit_char_mask(p_text text) returns bigint
+language plpgsql immutable parallel safe set search_path = pg_catalog as $$
+begin
+  return (
+    select coalesce(sum(1::bigint << (i - 1)), 0)::bigint
+           | case when p_text ~ '[%\\^]' then 1::bigint << 62 else 0 end
+           | case when p_text ~ '[_~`]' then 1::bigint << 63 else 0 end
+           | case when strpos(p_text, '}') > 0 then 1::bigint << 59 else 0 end
+    from generate_series(1, 62) i
+    where strpos(p_text, substr('abcdefghijklmnopqrstuvwxyz0123456789!"#$&''()*+,-./:;<=>?@[]{| ', i, 1)) > 0);
+end;
+$$;
+
+create or replace function app_private.audit_pattern_char_mask(p_lowered text) returns bigint
+language plpgsql immutable parallel safe set search_path = pg_catalog as $$
+begin
+  return app_private.audit_char_mask(regexp_replace(p_lowered, '\\(.)|[%_]', '\1', 'g'));
+end;
+$$;
+
+create or replace function app_private.audit_char_month_keys(p_mask bigint) returns int[]
+language plpgsql immutable parallel safe set search_path = pg_catalog as $$
+begin
+  return nullif(array(select -i from generate_series(1, 64) i where p_mask & (1::bigint << (i - 1)) <> 0), '{}');
+end;
+$$;
+
+create or replace function app_private.audit_pattern_month_keys(p_trigrams text[], p_short text[]) returns int[]
+language plpgsql immutable parallel safe set search_path = pg_catalog as $$
+begin
+  return case
+    when cardinality(p_trigrams) > 0 then array(select pg_catalog.hashtext(t) from pg_catalog.unnest(p_trigrams) t)
+    when p_short is not null then array(select pg_catalog.hashtext(t) from pg_catalog.unnest(p_short) t) || 0
+  end;
+end;
+$$;
+
 create or replace function app_private.audit_search(
   p_tenant uuid, p_filter jsonb, p_cursor_at timestamptz, p_cursor_id bigint, p_ascending boolean, p_limit int, p_scan int)
 returns table (occurred_at timestamptz, id bigint, scan_end boolean)
@@ -97,7 +206,10 @@ declare
   -- Generic_Text_IC_like); the names keep their lowered form (label_lower, 000042), so only the
   -- pattern is lowered, once (000061; the count does the same). Another encoding: ILIKE.
   v_pattern_lower text := case when pg_catalog.getdatabaseencoding() = 'UTF8' then pg_catalog.lower(p_filter->>'pattern') end;
-  v_trigrams text[] := app_private.audit_pattern_trigrams(p_filter->>'pattern');
+  -- (000077) as audit_find worked them out, when it did
+  v_trigrams text[] := case when jsonb_typeof(p_filter->'trigrams') = 'array'
+                            then array(select jsonb_array_elements_text(p_filter->'trigrams'))
+                            else app_private.audit_pattern_trigrams(p_filter->>'pattern') end;
   -- "fields": "label": the pattern matches the resource name only (GraphQL's resourceLabelContains)
   v_label_only boolean := coalesce(p_filter->>'fields' = 'label', false);
   -- A pattern without trigrams (000062): the trigrams a matching name must have one of
@@ -611,5 +723,260 @@ begin
   id := v_mark.id;
   scan_end := true;
   return next;
+end;
+$$;
+
+create or replace function app_hidden.audit_find(
+  p_filter jsonb, p_cursor_at timestamptz, p_cursor_id bigint, p_ascending boolean, p_limit int, p_scan int default 10000)
+returns table (occurred_at timestamptz, id bigint, scan_end boolean)
+language plpgsql stable security definer set search_path = pg_catalog, public as $$
+declare
+  v_tenant uuid;
+  v_dir text := case when p_ascending then 'asc' else 'desc' end;
+  v_pattern text := p_filter->>'pattern';
+  -- A pattern with trigrams goes on through the names past the stretch, and so does one without when
+  -- it is for the resource name only (GraphQL's resourceLabelContains: every day's names are read,
+  -- 000039), has a pair or a character outside ASCII (000062), or characters few days' names hold
+  -- (below); the page's other patterns without trigrams are read for.
+  -- (Never null: the page's search has no "fields", and its words without trigrams are read for.)
+  -- (000077) The pattern's trigrams, handed on to the names' walk.
+  v_trigrams text[] := app_private.audit_pattern_trigrams(p_filter->>'pattern');
+  v_indexed boolean := cardinality(v_trigrams) > 0
+    or (coalesce(p_filter->>'fields' = 'label', false) and p_filter->>'pattern' is not null)
+    -- a pair of ASCII letters or digits, or a character outside ASCII (000062)
+    or app_private.audit_short_pattern_trigrams(
+         case when pg_catalog.getdatabaseencoding() = 'UTF8' then pg_catalog.lower(p_filter->>'pattern') end) is not null;
+  v_actions text[];
+  v_range text;
+  v_keyed_ip boolean := false; -- the IP is the range's key (no incident or actor given)
+  v_check text[] := '{}';
+  v_base text;
+  v_found int := 0;
+  v_scanned int := 0;
+  v_last_at timestamptz;
+  v_last_id bigint;
+  v_alt_actors text[] := '{}';
+  v_alt_incidents uuid[] := '{}';
+  v_matched text;
+  v_scan int := greatest(p_scan, p_limit);
+  -- A search goes on through the names once the stretch has read a hundredth of itself (at least a
+  -- page) and its matches so far are too sparse to fill the page within a tenth of it (000037).
+  v_cut int := greatest(p_limit, v_scan / 100);
+  v_stopped boolean := false;
+  v_full boolean := false;
+  -- (000066) An explicit cursor: its plan is made for reading the first rows fast (what a stretch
+  -- does when its matches are sparse or dense), not for reading the whole range.
+  v_rows refcursor;
+  -- (000066) An actor with actions: where their entries of those actions can be, at the nearest.
+  v_seal app_private.audit_seal_state;
+  -- (000073) The days (a query) on which the actor has entries of the actions, and their bounds;
+  -- (000074) or the surface has entries (of the actions), with the names' cursor.
+  v_names app_private.audit_label_state;
+  v_days text;
+  v_lo date;
+  v_hi date;
+  -- (000064) A pattern with neither trigrams nor a pair: the characters with a bit that its matches hold.
+  v_need bigint := case when not v_indexed and pg_catalog.getdatabaseencoding() = 'UTF8'
+                        then coalesce(app_private.audit_pattern_char_mask(pg_catalog.lower(p_filter->>'pattern')), 0) else 0 end;
+  v_pairs bit(4096); -- (000068) and its pairs of adjacent characters
+  r record;
+begin
+  if not app_hidden.audit_log_readable() then
+    return;
+  end if;
+  v_tenant := app_public.current_tenant_id();
+  -- (000064) Such a pattern goes on through the names too when its characters are in at most a
+  -- quarter of the tenant's days' names: the names of those days alone are read; in more of them,
+  -- the log is read for it in stretches, as before (a day's names cost more than its entries).
+  if v_need <> 0 then
+    v_pairs := app_private.audit_pattern_pair_masks(pg_catalog.lower(p_filter->>'pattern'));
+    v_indexed := (select 4 * count(*) filter (where c.chars & v_need = v_need and app_private.audit_pairs_hold(c.pairs, v_pairs)) <= count(*)
+                  from app_private.audit_label_chars c where c.tenant_id = v_tenant);
+  end if;
+  select array_agg(distinct a) into v_actions from jsonb_array_elements_text(coalesce(p_filter->'actions', '[]')) a;
+
+  -- (000074) The days from the cursor on, within the window, that either reads.
+  v_lo := case when p_filter->>'from' is not null then ((p_filter->>'from')::timestamptz at time zone 'UTC')::date end;
+  v_hi := case when p_filter->>'to' is not null then ((p_filter->>'to')::timestamptz at time zone 'UTC')::date end;
+  if p_cursor_at is not null and p_ascending then
+    v_lo := greatest(v_lo, (p_cursor_at at time zone 'UTC')::date);
+  elsif p_cursor_at is not null then
+    v_hi := least(v_hi, (p_cursor_at at time zone 'UTC')::date);
+  end if;
+
+  -- (000066) An actor and actions: the actor's entries are read on the days the sealer's daily
+  -- counts give them entries of one of the actions, from the cursor on and within the window, and
+  -- on the days of such entries not sealed yet (000073; 000066 started at the nearest such day and
+  -- read on through every entry of the actor: an actor who seldom took the actions had most of their
+  -- entries read, ~65 ms for three entries of ana@ in the 2,000,000-entry bench tenant). With no
+  -- such day nothing matches. (Before 000066, an action they never took: 0.7 s.)
+  if p_filter->>'actor' is not null and p_filter->>'incident' is null and cardinality(v_actions) > 0 then
+    select * into v_seal from app_private.audit_seal_state;
+    -- (The seal cursor as literals: one short range of the sealing order's index.)
+    v_days := format(
+      'select d.day from app_private.audit_activity_daily d
+       where d.tenant_id = %1$L::uuid and d.actor_label = %2$L and d.action = any (%3$L::text[])
+         and d.day >= %4$L::date and d.day <= %5$L::date
+       union
+       select (e.occurred_at at time zone ''UTC'')::date from app_public.audit_log e
+       where e.xid >= %6$s and (e.xid, e.id) > (%6$s, %7$s) and e.tenant_id = %1$L::uuid and e.actor_label = %2$L
+         and e.action = any (%3$L::text[])',
+      v_tenant, p_filter->>'actor', v_actions, coalesce(v_lo, '-infinity'::date), coalesce(v_hi, 'infinity'::date),
+      v_seal.last_xid, v_seal.last_id);
+  elsif p_filter->>'surface' is not null and p_filter->>'incident' is null and p_filter->>'actor' is null
+        and p_filter->>'ip' is null then
+    -- (000074) A surface with no incident, person or IP to go by: the days that have entries through
+    -- it (of the actions), from the names' per-day counts of each surface (up to their cursor) and
+    -- the entries past it, in the same way.
+    select * into v_names from app_private.audit_label_state;
+    v_days := format(
+      'select s.day from app_private.audit_surface_days s
+       where s.tenant_id = %1$L::uuid and s.surface = %2$L and s.day >= %4$L::date and s.day <= %5$L::date%3$s
+       union
+       select (e.occurred_at at time zone ''UTC'')::date from app_public.audit_log e
+       where e.xid >= %6$s and (e.xid, e.id) > (%6$s, %7$s) and e.tenant_id = %1$L::uuid and e.surface = %2$L%8$s',
+      v_tenant, p_filter->>'surface',
+      case when cardinality(v_actions) > 0 then format(' and s.action = any (%L::text[])', v_actions) else '' end,
+      coalesce(v_lo, '-infinity'::date), coalesce(v_hi, 'infinity'::date), v_names.last_xid, v_names.last_id,
+      case when cardinality(v_actions) > 0 then format(' and e.action = any (%L::text[])', v_actions) else '' end);
+  end if;
+
+  -- The range: the tenant, the time window, the cursor, and the one key an index serves.
+  v_range := format('e.tenant_id = %L::uuid', v_tenant);
+  if p_filter->>'from' is not null then
+    v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', p_filter->>'from');
+  end if;
+  if p_filter->>'to' is not null then
+    v_range := v_range || format(' and e.occurred_at < %L::timestamptz', p_filter->>'to');
+  end if;
+  if p_cursor_at is not null then
+    -- (000073) Read a day at a time (below), the cursor is checked on each entry, not where the
+    -- index is entered (at its row comparison, the scan read every entry from the cursor to the day).
+    v_range := v_range || format(case when v_days is null then ' and (e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)'
+                                      else ' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true' end,
+      case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id);
+  end if;
+  -- Everything else is checked on the rows read. (The key: the incident, else the actor, else the IP.)
+  if p_filter->>'incident' is not null then
+    v_range := v_range || format(' and e.incident_id = %L::uuid', p_filter->>'incident');
+  elsif p_filter->>'actor' is not null then
+    v_range := v_range || format(' and e.actor_label = %L', p_filter->>'actor');
+  elsif p_filter->>'ip' is not null then
+    v_range := v_range || format(' and e.ip = %L::inet', p_filter->>'ip');
+    v_keyed_ip := true;
+  end if;
+  if p_filter->>'incident' is not null and p_filter->>'actor' is not null then
+    v_check := v_check || format('e.actor_label = %L', p_filter->>'actor');
+  end if;
+  if v_days is not null then
+    -- (000073, 000074) the actions and the surface are the days' range (below)
+    if cardinality(v_actions) > 0 then
+      v_range := v_range || format(' and e.action = any (%L::text[])', v_actions);
+    end if;
+    if p_filter->>'surface' is not null then
+      v_range := v_range || format(' and e.surface = %L', p_filter->>'surface');
+    end if;
+  elsif (p_filter->>'incident' is not null or p_filter->>'actor' is not null or v_keyed_ip) and cardinality(v_actions) > 0 then
+    v_check := v_check || format('e.action = any (%L::text[])', v_actions);
+  end if;
+  if p_filter->>'surface' is not null and v_days is null then
+    v_check := v_check || format('e.surface = %L', p_filter->>'surface');
+  end if;
+  if p_filter->>'ip' is not null and not v_keyed_ip then
+    v_check := v_check || format('e.ip = %L::inet', p_filter->>'ip');
+  end if;
+  if p_filter->>'after_id' is not null then
+    v_check := v_check || format('e.id > %L::bigint', p_filter->>'after_id');
+  end if;
+  if p_filter->>'through_id' is not null then
+    v_check := v_check || format('e.id <= %L::bigint', p_filter->>'through_id');
+  end if;
+  if v_pattern is not null and p_filter->>'fields' = 'label' then
+    -- The resource name only (GraphQL's resourceLabelContains, 000034): no people or incidents to look up.
+    v_check := v_check || 'e.resource_label ilike $2'::text;
+  elsif v_pattern is not null then
+    select a.actors, a.incidents into v_alt_actors, v_alt_incidents
+    from app_private.audit_search_alternates(v_tenant, v_pattern) a;
+    v_check := v_check || '(e.action ilike $2 or e.actor_label ilike $2 or e.resource_label ilike $2 or e.actor_label = any ($3) or e.incident_id = any ($4))'::text;
+  end if;
+
+  v_matched := case when cardinality(v_check) > 0 then array_to_string(v_check, ' and ') else 'true' end;
+
+  -- The range in order, at most p_scan rows, each with whether it matches: one index range, or
+  -- one per action merged (when the actions are the key).
+  v_base := case
+    when v_days is not null then
+      -- (000073) The actor's entries of the actions, day by day: one range of the actor's index a
+      -- day, the days in reading order (000074: or the surface's, of the actions, by the actions'
+      -- index or the time index). Rows come out in the order of the days, and in each day's
+      -- in the order of its range: a lateral subquery is read once for each of the outer rows, in
+      -- their order (a nested loop; a cursor has no parallel workers), and its days cover disjoint
+      -- stretches of time. (An ORDER BY here would read every day's entries before the first row.)
+      format('select x.occurred_at, x.id, x.matched
+              from (select u.day from (%1$s) u order by u.day %2$s) d
+              cross join lateral (
+                select e.occurred_at, e.id, %3$s as matched from app_public.audit_log e
+                where %4$s and e.occurred_at >= d.day::timestamp at time zone ''UTC''
+                  and e.occurred_at < (d.day + 1)::timestamp at time zone ''UTC''
+                order by e.occurred_at %2$s, e.id %2$s) x
+              limit $1',
+        v_days, v_dir, v_matched, v_range)
+    when p_filter->>'incident' is null and p_filter->>'actor' is null and not v_keyed_ip and cardinality(v_actions) > 1 then
+      format('select * from (%s) u order by u.occurred_at %s, u.id %s limit $1',
+        (select string_agg(format(
+           '(select e.occurred_at, e.id, %s as matched from app_public.audit_log e where %s and e.action = %L order by e.occurred_at %s, e.id %s limit $1)',
+           v_matched, v_range, a, v_dir, v_dir), ' union all ')
+         from unnest(v_actions) a), v_dir, v_dir)
+    else
+      format('select e.occurred_at, e.id, %s as matched from app_public.audit_log e where %s%s order by e.occurred_at %s, e.id %s limit $1',
+        v_matched, v_range,
+        case when p_filter->>'incident' is null and p_filter->>'actor' is null and not v_keyed_ip and cardinality(v_actions) = 1
+          then format(' and e.action = %L', v_actions[1]) else '' end,
+        v_dir, v_dir)
+    end;
+
+  -- Read until a page of matches is found or p_scan rows were read (rows come in small batches).
+  open v_rows for execute v_base using v_scan, v_pattern, v_alt_actors, v_alt_incidents;
+  loop
+    fetch v_rows into r;
+    exit when not found;
+    v_scanned := v_scanned + 1;
+    v_last_at := r.occurred_at;
+    v_last_id := r.id;
+    if r.matched then
+      occurred_at := r.occurred_at;
+      id := r.id;
+      scan_end := false;
+      return next;
+      v_found := v_found + 1;
+      if v_found >= p_limit then
+        v_full := true;
+        exit;
+      end if;
+    elsif v_indexed and v_scanned >= v_cut and v_found * (v_scan / 10) < p_limit * v_scanned then
+      -- A rare word: its matches, if any, are sooner found through the names.
+      v_stopped := true;
+      exit;
+    end if;
+  end loop;
+  close v_rows;
+  if v_full then
+    return;
+  end if;
+  if v_scanned < v_scan and not v_stopped then
+    return; -- the range ended: there is nothing more to find
+  end if;
+  if not v_indexed then
+    -- Stopped after p_scan rows: where to go on from.
+    occurred_at := v_last_at;
+    id := v_last_id;
+    scan_end := true;
+    return next;
+    return;
+  end if;
+  -- A search with too few matches in that stretch: the rest through the names, beyond it.
+  return query select * from app_private.audit_search(
+    v_tenant, p_filter || jsonb_build_object('alt_actors', v_alt_actors, 'alt_incidents', v_alt_incidents, 'trigrams', to_jsonb(v_trigrams)),
+    v_last_at, v_last_id, p_ascending, p_limit - v_found, v_scan);
 end;
 $$;
