@@ -1,5 +1,5 @@
 --! Previous: sha1:fbe97c6848016a7f5d2fc3e33065562aa7a2ed38
---! Hash: sha1:85ef57848e3a4fac54132679174ccd3bab95ca52
+--! Hash: sha1:e07c60ff38c3c1d3c90d81634f6512b1db77296b
 --! Message: name-triples
 
 -- 000075 Runs of three characters: a pattern whose pieces are everywhere but never side by side.
@@ -22,7 +22,8 @@
 -- The month probe now lists only names with entries of the filter's actions (and of its person), as
 -- the day's list of names does; and a name's entries of a day are read no further than its count of
 -- entries of the actions or of the person that day (action_entries, actor_entries, 000072), on its
--- named entries only (those past the names' cursor are step 1's, and would take a named one's place).
+-- named entries only (those past the names' cursor are step 1's, and would take a named one's place);
+-- and once the page is full, no further than the page's last entry (one bound the index serves).
 --
 -- The search's small helpers that were LANGUAGE sql with a SET clause (the actions' months probe,
 -- the filter's SQL, the character masks and month keys) were planned again at every call, ~0.15-0.3
@@ -425,10 +426,12 @@ begin
              cross join lateral (select e.occurred_at, e.id from app_public.audit_log e
                                  where %2$s and e.resource_label = l.label and e.occurred_at >= $5 and e.occurred_at < $6
                                    and (l.cap is null or (e.xid, e.id) <= (%3$s, %4$s))
+                                   and e.occurred_at %5$s case when cardinality($3::timestamptz[]) >= $1 then ($3::timestamptz[])[$1] else %6$s end
                                  order by e.occurred_at %1$s, e.id %1$s limit least($1, l.cap)) x
              union all select * from unnest($3::timestamptz[], $4::bigint[])) k
            order by k.occurred_at %1$s, k.id %1$s limit $1) u',
-    v_dir, v_cond, v_state.last_xid, v_state.last_id);
+    v_dir, v_cond, v_state.last_xid, v_state.last_id, case when p_ascending then '<=' else '>=' end,
+    case when p_ascending then '$6' else '$5' end);
   -- (A pattern without trigrams or a pair reads every day's names, 000039, but for the days whose
   -- names lack its characters: one probe of app_private.audit_label_chars a month, 000064; the
   -- page's search comes here with such a pattern when few days have them, 000064.)
@@ -578,7 +581,8 @@ begin
         from (
           select l.label, case when p_ascending then greatest(l.first_at, p_cursor_at) else least(l.last_at, p_cursor_at) end as edge,
                  case when v_actions is not null or v_actor is not null then
-                   least((select sum(x.value::int) from jsonb_each_text(l.action_entries) x where x.key = any (v_actions))::int,
+                   least(case when cardinality(v_actions) = 1 then (l.action_entries->>v_actions[1])::int
+                              else (select sum(x.value::int) from jsonb_each_text(l.action_entries) x where x.key = any (v_actions))::int end,
                          (l.actor_entries->>v_actor)::int) end as cap
           from (select l.* from app_private.audit_label_days l
                 where app_private.audit_label_keys(l.tenant_id, l.day, l.label) @> v_probe_keys offset 0) l
@@ -600,7 +604,8 @@ begin
         from (
           select l.label, case when p_ascending then greatest(l.first_at, p_cursor_at) else least(l.last_at, p_cursor_at) end as edge,
                  case when v_actions is not null or v_actor is not null then
-                   least((select sum(x.value::int) from jsonb_each_text(l.action_entries) x where x.key = any (v_actions))::int,
+                   least(case when cardinality(v_actions) = 1 then (l.action_entries->>v_actions[1])::int
+                              else (select sum(x.value::int) from jsonb_each_text(l.action_entries) x where x.key = any (v_actions))::int end,
                          (l.actor_entries->>v_actor)::int) end as cap
           from (
             select l.* from (select l.* from app_private.audit_label_days l
@@ -626,7 +631,8 @@ begin
         from (
           select l.label, case when p_ascending then greatest(l.first_at, p_cursor_at) else least(l.last_at, p_cursor_at) end as edge,
                  case when v_actions is not null or v_actor is not null then
-                   least((select sum(x.value::int) from jsonb_each_text(l.action_entries) x where x.key = any (v_actions))::int,
+                   least(case when cardinality(v_actions) = 1 then (l.action_entries->>v_actions[1])::int
+                              else (select sum(x.value::int) from jsonb_each_text(l.action_entries) x where x.key = any (v_actions))::int end,
                          (l.actor_entries->>v_actor)::int) end as cap
           from app_private.audit_label_days l
           where l.tenant_id = p_tenant and l.day = v_day and case when v_pattern_lower is null then l.label ilike v_pattern else l.label_lower like v_pattern_lower end
@@ -661,6 +667,8 @@ begin
                                         and (v_actor is null or e.actor_label = v_actor)
                                         and (v_actions is null or e.action = any (v_actions))
                                         and (l.cap is null or (e.xid, e.id) <= (v_state.last_xid, v_state.last_id))
+                                        -- a full page: nothing after its last entry can join it (one bound, which the index serves)
+                                        and e.occurred_at <= case when cardinality(v_at) >= p_limit then v_at[p_limit] else v_end end
                                       order by e.occurred_at, e.id limit least(p_limit, l.cap)) x
                   union all select * from unnest(v_at, v_id)) k
                 order by k.occurred_at, k.id limit p_limit) u;
@@ -677,6 +685,8 @@ begin
                                         and (v_actor is null or e.actor_label = v_actor)
                                         and (v_actions is null or e.action = any (v_actions))
                                         and (l.cap is null or (e.xid, e.id) <= (v_state.last_xid, v_state.last_id))
+                                        -- a full page: nothing after its last entry can join it (one bound, which the index serves)
+                                        and e.occurred_at >= case when cardinality(v_at) >= p_limit then v_at[p_limit] else v_start end
                                       order by e.occurred_at desc, e.id desc limit least(p_limit, l.cap)) x
                   union all select * from unnest(v_at, v_id)) k
                 order by k.occurred_at desc, k.id desc limit p_limit) u;
