@@ -12,6 +12,9 @@
  * same condition read from the whole log by the database owner (ILIKE over every entry of the
  * tenant). Words are taken from the tenant's own names and people (substrings, case changed) or
  * made of letters, digits, spaces and marks; each mismatch is printed with what reproduces it.
+ * Each condition runs once, on one connection: its time includes planning a statement's first use
+ * and reading pages not in memory yet, so the times point at the conditions that cost, not at a
+ * steady state (bench:pages measures that).
  *
  * CHECK_TENANT (default mid-1: 200,000 entries, quick to read whole; `big` holds 2,000,000),
  * CHECK_CASES (default 300), CHECK_SEED (default: the time; printed). Exits 1 on a mismatch.
