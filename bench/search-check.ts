@@ -20,18 +20,30 @@
  * CHECK_CASES (default 300), CHECK_SEED (default: the time; printed: the same seed on the same history
  * draws the same conditions). Exits 1 on a mismatch.
  */
+import "../src/env-defaults.ts";
 import fc from "fast-check";
 import pg from "pg";
 import { likeContaining } from "../src/db/like.ts";
 import { roleNames, withDatabase } from "../src/db/setup.ts";
+import { connectionFilter } from "../src/graphql/audit-log.ts";
 
 const ADMIN = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const DB = process.env.BENCH_DB ?? "attest_bench_pages";
 const SLUG = process.env.CHECK_TENANT ?? "mid-1";
-const CASES = Number(process.env.CHECK_CASES ?? 300);
-const SEED = Number(process.env.CHECK_SEED ?? Date.now() % 1_000_000);
-const url = withDatabase(ADMIN, DB);
 const out = (line: string) => process.stdout.write(`${line}\n`);
+/** A whole number setting of this script, or a clear refusal. */
+function count(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d{1,9}$/.test(raw)) {
+    out(`${name} must be a whole number (0 or more), not ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return Number(raw);
+}
+const CASES = count("CHECK_CASES", 300);
+const SEED = count("CHECK_SEED", Date.now() % 1_000_000);
+const url = withDatabase(ADMIN, DB);
 
 interface Case {
   label?: string;
@@ -138,15 +150,21 @@ const caseArb: fc.Arbitrary<Case> = fc
     return c;
   });
 
-/** The condition as the GraphQL route hands it to audit_connection_ids (src/graphql/audit-log.ts). */
+/**
+ * The condition as the GraphQL route hands it to audit_connection_ids (connectionFilter, from the
+ * condition's fields); several actions at once, which GraphQL's `action` cannot ask, as the page's
+ * action filter hands them.
+ */
 function filterOf(c: Case): Record<string, unknown> {
-  const filter: Record<string, unknown> = {};
-  if (c.label !== undefined) filter.labelPattern = likeContaining(c.label);
-  if (c.actor !== undefined) filter.actorPattern = likeContaining(c.actor);
-  if (c.actions.length > 0) filter.actions = c.actions;
-  if (c.person !== undefined) filter.actor = c.person;
-  if (c.from !== undefined) filter.from = c.from;
-  if (c.to !== undefined) filter.to = c.to;
+  const given: Array<[string, unknown]> = [];
+  if (c.label !== undefined) given.push(["resourceLabelContains", c.label]);
+  if (c.actor !== undefined) given.push(["actorContains", c.actor]);
+  if (c.actions.length === 1) given.push(["action", c.actions[0]]);
+  if (c.person !== undefined) given.push(["actorLabel", c.person]);
+  if (c.from !== undefined) given.push(["occurredAfter", c.from]);
+  if (c.to !== undefined) given.push(["occurredBefore", c.to]);
+  const filter = connectionFilter(given);
+  if (c.actions.length > 1) filter.actions = c.actions;
   return filter;
 }
 

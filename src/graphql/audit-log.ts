@@ -156,6 +156,13 @@ const SEARCHING = ["actionPrefix", "actorContains", "resourceLabelContains"];
 /** The conditions added above (a null value means no condition), as opposed to a column's. */
 const EXTRA_CONDITIONS = [...SEARCHING, "occurredAfter", "occurredBefore"];
 
+/** The filter audit_connection_ids is handed for a condition's given fields (each one FILTER_FIELDS knows). */
+export function connectionFilter(given: ReadonlyArray<readonly [string, unknown]>): Record<string, unknown> {
+  const filter: Record<string, unknown> = {};
+  for (const [k, v] of given) FILTER_FIELDS[k](filter, v);
+  return filter;
+}
+
 /** The (occurred_at, id) of a NEWEST_FIRST/OLDEST_FIRST cursor, or null when it is not one. */
 function cursorKey(cursor: unknown): { at: string; id: string } | null {
   if (typeof cursor !== "string") return null;
@@ -214,8 +221,7 @@ export function searchRoute(args: ConnectionArgs): ((qb: QueryBuilder) => void) 
   const cursor = fromEnd ? args.before : args.after;
   const key = cursor == null ? null : cursorKey(cursor);
   if (cursor != null && !key) return null; // PostGraphile answers an invalid cursor
-  const filter: Record<string, unknown> = {};
-  for (const [k, v] of given) FILTER_FIELDS[k](filter, v);
+  const filter = connectionFilter(given);
   // Reading from the far end reverses the order; one more entry tells whether there is a next page.
   const ascending = (orderName === OLDEST_FIRST) !== fromEnd;
   return (qb) => {
