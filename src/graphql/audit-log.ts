@@ -10,7 +10,7 @@
  * second). So when such a condition is given, in the default order or its reverse, the query
  * also asks the database for the capture numbers of the next page's entries after the cursor
  * (`app_hidden.audit_connection_ids`, migration 000031: the Audit Log page's search, one ordered
- * stream per matching actor or action, the tenant's names of the day for a word) and reads only
+ * range per matching actor or action merged, the tenant's names of the day for a word) and reads only
  * those. The conditions themselves still apply, so the answer is the same as without it.
  */
 import { lambda } from "postgraphile/grafast";
