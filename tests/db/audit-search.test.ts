@@ -1837,6 +1837,58 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(found).toBeGreaterThan(100);
   });
 
+  it("keeps, of a cursor and a window's edge on the side read towards, the nearer: the same entries (000078)", async () => {
+    // Entries at whole seconds 0-9 with ids 1-3; "from" inclusive, "to" exclusive, the cursor strict.
+    const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+    const points = Array.from({ length: 10 }, (_, s) => [1, 2, 3].map((id) => ({ s, id }))).flat();
+    const keeps = (
+      b: { from: number | null; to: number | null; cursor: { s: number; id: number } | null },
+      asc: boolean,
+      p: { s: number; id: number },
+    ) =>
+      (b.from === null || p.s >= b.from) &&
+      (b.to === null || p.s < b.to) &&
+      (b.cursor === null ||
+        (asc
+          ? p.s > b.cursor.s || (p.s === b.cursor.s && p.id > b.cursor.id)
+          : p.s < b.cursor.s || (p.s === b.cursor.s && p.id < b.cursor.id)));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.option(fc.nat({ max: 10 }), { nil: null }),
+        fc.option(fc.nat({ max: 10 }), { nil: null }),
+        fc.option(fc.record({ s: fc.nat({ max: 9 }), id: fc.integer({ min: 1, max: 3 }) }), { nil: null }),
+        fc.boolean(),
+        async (from, to, cursor, asc) => {
+          const filter = {
+            pattern: "%x%",
+            ...(from === null ? {} : { from: at(from) }),
+            ...(to === null ? {} : { to: at(to) }),
+          };
+          const { rows } = await t.superuser.query<{ f: Record<string, string>; at: Date | null; id: string | null }>(
+            "select p_filter as f, p_cursor_at as at, p_cursor_id::text as id from app_private.audit_nearer_bound($1, $2, $3, $4)",
+            [filter, cursor ? at(cursor.s) : null, cursor?.id ?? null, asc],
+          );
+          const r = rows[0];
+          expect(r.f.pattern).toBe("%x%");
+          const sec = (v: string | Date | undefined | null) => (v == null ? null : new Date(v).getUTCSeconds());
+          const kept = {
+            from: sec(r.f.from),
+            to: sec(r.f.to),
+            cursor: r.at === null ? null : { s: sec(r.at) as number, id: Number(r.id) },
+          };
+          // one bound at most on the side read towards
+          expect(cursor !== null && kept.cursor !== null && (asc ? kept.from : kept.to) !== null).toBe(false);
+          for (const p of points) {
+            expect(keeps(kept, asc, p), JSON.stringify({ from, to, cursor, asc, p, kept })).toBe(
+              keeps({ from, to, cursor }, asc, p),
+            );
+          }
+        },
+      ),
+      { numRuns: 300, seed: 78 },
+    );
+  });
+
   it("finds the people a word names, with actions, on the days they took them, as plain SQL does (000073)", async () => {
     // An action the dense tenant's admin took once, on one day (sealed); the span tenant's admin
     // did the same in the 000066 test above.
