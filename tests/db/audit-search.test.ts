@@ -1837,7 +1837,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(found).toBeGreaterThan(100);
   });
 
-  it("keeps, of a cursor and a window's edge on the side read towards, the nearer: the same entries (000078)", async () => {
+  it("keeps, of a cursor and a window's edge on the side read towards, the nearer: the same entries (000076)", async () => {
     // Entries at whole seconds 0-9 with ids 1-3; "from" inclusive, "to" exclusive, the cursor strict.
     const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
     const points = Array.from({ length: 10 }, (_, s) => [1, 2, 3].map((id) => ({ s, id }))).flat();
