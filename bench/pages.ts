@@ -27,7 +27,7 @@ import autocannon from "autocannon";
 import pg from "pg";
 import { activeSigningKey } from "../src/audit/keys.ts";
 import { nameOnce, sealOnce } from "../src/audit/sealer.ts";
-import { prepareDatabase, roleNames, withDatabase } from "../src/db/setup.ts";
+import { prepareDatabase, roleNames, rolePrefixFor, withDatabase } from "../src/db/setup.ts";
 import { type LoadedTenant, loadHistory } from "./history.ts";
 import { machineReport } from "./machine.ts";
 
@@ -93,7 +93,7 @@ async function ensureHistory(): Promise<Map<string, LoadedTenant>> {
       }
       out(`  loaded in ${fmt((performance.now() - started) / 1000, 1)} s; sealing`);
       const sealStarted = performance.now();
-      const roles = roleNames(DB);
+      const roles = roleNames(rolePrefixFor(DB));
       const owner = new pg.Pool({ connectionString: url, options: `-c role=${roles.owner}`, max: 1 });
       const key = await activeSigningKey(owner);
       let sealed = 0;
@@ -438,7 +438,7 @@ async function reportingQueries(tenants: Map<string, LoadedTenant>) {
   const readme = await fs.readFile(new URL("../README.md", import.meta.url), "utf8");
   const section = readme.split(/^## /m).find((s) => s.startsWith("SQL reporting")) ?? "";
   const queries = [...section.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1].trim());
-  const roles = roleNames(DB);
+  const roles = roleNames(rolePrefixFor(DB));
   const client = new pg.Client({ connectionString: url, options: `-c role=${roles.reporting}` });
   await client.connect();
   out("\nREADME reporting queries as the reporting role (tenant 'demo' → 'big'); target ≤ 1 s each");

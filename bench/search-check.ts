@@ -24,7 +24,7 @@ import "../src/env-defaults.ts";
 import fc from "fast-check";
 import pg from "pg";
 import { likeContaining } from "../src/db/like.ts";
-import { roleNames, withDatabase } from "../src/db/setup.ts";
+import { roleNames, rolePrefixFor, withDatabase } from "../src/db/setup.ts";
 import { connectionFilter } from "../src/graphql/audit-log.ts";
 
 const ADMIN = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -203,7 +203,7 @@ async function bruteForce(c: Case): Promise<string[]> {
 
 const visitor = new pg.Client({ connectionString: url, options: "-c jit=off" });
 await visitor.connect();
-const { visitor: visitorRole } = roleNames(DB);
+const { visitor: visitorRole } = roleNames(rolePrefixFor(DB)); // as the installation derives them
 async function route(c: Case): Promise<{ ids: string[]; ms: number }> {
   await visitor.query("begin");
   try {

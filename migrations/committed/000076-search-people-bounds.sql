@@ -1,5 +1,5 @@
 --! Previous: sha1:e07c60ff38c3c1d3c90d81634f6512b1db77296b
---! Hash: sha1:5f7acb14b7986deda218aed706064da13c35a6d0
+--! Hash: sha1:83c613dbeef9c58ce4582f4097c512cdc0520f0e
 --! Message: search-people-bounds
 
 -- 000076 The search: a few people in one walk, less fixed work, and one bound on each side.
@@ -62,7 +62,7 @@
 
 set local role none;
 
-create or replace function app_private.audit_filter_actors(p_filter jsonb) returns text[]
+create function app_private.audit_filter_actors(p_filter jsonb) returns text[]
 language plpgsql immutable set search_path = pg_catalog as $$
 begin
   if jsonb_typeof(p_filter->'actors') = 'array' then
@@ -115,13 +115,13 @@ create or replace function app_private.audit_filter_sql(p_filter jsonb) returns 
 language plpgsql immutable set search_path = pg_catalog as $$
 declare
   v text[] := '{}';
+  -- (000076) "actor", or those of "actors" who are that actor (app_private.audit_filter_actors)
+  v_actors text[] := app_private.audit_filter_actors(p_filter);
 begin
-  if p_filter->>'actor' is not null then
-    v := v || format('e.actor_label = %L', p_filter->>'actor');
-  end if;
-  if jsonb_typeof(p_filter->'actors') = 'array' then
-    -- (000076) one of these people
-    v := v || format('e.actor_label = any (%L::text[])', array(select jsonb_array_elements_text(p_filter->'actors')));
+  if cardinality(v_actors) = 1 then
+    v := v || format('e.actor_label = %L', v_actors[1]);
+  elsif v_actors is not null then
+    v := v || format('e.actor_label = any (%L::text[])', v_actors);
   end if;
   if p_filter->>'incident' is not null then
     v := v || format('e.incident_id = %L::uuid', p_filter->>'incident');
