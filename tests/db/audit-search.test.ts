@@ -1145,6 +1145,95 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(rows[0].escaped).toBe(true);
   });
 
+  it("works out a pattern's characters, pairs and runs of three as the former definitions did (000077)", async () => {
+    // The definitions 000064, 000071 and 000075 left (the pattern split with regexp_matches and the
+    // answer built by queries), as temporary functions: 000077 reads the pattern character by
+    // character and must give the same answers for any pattern.
+    const client = new pg.Client({ connectionString: t.superUrl });
+    await client.connect();
+    try {
+      await client.query(String.raw`
+        create function pg_temp.former_char_mask(p_lowered text) returns bigint
+        language sql immutable as $f$
+          select app_private.audit_char_mask(regexp_replace(p_lowered, '\\(.)|[%_]', '\1', 'g'))
+        $f$;
+        create function pg_temp.former_pair_masks(p_lowered text) returns bit(4096)
+        language sql immutable as $f$
+          with g as (
+            select g.chars, g.i from unnest(app_private.audit_char_groups()) with ordinality g(chars, i)
+          ), t as (
+            select x.n, case when x.m[2] is null then coalesce(x.m[1], x.m[3]) end as c
+            from regexp_matches(p_lowered, '\\(.)|([%_])|(.)', 'g') with ordinality as x(m, n)
+          ), p as (
+            select lag(t.c) over (order by t.n) as a, t.c as b from t
+          ), k as (
+            select ga.i, bit_or(1::bigint << (gb.i - 1)::int) as follows
+            from p
+            join g ga on strpos(ga.chars, p.a) > 0
+            join g gb on strpos(gb.chars, p.b) > 0
+            where p.a is not null and p.b is not null
+            group by ga.i
+          )
+          select case when exists (select from k) then
+                   (select string_agg(coalesce(k.follows, 0)::bit(64)::text, '' order by s.i)
+                    from generate_series(1, 64) s(i) left join k on k.i = s.i)::bit(4096) end
+        $f$;
+        create function pg_temp.former_triple_bits(p_lowered text) returns bit(4096)
+        language sql immutable as $f$
+          with t as (
+            select x.n, case when x.m[2] is null then coalesce(x.m[1], x.m[3]) end as c
+            from regexp_matches(p_lowered, '\\(.)|([%_])|(.)', 'g') with ordinality as x(m, n)
+          ), r as (
+            select t.c || lead(t.c) over (order by t.n) || lead(t.c, 2) over (order by t.n) as run from t
+          ), b as (
+            select distinct hashtext(r.run) & 4095 as bit from r where r.run ~ '[^a-z0-9]'
+          )
+          select bit_or(B'1'::bit(4096) >> b.bit) from b
+        $f$;`);
+      // Letters, digits, marks of each group, wildcards, escapes (a lone one at the end too),
+      // characters without a bit, a line break.
+      const unit = fc.constantFrom(...CHAR_BITS, ..."}%_\\^`~éßİΣ\u212a\n");
+      const pattern = fc.oneof(
+        fc.string({ unit, maxLength: 24 }),
+        fc.string({ unit, minLength: 1, maxLength: 10 }).map((w) => `%${w}%`),
+      );
+      let kept = 0;
+      await fc.assert(
+        fc.asyncProperty(fc.array(pattern, { minLength: 50, maxLength: 50 }), async (patterns) => {
+          const { rows } = await client.query<{
+            p: string;
+            chars: boolean;
+            pairs: boolean;
+            triples: boolean;
+            some: boolean;
+          }>(
+            `select p,
+                    app_private.audit_pattern_char_mask(p) = pg_temp.former_char_mask(p) as chars,
+                    app_private.audit_pattern_pair_masks(p) is not distinct from pg_temp.former_pair_masks(p) as pairs,
+                    app_private.audit_pattern_triple_bits(p) is not distinct from pg_temp.former_triple_bits(p) as triples,
+                    app_private.audit_pattern_pair_masks(p) is not null and app_private.audit_pattern_triple_bits(p) is not null as some
+             from unnest($1::text[]) p`,
+            [patterns.map((p) => p.toLowerCase())],
+          );
+          for (const r of rows) {
+            expect({ p: r.p, chars: r.chars, pairs: r.pairs, triples: r.triples }).toEqual({
+              p: r.p,
+              chars: true,
+              pairs: true,
+              triples: true,
+            });
+            if (r.some) kept++;
+          }
+        }),
+        { numRuns: 60, seed: 77 },
+      );
+      // (most patterns have pairs and runs of three to compare, not only nulls)
+      expect(kept).toBeGreaterThan(1000);
+    } finally {
+      await client.end();
+    }
+  });
+
   it("keeps each month's trigrams with the actions of their names' entries, as the named entries have them (000065)", async () => {
     const { rows } = await t.superuser.query(
       `select * from (
