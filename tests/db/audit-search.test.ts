@@ -1783,6 +1783,73 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     }
   });
 
+  it("reads the entries past the names' cursor when there are any, and the same entries are found either way (000078)", async () => {
+    // A name of a few entries today, all named (nothing in the log past the names' cursor: the
+    // walk reads no such entries), then one more entry of it, neither sealed nor named (past the
+    // cursor: read from the log). Each time the walk finds what plain SQL finds.
+    const { rows: picked } = await t.superuser.query<{ id: string }>(
+      "select id from app_public.incidents where tenant_id = $1 order by id limit 1 offset 5",
+      [dense.id],
+    );
+    const incident = picked[0].id;
+    await t.superuser.query("update app_public.incidents set title = 'Gimbal ' || left(id::text, 8) where id = $1", [
+      incident,
+    ]);
+    const toggle = () =>
+      t.superuser.query(
+        "update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end where id = $1",
+        [incident],
+      );
+    await toggle();
+    await sealAll(t.pools.owner);
+    const pastCursor = async () =>
+      (
+        await t.superuser.query<{ past: boolean }>(
+          `select coalesce((select (e.xid, e.id) > (s.last_xid, s.last_id) from app_public.audit_log e
+                            order by e.xid desc, e.id desc limit 1), false) as past
+           from app_private.audit_label_state s`,
+        )
+      ).rows[0].past;
+    const actor = (
+      await t.superuser.query<{ actor: string }>(
+        "select actor_label as actor from app_public.audit_log where tenant_id = $1 and resource_label ilike 'gimbal %' limit 1",
+        [dense.id],
+      )
+    ).rows[0].actor;
+    const check = async (entries: number) => {
+      for (const ascending of [false, true]) {
+        // the resource name alone (no other key), the page's search (the actions and people it
+        // names are keys too), with an action, with the actor
+        for (const extra of [{}, { actions: ["incident.updated"] }, { actor }]) {
+          for (const labelOnly of [true, false]) {
+            const filter = { pattern: "%gimbal %", ...extra, ...(labelOnly ? { fields: "label" } : {}) };
+            const { rows: expected } = await t.superuser.query<{ id: string }>(
+              `select id::text from app_public.audit_log e
+               where e.tenant_id = $1 and e.resource_label ilike '%gimbal %'
+                 and ($2::text[] is null or e.action = any ($2)) and ($3::text is null or e.actor_label = $3)
+               order by case when $4 then e.occurred_at end, case when $4 then e.id end, e.occurred_at desc, e.id desc`,
+              [dense.id, "actions" in extra ? extra.actions : null, "actor" in extra ? extra.actor : null, ascending],
+            );
+            if (!("actions" in extra)) expect(expected.length, JSON.stringify(filter)).toBe(entries);
+            const { rows } = await t.superuser.query<{ id: string }>(
+              "select id::text from app_private.audit_search($1, $2, null, null, $3, 25, 10000) where not scan_end",
+              [dense.id, filter, ascending],
+            );
+            expect(
+              rows.map((r) => r.id),
+              JSON.stringify({ filter, ascending }),
+            ).toEqual(expected.map((r) => r.id).slice(0, 25));
+          }
+        }
+      }
+    };
+    expect(await pastCursor()).toBe(false);
+    await check(2);
+    await toggle();
+    expect(await pastCursor()).toBe(true);
+    await check(3);
+  });
+
   it("reads, of a month with 64 names or more that hold a word, the days whose names hold its characters and pairs (000071)", async () => {
     // 70 entries of one day 400 days back, each with a name of its own that holds "quokka", loaded
     // as the bulk path loads a history (bench/history.ts), then sealed and named: their month holds
