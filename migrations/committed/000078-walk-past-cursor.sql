@@ -1,5 +1,5 @@
 --! Previous: sha1:b3f056ca84576e16e76dcc0e896393b4ef7be73f
---! Hash: sha1:fd85f75367089d3eb5b3550325285648fc80dab4
+--! Hash: sha1:5390b5fbe9ea1a9605b7a2251e331aca0cdb6cbf
 --! Message: walk-past-cursor
 
 -- 000078 The walk's entries past the names' cursor read only when there are any; its keys worked out in place.
@@ -18,16 +18,20 @@
 -- part is left out of the statement; with nothing else to read (a word of the resource name
 -- alone, GraphQL's resourceLabelContains, or one that names no action, person or incident), the
 -- statement is not run at all. When some entry is past the cursor, the statement reads them as
--- before. The same calls, three alternating runs of 200 each, with the names caught up: "#1" with
--- incident.created 2.5 -> 1.9 ms, "ransomware" in the resource name 1.24 -> 0.80 ms, "ransomware"
--- as the page searches it 1.50 -> 1.04 ms.
+-- before. The walk alone, 200 calls in one transaction, three alternating runs, with the names
+-- caught up: "#1" with incident.created 2.5 -> 1.9 ms, "ransomware" in the resource name 1.24 ->
+-- 0.80 ms, "ransomware" as the page searches it 1.50 -> 1.04 ms.
 --
 -- And the walk works out the trigrams' keys of each month and day it probes itself, as
 -- app_private.audit_search_keys gives them: that LANGUAGE sql function (its subquery keeps it from
 -- being inlined) had its body parsed and planned again in each transaction that called it, a few
--- times a search (~4.5% of a big-tenant search's time in the backend, by perf). The walk alone, one
--- transaction a call, three alternating runs of 200: "ransomware" in the resource name with one
--- person 2.4-3.4 -> 2.0-2.3 ms. (The function stays: the names' index is built on it.)
+-- times a search (~4.5% of a big-tenant search's time in the backend, by perf). (The function stays:
+-- the names' index is built on it.)
+--
+-- Both, against 000076's walk, one transaction a call as a request makes them, three alternating
+-- runs of 200, medians: "#1" with incident.created 2.83-2.91 -> 2.15-2.31 ms; "ransomware" in the
+-- resource name with one person 2.81-3.38 -> 1.89-2.00 ms; "ransomware" as the page searches it
+-- 1.85-1.97 -> 1.24-1.35 ms.
 --
 -- Runs as the session's login: the functions are on the audit path (see CONVENTIONS.md).
 
