@@ -1234,6 +1234,53 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     }
   });
 
+  it("tells the months that may hold a word with some actions as the former definition did (000078)", async () => {
+    // 000075's definition (the actions' bits from app_private.audit_action_bits), as a temporary
+    // function: 000078 works the bits out itself and must keep the same months.
+    const client = new pg.Client({ connectionString: t.superUrl });
+    await client.connect();
+    try {
+      await client.query(`
+        create function pg_temp.former_months(p_tenant uuid, p_first date, p_last date, p_keys int[], p_all boolean,
+          p_actions text[]) returns date[] language sql stable as $f$
+          select coalesce(array_agg(x.month order by x.month), '{}') from (
+            select mo::date as month
+            from generate_series(p_first, p_last, interval '1 month') mo,
+                 (select array(select app_private.audit_action_bits(a) from unnest(p_actions) a) as bits offset 0) b
+            where p_keys is null or exists (
+              select 1 from unnest(b.bits) bits
+              where (select count(*) from app_private.audit_label_trigram_months m
+                     where m.tenant_id = p_tenant and m.month = mo::date and m.trigram = any (p_keys)
+                       and m.actions & bits = bits)
+                    >= case when p_all then (select count(distinct k) from unnest(p_keys) k) else 1 end)) x
+        $f$`);
+      const { rows } = await client.query<{ same: boolean; some: boolean; w: string; a: string[]; every: boolean }>(
+        `with r as (select min(month) as lo, max(month) as hi from app_private.audit_label_trigram_months where tenant_id = $1),
+              k as (select w, app_private.audit_pattern_month_keys(app_private.audit_pattern_trigrams(w), null) as keys
+                    from unnest(array['%laptop%', '%ransomware%', '%wave #%', '%e-1%', '%zz%', '%a%']) w
+                    union all
+                    select 'chars of ' || w, app_private.audit_char_month_keys(app_private.audit_pattern_char_mask(w))
+                    from unnest(array['%#1%', '%e-1%', '%@%']) w),
+              a as (select array['incident.updated'] as a union all select array['evidence.uploaded']
+                    union all select array['incident.created', 'export.requested'] union all select array['no.such.action'])
+         select k.w, a.a, p.every,
+                app_private.audit_months_may_match($1, r.lo, r.hi, k.keys, p.every, a.a)
+                  = pg_temp.former_months($1, r.lo, r.hi, k.keys, p.every, a.a)
+                and app_private.audit_months_may_match($1, r.hi, r.hi, k.keys, p.every, a.a)
+                  = pg_temp.former_months($1, r.hi, r.hi, k.keys, p.every, a.a) as same,
+                cardinality(pg_temp.former_months($1, r.lo, r.hi, k.keys, p.every, a.a)) > 0 as some
+         from r, k, a, (values (true), (false)) p(every)`,
+        [span.id],
+      );
+      for (const r of rows) expect(r.same, JSON.stringify({ w: r.w, a: r.a, every: r.every })).toBe(true);
+      expect(rows.length).toBe(72);
+      expect(rows.filter((r) => r.some).length).toBeGreaterThan(10);
+      expect(rows.filter((r) => !r.some).length).toBeGreaterThan(10);
+    } finally {
+      await client.end();
+    }
+  });
+
   it("keeps each month's trigrams with the actions of their names' entries, as the named entries have them (000065)", async () => {
     const { rows } = await t.superuser.query(
       `select * from (
