@@ -1,5 +1,5 @@
 --! Previous: sha1:b3f056ca84576e16e76dcc0e896393b4ef7be73f
---! Hash: sha1:92be6aa7f0ad525725e02957fcf58995483db9c3
+--! Hash: sha1:c321653bf8a72d903c29f67fba8dd6a5415716f9
 --! Message: walk-past-cursor
 
 -- 000078 The walk: entries past the names' cursor read only when there are any; keys and bits worked out
@@ -23,11 +23,12 @@
 -- caught up: "#1" with incident.created 2.5 -> 1.9 ms, "ransomware" in the resource name 1.24 ->
 -- 0.80 ms, "ransomware" as the page searches it 1.50 -> 1.04 ms.
 --
--- And the walk works out the trigrams' keys of each month and day it probes itself, as
--- app_private.audit_search_keys gives them: that LANGUAGE sql function (its subquery keeps it from
--- being inlined) had its body parsed and planned again in each transaction that called it, a few
--- times a search (~4.5% of a big-tenant search's time in the backend, by perf). (The function stays:
--- the names' index is built on it.)
+-- And the walk and the count take the trigrams' keys of each month and day they probe from
+-- app_private.audit_probe_keys (new, PL/pgSQL, planned once a session), which gives what
+-- app_private.audit_search_keys gives: that LANGUAGE sql function (its subquery keeps it from being
+-- inlined) had its body parsed and planned again in each transaction that called it, a few times a
+-- search (~4.5% of a big-tenant search's time in the backend, by perf). (It stays: the names' index
+-- is built on it.)
 --
 -- And app_private.audit_months_may_match (the walk's probe of a month, or of the months left, for a
 -- word with actions: up to four calls a search) works out the actions' two bits itself: it called
@@ -43,7 +44,7 @@
 --
 -- And the count of a word with actorContains (GraphQL totalCount, app_hidden.audit_connection_count)
 -- reads the matching people's counts of each name and day by name when the pattern matches a few
--- people (up to 16; found among the log's actors, one step of the actor index each): it expanded
+-- people (up to 16; app_hidden.audit_actors_matching finds them among the log's actors): it expanded
 -- every matching name's counts by person (jsonb_each_text) and matched each key with ILIKE, ~4 us a
 -- name and day. A first count (no base kept), big bench tenant, medians of 7: "ransomware" with
 -- "ana@" 78 -> 12-14 ms, "laptop" with "@" 160 -> 46 ms, "#1" with "a" 129 -> 56 ms; the same counts.
@@ -61,6 +62,27 @@
 -- Runs as the session's login: the functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;
+
+/**
+ * (000078) The keys of trigrams for a day (p_day) or for the month of p_at, exactly as
+ * app_private.audit_search_keys(p_tenant, p_at, p_trigrams, p_day, not p_day) gives them. That
+ * LANGUAGE sql function is not inlined (its subquery), so its body was parsed and planned again in
+ * every transaction that called it; this statement is planned once a session. (audit_search_keys
+ * stays: the names' index is built on it.)
+ */
+create function app_private.audit_probe_keys(p_tenant uuid, p_at date, p_trigrams text[], p_day boolean) returns int[]
+language plpgsql immutable parallel safe set search_path = pg_catalog as $$
+begin
+  return array(
+    select (hashtextextended(t, case when p_day then hashtextextended(p_tenant::text, p_at - date '2000-01-01')
+                                     else hashtextextended(p_tenant::text, -(extract(year from p_at)::int * 12 + extract(month from p_at)::int)) end)
+            % 2147483647)::int
+    from unnest(p_trigrams) t);
+end;
+$$;
+comment on function app_private.audit_probe_keys(uuid, date, text[], boolean) is
+  'The keys of trigrams for a day or a month, as app_private.audit_search_keys gives them, planned once a session (000078).';
+revoke all on function app_private.audit_probe_keys(uuid, date, text[], boolean) from public;
 
 create or replace function app_private.audit_search(
   p_tenant uuid, p_filter jsonb, p_cursor_at timestamptz, p_cursor_id bigint, p_ascending boolean, p_limit int, p_scan int)
@@ -413,10 +435,8 @@ begin
               and c.chars & v_need = v_need and app_private.audit_pairs_hold(c.pairs, v_pairs)
               and app_private.audit_pairs_hold(c.triples, v_triples);
           elsif v_short is null then
-            -- (000078) app_private.audit_search_keys(p_tenant, v_month, …, false, true), worked out here (below too):
-            -- a LANGUAGE sql function's body is parsed and planned again in every transaction that calls it.
-            v_probe_keys := array(select (pg_catalog.hashtextextended(t, pg_catalog.hashtextextended(p_tenant::text, -(extract(year from v_month)::int * 12 + extract(month from v_month)::int))) % 2147483647)::int
-                                   from pg_catalog.unnest(v_trigrams) t);
+            -- (000078) app_private.audit_probe_keys: as audit_search_keys, planned once a session (below too)
+            v_probe_keys := app_private.audit_probe_keys(p_tenant, v_month, v_trigrams, false);
             select array_agg(distinct l.day), count(*) into v_days, v_rows from (
               select l.day from (select l.* from app_private.audit_label_days l
                                  where app_private.audit_label_keys(l.tenant_id, l.day, l.label) @> v_probe_keys offset 0) l
@@ -427,8 +447,7 @@ begin
               limit 64) l;
           else
             -- (000062) The names with any of the candidate trigrams, and those outside ASCII.
-            v_probe_keys := array(select (pg_catalog.hashtextextended(t, pg_catalog.hashtextextended(p_tenant::text, -(extract(year from v_month)::int * 12 + extract(month from v_month)::int))) % 2147483647)::int
-                                   from pg_catalog.unnest(v_short) t);
+            v_probe_keys := app_private.audit_probe_keys(p_tenant, v_month, v_short, false);
             select array_agg(distinct l.day), count(*) into v_days, v_rows from (
               select l.day from (
                 select l.day from (select l.* from app_private.audit_label_days l
@@ -471,9 +490,7 @@ begin
       end if;
       v_work := v_work + 5;
       if cardinality(v_trigrams) > 0 then
-        -- (000078) app_private.audit_search_keys(p_tenant, v_day, …, true, false)
-        v_probe_keys := array(select (pg_catalog.hashtextextended(t, pg_catalog.hashtextextended(p_tenant::text, v_day - date '2000-01-01')) % 2147483647)::int
-                               from pg_catalog.unnest(v_trigrams) t);
+        v_probe_keys := app_private.audit_probe_keys(p_tenant, v_day, v_trigrams, true);
         -- (000076) sorted once, in a subquery the aggregates read in its order (nothing above it reorders)
         select array_agg(l.label), array_agg(l.edge), array_agg(l.cap)
           into v_labels, v_edges, v_caps
@@ -496,9 +513,7 @@ begin
         ) l order by case when p_ascending then l.edge end, case when not p_ascending then l.edge end desc, l.label) l;
       elsif v_short is not null then
         -- (000062) The day's names with any of the candidate trigrams, and those outside ASCII.
-        -- (000078) app_private.audit_search_keys(p_tenant, v_day, …, true, false)
-        v_probe_keys := array(select (pg_catalog.hashtextextended(t, pg_catalog.hashtextextended(p_tenant::text, v_day - date '2000-01-01')) % 2147483647)::int
-                               from pg_catalog.unnest(v_short) t);
+        v_probe_keys := app_private.audit_probe_keys(p_tenant, v_day, v_short, true);
         -- (000076) sorted once, in a subquery the aggregates read in its order (nothing above it reorders)
         select array_agg(l.label), array_agg(l.edge), array_agg(l.cap)
           into v_labels, v_edges, v_caps
@@ -798,8 +813,8 @@ begin
   if v_actions is not null and cardinality(v_actions) = 0 then
     return jsonb_build_object('n', 0);
   end if;
-  -- (000078) With a word: the people an actorContains matches among the log's actors (one step of
-  -- the actor index each; and the actorLabel, if given, among them), or the actorLabel alone. When
+  -- (000078) With a word: the people an actorContains matches among the log's actors
+  -- (app_hidden.audit_actors_matching; and the actorLabel, if given, among them), or the actorLabel alone. When
   -- they are few (up to 16), a name and day is counted only when it has entries of theirs, and
   -- their counts are read by name: expanding every matching name's counts by person
   -- (jsonb_each_text) and matching each key took ~4 us a name and day (74 ms of 83 for
@@ -807,16 +822,9 @@ begin
   -- every such name's entries that day were read (134 ms of a month's 10,599 names, most with no
   -- entry of the person).
   if v_unit in ('label', 'names') and c->>'actorContains' is not null then
-    v_people := (
-      with recursive actors(actor) as (
-        (select e.actor_label from app_public.audit_log e where e.tenant_id = v_tenant order by e.actor_label limit 1)
-        union all
-        select (select e.actor_label from app_public.audit_log e
-                where e.tenant_id = v_tenant and e.actor_label > a.actor order by e.actor_label limit 1)
-        from actors a where a.actor is not null)
-      select coalesce(array_agg(a.actor), '{}') from actors a
-      where a.actor ilike '%' || regexp_replace(c->>'actorContains', esc, '\\\1', 'g') || '%'
-        and (v_actor_label is null or a.actor = v_actor_label));
+    v_people := array(select x from unnest(app_hidden.audit_actors_matching(
+                        '%' || regexp_replace(c->>'actorContains', esc, '\\\1', 'g') || '%')) x
+                      where v_actor_label is null or x = v_actor_label);
     if cardinality(v_people) > 16 then
       v_people := null;
     end if;
@@ -966,8 +974,9 @@ begin
         -- or (000069) none that holds one of its characters.
         v_n := 0;
       else
-        v_probe_keys := case when cardinality(v_trigrams) > 0 then app_private.audit_search_keys(v_tenant, v_month, v_trigrams, false, true)
-                             when v_short is not null then app_private.audit_search_keys(v_tenant, v_month, v_short, false, true) end;
+        -- (000078) app_private.audit_probe_keys: as audit_search_keys, planned once a session (below too)
+        v_probe_keys := case when cardinality(v_trigrams) > 0 then app_private.audit_probe_keys(v_tenant, v_month, v_trigrams, false)
+                             when v_short is not null then app_private.audit_probe_keys(v_tenant, v_month, v_short, false) end;
         execute v_count_sql into v_n using v_tenant, v_month, v_probe_keys, v_label_lower, v_label, v_first, v_final, v_need, v_pairs, v_actions;
       end if;
       v_kept := v_kept + v_n;
@@ -1028,7 +1037,7 @@ begin
          and ($5::timestamptz is null or l.day < ($5 at time zone ''UTC'')::date)
          and case when $6::text is null then l.label ilike $7 else l.label_lower like $6 end', v_entries);
     while v_month <= v_last loop
-      v_probe_keys := app_private.audit_search_keys(v_tenant, v_month, v_trigrams, false, true);
+      v_probe_keys := app_private.audit_probe_keys(v_tenant, v_month, v_trigrams, false);
       execute v_count_sql into v_n using v_probe_keys, v_tenant, v_month, v_lo, v_hi, v_label_lower, v_label;
       v_kept := v_kept + v_n;
       v_month := (v_month + interval '1 month')::date;

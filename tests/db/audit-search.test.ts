@@ -1234,6 +1234,21 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     }
   });
 
+  it("gives a day's and a month's trigram keys as audit_search_keys does (000078)", async () => {
+    // app_private.audit_probe_keys (PL/pgSQL, planned once a session) stands in for
+    // audit_search_keys (LANGUAGE sql, the names' index's) in the walk and the count.
+    const { rows } = await t.superuser.query<{ n: string; differ: string }>(
+      `select count(*) as n,
+              count(*) filter (where app_private.audit_probe_keys(k.tenant_id, k.day, g.trigrams, b.day)
+                                       is distinct from app_private.audit_search_keys(k.tenant_id, k.day, g.trigrams, b.day, not b.day)) as differ
+       from (select distinct tenant_id, day from app_private.audit_label_days) k,
+            (values (array['ran', '  1', ' a ', 'é z']), (array[]::text[])) g(trigrams),
+            (values (true), (false)) b(day)`,
+    );
+    expect(Number(rows[0].n)).toBeGreaterThan(1000);
+    expect(rows[0].differ).toBe("0");
+  });
+
   it("tells the months that may hold a word with some actions as the former definition did (000078)", async () => {
     // 000075's definition (the actions' bits from app_private.audit_action_bits), as a temporary
     // function: 000078 works the bits out itself and must keep the same months.
