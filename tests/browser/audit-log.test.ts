@@ -147,6 +147,25 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     expect((current?.x ?? 0) + (current?.width ?? 0)).toBeLessThanOrEqual(390);
     expect(await page.evaluate<number>("window.scrollY")).toBe(0);
     await screenshot(page, "audit-log-phone");
+
+    // With filters set, they fold too: the summary says what is set, and the first match is in view.
+    await page.goto(
+      `${web.url}/t/demo/audit?action=incident.updated&action=incident.created&range=30d&actor=admin%40demo.test`,
+    );
+    const firstMatch = entries(page).first();
+    await expect.poll(() => firstMatch.isVisible()).toBe(true);
+    expect(await firstMatch.locator("code.action").textContent()).toMatch(/^incident\.(updated|created)$/);
+    expect(await page.locator("details.more-filters").getAttribute("open")).toBeNull();
+    const summary = page.locator("details.more-filters > summary");
+    expect(await summary.textContent()).toMatch(/\(3 set\)\s+2 actions · user “admin@demo\.test” · Last 30 days/);
+    const matchBox = await firstMatch.boundingBox();
+    expect(matchBox && matchBox.y + 40).toBeLessThan(844);
+    expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await screenshot(page, "audit-log-phone-filtered");
+    // Opened, the summary shows the fields as set.
+    await summary.click();
+    await expect.poll(() => page.locator("#actor").inputValue()).toBe("admin@demo.test");
+    expect(await page.locator("#range").inputValue()).toBe("30d");
     await page.close();
   });
 
