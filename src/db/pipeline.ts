@@ -38,6 +38,12 @@ export interface Prelude {
    * on a connection, to be prepared.
    */
   name?: string;
+  /**
+   * With `name`: on its first use on a connection the statement is prepared with SQL `PREPARE`
+   * (parsed and planned, not run), for a statement that may not run on its own (a credential
+   * check without its settings). It must take no parameters.
+   */
+  prepareOnly?: boolean;
 }
 
 interface ParsedConnection {
@@ -129,15 +135,28 @@ export async function pipelinedQuery(
   query: pg.QueryConfig & { rowMode?: string },
 ): Promise<pg.QueryResult> {
   // A named prelude statement's first use on the connection: prepared by node-postgres (which
-  // records it once PostgreSQL has parsed it), by running it alone.
+  // records it once PostgreSQL has parsed it), by running it alone; or, `prepareOnly`, with PREPARE.
   const connection = (client as unknown as { connection?: ParsedConnection }).connection;
-  for (const p of prelude) {
-    if (p.name !== undefined && !preparedOn(connection, p)) {
-      await (pg.Client.prototype.query as (config: pg.QueryConfig) => Promise<pg.QueryResult>).call(client, {
-        name: p.name,
-        text: p.text,
-        values: p.values,
-      });
+  const run = pg.Client.prototype.query as (config: pg.QueryConfig | string) => Promise<pg.QueryResult>;
+  for (const [i, p] of prelude.entries()) {
+    if (p.name === undefined || preparedOn(connection, p)) continue;
+    if (p.prepareOnly) {
+      // Prepared under its name without running it, after the statements before it (the settings:
+      // the role it is parsed as) in a transaction of their own (a prepared statement outlives
+      // it); recorded where node-postgres records the statements it parsed, which is where
+      // preparedOn looks (and node-postgres would not parse it again under that name).
+      await run.call(client, "begin");
+      try {
+        for (const before of prelude.slice(0, i)) {
+          await run.call(client, { name: before.name, text: before.text, values: before.values });
+        }
+        await run.call(client, `prepare ${client.escapeIdentifier(p.name)} as ${p.text}`);
+      } finally {
+        await run.call(client, "rollback");
+      }
+      if (connection) (connection.parsedStatements ??= {})[p.name] = p.text;
+    } else {
+      await run.call(client, { name: p.name, text: p.text, values: p.values });
     }
   }
   return new Promise((resolve, reject) => {

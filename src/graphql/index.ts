@@ -558,7 +558,14 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
       const check = token || Boolean(pgSettings?.["attest.session_token"]);
       const tenant = Boolean(pgSettings?.["attest.tenant"]);
       const checkSql = `select app_hidden.check_request(${token}, ${tenant})`;
-      const prelude: Prelude[] = [settingsStatement(settings), ...(check ? [{ text: checkSql, values: [] }] : [])];
+      // The check is prepared once per connection, not parsed and planned for every request.
+      const checkStatement: Prelude = {
+        text: checkSql,
+        values: [],
+        name: `attest_check_${token}_${tenant}`,
+        prepareOnly: true,
+      };
+      const prelude: Prelude[] = [settingsStatement(settings), ...(check ? [checkStatement] : [])];
       /** The long way: an explicit transaction opened with the settings and the check in one message. */
       const explicit = async <T>(run: () => Promise<T>): Promise<T> => {
         try {
