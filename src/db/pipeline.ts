@@ -154,7 +154,10 @@ export async function pipelinedQuery(
       } finally {
         await run.call(client, "rollback");
       }
-      if (connection) (connection.parsedStatements ??= {})[p.name] = p.text;
+      if (connection) {
+        connection.parsedStatements ??= {};
+        connection.parsedStatements[p.name] = p.text;
+      }
     } else {
       await run.call(client, { name: p.name, text: p.text, values: p.values });
     }
