@@ -315,6 +315,11 @@ const PAGE_VIEWS: Array<Omit<View, "tenant">> = [
     name: "search every user + an action only the system takes",
     path: "/t/<slug>/audit?q=%40<slug>.test&action=export.requested",
   },
+  // A letter and a person whose names hold it on few days (dora@big.test's, from April only; 000079).
+  {
+    name: "search a letter + a user, oldest first (m, dora@)",
+    path: "/t/<slug>/audit?q=m&actor=dora%40<slug>.test&page=last",
+  },
   {
     name: "search a word + an action (ransomware, incident.created)",
     path: "/t/<slug>/audit?q=ransomware&action=incident.created",
@@ -405,6 +410,12 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
     name: "gql a word + an action it never goes with + totalCount",
     graphql:
       '{ auditLogs(first: 25, condition: { resourceLabelContains: "pcap", action: "incident.updated" }) { totalCount nodes { seq action } } }',
+  },
+  {
+    // A letter and a person whose names hold it on few days (dora@big.test's, from April only; 000079).
+    name: "gql a letter + a person, oldest first (m, dora@, last: 25)",
+    graphql:
+      '{ auditLogs(last: 25, condition: { resourceLabelContains: "m", actorLabel: "dora@<slug>.test" }) { nodes { seq action } } }',
   },
   {
     // Names that hold "#1" on most days, seldom with entries of incident.created (000071).
