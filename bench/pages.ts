@@ -418,6 +418,13 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
       '{ auditLogs(last: 25, condition: { resourceLabelContains: "m", actorLabel: "dora@<slug>.test" }) { nodes { seq action } } }',
   },
   {
+    // A word whose names the people never meet in the actions: their evidence is named by file
+    // names, exports (the system's) by incident titles (000079).
+    name: "gql a word + every person + actions their names never hold ( via b, e…)",
+    graphql:
+      '{ auditLogs(first: 25, condition: { resourceLabelContains: " via b", actorContains: "@<slug>.", actionPrefix: "e" }) { nodes { seq action } } }',
+  },
+  {
     // Names that hold "#1" on most days, seldom with entries of incident.created (000071).
     name: "gql a word + an action it seldom goes with (#1, incident.created)",
     graphql:
