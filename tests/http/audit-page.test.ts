@@ -188,7 +188,9 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     );
     const html = await (await get("/t/demo/audit?q=alert", owner)).text();
     expect(html).not.toContain("<script>alert(1)</script>");
-    expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
+    // (names may wrap after their marks: soft breaks between escaped pieces, render.ts breakable)
+    expect(html).toContain("&lt;script&gt;alert(1)&lt;/<wbr>script&gt;");
+    expect(html.replaceAll("<wbr>", "")).not.toMatch(/<script>alert|<\/script> "quoted"/);
     const csp = (await get("/t/demo/audit", owner)).headers.get("content-security-policy") ?? "";
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toContain("unsafe-inline");

@@ -562,8 +562,10 @@ describe.each(servers())("workspace pages on $name", (server) => {
         await (await get("/t/demo/audit?q=alert", OWNER)).text(),
       ];
       for (const html of pages) {
-        expect(html).toContain(escaped);
-        expect(html).not.toContain(title);
+        // (the Audit Log may add soft breaks, <wbr>, inside a long word: render.ts breakable)
+        const text = html.replaceAll("<wbr>", "");
+        expect(text).toContain(escaped);
+        expect(text).not.toContain(title);
         expect(html).not.toMatch(/<script>alert/i);
       }
     });

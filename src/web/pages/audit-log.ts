@@ -10,7 +10,7 @@
 import type Router from "@koa/router";
 import type Koa from "koa";
 import { UserError } from "../../http/errors.ts";
-import { render } from "../render.ts";
+import { breakable, render } from "../render.ts";
 import { entryHref } from "./audit-entry.ts";
 import {
   type AuditEntry,
@@ -158,6 +158,7 @@ export function auditLogRoutes(router: Router): void {
         pageSize: PAGE_SIZE,
         chart: chartBars(log.days),
         time: (iso: string) => formatInZone(iso, zone.name),
+        breakable,
         // Each row's details are fetched when it is first opened (the list carries only the rows).
         detailUrl: (e: AuditEntry) =>
           `${base}/e/${e.id}/detail${zone.explicit ? `?tz=${encodeURIComponent(zone.name)}` : ""}`,
