@@ -11,6 +11,7 @@ import type Koa from "koa";
 import type pg from "pg";
 import { type AuditUser, type EntryLike, entryView, type UserDirectory, userIdsOf } from "../../audit/display.ts";
 import { UserError } from "../../http/errors.ts";
+import { breakable } from "../render.ts";
 import { hasFeature, isManager, pageOf, renderPage, wantsFragment } from "./tenant-page.ts";
 
 /**
@@ -221,6 +222,7 @@ export function auditEntryRoutes(router: Router): void {
         leaf: entry.leaf,
         proof,
         base: `/t/${slug}/audit`,
+        breakable,
       },
       {
         title: entry.seq ? `Audit entry ${entry.seq}` : "Audit entry (pending)",
