@@ -62,7 +62,8 @@ describe.each(servers())("Audit Log search in a small tenant among large ones on
       await client.query("begin");
       await client.query("select set_config('attest.api_token', $1, true)", [tiny.apiToken]);
       await client.query(`set local role ${t.db.roles.visitor}`);
-      // A word found in no name: the search reads every one of those days (by the days: actions and people).
+      // A word found in no name: the search's first stretch reads those people's entries of the
+      // actions day by day (the days of the daily counts), none matching.
       const filter = { actors, actions, pattern: "%qqzx%", fields: "label" };
       const { rows } = await client.query<{ "QUERY PLAN": Array<{ Plan: Record<string, number> }> }>(
         "explain (analyze, buffers, format json) select * from app_hidden.audit_find($1::jsonb, null, null, false, 25)",
