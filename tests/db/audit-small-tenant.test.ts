@@ -12,6 +12,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LoadedTenant, loadHistory } from "../../bench/history.ts";
+import { withContext } from "../../src/db/context.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll } from "../helpers/seal.ts";
 
@@ -57,32 +58,28 @@ describe.each(servers())("Audit Log search in a small tenant among large ones on
     );
     expect(days[0].n).toBeGreaterThan(10);
 
-    const client = await t.pools.auth.connect();
-    try {
-      await client.query("begin");
-      await client.query("select set_config('attest.api_token', $1, true)", [tiny.apiToken]);
-      await client.query(`set local role ${t.db.roles.visitor}`);
-      // A word found in no name: the search's first stretch reads those people's entries of the
-      // actions day by day (the days of the daily counts), none matching.
-      const filter = { actors, actions, pattern: "%qqzx%", fields: "label" };
-      const { rows } = await client.query<{ "QUERY PLAN": Array<{ Plan: Record<string, number> }> }>(
-        "explain (analyze, buffers, format json) select * from app_hidden.audit_find($1::jsonb, null, null, false, 25)",
-        [JSON.stringify(filter)],
-      );
-      const found = await client.query("select * from app_hidden.audit_find($1::jsonb, null, null, false, 25)", [
-        JSON.stringify(filter),
-      ]);
-      await client.query("rollback");
-      // Nothing matches: only the marker of where the stream stopped, if any.
-      expect(found.rows.filter((r) => !r.scan_end)).toEqual([]);
-      const node = rows[0]["QUERY PLAN"][0].Plan;
-      const buffers = node["Shared Hit Blocks"] + node["Shared Read Blocks"];
-      // Through the tenant's primary key, each person's day read the tenant's 300 entries (at least
-      // 300 buffers a person and day); through a range, a few index pages and the day's entries.
-      const personDays = days[0].n * actors.length;
-      expect(buffers).toBeLessThan(personDays * 20 + days[0].entries * 4);
-    } finally {
-      client.release();
-    }
+    // As the small tenant's admin (its API token), as the server reads.
+    const filter = JSON.stringify({ actors, actions, pattern: "%qqzx%", fields: "label" });
+    const { plan: read, found } = await withContext(
+      t.pools.auth,
+      { role: t.db.roles.visitor, apiToken: tiny.apiToken, surface: "sql" },
+      async (client) => ({
+        // A word found in no name: the search's first stretch reads those people's entries of the
+        // actions day by day (the days of the daily counts), none matching.
+        plan: await client.query<{ "QUERY PLAN": Array<{ Plan: Record<string, number> }> }>(
+          "explain (analyze, buffers, format json) select * from app_hidden.audit_find($1::jsonb, null, null, false, 25)",
+          [filter],
+        ),
+        found: await client.query("select * from app_hidden.audit_find($1::jsonb, null, null, false, 25)", [filter]),
+      }),
+    );
+    // Nothing matches: only the marker of where the stream stopped, if any.
+    expect(found.rows.filter((r) => !r.scan_end)).toEqual([]);
+    const node = read.rows[0]["QUERY PLAN"][0].Plan;
+    const buffers = node["Shared Hit Blocks"] + node["Shared Read Blocks"];
+    // Through the tenant's primary key, each person's day read the tenant's 300 entries (at least
+    // 300 buffers a person and day); through a range, a few index pages and the day's entries.
+    const personDays = days[0].n * actors.length;
+    expect(buffers).toBeLessThan(personDays * 20 + days[0].entries * 4);
   });
 });
