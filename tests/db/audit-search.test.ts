@@ -2478,4 +2478,111 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     }
   });
+
+  it("keeps each day's entries per character of its names as the named entries have them, a name named again that day too (000081)", async () => {
+    // One incident changed twice, named in between: the second entry adds to a day and name the
+    // namer has already kept (its row is updated, not inserted).
+    const { rows: picked } = await t.superuser.query<{ id: string }>(
+      "select id from app_public.incidents where tenant_id = $1 order by id limit 1",
+      [span.id],
+    );
+    const flip = () =>
+      t.superuser.query(
+        "update app_public.incidents set severity = case severity when 'low' then 'high' else 'low' end where id = $1",
+        [picked[0].id],
+      );
+    await flip();
+    await sealAll(t.pools.owner);
+    const before = await t.superuser.query<{ entries: string[] }>(
+      `select d.entries::text[] from app_private.audit_label_char_days d
+       where d.tenant_id = $1 and d.day = (now() at time zone 'UTC')::date`,
+      [span.id],
+    );
+    await flip();
+    await sealAll(t.pools.owner);
+    const { rows } = await t.superuser.query<{ kept: string; named: string; again: boolean }>(
+      `select (select coalesce(jsonb_agg(d order by d.tenant_id, d.day), '[]') from app_private.audit_label_char_days d)::text as kept,
+              (select coalesce(jsonb_agg(x order by x.tenant_id, x.day), '[]') from (
+                 select n.tenant_id, n.day, array_agg(n.entries order by n.i) as entries
+                 from (select m.tenant_id, m.day, i, count(*) filter (where m.mask & (1::bigint << (i - 1)) <> 0) as entries
+                       from (select e.tenant_id, (e.occurred_at at time zone 'UTC')::date as day,
+                                    app_private.audit_char_mask(lower(e.resource_label)) as mask
+                             from app_public.audit_log e, app_private.audit_label_state c
+                             where e.resource_label is not null and (e.xid, e.id) <= (c.last_xid, c.last_id)) m
+                       cross join generate_series(1, 64) i
+                       group by 1, 2, 3) n
+                 group by 1, 2) x)::text as named,
+              exists (select 1 from app_private.audit_label_days l join app_public.incidents i on i.title = l.label
+                      where i.id = $1 and l.day = (now() at time zone 'UTC')::date and l.entries >= 2) as again`,
+      [picked[0].id],
+    );
+    const kept = JSON.parse(rows[0].kept) as Array<{ entries: number[] }>;
+    expect(kept).toEqual(JSON.parse(rows[0].named));
+    expect(rows[0].again).toBe(true);
+    expect(before.rows).toHaveLength(1);
+    expect(kept.length).toBeGreaterThan(900);
+    // (the sums differ by character: they are the names', not a constant or the day's total)
+    expect(new Set(kept.flatMap((k) => k.entries)).size).toBeGreaterThan(10);
+  });
+
+  it("counts one character alone (GraphQL totalCount) from each day's entries per character as the log does, with windows (000081)", async () => {
+    const characters = [
+      ..."abcdefghijklmnopqrstuvwxyz0123456789!\"#$&'()*+,-./:;<=>?@[]{|} %\\^_~`",
+      "E",
+      "Z",
+      "é",
+      "Ä",
+    ];
+    const day = 86_400_000;
+    const { rows: edges } = await t.superuser.query<{ first: Date; last: Date }>(
+      "select min(occurred_at) as first, max(occurred_at) as last from app_public.audit_log where tenant_id = $1",
+      [span.id],
+    );
+    const first = edges[0].first.getTime();
+    const last = edges[0].last.getTime();
+    const windows: Array<[string | null, string | null]> = [
+      [null, null],
+      [new Date(first + 3.5 * day).toISOString(), null],
+      [null, new Date(last - 40.25 * day).toISOString()],
+      [new Date(first + 100.3 * day).toISOString(), new Date(first + 400.7 * day).toISOString()],
+    ];
+    for (const slug of ["span", "dense"] as const) {
+      const tenant = slug === "span" ? span : dense;
+      for (const q of characters) {
+        for (const [after, before] of windows) {
+          const { rows: expected } = await t.superuser.query<{ n: string }>(
+            `select count(*)::text as n from app_public.audit_log e
+             where e.tenant_id = $1 and e.resource_label ilike $2
+               and ($3::timestamptz is null or e.occurred_at >= $3) and ($4::timestamptz is null or e.occurred_at < $4)`,
+            [tenant.id, `%${q.replace(/[\\%_]/g, (x) => `\\${x}`)}%`, after, before],
+          );
+          const condition = {
+            resourceLabelContains: q,
+            ...(after ? { occurredAfter: after } : {}),
+            ...(before ? { occurredBefore: before } : {}),
+          };
+          const counted = (
+            await asAdmin<{ n: string }>(slug, "select app_hidden.audit_connection_count($1)::text as n", [
+              JSON.stringify(condition),
+            ])
+          ).n;
+          expect(counted, `${slug} ${JSON.stringify(condition)}`).toBe(expected[0].n);
+        }
+      }
+    }
+    // Through the kept sums: a character with a bit of its own (not the groups "{}", "%\^", "_~`").
+    const { rows: elements } = await t.superuser.query<{ q: string; i: number | null }>(
+      "select q, app_private.audit_char_entries_index(lower(q)) as i from unnest($1::text[]) q",
+      [characters],
+    );
+    const counted = elements.filter((e) => e.i !== null).map((e) => e.q);
+    expect(counted).toContain("e");
+    expect(counted).toContain("E");
+    expect(counted).toContain(" ");
+    expect(counted).not.toContain("{");
+    expect(counted).not.toContain("}");
+    expect(counted).not.toContain("%");
+    expect(counted).not.toContain("é");
+    expect(counted).toHaveLength(26 + 10 + 25 + 2);
+  });
 });
