@@ -104,6 +104,18 @@ class PreludedQuery extends QueryBase {
 const prepared = new WeakMap<pg.ClientBase, Set<string>>();
 const MAX_PREPARED = 100;
 
+/** Each query name's own name, within PostgreSQL's 63 bytes (the adaptor's names already take 63). */
+const ownNames = new Map<string, string>();
+function ownName(name: string): string {
+  let own = ownNames.get(name);
+  if (own === undefined) {
+    own = `attest_${createHash("sha1").update(name).digest("hex")}`;
+    if (ownNames.size >= 1000) ownNames.clear();
+    ownNames.set(name, own);
+  }
+  return own;
+}
+
 /**
  * The name under which a named query of the request runs on `client`, and whether it is prepared
  * there already. A pipeline only uses a statement already prepared (the first use of a name on a
@@ -118,8 +130,7 @@ export function statementName(client: pg.ClientBase, name: string | undefined): 
     names = new Set();
     prepared.set(client, names);
   }
-  // Within PostgreSQL's 63 bytes for a name (the adaptor's names already take 63).
-  const own = `attest_${createHash("sha1").update(name).digest("hex")}`;
+  const own = ownName(name);
   const parsed = (client as unknown as { connection?: { parsedStatements?: Record<string, string> } }).connection
     ?.parsedStatements;
   if (names.has(own) && parsed?.[own] !== undefined) return { name: own, ready: true };

@@ -724,6 +724,8 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
     await next();
     // A result that failed only because the database could not be reached is a 503, as on the pages.
     const body = ctx.body as unknown;
+    // A result without errors (the usual case) is left as it is, without being read as text.
+    if (ctx.status === 200 && Buffer.isBuffer(body) && !body.includes('"errors"')) return;
     const text = Buffer.isBuffer(body)
       ? body.toString("utf8")
       : typeof body === "string"
