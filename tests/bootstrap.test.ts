@@ -123,6 +123,37 @@ describe.each(servers())("external database on $name", (server) => {
     expect(rows[0].me).toBe(`${prefix}_db_authenticator`);
   });
 
+  it("two Attest processes setting up one new database at once both start, one after the other", async () => {
+    const adminUrl = withDatabase(server.adminUrl, `${prefix}_together`);
+    const logs: string[][] = [[], []];
+    const [a, b] = await Promise.all(logs.map((log) => prepareDatabase({ adminUrl, log: (m) => log.push(m) })));
+    // One set the authenticator's password and the other found it: both log in with it.
+    expect(b.authUrl).toBe(a.authUrl);
+    const client = new pg.Client({ connectionString: a.authUrl });
+    await client.connect();
+    const { rows } = await client.query("select current_user as me");
+    await client.end();
+    expect(rows[0].me).toBe(`${prefix}_together_authenticator`);
+    // The migrations ran once: one process executed them, the other found none to run.
+    const executed = logs.flat().filter((m) => /committed migrations executed/.test(m));
+    expect(executed).toHaveLength(1);
+
+    // While another process holds the setup lock, a third waits, says so, and goes on when it ends.
+    const holder = new pg.Client({ connectionString: adminUrl });
+    await holder.connect();
+    await holder.query("select pg_advisory_lock(hashtext('attest:setup'))");
+    const waiting: string[] = [];
+    let done = false;
+    const third = prepareDatabase({ adminUrl, log: (m) => waiting.push(m) }).then((db) => {
+      done = true;
+      return db;
+    });
+    await expect.poll(() => waiting.join("\n"), { timeout: 10_000 }).toContain("Another Attest is setting up database");
+    expect(done).toBe(false);
+    await holder.end();
+    expect((await third).authUrl).toBe(a.authUrl);
+  });
+
   it("setting up an already migrated database again changes nothing", async () => {
     const t = await createTestDatabase(server);
     try {

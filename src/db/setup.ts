@@ -263,16 +263,13 @@ async function authenticatorUrl(adminUrl: string, owner: pg.PoolConfig, roles: D
   return withCredentials(adminUrl, roles.authenticator, password);
 }
 
-export async function prepareDatabase(options: {
-  adminUrl: string;
-  authUrl?: string;
-  rolePrefix?: string;
-  log: (message: string) => void;
-}): Promise<PreparedDatabase> {
-  const databaseName = databaseNameOf(options.adminUrl);
-  const roles = roleNames(options.rolePrefix ?? rolePrefixFor(databaseName));
+/** What exists, after creating the roles and the database that are missing (when this login may). */
+async function createWhatIsMissing(
+  options: { adminUrl: string; log: (message: string) => void },
+  databaseName: string,
+  roles: DatabaseRoles,
+): Promise<Inspection> {
   const found = await inspect(options.adminUrl, databaseName, roles);
-
   const missingRoles = Object.values(roles).filter((r) => !found.existingRoles.has(r));
   if (missingRoles.length > 0 || !found.databaseExists) {
     const mayCreate = found.superuser || (found.createRole && (found.databaseExists || found.createDb));
@@ -291,6 +288,69 @@ export async function prepareDatabase(options: {
     );
     await createMissing(options.adminUrl, databaseName, roles, found);
   }
+
+  return found;
+}
+
+/**
+ * Runs `step` again (up to five times) when it failed because another process created the same
+ * role or database at the same moment: duplicate_object, duplicate_database, a unique violation in
+ * the catalog, or "tuple concurrently updated" (two GRANTs at once).
+ */
+async function againIfRaced<T>(step: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
+    } catch (error) {
+      const { code, message } = error as { code?: string; message?: string };
+      const raced =
+        code === "42710" ||
+        code === "42P04" ||
+        code === "23505" ||
+        (code === "XX000" && /concurrently updated/.test(message ?? ""));
+      if (!raced || attempt === 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
+}
+
+/** The advisory lock (in the database being set up) that one Attest holds while it migrates and sets it up. */
+const SETUP_LOCK = "hashtext('attest:setup')";
+
+/**
+ * Runs `fn` while holding the setup lock, so that Attest processes started together (a second
+ * replica, `npm run migrate` beside `npm start`) migrate and set up a database one after the
+ * other: the later one waits, then finds the work done. Without it the second failed to start
+ * (graphile-migrate's own lock is not waited for), and two could each set a different password
+ * for the authenticator role and keep the other's.
+ */
+async function withSetupLock<T>(adminUrl: string, log: (message: string) => void, fn: () => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl, statement_timeout: 0 });
+  client.on("error", () => {}); // a lost connection fails the lock's query or ends the lock
+  await client.connect();
+  try {
+    const { rows } = await client.query(`select pg_try_advisory_lock(${SETUP_LOCK}) as got`);
+    if (!rows[0].got) {
+      log(`Another Attest is setting up database ${databaseNameOf(adminUrl)}: waiting for it to finish`);
+      await client.query(`select pg_advisory_lock(${SETUP_LOCK})`);
+    }
+    return await fn();
+  } finally {
+    await client.end().catch(() => {}); // ending the session releases the lock
+  }
+}
+
+export async function prepareDatabase(options: {
+  adminUrl: string;
+  authUrl?: string;
+  rolePrefix?: string;
+  log: (message: string) => void;
+}): Promise<PreparedDatabase> {
+  const databaseName = databaseNameOf(options.adminUrl);
+  const roles = roleNames(options.rolePrefix ?? rolePrefixFor(databaseName));
+  // Another Attest starting at the same moment may create a role or the database first: then
+  // this one looks again and finds it there.
+  const found = await againIfRaced(() => createWhatIsMissing(options, databaseName, roles));
 
   const actsAsOwner =
     found.currentUser === roles.owner
@@ -312,24 +372,26 @@ export async function prepareDatabase(options: {
     ...(found.currentUser === roles.owner ? {} : { options: `-c role=${roles.owner}` }),
   };
 
-  await applyMigrations(owner, roles, options.log);
-  // graphile-worker's own schema: database triggers add jobs (e.g. building a requested pack).
-  const workerPool = new pg.Pool({ ...owner, max: 1 });
-  workerPool.on("error", () => {});
-  workerPool.on("connect", (client) => client.on("error", () => {}));
-  try {
-    await runWorkerMigrations({ pgPool: workerPool, logger: quietWorkerLogger });
-  } finally {
-    await workerPool.end();
-  }
-  if (found.superuser) {
-    await withClient({ connectionString: options.adminUrl }, (client) => client.query(guardSql));
-  } else {
-    options.log(
-      "Note: the audit log's DDL guard needs a superuser. Ask a DBA to run `npm run --silent guard-sql` into psql as a superuser on this database (see README).",
-    );
-  }
-  const authUrl = options.authUrl ?? (await authenticatorUrl(options.adminUrl, owner, roles));
-  const sealer: pg.PoolConfig = { connectionString: options.adminUrl, options: `-c role=${roles.sealer}` };
-  return { databaseName, roles, owner, sealer, authUrl };
+  return await withSetupLock(options.adminUrl, options.log, async () => {
+    await applyMigrations(owner, roles, options.log);
+    // graphile-worker's own schema: database triggers add jobs (e.g. building a requested pack).
+    const workerPool = new pg.Pool({ ...owner, max: 1 });
+    workerPool.on("error", () => {});
+    workerPool.on("connect", (client) => client.on("error", () => {}));
+    try {
+      await runWorkerMigrations({ pgPool: workerPool, logger: quietWorkerLogger });
+    } finally {
+      await workerPool.end();
+    }
+    if (found.superuser) {
+      await withClient({ connectionString: options.adminUrl }, (client) => client.query(guardSql));
+    } else {
+      options.log(
+        "Note: the audit log's DDL guard needs a superuser. Ask a DBA to run `npm run --silent guard-sql` into psql as a superuser on this database (see README).",
+      );
+    }
+    const authUrl = options.authUrl ?? (await authenticatorUrl(options.adminUrl, owner, roles));
+    const sealer: pg.PoolConfig = { connectionString: options.adminUrl, options: `-c role=${roles.sealer}` };
+    return { databaseName, roles, owner, sealer, authUrl };
+  });
 }
