@@ -75,6 +75,31 @@ describe("embedded PostgreSQL", () => {
       await restarted.stop();
     }
   });
+
+  it("two starts at once on a new data directory: one creates the cluster, the other waits and reuses it", async () => {
+    const dataDir = await tempDataDir();
+    dirs.push(dataDir);
+    const port = await freePort();
+    const logs: string[][] = [[], []];
+    const [a, b] = await Promise.all(
+      logs.map((log) => startEmbeddedPostgres({ dataDir, port, log: (m) => log.push(m) })),
+    );
+    try {
+      expect([a.startedHere, b.startedHere].sort()).toEqual([false, true]);
+      expect(b.url("postgres")).toBe(a.url("postgres"));
+      const waited = logs[a.startedHere ? 1 : 0];
+      expect(waited.some((m) => m.startsWith("Another Attest is creating or starting the embedded PostgreSQL"))).toBe(
+        true,
+      );
+      expect(waited.some((m) => m.startsWith("Reusing"))).toBe(true);
+      const client = new pg.Client({ connectionString: b.url("postgres") });
+      await client.connect();
+      expect((await client.query("select 1 as one")).rows).toEqual([{ one: 1 }]);
+      await client.end();
+    } finally {
+      await (a.startedHere ? a : b).stop();
+    }
+  });
 });
 
 describe.each(servers())("external database on $name", (server) => {
