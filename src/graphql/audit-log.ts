@@ -13,7 +13,7 @@
  * range per matching actor or action merged, the tenant's names of the day for a word) and reads only
  * those. The conditions themselves still apply, so the answer is the same as without it.
  */
-import { lambda } from "postgraphile/grafast";
+import { lambda, SafeError } from "postgraphile/grafast";
 import { sql } from "postgraphile/pg-sql2";
 import { addPgTableCondition, addPgTableOrderBy } from "postgraphile/utils";
 import { likeContaining as contains, likePrefix } from "../db/like.ts";
@@ -44,6 +44,29 @@ const routed = (condition: { dangerouslyGetParent?(): unknown }) => {
   return parent?.getMetaRaw?.(ROUTED) === true;
 };
 
+/**
+ * The longest text each searching condition takes, the length of what it searches: an action
+ * name, an email address (as the sign-in and invitation forms take it), a resource label (cut at
+ * 500 when recorded). Longer text is refused with a clear error instead of searched: a
+ * 60,000-character word ran to the statement timeout.
+ */
+const MAX_CHARACTERS: Record<string, [number, string]> = {
+  actionPrefix: [100, "action names are at most 100 characters"],
+  actorContains: [320, "an email address is at most 320 characters"],
+  resourceLabelContains: [500, "resource labels are recorded up to 500 characters"],
+};
+
+/** Throws (a GraphQL error with code BAD_USER_INPUT) when a searching condition's text is too long. */
+export function checkSearchText(field: string, value: unknown) {
+  const limit = MAX_CHARACTERS[field];
+  // In characters (code points), as PostgreSQL counts them.
+  if (!limit || typeof value !== "string" || value.length <= limit[0] || [...value].length <= limit[0]) return;
+  throw new SafeError(
+    `\`${field}\` may be at most ${limit[0]} characters long (${limit[1]}); this one has ${[...value].length}.`,
+    { code: "BAD_USER_INPUT" },
+  );
+}
+
 /** One extra `condition` field on the audit log: `where` builds the SQL for a given value. */
 function auditCondition(
   name: string,
@@ -56,6 +79,7 @@ function auditCondition(
     description,
     apply(condition: { alias: unknown; where(s: unknown): void; dangerouslyGetParent?(): unknown }, value: unknown) {
       if (value == null) return;
+      checkSearchText(name, value);
       condition.where(where(condition.alias as SqlFragment, String(value), routed(condition)));
     },
   }));
@@ -65,13 +89,13 @@ function auditCondition(
 export const auditConditions: GraphileConfig.Plugin[] = [
   auditCondition(
     "actionPrefix",
-    "Actions starting with this text, e.g. `incident.` for every incident action.",
+    "Actions starting with this text, e.g. `incident.` for every incident action (at most 100 characters).",
     "String",
     (e, v) => sql`${e}.action like ${sql.value(likePrefix(v))}`,
   ),
   auditCondition(
     "actorContains",
-    "Entries whose actor (email or `system`) contains this text, ignoring case.",
+    "Entries whose actor (email or `system`) contains this text, ignoring case (at most 320 characters).",
     "String",
     // Outside a found page (another order, `totalCount`): the tenant's few distinct actors are
     // matched first, once (a subquery, not once per row); when none matches, a one-time filter
@@ -84,7 +108,7 @@ export const auditConditions: GraphileConfig.Plugin[] = [
   ),
   auditCondition(
     "resourceLabelContains",
-    "Entries whose resource label (incident title, filename, …) contains this text, ignoring case.",
+    "Entries whose resource label (incident title, filename, …) contains this text, ignoring case (at most 500 characters).",
     "String",
     // Outside a found page: matched through the tenant's resource names by a function of the
     // database (ILIKE is not leakproof, so row-level security would keep an index from being used).

@@ -33,6 +33,7 @@ import {
   AuditLogSearchPlugin,
   auditConditions,
   CountBases,
+  checkSearchText,
   MAX_OFFSET,
   NEWEST_FIRST,
   OLDEST_FIRST,
@@ -344,6 +345,7 @@ const AuditLogTotalCountPlugin: GraphileConfig.Plugin = {
                 return loadOneWithPgClient(executor, $condition as never, async (client, lookups) => {
                   const counts: number[] = [];
                   for (const condition of lookups) {
+                    for (const [field, value] of Object.entries(condition ?? {})) checkSearchText(field, value);
                     const key = JSON.stringify(condition ?? {});
                     const { rows } = await client.query<{ r: { n: number; base?: unknown } }>({
                       text: "select app_hidden.audit_connection_count($1::jsonb, $2::jsonb) as r",

@@ -103,6 +103,41 @@ describe.each(servers())("the audit log over GraphQL on $name", (server) => {
       expect(uploads.rows[0].n).toBeLessThan(total);
     });
 
+    it("refuses searching text longer than what it searches, with a clear error, counted in characters", async () => {
+      const tenantCount = `query($c: AuditLogCondition) { currentTenant { auditLogs(first: 1, condition: $c) { totalCount } } }`;
+      for (const [field, max] of [
+        ["actionPrefix", 100],
+        ["actorContains", 320],
+        ["resourceLabelContains", 500],
+      ] as const) {
+        // As long as it may be, in characters: "😀" is one character (two UTF-16 units).
+        for (const text of ["x".repeat(max), "😀".repeat(max)]) {
+          const r = await page({ first: 1, condition: { [field]: text } });
+          expect(r.errors, field).toBeUndefined();
+          expect(r.data?.auditLogs).toMatchObject({ totalCount: 0, nodes: [] });
+        }
+        for (const text of ["x".repeat(max + 1), "😀".repeat(max + 1), "x".repeat(60_000)]) {
+          for (const [query, variables] of [
+            [PAGE, { first: 1, condition: { [field]: text } }],
+            [tenantCount, { c: { [field]: text } }],
+          ] as const) {
+            const r = await web.gql(query, { cookie: owner, variables });
+            expect(r.status).toBe(200);
+            expect(r.errors?.[0]?.extensions?.code, field).toBe("BAD_USER_INPUT");
+            expect(r.errors?.[0]?.message).toBe(
+              `\`${field}\` may be at most ${max} characters long (${
+                {
+                  actionPrefix: "action names are at most 100 characters",
+                  actorContains: "an email address is at most 320 characters",
+                  resourceLabelContains: "resource labels are recorded up to 500 characters",
+                }[field]
+              }); this one has ${[...text].length}.`,
+            );
+          }
+        }
+      }
+    });
+
     it("counts a word again as the log holds it now (from where the server's last count left off)", async () => {
       const word = "ransom";
       const truth = async () =>
