@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Koa from "koa";
 import type pg from "pg";
+import { GRAPHIQL_PATH, GRAPHQL_PATH } from "../graphql/index.ts";
 import { requireSameOrigin } from "../http/csrf.ts";
 import { fromDatabaseError, UserError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -42,7 +43,7 @@ const STATIC_TYPES: Record<string, string> = {
 };
 
 function wantsJson(ctx: Koa.Context): boolean {
-  return ctx.path.startsWith("/api/") || ctx.path === "/graphql" || ctx.accepts(["html", "json"]) === "json";
+  return ctx.path.startsWith("/api/") || ctx.path === GRAPHQL_PATH || ctx.accepts(["html", "json"]) === "json";
 }
 
 export function createApp(options: AppOptions): Koa {
@@ -161,7 +162,7 @@ export function createApp(options: AppOptions): Koa {
   const page =
     (middleware: (ctx: never, next: Koa.Next) => unknown): Koa.Middleware =>
     (ctx, next) =>
-      ctx.path === "/graphql" || ctx.path === "/graphiql" ? next() : (middleware as Koa.Middleware)(ctx, next);
+      ctx.path === GRAPHQL_PATH || ctx.path === GRAPHIQL_PATH ? next() : (middleware as Koa.Middleware)(ctx, next);
   app.use(page(requireSameOrigin()));
   const auth = authRoutes({ authPool: options.authPool, sleep: options.signInSleep });
   app.use(page(auth.routes())).use(page(auth.allowedMethods()));
