@@ -19,11 +19,12 @@ import {
 } from "postgraphile/adaptors/pg";
 import { constant, isSafeError, lambda, object, SafeError } from "postgraphile/grafast";
 import { grafserv } from "postgraphile/grafserv/koa/v3";
-import { GraphQLError, type GraphQLFormattedError } from "postgraphile/graphql";
+import { GraphQLError, type GraphQLFormattedError, getOperationAST } from "postgraphile/graphql";
 import { sql } from "postgraphile/pg-sql2";
 import { PostGraphileAmberPreset } from "postgraphile/presets/amber";
 import { type ActingContext, contextSettings, openingSql, settingsStatement } from "../db/context.ts";
 import { type Prelude, pipelinedQuery, statementName } from "../db/pipeline.ts";
+import { checkedTokens } from "../http/checked-tokens.ts";
 import { isSameOrigin } from "../http/csrf.ts";
 import { fromDatabaseError } from "../http/errors.ts";
 import { actingContext, credentialsOf } from "../http/request-context.ts";
@@ -523,13 +524,21 @@ export function makePreset(options: {
     },
     grafast: {
       explain: false,
-      context(requestContext) {
+      context(requestContext, args) {
         const ctx = requestContext.koav3?.ctx as Koa.Context | undefined;
         const acting = ctx?.state.graphqlContext;
         const pgSettings: Record<string, string> = acting
           ? contextSettings(acting)
           : { role: options.visitorRole, "attest.surface": "graphql" };
         pgSettings.statement_timeout = String(STATEMENT_TIMEOUT_MS);
+        if (getOperationAST(args.document, args.operationName)?.operation === "query") {
+          queries.add(pgSettings);
+        } else {
+          // A write may revoke a token (or a membership, a plan): every token is checked again,
+          // from now on and once it is done (graphqlGate).
+          checkedTokens.forget();
+          if (ctx) ctx.state.graphqlWrites = true;
+        }
         return { pgSettings };
       },
     },
@@ -556,8 +565,17 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
         value == null ? [] : [[name, String(value)] as const],
       );
       if (settings.length === 0) return await makeWithPgClientViaPgClientAlreadyInTransaction(client)(null, callback);
-      const token = Boolean(pgSettings?.["attest.api_token"]);
-      const check = token || Boolean(pgSettings?.["attest.session_token"]);
+      const apiToken = pgSettings?.["attest.api_token"] || undefined;
+      const token = apiToken !== undefined;
+      const session = Boolean(pgSettings?.["attest.session_token"]);
+      // An API token alone that passed the check in the last second, in a query: not checked again
+      // (checked-tokens.ts). What the request may read is the database's decision either way.
+      const keepable = token && !session;
+      const checkedAt = Date.now();
+      const check =
+        session ||
+        (apiToken !== undefined &&
+          !(queries.has(pgSettings as object) && checkedTokens.recently(apiToken, pgSettings?.["attest.tenant"])));
       const tenant = Boolean(pgSettings?.["attest.tenant"]);
       const checkSql = `select app_hidden.check_request(${token}, ${tenant})`;
       // The check is prepared once per connection, not parsed and planned for every request.
@@ -619,7 +637,11 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
           ),
       } as unknown as NodePostgresPgClient;
       try {
-        return await callback(pipelined);
+        const result = await callback(pipelined);
+        if (check && keepable && apiToken !== undefined) {
+          checkedTokens.remember(apiToken, pgSettings?.["attest.tenant"], checkedAt);
+        }
+        return result;
       } catch (error) {
         throw credentialError(error, pgSettings ?? {}) ?? error;
       }
@@ -669,6 +691,9 @@ function credentialError(error: unknown, settings: Record<string, string | undef
   }
   return null;
 }
+
+/** The settings of requests that are queries (not mutations): a recently checked token is not checked again. */
+const queries = new WeakSet<object>();
 
 /** `last_used_at` is kept to the minute (touch_api_token): ask at most once a minute per token. */
 const touched = new Map<string, number>();
@@ -724,6 +749,7 @@ export function graphqlGate(options: { authPool: pg.Pool; visitorRole: string })
     }
     ctx.state.graphqlContext = acting;
     await next();
+    if (ctx.state.graphqlWrites) checkedTokens.forget();
     // A result that failed only because the database could not be reached is a 503, as on the pages.
     const body = ctx.body as unknown;
     // A result without errors (the usual case) is left as it is, without being read as text.

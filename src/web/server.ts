@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import Koa from "koa";
 import type pg from "pg";
 import { GRAPHIQL_PATH, GRAPHQL_PATH } from "../graphql/index.ts";
+import { checkedTokens } from "../http/checked-tokens.ts";
 import { requireSameOrigin } from "../http/csrf.ts";
 import { fromDatabaseError, UserError } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
@@ -163,6 +164,19 @@ export function createApp(options: AppOptions): Koa {
     (middleware: (ctx: never, next: Koa.Next) => unknown): Koa.Middleware =>
     (ctx, next) =>
       ctx.path === GRAPHQL_PATH || ctx.path === GRAPHIQL_PATH ? next() : (middleware as Koa.Middleware)(ctx, next);
+  // A write through the pages or the upload API may revoke a token, a membership or a plan:
+  // GraphQL checks every token again (checked-tokens.ts), from now on and once the write is done.
+  app.use(
+    page(async (ctx: Koa.Context, next: Koa.Next) => {
+      if (ctx.method === "GET" || ctx.method === "HEAD") return next();
+      checkedTokens.forget();
+      try {
+        await next();
+      } finally {
+        checkedTokens.forget();
+      }
+    }),
+  );
   app.use(page(requireSameOrigin()));
   const auth = authRoutes({ authPool: options.authPool, sleep: options.signInSleep });
   app.use(page(auth.routes())).use(page(auth.allowedMethods()));
