@@ -571,7 +571,7 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
       // An API token alone that passed the check in the last second, in a query: not checked again
       // (checked-tokens.ts). What the request may read is the database's decision either way.
       const keepable = token && !session;
-      const checkedAt = Date.now();
+      const checkBegun = checkedTokens.begin();
       const check =
         session ||
         (apiToken !== undefined &&
@@ -639,7 +639,7 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
       try {
         const result = await callback(pipelined);
         if (check && keepable && apiToken !== undefined) {
-          checkedTokens.remember(apiToken, pgSettings?.["attest.tenant"], checkedAt);
+          checkedTokens.remember(apiToken, pgSettings?.["attest.tenant"], checkBegun);
         }
         return result;
       } catch (error) {

@@ -17,6 +17,8 @@ const MAX_KEPT = 10_000;
 
 const passed = new Map<string, number>();
 const key = (token: string, tenant: string | undefined) => `${tenant ?? ""}\u0000${token}`;
+/** Moves on at each forget(): a check that was sent before a write began is not kept after it. */
+let generation = 0;
 
 export const checkedTokens = {
   /** Whether `token` (with `tenant` named) passed the check less than CHECKED_TOKEN_MS ago. */
@@ -24,12 +26,18 @@ export const checkedTokens = {
     const at = passed.get(key(token, tenant));
     return at !== undefined && now - at < CHECKED_TOKEN_MS;
   },
-  /** `token` passed the check sent at `at` (the time before it was sent). */
-  remember(token: string, tenant: string | undefined, at: number) {
+  /** Taken before a check is sent, and given back to remember() once it passed. */
+  begin(): { at: number; generation: number } {
+    return { at: Date.now(), generation };
+  },
+  /** `token` passed the check begun at `since`: kept unless a write began or ended since. */
+  remember(token: string, tenant: string | undefined, since: { at: number; generation: number }) {
+    if (since.generation !== generation) return;
     if (passed.size >= MAX_KEPT) passed.clear();
-    passed.set(key(token, tenant), at);
+    passed.set(key(token, tenant), since.at);
   },
   forget() {
+    generation++;
     passed.clear();
   },
 };

@@ -6,7 +6,7 @@
  * The clock (Date.now) is held still where the second must not run out on a slow machine.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { CHECKED_TOKEN_MS } from "../../src/http/checked-tokens.ts";
+import { CHECKED_TOKEN_MS, checkedTokens } from "../../src/http/checked-tokens.ts";
 import { csrfToken } from "../../src/http/csrf.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -17,6 +17,23 @@ interface Read {
   currentTenant: { slug: string } | null;
   auditLogs: { nodes: Array<{ rowId: string }> } | null;
 }
+
+describe("checkedTokens", () => {
+  it("keeps a check for CHECKED_TOKEN_MS, per token and tenant, and not one begun before a write", () => {
+    const begun = checkedTokens.begin();
+    checkedTokens.remember("attest_a", "demo", begun);
+    expect(checkedTokens.recently("attest_a", "demo", begun.at + CHECKED_TOKEN_MS - 1)).toBe(true);
+    expect(checkedTokens.recently("attest_a", "demo", begun.at + CHECKED_TOKEN_MS)).toBe(false);
+    expect(checkedTokens.recently("attest_a", undefined, begun.at)).toBe(false);
+    expect(checkedTokens.recently("attest_b", "demo", begun.at)).toBe(false);
+    // A write began (or ended) while the check ran: what it passed may have changed.
+    const before = checkedTokens.begin();
+    checkedTokens.forget();
+    expect(checkedTokens.recently("attest_a", "demo", begun.at)).toBe(false);
+    checkedTokens.remember("attest_b", "demo", before);
+    expect(checkedTokens.recently("attest_b", "demo", before.at)).toBe(false);
+  });
+});
 
 describe.each(servers())("checked API tokens on $name", (server) => {
   let t: TestDatabase;
@@ -112,11 +129,14 @@ describe.each(servers())("checked API tokens on $name", (server) => {
 
     const other = await newToken("revoked by mutation 2");
     expect((await web.gql<Read>(READ, { token: other.token })).status).toBe(200);
-    const revoke = await web.gql("mutation($id: UUID!) { revokeApiToken(input: { id: $id }) { result { revokedAt } } }", {
-      cookie,
-      tenant: "demo",
-      variables: { id: other.rowId },
-    });
+    const revoke = await web.gql(
+      "mutation($id: UUID!) { revokeApiToken(input: { id: $id }) { result { revokedAt } } }",
+      {
+        cookie,
+        tenant: "demo",
+        variables: { id: other.rowId },
+      },
+    );
     expect(revoke.errors).toBeUndefined();
     expect((await web.gql<Read>(READ, { token: other.token })).status).toBe(401);
   });
