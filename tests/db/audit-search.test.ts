@@ -2585,4 +2585,78 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(counted).not.toContain("é");
     expect(counted).toHaveLength(26 + 10 + 25 + 2);
   });
+
+  it("keeps each day's entries per pair of adjacent ASCII letters or digits of its names, as the named entries have them (000083)", async () => {
+    // Names outside ASCII (kept out of the pairs) and pairs next to such letters, named like any other.
+    await t.superuser.query(
+      `insert into app_public.incidents (tenant_id, title) values ($1, 'ÄreÄ Früh-7z'), ($1, 'RE:12 a1b2 éré')`,
+      [span.id],
+    );
+    await sealAll(t.pools.owner);
+    // The reference works the pairs out character by character (not through pg_trgm).
+    const { rows } = await t.superuser.query<{ kept: string; named: string }>(
+      `select (select coalesce(jsonb_agg(jsonb_build_array(d.tenant_id, d.day, d.entries) order by d.tenant_id, d.day), '[]')
+               from app_private.audit_label_pair_days d)::text as kept,
+              (select coalesce(jsonb_agg(jsonb_build_array(x.tenant_id, x.day, x.entries) order by x.tenant_id, x.day), '[]')
+               from (select p.tenant_id, p.day, jsonb_object_agg(p.pair, p.n) as entries
+                     from (select m.tenant_id, m.day, m.pair, count(*) as n
+                           from (select distinct e.id, e.tenant_id, (e.occurred_at at time zone 'UTC')::date as day,
+                                        substr(lower(e.resource_label), i, 2) as pair
+                                 from app_public.audit_log e, app_private.audit_label_state c,
+                                      generate_series(1, length(e.resource_label)) i
+                                 where e.resource_label is not null and (e.xid, e.id) <= (c.last_xid, c.last_id)
+                                   and lower(e.resource_label) !~ '[^\x01-\x7F]') m
+                           where m.pair ~ '^[a-z0-9]{2}$'
+                           group by 1, 2, 3) p
+                     group by 1, 2) x)::text as named`,
+    );
+    const kept = JSON.parse(rows[0].kept) as Array<[string, string, Record<string, number>]>;
+    expect(kept).toEqual(JSON.parse(rows[0].named));
+    expect(kept.length).toBeGreaterThan(900);
+    expect(new Set(kept.flatMap((k) => Object.values(k[2]))).size).toBeGreaterThan(10);
+  });
+
+  it("counts two letters or digits alone (GraphQL totalCount) from each day's pairs as the log does, with windows (000083)", async () => {
+    const pairs = ["re", "RE", "Re", "on", "12", "a1", "7z", "zq", "qq", "00", "er", "ÄR", "r ", "r-", "é1"];
+    const day = 86_400_000;
+    const { rows: edges } = await t.superuser.query<{ first: Date; last: Date }>(
+      "select min(occurred_at) as first, max(occurred_at) as last from app_public.audit_log where tenant_id = $1",
+      [span.id],
+    );
+    const first = edges[0].first.getTime();
+    const last = edges[0].last.getTime();
+    const windows: Array<[string | null, string | null]> = [
+      [null, null],
+      [new Date(first + 3.5 * day).toISOString(), null],
+      [null, new Date(last - 40.25 * day).toISOString()],
+      [new Date(first + 100.3 * day).toISOString(), new Date(first + 400.7 * day).toISOString()],
+    ];
+    let found = 0;
+    for (const slug of ["span", "dense"] as const) {
+      const tenant = slug === "span" ? span : dense;
+      for (const q of pairs) {
+        for (const [after, before] of windows) {
+          const { rows: expected } = await t.superuser.query<{ n: string }>(
+            `select count(*)::text as n from app_public.audit_log e
+             where e.tenant_id = $1 and e.resource_label ilike $2
+               and ($3::timestamptz is null or e.occurred_at >= $3) and ($4::timestamptz is null or e.occurred_at < $4)`,
+            [tenant.id, `%${q}%`, after, before],
+          );
+          const condition = {
+            resourceLabelContains: q,
+            ...(after ? { occurredAfter: after } : {}),
+            ...(before ? { occurredBefore: before } : {}),
+          };
+          const counted = (
+            await asAdmin<{ n: string }>(slug, "select app_hidden.audit_connection_count($1)::text as n", [
+              JSON.stringify(condition),
+            ])
+          ).n;
+          expect(counted, `${slug} ${JSON.stringify(condition)}`).toBe(expected[0].n);
+          if (Number(counted) > 0) found++;
+        }
+      }
+    }
+    expect(found).toBeGreaterThan(40);
+  });
 });

@@ -72,6 +72,7 @@ describe.each(servers())("the owner role on $name", (server) => {
         "app_private.audit_surface_days",
         "app_private.audit_actor_chars",
         "app_private.audit_label_char_days",
+        "app_private.audit_label_pair_days",
         "app_private.chain_verifications",
       ]),
     );
@@ -200,6 +201,8 @@ describe.each(servers())("the owner role on $name", (server) => {
       "update app_private.audit_actor_chars set chars = 0",
       // (changing the entries a one-character word is counted from: 000081)
       "update app_private.audit_label_char_days set entries = array_fill(0::bigint, array[64])",
+      // (changing the entries a two-character word is counted from: 000083)
+      "update app_private.audit_label_pair_days set entries = '{}'",
       "select setval('app_private.audit_entry_id_seq', 1)",
       // A verification that never ran ("Log intact") may not be recorded, nor a real one changed.
       `insert into app_private.chain_verifications (tenant_id, valid, entries, last_seq) values ('${demo}', true, 1, 1)`,
