@@ -568,15 +568,16 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
       const apiToken = pgSettings?.["attest.api_token"] || undefined;
       const token = apiToken !== undefined;
       const session = Boolean(pgSettings?.["attest.session_token"]);
+      const namedTenant = pgSettings?.["attest.tenant"];
       // An API token alone that passed the check in the last second, in a query: not checked again
       // (checked-tokens.ts). What the request may read is the database's decision either way.
-      const keepable = token && !session;
+      const tokenAlone = session ? undefined : apiToken;
       const checkBegun = checkedTokens.begin();
       const check =
         session ||
-        (apiToken !== undefined &&
-          !(queries.has(pgSettings as object) && checkedTokens.recently(apiToken, pgSettings?.["attest.tenant"])));
-      const tenant = Boolean(pgSettings?.["attest.tenant"]);
+        (tokenAlone !== undefined &&
+          !(queries.has(pgSettings as object) && checkedTokens.recently(tokenAlone, namedTenant)));
+      const tenant = Boolean(namedTenant);
       const checkSql = `select app_hidden.check_request(${token}, ${tenant})`;
       // The check is prepared once per connection, not parsed and planned for every request.
       const checkStatement: Prelude = {
@@ -638,9 +639,7 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
       } as unknown as NodePostgresPgClient;
       try {
         const result = await callback(pipelined);
-        if (check && keepable && apiToken !== undefined) {
-          checkedTokens.remember(apiToken, pgSettings?.["attest.tenant"], checkBegun);
-        }
+        if (check && tokenAlone !== undefined) checkedTokens.remember(tokenAlone, namedTenant, checkBegun);
         return result;
       } catch (error) {
         throw credentialError(error, pgSettings ?? {}) ?? error;
