@@ -192,7 +192,7 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     await page.close();
   });
 
-  it("shows every time in the viewer's time zone (labelled), with the UTC time on hover and a UTC switch", async () => {
+  it("shows every time in the viewer's time zone (labelled), with the UTC time on hover and a UTC switch, an entry's details and page too", async () => {
     // The browser's zone reaches the server in a cookie; locale and zone are pinned per page.
     const shownAt = async (options: { timezoneId: string; locale: string }) => {
       const page = await openPage(browser, options);
@@ -223,19 +223,44 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
       return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}`;
     };
 
+    /** The first row opened: the time its details give, and where. */
+    const opened = async (page: Page) => {
+      const row = page.locator("details.log-entry").first();
+      await row.locator(":scope > summary").click();
+      const when = row.locator(".entry-detail dl.meta time").first();
+      await expect.poll(() => when.isVisible()).toBe(true);
+      return { row, iso: (await when.getAttribute("datetime")) ?? "", text: (await when.textContent()) ?? "" };
+    };
+
     const tokyo = await shownAt({ timezoneId: "Asia/Tokyo", locale: "en-GB" });
     expect(tokyo.text).toBe(local(tokyo.iso, "Asia/Tokyo"));
     expect(tokyo.label).toContain("Asia/Tokyo (UTC+09:00)");
+    // An entry's details say the time its row says.
+    const inTokyo = await opened(tokyo.page);
+    expect(inTokyo.iso).toBe(tokyo.iso);
+    expect(inTokyo.text).toBe(tokyo.text);
     await screenshot(tokyo.page, "audit-log-tokyo");
     await tokyo.page.getByRole("link", { name: "Show in UTC" }).click();
     await expect.poll(() => tokyo.page.locator("#zone-line").getAttribute("data-zone")).toBe("UTC");
-    expect(await tokyo.page.locator("details.log-entry time").first().textContent()).toBe(local(tokyo.iso, "UTC"));
+    const utcRow = (await tokyo.page.locator("details.log-entry time").first().textContent()) ?? "";
+    expect(utcRow).toBe(local(tokyo.iso, "UTC"));
+    // In UTC too (not in the browser's zone), and so does the entry's own page, which says so.
+    const inUtc = await opened(tokyo.page);
+    expect(inUtc.text).toBe(utcRow);
+    await inUtc.row.getByRole("link", { name: /^Permalink/ }).click();
+    await tokyo.page.waitForURL(/\/t\/demo\/audit\/(e\/)?\d+\?tz=UTC$/); // (pending: by capture number)
+    expect(await tokyo.page.locator("#zone-line").getAttribute("data-zone")).toBe("UTC");
+    expect(await tokyo.page.locator("#zone-line").textContent()).toContain("Times are in UTC");
+    expect(await tokyo.page.locator(".entry-detail dl.meta time").first().textContent()).toBe(utcRow);
+    await screenshot(tokyo.page, "audit-entry-utc");
     await tokyo.page.close();
 
-    // A 12-hour locale does not change the page's 24-hour times.
+    // A 12-hour locale does not change the page's 24-hour times, in the rows or their details.
     const newYork = await shownAt({ timezoneId: "America/New_York", locale: "en-US" });
     expect(newYork.text).toBe(local(newYork.iso, "America/New_York"));
     expect(newYork.text).not.toMatch(/[AP]M/i);
+    const inNewYork = await opened(newYork.page);
+    expect(inNewYork.text).toBe(newYork.text);
     await newYork.page.close();
   });
 

@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { formatInZone } from "../../src/web/pages/audit-zone.ts";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll } from "../helpers/seal.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
@@ -244,6 +245,66 @@ describe.each(servers())("audit entry permalink on $name", (server) => {
     );
     expect(detail).toContain("Show raw JSON");
     expect(detail).toContain(`href="/t/demo/audit/${seqs[0]}"`);
+  });
+
+  it("shows an entry's times in the Audit Log's time zone, labelled, on its page and in the list's details", async () => {
+    const entry = await one<{ seq: string; id: string; at: string; sealed: string }>(
+      `select l.seq::text, e.id::text,
+              to_char(e.occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as at,
+              to_char(l.sealed_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as sealed
+       from app_public.audit_log e
+       join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
+       where e.tenant_id = $1 and e.action = 'incident.updated' order by l.seq desc limit 1`,
+      [demo],
+    );
+    const when = (html: string, zone: string) =>
+      expect(html).toContain(
+        `<time datetime="${entry.at}" data-local="1" title="${entry.at} (UTC)">${formatInZone(entry.at, zone)}</time> <span class="muted small">${zone}</span>`,
+      );
+    const permalink = `/t/demo/audit/${entry.seq}`;
+
+    // Named in the address: kept by its links; the page says so and offers UTC.
+    const tokyo = await (await get(`${permalink}?tz=Asia/Tokyo`, owner)).text();
+    expect(tokyo).toContain("Times are in <strong>Asia/Tokyo (UTC+09:00)</strong>");
+    when(tokyo, "Asia/Tokyo");
+    expect(tokyo).toContain(`title="${entry.sealed} (UTC)">${formatInZone(entry.sealed, "Asia/Tokyo")}</time>.`);
+    expect(tokyo).toContain(`href="${permalink}?tz=UTC">Show in UTC</a>`);
+    expect(tokyo).toContain('href="/t/demo/audit?tz=Asia%2FTokyo">Audit Log</a>');
+    expect(tokyo).toContain(`href="${permalink}/leaf" download`);
+    const utc = await (await get(`${permalink}?tz=UTC`, owner)).text();
+    expect(utc).toContain("Times are in <strong>UTC</strong>");
+    when(utc, "UTC");
+    expect(utc).toContain(`href="${permalink}">Show in my time zone</a>`);
+
+    // Otherwise the browser's zone (attest.js's cookie), else UTC; a zone nobody knows is not used.
+    const berlin = await (await get(permalink, `${owner}; attest_tz=Europe%2FBerlin`)).text();
+    expect(berlin).toMatch(/Times are in <strong>Europe\/Berlin \(UTC\+0[12]:00\)<\/strong>/);
+    when(berlin, "Europe/Berlin");
+    expect(berlin).toContain('href="/t/demo/audit">Audit Log</a>');
+    when(await (await get(permalink, owner)).text(), "UTC");
+    when(await (await get(`${permalink}?tz=Mars%2FOlympus`, owner)).text(), "UTC");
+
+    // The list's details of the entry: in the list's zone, their permalink in it too.
+    const list = await (await get("/t/demo/audit?action=incident.updated&tz=Asia%2FTokyo", owner)).text();
+    expect(list).toContain(`hx-get="/t/demo/audit/e/${entry.id}/detail?tz=Asia%2FTokyo"`);
+    expect(list).toContain(`href="${permalink}?tz=Asia%2FTokyo">Open this entry</a>`);
+    const detail = await (
+      await get(`/t/demo/audit/e/${entry.id}/detail?tz=Asia%2FTokyo`, owner, { "HX-Request": "true" })
+    ).text();
+    when(detail, "Asia/Tokyo");
+    expect(detail).toContain(`href="${permalink}?tz=Asia%2FTokyo">Permalink and proof →</a>`);
+    when(
+      await (
+        await get(`/t/demo/audit/e/${entry.id}/detail`, `${owner}; attest_tz=America%2FNew_York`, {
+          "HX-Request": "true",
+        })
+      ).text(),
+      "America/New_York",
+    );
+    // An entry's capture-number address sends to its position in the same zone.
+    const moved = await get(`/t/demo/audit/e/${entry.id}?tz=UTC`, owner);
+    expect(moved.status).toBe(302);
+    expect(moved.headers.get("location")).toBe(`${permalink}?tz=UTC`);
   });
 
   it("gives hashes over GraphQL in hex: evidence SHA-256, checkpoint root and key ID, and the entry's leaf", async () => {

@@ -1,11 +1,11 @@
 /**
- * formatInZone (src/web/pages/audit-log.ts) formats a time in a zone from an offset it looks up
+ * formatInZone (src/web/pages/audit-zone.ts) formats a time in a zone from an offset it looks up
  * once per quarter hour of UTC: for any instant and zone it says what Intl says, across daylight
  * saving changes, half- and quarter-hour zones and old local mean times.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { formatInZone } from "../../src/web/pages/audit-log.ts";
+import { formatInZone } from "../../src/web/pages/audit-zone.ts";
 
 const ZONES = [
   "UTC",

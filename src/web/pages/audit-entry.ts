@@ -12,6 +12,7 @@ import type pg from "pg";
 import { type AuditUser, type EntryLike, entryView, type UserDirectory, userIdsOf } from "../../audit/display.ts";
 import { UserError } from "../../http/errors.ts";
 import { breakable } from "../render.ts";
+import { formatInZone, type PageZone, pageZone } from "./audit-zone.ts";
 import { hasFeature, isManager, pageOf, renderPage, wantsFragment } from "./tenant-page.ts";
 
 /**
@@ -81,9 +82,26 @@ export function entryHref(slug: string, e: Pick<EntryRow, "seq" | "id">): string
   return e.seq ? `/t/${slug}/audit/${e.seq}` : `/t/${slug}/audit/e/${e.id}`;
 }
 
-/** Everything the audit-entry partial needs for one entry. */
-export function entryModel(e: EntryRow, slug: string, users: UserDirectory) {
-  return { e, view: entryView(e, { users, slug }), raw: rawJson(e), href: entryHref(slug, e) };
+/** `?tz=<zone>` when the address named the page's zone (links keep it), else nothing. */
+function zoneQuery(zone: PageZone): string {
+  return zone.explicit ? `?tz=${encodeURIComponent(zone.name)}` : "";
+}
+
+/**
+ * Everything the audit-entry partial needs for one entry, its times in the page's zone (the list's
+ * when the entry is opened in the list: its rows and the entry's details agree).
+ */
+export function entryModel(e: EntryRow, slug: string, users: UserDirectory, zone: PageZone) {
+  return {
+    e,
+    view: entryView(e, { users, slug }),
+    raw: rawJson(e),
+    href: entryHref(slug, e),
+    /** The permalink in the same zone (the zone kept when the address named it). */
+    zonedHref: `${entryHref(slug, e)}${zoneQuery(zone)}`,
+    zone,
+    time: (iso: string) => formatInZone(iso, zone.name),
+  };
 }
 
 interface Proof {
@@ -188,6 +206,7 @@ export function auditEntryRoutes(router: Router): void {
     if (!gate(ctx)) return;
     const page = pageOf(ctx);
     const slug = page.shell.tenant.slug;
+    const zone = await pageZone(ctx, page);
     const found = n === 0n ? null : await page.tx((c) => readEntry(c, by === "seq" ? { seq: n } : { id: n }));
     if (!found) {
       throw new UserError(
@@ -201,7 +220,7 @@ export function auditEntryRoutes(router: Router): void {
     const { entry, users, proof } = found;
     if (by === "id" && entry.seq) {
       // Sealed since: its address is its position now.
-      const location = `/t/${slug}/audit/${entry.seq}`;
+      const location = `/t/${slug}/audit/${entry.seq}${zoneQuery(zone)}`;
       if (wantsFragment(ctx)) {
         ctx.status = 204;
         ctx.set("HX-Location", location);
@@ -218,11 +237,13 @@ export function auditEntryRoutes(router: Router): void {
       ctx,
       "pages/audit-entry",
       {
-        ...entryModel(entry, slug, users),
+        ...entryModel(entry, slug, users, zone),
         leaf: entry.leaf,
         proof,
-        base: `/t/${slug}/audit`,
+        base: `/t/${slug}/audit${zoneQuery(zone)}`,
         breakable,
+        // The page in UTC, or in the viewer's zone (the address without ?tz=).
+        zoneLinks: { utc: `${ctx.path}?tz=UTC`, local: ctx.path },
       },
       {
         title: entry.seq ? `Audit entry ${entry.seq}` : "Audit entry (pending)",
@@ -242,19 +263,20 @@ export function auditEntryRoutes(router: Router): void {
     if (!gate(ctx)) return;
     const page = pageOf(ctx);
     const slug = page.shell.tenant.slug;
+    const zone = await pageZone(ctx, page);
     const found = n === 0n ? null : await page.tx((c) => readEntry(c, { id: n }, false));
     if (!found)
       throw new UserError(404, `There is no entry with capture number ${raw} in this audit log.`, "NOT_FOUND");
-    if (!wantsFragment(ctx)) return ctx.redirect(entryHref(slug, found.entry));
+    if (!wantsFragment(ctx)) return ctx.redirect(`${entryHref(slug, found.entry)}${zoneQuery(zone)}`);
     // "All entries of this incident" keeps the list's time zone when the list named one.
     const incident = new URLSearchParams();
     if (found.entry.incident_id) incident.set("incident", found.entry.incident_id);
-    if (typeof ctx.query.tz === "string" && ctx.query.tz.length <= 64) incident.set("tz", ctx.query.tz);
+    if (zone.explicit) incident.set("tz", zone.name);
     renderPage(
       ctx,
       "partials/audit-row-detail",
       {
-        ...entryModel(found.entry, slug, found.users),
+        ...entryModel(found.entry, slug, found.users, zone),
         incidentHref: found.entry.incident_id ? `/t/${slug}/audit?${incident}` : null,
       },
       { title: "Audit entry", nav: "audit", fragment: "partials/audit-row-detail" },

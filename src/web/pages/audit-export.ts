@@ -23,8 +23,8 @@ import { type ActingContext, withContext } from "../../db/context.ts";
 import { attachmentDisposition } from "../../http/download.ts";
 import { UserError } from "../../http/errors.ts";
 import { API_TOKEN_NAME } from "./audit-entry.ts";
-import { pageZone } from "./audit-log.ts";
 import { type AuditFilters, parseFilters, viewFilter } from "./audit-query.ts";
+import { pageZone } from "./audit-zone.ts";
 import { hasFeature, isManager, pageOf } from "./tenant-page.ts";
 
 export const EXPORT_BATCH = 1000;
