@@ -12,7 +12,7 @@ import type pg from "pg";
 import { type AuditUser, type EntryLike, entryView, type UserDirectory, userIdsOf } from "../../audit/display.ts";
 import { UserError } from "../../http/errors.ts";
 import { breakable } from "../render.ts";
-import { formatInZone, type PageZone, pageZone } from "./audit-zone.ts";
+import { formatInZone, type PageZone, pageZone, zoneQuery } from "./audit-zone.ts";
 import { hasFeature, isManager, pageOf, renderPage, wantsFragment } from "./tenant-page.ts";
 
 /**
@@ -80,11 +80,6 @@ export function rawJson(e: EntryRow): string {
 /** The permalink of an entry: by position once sealed, by capture number while pending. */
 export function entryHref(slug: string, e: Pick<EntryRow, "seq" | "id">): string {
   return e.seq ? `/t/${slug}/audit/${e.seq}` : `/t/${slug}/audit/e/${e.id}`;
-}
-
-/** `?tz=<zone>` when the address named the page's zone (links keep it), else nothing. */
-function zoneQuery(zone: PageZone): string {
-  return zone.explicit ? `?tz=${encodeURIComponent(zone.name)}` : "";
 }
 
 /**

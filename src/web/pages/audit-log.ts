@@ -30,7 +30,7 @@ import {
   readChainState,
   SURFACES,
 } from "./audit-query.ts";
-import { formatInZone, pageZone } from "./audit-zone.ts";
+import { formatInZone, pageZone, zoneQuery } from "./audit-zone.ts";
 import {
   hasFeature,
   isManager,
@@ -162,10 +162,8 @@ export function auditLogRoutes(router: Router): void {
         time: (iso: string) => formatInZone(iso, zone.name),
         breakable,
         // Each row's details are fetched when it is first opened (the list carries only the rows).
-        detailUrl: (e: AuditEntry) =>
-          `${base}/e/${e.id}/detail${zone.explicit ? `?tz=${encodeURIComponent(zone.name)}` : ""}`,
-        entryHref: (e: AuditEntry) =>
-          `${entryHref(shell.tenant.slug, e)}${zone.explicit ? `?tz=${encodeURIComponent(zone.name)}` : ""}`,
+        detailUrl: (e: AuditEntry) => `${base}/e/${e.id}/detail${zoneQuery(zone)}`,
+        entryHref: (e: AuditEntry) => `${entryHref(shell.tenant.slug, e)}${zoneQuery(zone)}`,
         links: {
           first: log.atNewest ? null : at({ kind: "first" }),
           newer: log.newer ? at({ kind: "after", cursor: log.newer }) : null,
@@ -181,7 +179,7 @@ export function auditLogRoutes(router: Router): void {
         url: (change: Partial<AuditFilters>) => filterUrl(base, filters, change, { kind: "first" }, zoneParam),
         exportUrl: (format: "csv" | "jsonl") =>
           filterUrl(`${base}/export.${format}`, filters, {}, { kind: "first" }, { tz: zone.name }),
-        clearUrl: zone.explicit ? `${base}?tz=${encodeURIComponent(zone.name)}` : base,
+        clearUrl: `${base}${zoneQuery(zone)}`,
       },
       { title: "Audit Log", nav: "audit", fragment: "partials/audit-results" },
     );

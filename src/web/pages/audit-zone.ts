@@ -20,6 +20,11 @@ export interface PageZone {
 
 export const ZONE_COOKIE = "attest_tz";
 
+/** `?tz=<zone>` when the address named the page's zone (its links keep it), else nothing. */
+export function zoneQuery(zone: PageZone): string {
+  return zone.explicit ? `?tz=${encodeURIComponent(zone.name)}` : "";
+}
+
 /** The page's time zone: ?tz= if valid, else the browser's (cookie set by attest.js), else UTC. */
 export async function pageZone(ctx: Koa.Context, page: PageState): Promise<PageZone> {
   knownZones ??= page
