@@ -97,6 +97,35 @@ describe.runIf(browserTests())("Audit Log in Chromium", () => {
     await page.close();
   });
 
+  it("goes from an entry to all entries of its incident, says so in the filters, and back to every incident", async () => {
+    const page = await newPage("admin@demo.test", "/t/demo/audit?action=incident.updated");
+    const row = entries(page).first();
+    const title = ((await row.locator('[data-label="Resource"]').textContent()) ?? "").trim();
+    await row.locator(":scope > summary").click();
+    await row.getByRole("link", { name: "All entries of this incident" }).click();
+    await page.waitForURL(/\/t\/demo\/audit\?incident=[0-9a-f-]{36}$/);
+    // The view is narrowed to that incident, and the form says which (its current title, linked).
+    const chip = page.locator("#incident-filter");
+    expect(await chip.isVisible()).toBe(true);
+    expect(await chip.getByRole("link").textContent()).toBe(title);
+    const box = page.getByLabel("Only the entries of the incident");
+    expect(await box.isChecked()).toBe(true);
+    const resources = await page.locator('details.log-entry [data-label="Resource"]').allInnerTexts();
+    // (its own entries, and its evidence's and milestones')
+    expect(resources.map((r) => r.trim())).toContain(title);
+    await screenshot(page, "audit-log-incident");
+    const narrowed = await count(page);
+    // Other filters are added to it; unticked, the view shows every incident's entries again.
+    await page.locator("#q").fill("admin");
+    await expect.poll(() => new URL(page.url()).searchParams.get("q")).toBe("admin");
+    expect(new URL(page.url()).searchParams.get("incident")).toMatch(/^[0-9a-f-]{36}$/);
+    await box.uncheck();
+    await expect.poll(() => new URL(page.url()).searchParams.get("incident")).toBe(null);
+    expect(new URL(page.url()).searchParams.get("q")).toBe("admin");
+    await expect.poll(() => count(page)).not.toBe(narrowed);
+    await page.close();
+  });
+
   it("shows new entries without a reload, and without moving what the reader is looking at", async () => {
     const page = await newPage("owner@demo.test", "/t/demo/audit");
     const top = await firstId(page);

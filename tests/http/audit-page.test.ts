@@ -291,6 +291,47 @@ describe.each(servers())("Audit Log page on $name", (server) => {
     expect(opened.headers.get("location")).toBe("/t/demo/audit");
   });
 
+  it("names the incident a view is narrowed to (All entries of this incident), ticked, to be unticked", async () => {
+    const incident = await t.superuser
+      .query<{ id: string; title: string }>(
+        "select id, title from app_public.incidents where tenant_id = $1 and deleted_at is null order by created_at limit 1",
+        [demo],
+      )
+      .then((r) => r.rows[0]);
+    const asHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+    const html = await (await get(`/t/demo/audit?incident=${incident.id}&q=a`, owner)).text();
+    // The form sends the incident with the other filters while the box is ticked, and not once it is not.
+    expect(html).toContain(
+      `<input type="checkbox" name="incident" value="${incident.id}" checked class="filter-change">`,
+    );
+    expect(html).toContain("Only the entries of the incident");
+    expect(html).toContain(`<a href="/t/demo/incidents/${incident.id}">${asHtml(incident.title)}</a>`);
+    // Unticked (the form sent without it): every incident's entries, the other filters kept.
+    const all = await (await get("/t/demo/audit?q=a", owner)).text();
+    expect(all).not.toContain('id="incident-filter"');
+
+    // A deleted incident is named as such; an id that is no incident of the tenant says so.
+    const deleted = await t.superuser
+      .query<{ id: string; title: string }>(
+        "select id, title from app_public.incidents where tenant_id = $1 and deleted_at is not null limit 1",
+        [demo],
+      )
+      .then((r) => r.rows[0]);
+    expect(deleted?.id).toBeTruthy(); // the demo seed deletes one
+    const gone = await (await get(`/t/demo/audit?incident=${deleted.id}`, owner)).text();
+    expect(gone).toContain(`${asHtml(deleted.title)}</a> <span class="muted small">(deleted)</span>`);
+    const basicIncident = await t.superuser
+      .query<{ id: string }>(
+        "select i.id from app_public.incidents i join app_public.tenants t on t.id = i.tenant_id where t.slug <> 'demo' limit 1",
+      )
+      .then((r) => r.rows[0]?.id ?? "00000000-0000-4000-8000-000000000000");
+    const elsewhere = await get(`/t/demo/audit?incident=${basicIncident}`, owner);
+    expect(elsewhere.status).toBe(200);
+    const text = await elsewhere.text();
+    expect(text).toContain("(no such incident in this workspace)");
+    expect(text).toContain("0 entries");
+  });
+
   it("shows details of an entry when its row is opened: changed fields, request id, IP, user agent, surface, role, log position", async () => {
     const html = await (await get("/t/demo/audit?action=incident.updated", owner)).text();
     // The list carries the rows; each row fetches its details (htmx) when first opened.

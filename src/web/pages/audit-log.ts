@@ -10,6 +10,7 @@
  */
 import type Router from "@koa/router";
 import type Koa from "koa";
+import type pg from "pg";
 import { UserError } from "../../http/errors.ts";
 import { breakable, render } from "../render.ts";
 import { entryHref } from "./audit-entry.ts";
@@ -142,6 +143,8 @@ export function auditLogRoutes(router: Router): void {
     const position = parsePosition(ctx.query);
     const zone = await pageZone(ctx, page);
     const log = await page.tx((c) => readAuditLog(c, filters, position, zone.name));
+    // The incident the view is narrowed to, named (its current title) where the filters are shown.
+    const incident = filters.incident ? await page.tx((c) => incidentNamed(c, filters.incident)) : null;
     const zoneParam: Record<string, string> = zone.explicit ? { tz: zone.name } : {};
     const at = (p: AuditPosition) => filterUrl(base, filters, {}, p, zoneParam);
     renderPage(
@@ -149,6 +152,7 @@ export function auditLogRoutes(router: Router): void {
       "pages/audit",
       {
         ...log,
+        incident: incident && { ...incident, href: `/t/${shell.tenant.slug}/incidents/${filters.incident}` },
         filters,
         position,
         base,
@@ -207,6 +211,18 @@ export function auditLogRoutes(router: Router): void {
         ? ""
         : `<a class="new-entries" href="${escapeHtml(reload)}">${n >= 100 ? "100+" : n} new ${n === 1 ? "entry" : "entries"} — show</a>`;
   });
+}
+
+/**
+ * An incident's current title (as the viewer may read it: row-level security applies), whether it
+ * was deleted, or a null title when there is no such incident in the tenant.
+ */
+async function incidentNamed(client: pg.ClientBase, id: string): Promise<{ title: string | null; deleted: boolean }> {
+  const { rows } = await client.query<{ title: string; deleted: boolean }>(
+    "select title, deleted_at is not null as deleted from app_public.incidents where id = $1",
+    [id],
+  );
+  return rows[0] ?? { title: null, deleted: false };
 }
 
 function escapeHtml(s: string): string {
