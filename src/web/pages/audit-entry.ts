@@ -12,7 +12,7 @@ import type pg from "pg";
 import { type AuditUser, type EntryLike, entryView, type UserDirectory, userIdsOf } from "../../audit/display.ts";
 import { UserError } from "../../http/errors.ts";
 import { breakable } from "../render.ts";
-import { formatInZone, type PageZone, pageZone, zoneQuery } from "./audit-zone.ts";
+import { type PageZone, pageZone, zonedTime, zoneQuery } from "./audit-zone.ts";
 import { hasFeature, isManager, pageOf, renderPage, wantsFragment } from "./tenant-page.ts";
 
 /**
@@ -95,7 +95,7 @@ export function entryModel(e: EntryRow, slug: string, users: UserDirectory, zone
     /** The permalink in the same zone (the zone kept when the address named it). */
     zonedHref: `${entryHref(slug, e)}${zoneQuery(zone)}`,
     zone,
-    time: (iso: string) => formatInZone(iso, zone.name),
+    timeTag: (iso: string, to?: "second" | "minute") => zonedTime(iso, zone.name, to),
   };
 }
 

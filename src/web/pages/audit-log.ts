@@ -31,7 +31,7 @@ import {
   readChainState,
   SURFACES,
 } from "./audit-query.ts";
-import { formatInZone, pageZone, zoneQuery } from "./audit-zone.ts";
+import { pageZone, zonedTime, zoneParams, zoneQuery } from "./audit-zone.ts";
 import {
   hasFeature,
   isManager,
@@ -103,7 +103,7 @@ export function auditLogRoutes(router: Router): void {
       ...state,
       base,
       shell,
-      time: (iso: string) => formatInZone(iso, zone.name),
+      timeTag: (iso: string) => zonedTime(iso, zone.name),
     });
   });
 
@@ -142,10 +142,13 @@ export function auditLogRoutes(router: Router): void {
     const filters = parseFilters(ctx.query);
     const position = parsePosition(ctx.query);
     const zone = await pageZone(ctx, page);
-    const log = await page.tx((c) => readAuditLog(c, filters, position, zone.name));
-    // The incident the view is narrowed to, named (its current title) where the filters are shown.
-    const incident = filters.incident ? await page.tx((c) => incidentNamed(c, filters.incident)) : null;
-    const zoneParam: Record<string, string> = zone.explicit ? { tz: zone.name } : {};
+    // The entries, and the incident the view is narrowed to (its current title, named where the
+    // filters are shown), in one transaction.
+    const { log, incident } = await page.tx(async (c) => ({
+      log: await readAuditLog(c, filters, position, zone.name),
+      incident: filters.incident ? await incidentNamed(c, filters.incident) : null,
+    }));
+    const zoneParam = zoneParams(zone);
     const at = (p: AuditPosition) => filterUrl(base, filters, {}, p, zoneParam);
     renderPage(
       ctx,
@@ -163,7 +166,7 @@ export function auditLogRoutes(router: Router): void {
         countCap: COUNT_CAP,
         pageSize: PAGE_SIZE,
         chart: chartBars(log.days),
-        time: (iso: string) => formatInZone(iso, zone.name),
+        timeTag: (iso: string) => zonedTime(iso, zone.name),
         breakable,
         // Each row's details are fetched when it is first opened (the list carries only the rows).
         detailUrl: (e: AuditEntry) => `${base}/e/${e.id}/detail${zoneQuery(zone)}`,
@@ -204,7 +207,7 @@ export function auditLogRoutes(router: Router): void {
     const n = await page.tx((c) => countNewEntries(c, filters, zone.name, since));
     ctx.type = "html";
     ctx.set("Cache-Control", "no-store");
-    const zoneParam: Record<string, string> = zone.explicit ? { tz: zone.name } : {};
+    const zoneParam = zoneParams(zone);
     const reload = filterUrl(base, filters, {}, { kind: "first" }, zoneParam);
     ctx.body =
       n === 0

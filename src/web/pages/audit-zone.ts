@@ -4,6 +4,7 @@
  * browser's (the cookie attest.js sets), else UTC; and times formatted in it, 24-hour.
  */
 import type Koa from "koa";
+import { eta } from "../render.ts";
 import type { PageState } from "./tenant-page.ts";
 
 /** Time zone names PostgreSQL knows (read once): the only ones the page accepts. */
@@ -20,9 +21,15 @@ export interface PageZone {
 
 export const ZONE_COOKIE = "attest_tz";
 
-/** `?tz=<zone>` when the address named the page's zone (its links keep it), else nothing. */
+/** `{ tz: <zone> }` when the address named the page's zone (its links keep it), else nothing. */
+export function zoneParams(zone: PageZone): Record<string, string> {
+  return zone.explicit ? { tz: zone.name } : {};
+}
+
+/** The same as a query string: `?tz=<zone>`, or "". */
 export function zoneQuery(zone: PageZone): string {
-  return zone.explicit ? `?tz=${encodeURIComponent(zone.name)}` : "";
+  const query = new URLSearchParams(zoneParams(zone)).toString();
+  return query ? `?${query}` : "";
 }
 
 /** The page's time zone: ?tz= if valid, else the browser's (cookie set by attest.js), else UTC. */
@@ -113,4 +120,14 @@ export function formatInZone(iso: string, zone: string): string {
   const local = new Date(offset === null ? wallClock(ms, zone) : ms + offset);
   const two = (n: number) => String(n).padStart(2, "0");
   return `${String(local.getUTCFullYear()).padStart(4, "0")}-${two(local.getUTCMonth() + 1)}-${two(local.getUTCDate())} ${two(local.getUTCHours())}:${two(local.getUTCMinutes())}:${two(local.getUTCSeconds())}`;
+}
+
+/**
+ * A time as the Audit Log's pages show it: in the zone, to the second (or the minute), with its
+ * UTC time as its title; `data-local` tells attest.js to leave it as it is.
+ */
+export function zonedTime(iso: string, zone: string, to: "second" | "minute" = "second"): string {
+  const text = formatInZone(iso, zone);
+  const html = (s: string) => eta.config.escapeFunction(s);
+  return `<time datetime="${html(iso)}" data-local="1" title="${html(iso)} (UTC)">${html(to === "minute" ? text.slice(0, 16) : text)}</time>`;
 }
