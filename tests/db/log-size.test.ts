@@ -76,7 +76,7 @@ describe.each(servers())("the log's size on $name", (server) => {
     const hour = 3_600_000;
     const now = Math.floor(Date.now() / hour) * hour;
     const at = (hours: number) => new Date(now + hours * hour).toISOString();
-    // Whole-hour windows (the page asks for no other), with and without actions, in two zones.
+    // Whole-hour windows (the page asks for no other), with and without actions, in four zones.
     const views: Array<[string | null, string | null, string[] | null, string]> = [
       [null, null, null, "UTC"],
       [at(-72), at(1), null, "Asia/Tokyo"],
