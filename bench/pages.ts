@@ -519,8 +519,10 @@ try {
   await resolvePlaceholders(base, tenants);
   const views = [...(ONLY.has("pages") ? PAGE_VIEWS : []), ...(ONLY.has("graphql") ? GQL_VIEWS : [])];
   if (views.length > 0) {
-    out("| view | small p50 | small p95 | big p50 | big p95 | big ÷ small (p95) |");
-    out("|---|---:|---:|---:|---:|---:|");
+    // The ratio at p50 as well: a p95 can hide a view that is twice as slow in the large tenant
+    // most of the time, and a single slow spell can push one view's p95 ratio over.
+    out("| view | small p50 | small p95 | big p50 | big p95 | big ÷ small (p95) | big ÷ small (p50) |");
+    out("|---|---:|---:|---:|---:|---:|---:|");
     // A server that has just started is still busy with its start (its worker's first rounds, code
     // not yet optimised): every view is asked a few times before any is timed, so that each is
     // timed in the same, steady state.
@@ -531,10 +533,10 @@ try {
     }
     for (const view of views) {
       const { small, big } = await time(base, tenants, view);
-      const sp95 = quantile(small, 0.95);
-      const bp95 = quantile(big, 0.95);
+      const [sp50, sp95] = [quantile(small, 0.5), quantile(small, 0.95)];
+      const [bp50, bp95] = [quantile(big, 0.5), quantile(big, 0.95)];
       out(
-        `| ${view.name} | ${fmt(quantile(small, 0.5), 1)} | ${fmt(sp95, 1)} | ${fmt(quantile(big, 0.5), 1)} | ${fmt(bp95, 1)} | ${fmt(bp95 / sp95, 2)} |`,
+        `| ${view.name} | ${fmt(sp50, 1)} | ${fmt(sp95, 1)} | ${fmt(bp50, 1)} | ${fmt(bp95, 1)} | ${fmt(bp95 / sp95, 2)} | ${fmt(bp50 / sp50, 2)} |`,
       );
     }
   }
