@@ -1,5 +1,5 @@
 --! Previous: sha1:f00165e6365db911c133d08b70ba67f2a3e3a630
---! Hash: sha1:ac9f941c569c0580d70df49abb919578f0e85157
+--! Hash: sha1:fbff6418a0c6e97df0346a59a0abf562acf576f8
 --! Message: find-no-condition
 
 -- 000087 audit_find without a condition reads by statements planned once per session.
@@ -9,9 +9,9 @@
 -- at most. That went through everything a filter needs: the pattern's helpers (in DECLARE, so
 -- before anything else), a statement built with format(), planned at each call and fetched row by
 -- row. In a transaction of its own (as a page runs it), as the 300-entry bench tenant's admin:
--- ~0.58 ms a call above the transaction itself. Two static statements (each direction; no cursor
--- or no window end is the infinite timestamp) now read such a view, and the pattern's helpers are
--- worked out after them.
+-- ~0.58 ms a call above the transaction itself. Four static statements (each direction, with or
+-- without a cursor; a missing end of the window is the infinite timestamp) now read such a view,
+-- and the pattern's helpers are worked out after them.
 --
 -- Runs as the session's login: the function is on the audit path (see CONVENTIONS.md).
 
@@ -83,26 +83,49 @@ begin
     return;
   end if;
   -- (000087) No condition but a window, if any (the page's newest and oldest entries, its positions
-  -- and dates without filters): the tenant's entries in order from the cursor, by one of two
-  -- statements planned once per session; every entry read matches. (Without a cursor or a window's
-  -- end, the bound is the infinite timestamp, before or after every entry.)
+  -- and dates without filters): the tenant's entries in order from the cursor, by one of four
+  -- statements planned once per session; every entry read matches. Each has one bound on the time
+  -- on the side read towards, as the index needs to start there: the cursor or the window's near
+  -- edge, whichever is nearer (audit_nearer_bound; a missing edge is the infinite timestamp). (Given
+  -- both as parameters, a B-tree started at the row comparison's: with no cursor, at the infinite
+  -- timestamp, reading every entry after the window. A week 60 days back in the 2,000,000-entry
+  -- bench tenant: 42 ms for that statement, 0.3 ms with the window's bounds alone.)
   if p_filter - 'from' - 'to' = '{}'::jsonb then
-    if p_ascending then
+    if p_cursor_at is not null and p_filter ?| array['from', 'to'] then
+      select * into p_filter, p_cursor_at, p_cursor_id from app_private.audit_nearer_bound(p_filter, p_cursor_at, p_cursor_id, p_ascending);
+    end if;
+    if p_cursor_at is null and p_ascending then
       return query
         select e.occurred_at, e.id, false from app_public.audit_log e
         where e.tenant_id = v_tenant
           and e.occurred_at >= coalesce((p_filter->>'from')::timestamptz, '-infinity')
           and e.occurred_at < coalesce((p_filter->>'to')::timestamptz, 'infinity')
-          and (e.occurred_at, e.id) > (coalesce(p_cursor_at, '-infinity'), coalesce(p_cursor_id, 0))
+        order by e.occurred_at, e.id
+        limit p_limit;
+    elsif p_cursor_at is null then
+      return query
+        select e.occurred_at, e.id, false from app_public.audit_log e
+        where e.tenant_id = v_tenant
+          and e.occurred_at >= coalesce((p_filter->>'from')::timestamptz, '-infinity')
+          and e.occurred_at < coalesce((p_filter->>'to')::timestamptz, 'infinity')
+        order by e.occurred_at desc, e.id desc
+        limit p_limit;
+    elsif p_ascending then
+      -- (the cursor is the nearer: "from", if any, is behind it)
+      return query
+        select e.occurred_at, e.id, false from app_public.audit_log e
+        where e.tenant_id = v_tenant
+          and (e.occurred_at, e.id) > (p_cursor_at, p_cursor_id)
+          and e.occurred_at < coalesce((p_filter->>'to')::timestamptz, 'infinity')
         order by e.occurred_at, e.id
         limit p_limit;
     else
+      -- (and "to", if any, newest first)
       return query
         select e.occurred_at, e.id, false from app_public.audit_log e
         where e.tenant_id = v_tenant
+          and (e.occurred_at, e.id) < (p_cursor_at, p_cursor_id)
           and e.occurred_at >= coalesce((p_filter->>'from')::timestamptz, '-infinity')
-          and e.occurred_at < coalesce((p_filter->>'to')::timestamptz, 'infinity')
-          and (e.occurred_at, e.id) < (coalesce(p_cursor_at, 'infinity'), coalesce(p_cursor_id, 0))
         order by e.occurred_at desc, e.id desc
         limit p_limit;
     end if;
