@@ -2523,6 +2523,127 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(nothing).toBeGreaterThan(10);
   });
 
+  it("reads the actions a word names by the days its people or surface have them, as plain SQL finds them (000089)", async () => {
+    // "signed" names session.signed_in, which the history's people take through the API only and
+    // the system never takes: past the first stretch, the search reads that action's entries on
+    // the days the kept counts give the people (or the surface) some, not every sign-in; and with a
+    // surface, the walk of the names reads the days the surface has entries only. Random words
+    // (that name actions, or incidents), people, surfaces, windows, cursors and budgets, call after call.
+    const actorsOf = new Map<string, string[]>();
+    for (const tenant of [span, dense]) {
+      const { rows } = await t.superuser.query<{ actor: string }>(
+        "select distinct actor_label as actor from app_public.audit_log where tenant_id = $1 order by 1",
+        [tenant.id],
+      );
+      actorsOf.set(
+        tenant.slug,
+        rows.map((r) => r.actor),
+      );
+      expect(rows.map((r) => r.actor)).toContain("system");
+    }
+    const runs = fc.record({
+      tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
+      q: fc.constantFrom(
+        "signed",
+        "io",
+        "upload",
+        "deleted",
+        "ed_in",
+        "milestone",
+        "in",
+        "ssion.s",
+        // (names only the walk of the names finds: files, milestones, the old names of renamed incidents)
+        "pcap",
+        "capture-1",
+        "warning",
+        "hotspot",
+        "ng: l",
+      ),
+      people: fc.constantFrom(0, 1, 2),
+      person: fc.nat({ max: 8 }),
+      surface: fc.constantFrom(null, "web", "api", "graphql", "sql"),
+      actions: fc.constantFrom(null, ["session.signed_in"], ["incident.updated", "evidence.deleted"]),
+      ascending: fc.boolean(),
+      scan: fc.constantFrom(25, 40, 1000),
+      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
+      window: fc.option(
+        fc
+          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
+          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
+        { nil: null },
+      ),
+    });
+    const check = async (r: {
+      tenant: Case["tenant"];
+      q: string;
+      people: number;
+      person: number;
+      surface: string | null;
+      actions: string[] | null;
+      ascending: boolean;
+      scan: number;
+      start: number | null;
+      window: [number, number] | null;
+    }) => {
+      const c: Case = {
+        tenant: r.tenant,
+        q: r.q,
+        labelOnly: false,
+        ascending: r.ascending,
+        scan: r.scan,
+        start: r.start,
+        window: r.window,
+      };
+      const everyone = actorsOf.get(r.tenant) ?? [];
+      const actors = [everyone[r.person % everyone.length], everyone[(r.person + 4) % everyone.length]].slice(
+        0,
+        r.people,
+      );
+      const all = await reference(c);
+      const { rows } = await t.superuser.query<{ id: string }>(
+        `select id::text from app_public.audit_log
+         where id = any ($1::bigint[]) and ($2::text[] is null or actor_label = any ($2))
+           and ($3::text is null or surface = $3) and ($4::text[] is null or action = any ($4))`,
+        [all, actors.length > 0 ? actors : null, r.surface, r.actions],
+      );
+      const kept = new Set(rows.map((x) => x.id));
+      const at = timesOf(c);
+      const cursor = r.start === null ? null : at[r.start];
+      const filter = {
+        pattern: `%${r.q.replace(/[\\%_]/g, (x) => `\\${x}`)}%`,
+        ...(actors.length === 1 ? { actor: actors[0] } : actors.length > 1 ? { actors } : {}),
+        ...(r.surface !== null ? { surface: r.surface } : {}),
+        ...(r.actions !== null ? { actions: r.actions } : {}),
+        ...(r.window ? { from: at[r.window[0]].at, to: at[r.window[1]].at } : {}),
+      };
+      expect(await findAll(filter, cursor, c), JSON.stringify(r)).toEqual(all.filter((id) => kept.has(id)));
+      return kept.size;
+    };
+    let matched = 0;
+    // The system, which never signs in, and sign-ins through the web, which never happen, whole,
+    // from either end, past a short first stretch; then random cases.
+    for (const tenant of ["span", "dense"] as const) {
+      for (const ascending of [false, true]) {
+        const system = (actorsOf.get(tenant) ?? []).indexOf("system");
+        const whole = { tenant, q: "signed", actions: null, ascending, scan: 25, start: null, window: null };
+        expect(await check({ ...whole, people: 1, person: system, surface: null })).toBe(0);
+        expect(await check({ ...whole, people: 0, person: 0, surface: "web" })).toBe(0);
+        matched += await check({ ...whole, people: 0, person: 0, surface: "api" });
+        // (and a word of file names with a surface no entry has, where the walk of the names has no
+        // day to read, and with the web)
+        expect(await check({ ...whole, q: "pcap", people: 1, person: 0, surface: "sql" })).toBe(0);
+        matched += await check({ ...whole, q: "pcap", people: 1, person: 0, surface: "web" });
+      }
+    }
+    await fc.assert(
+      fc.asyncProperty(runs, async (r) => {
+        matched += await check(r);
+      }),
+      { numRuns: 100, seed: 89 },
+    );
+    expect(matched).toBeGreaterThan(200);
+  });
+
   it("keeps the characters of each person's names per day and action as the named entries have them (000079)", async () => {
     const { rows } = await t.superuser.query<{ kept: string; named: string }>(
       `select (select coalesce(jsonb_agg(c order by c.tenant_id, c.actor_label, c.day, c.action), '[]')
