@@ -2558,6 +2558,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         "warning",
         "hotspot",
         "ng: l",
+        "system",
       ),
       people: fc.constantFrom(0, 1, 2),
       person: fc.nat({ max: 8 }),
@@ -2633,6 +2634,12 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         // day to read, and with the web)
         expect(await check({ ...whole, q: "pcap", people: 1, person: 0, surface: "sql" })).toBe(0);
         matched += await check({ ...whole, q: "pcap", people: 1, person: 0, surface: "web" });
+        // (the system, which the word names, through a surface it never uses, with its action or without)
+        expect(await check({ ...whole, q: "system", people: 0, person: 0, surface: "api" })).toBe(0);
+        expect(
+          await check({ ...whole, q: "system", people: 0, person: 0, surface: "web", actions: ["export.requested"] }),
+        ).toBe(0);
+        matched += await check({ ...whole, q: "system", people: 0, person: 0, surface: "graphql" });
       }
     }
     await fc.assert(
