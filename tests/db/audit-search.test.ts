@@ -2580,7 +2580,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       people: number;
       person: number;
       surface: string | null;
-      actions: string[] | null;
+      actions: readonly string[] | null;
       ascending: boolean;
       scan: number;
       start: number | null;
