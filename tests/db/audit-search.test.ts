@@ -722,6 +722,55 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     });
 
+    it("answers a person with an actor pattern their address does not hold without reading their entries, and with one it holds as the person alone (000091)", async () => {
+      const { rows: people } = await t.superuser.query<{ actor: string; n: string }>(
+        `select actor_label as actor, count(*) as n from app_public.audit_log
+         where tenant_id = $1 and actor_label like '%@%' group by 1 order by 2 desc limit 2`,
+        [dense.id],
+      );
+      expect(people).toHaveLength(2);
+      expect(Number(people[0].n)).toBeGreaterThan(100);
+      const [person, other] = [people[0].actor, people[1].actor];
+      // What the call read of the log's table and indexes in its own transaction.
+      const readSql = `select sum(pg_stat_get_xact_tuples_returned(r) + pg_stat_get_xact_tuples_fetched(r)) as n
+                       from (select 'app_public.audit_log'::regclass::oid as r
+                             union all select indexrelid from pg_index where indrelid = 'app_public.audit_log'::regclass) x`;
+      const call = (filter: Record<string, unknown>, limit: number) =>
+        withContext(
+          t.pools.auth,
+          { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
+          async (client) => {
+            const before = (await client.query<{ n: string }>(readSql)).rows[0].n;
+            const { rows } = await client.query<{ ids: string[] }>(
+              "select app_hidden.audit_connection_ids($1, null, null, false, $2)::text[] as ids",
+              [filter, limit],
+            );
+            const after = (await client.query<{ n: string }>(readSql)).rows[0].n;
+            return { ids: rows[0].ids, read: Number(after) - Number(before) };
+          },
+        );
+      // another person's address (a pattern the person's own does not hold), in any case
+      const foreign = [other, other.toUpperCase(), other.slice(0, 4)].filter(
+        (p) => !person.toLowerCase().includes(p.toLowerCase()),
+      );
+      expect(foreign.length).toBeGreaterThan(1);
+      for (const pattern of foreign.map(like)) {
+        const answer = await call({ actor: person, actorPattern: pattern }, 26);
+        expect(answer, pattern).toEqual({ ids: [], read: 0 });
+      }
+      // their own address (any case): the person's newest entries, as without the pattern
+      const { rows: newest } = await t.superuser.query<{ id: string }>(
+        `select id::text from app_public.audit_log where tenant_id = $1 and actor_label = $2
+         order by occurred_at desc, id desc limit 26`,
+        [dense.id, person],
+      );
+      for (const pattern of [like(person), like(person.toUpperCase().slice(1, 5))]) {
+        expect((await call({ actor: person, actorPattern: pattern }, 26)).ids, pattern).toEqual(
+          newest.map((r) => r.id),
+        );
+      }
+    });
+
     it("gives no entry to a reader who may not read the log", async () => {
       const { rows } = await t.superuser.query<{ ids: string[] }>(
         'select app_hidden.audit_connection_ids(\'{"actorPattern": "%"}\', null, null, false, 5)::text[] as ids',
