@@ -117,6 +117,19 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     window: [number, number] | null;
   }
 
+  /**
+   * The rows of a table and its indexes read so far in the client's transaction (its statistics;
+   * the table named by the superuser: a reader may not see the schema).
+   */
+  const rowsRead = async (client: pg.ClientBase, table: string) => {
+    const { rows } = await t.superuser.query<{ oid: string }>("select $1::regclass::oid::text as oid", [table]);
+    const { rows: read } = await client.query<{ n: string }>(
+      `select sum(pg_stat_get_xact_tuples_returned(r) + pg_stat_get_xact_tuples_fetched(r)) as n
+       from (select $1::oid as r union all select indexrelid from pg_index where indrelid = $1::oid) x`,
+      [rows[0].oid],
+    );
+    return Number(read[0].n);
+  };
   /** The same search as plain SQL over the log (superuser), in reading order after the cursor. */
   const tenantOf = (c: Case) => (c.tenant === "span" ? span : dense);
   const timesOf = (c: Case) => times.get(c.tenant) ?? [];
@@ -619,6 +632,46 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     });
 
+    it("counts an actorContains that matches nobody as 0 without reading the kept counts or the log's entries, windows too (000092)", async () => {
+      const { rows: actors } = await t.superuser.query<{ n: string }>(
+        "select count(distinct actor_label)::text as n from app_public.audit_log where tenant_id = $1",
+        [dense.id],
+      );
+      const at = times.get("dense") ?? [];
+      const windows = [
+        {},
+        { occurredAfter: at[10].at },
+        { occurredAfter: at[10].at, occurredBefore: at[at.length - 10].at },
+        { occurredBefore: at[at.length - 3].at },
+      ];
+      for (const window of windows) {
+        for (const extra of [{}, { action: "incident.updated" }, { actorLabel: "system" }]) {
+          const condition = { actorContains: "nobody@", ...window, ...extra };
+          const answer = await withContext(
+            t.pools.auth,
+            { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
+            async (client) => {
+              const log = await rowsRead(client, "app_public.audit_log");
+              const kept = await rowsRead(client, "app_private.audit_activity_daily");
+              const { rows } = await client.query<{ n: string }>(
+                "select app_hidden.audit_connection_count($1)::text as n",
+                [JSON.stringify(condition)],
+              );
+              return {
+                n: rows[0].n,
+                log: (await rowsRead(client, "app_public.audit_log")) - log,
+                kept: (await rowsRead(client, "app_private.audit_activity_daily")) - kept,
+              };
+            },
+          );
+          // (the people are looked up by the actor index: a few rows for each)
+          expect(answer.n, JSON.stringify(condition)).toBe("0");
+          expect(answer.kept, JSON.stringify(condition)).toBe(0);
+          expect(answer.log, JSON.stringify(condition)).toBeLessThanOrEqual(4 * Number(actors[0].n) + 4);
+        }
+      }
+    });
+
     it("counts a tenant's whole log (Tenant.auditLogs totalCount) as the log does, pending entries too (000063)", async () => {
       for (const slug of ["span", "dense"] as const) {
         const tenant = slug === "span" ? span : dense;
@@ -731,22 +784,17 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       expect(people).toHaveLength(2);
       expect(Number(people[0].n)).toBeGreaterThan(100);
       const [person, other] = [people[0].actor, people[1].actor];
-      // What the call read of the log's table and indexes in its own transaction.
-      const readSql = `select sum(pg_stat_get_xact_tuples_returned(r) + pg_stat_get_xact_tuples_fetched(r)) as n
-                       from (select 'app_public.audit_log'::regclass::oid as r
-                             union all select indexrelid from pg_index where indrelid = 'app_public.audit_log'::regclass) x`;
       const call = (filter: Record<string, unknown>, limit: number) =>
         withContext(
           t.pools.auth,
           { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
           async (client) => {
-            const before = (await client.query<{ n: string }>(readSql)).rows[0].n;
+            const before = await rowsRead(client, "app_public.audit_log");
             const { rows } = await client.query<{ ids: string[] }>(
               "select app_hidden.audit_connection_ids($1, null, null, false, $2)::text[] as ids",
               [filter, limit],
             );
-            const after = (await client.query<{ n: string }>(readSql)).rows[0].n;
-            return { ids: rows[0].ids, read: Number(after) - Number(before) };
+            return { ids: rows[0].ids, read: (await rowsRead(client, "app_public.audit_log")) - before };
           },
         );
       // another person's address (a pattern the person's own does not hold), in any case
