@@ -302,7 +302,7 @@ const COUNT_BASE_KEY_CHARS = 1000;
 
 /**
  * What `app_hidden.audit_connection_count(condition, bases)` (migration 000058) hands back for a
- * word over the whole log, per tenant: how many entries matched up to a cursor of the names,
+ * word over the whole log or a window (000092), per tenant: how many entries matched up to a cursor of the names,
  * which can never change. Given back on the next count of the same condition, it lets the
  * database count only the entries named since, so asking again (the next page, a refresh) does
  * not re-read every name that holds a common word. Kept for the most recently counted conditions;

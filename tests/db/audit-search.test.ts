@@ -1685,12 +1685,14 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(Number((await tidy()).rows[0].n)).toBeGreaterThan(0);
   });
 
-  it("counts a word again from the base of its last count (the entries named since) as it counts it whole", async () => {
-    const truth = async (word: string) =>
+  it("counts a word again from the base of its last count (the entries named since) as it counts it whole, within a window too (000092)", async () => {
+    type Window = { occurredAfter?: string; occurredBefore?: string };
+    const truth = async (word: string, window: Window = {}) =>
       (
         await t.superuser.query<{ n: string }>(
-          "select count(*)::int as n from app_public.audit_log where tenant_id = $1 and resource_label ilike $2",
-          [dense.id, `%${word}%`],
+          `select count(*)::int as n from app_public.audit_log where tenant_id = $1 and resource_label ilike $2
+             and ($3::timestamptz is null or occurred_at >= $3) and ($4::timestamptz is null or occurred_at < $4)`,
+          [dense.id, `%${word}%`, window.occurredAfter ?? null, window.occurredBefore ?? null],
         )
       ).rows[0].n;
     type Counted = { n: number; base?: Record<string, { xid: number; id: number; kept: number }> };
@@ -1715,10 +1717,24 @@ describe.each(servers())("Audit Log search on $name", (server) => {
           [dense.id, `%${word}%`],
         ),
       );
+    // Windows from the middle of the history (not on a day's edge) to now and on: the entries
+    // written below fall in them, and their whole days are counted from the kept counts (000092).
+    const at = times.get("dense") ?? [];
+    const middle = new Date(new Date(at[Math.floor(at.length / 2)].at).getTime() + 7 * 60_000).toISOString();
+    const windows: Window[] = [
+      {},
+      { occurredAfter: middle },
+      { occurredAfter: middle, occurredBefore: new Date(Date.now() + 36 * 3_600_000).toISOString() },
+      // (today's entries in the window's last part day, counted from the log, not from the base)
+      { occurredAfter: middle, occurredBefore: new Date(Date.now() + 3_600_000).toISOString() },
+    ];
     // "qz"-like words have no trigram: every name is read (the other way of counting a word).
-    for (const word of ["laptop", "Ransomware", "cold", "e"]) {
-      const first = await count({ resourceLabelContains: word }, null);
-      expect(first.n).toBe(await truth(word));
+    for (const [word, window] of ["laptop", "Ransomware", "cold", "e"].flatMap((w) =>
+      windows.map((x) => [w, x] as const),
+    )) {
+      const condition = { resourceLabelContains: word, ...window };
+      const first = await count(condition, null);
+      expect(first.n, JSON.stringify(condition)).toBe(await truth(word, window));
       expect(Object.keys(first.base ?? {})).toEqual([dense.id]);
       let bases = first.base ?? null;
       // New entries of the word: captured, sealed, named; each count from the last base is exact.
@@ -1728,27 +1744,27 @@ describe.each(servers())("Audit Log search on $name", (server) => {
           await sealOnce(t.pools.owner, { key: await activeSigningKey(t.pools.owner), originPrefix: TEST_ORIGIN });
         }
         if (step === "named") await sealAll(t.pools.owner);
-        const again = await count({ resourceLabelContains: word }, bases);
-        expect(again.n, `${word}, ${step}`).toBe(await truth(word));
-        expect(again.n).toBe((await count({ resourceLabelContains: word }, null)).n);
+        const again = await count(condition, bases);
+        expect(again.n, `${JSON.stringify(condition)}, ${step}`).toBe(await truth(word, window));
+        expect(again.n).toBe((await count(condition, null)).n);
         // The base was used, not counted around: its count shows through (the caller's own base
         // can only make the caller's own count wrong).
         const base = bases?.[dense.id];
         if (!base) throw new Error("no base");
         const nudged = { [dense.id]: { ...base, kept: base.kept + 1000 } };
-        expect((await count({ resourceLabelContains: word }, nudged)).n).toBe(again.n + 1000);
+        expect((await count(condition, nudged)).n).toBe(again.n + 1000);
         if (step === "named") {
           // As many entries named since as the limit, or more: counted whole, the base unused.
-          expect((await count({ resourceLabelContains: word }, nudged, 1)).n).toBe(again.n);
+          expect((await count(condition, nudged, 1)).n).toBe(again.n);
         }
         bases = again.base ?? null;
       }
       // A base under another tenant's id is not this tenant's; one from ahead of the names' cursor
       // (a database restored from an earlier backup) is not used either.
       const wrong = { kept: 1_000_000, xid: 1, id: 1 };
-      expect((await count({ resourceLabelContains: word }, { [span.id]: wrong })).n).toBe(await truth(word));
+      expect((await count(condition, { [span.id]: wrong })).n).toBe(await truth(word, window));
       const ahead = { [dense.id]: { kept: 1_000_000, xid: 2 ** 50, id: 1 } };
-      expect((await count({ resourceLabelContains: word }, ahead)).n).toBe(await truth(word));
+      expect((await count(condition, ahead)).n).toBe(await truth(word, window));
       for (const malformed of [
         { kept: "many", xid: 1, id: 1 },
         { kept: 1.5, xid: 1, id: 1 },
@@ -1756,12 +1772,16 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         { kept: 0, xid: 1e30, id: 1 },
         [1, 2, 3],
       ]) {
-        expect((await count({ resourceLabelContains: word }, { [dense.id]: malformed })).n).toBe(await truth(word));
+        expect((await count(condition, { [dense.id]: malformed })).n).toBe(await truth(word, window));
       }
     }
-    // Other conditions, and a word within a window, are counted whole and give no base.
-    const windowed = await count({ resourceLabelContains: "laptop", occurredAfter: "2000-01-01T00:00:00Z" }, null);
-    expect(windowed.n).toBe(await truth("laptop"));
+    // Other conditions, and a window shorter than two days, are counted whole and give no base.
+    const short = {
+      occurredAfter: middle,
+      occurredBefore: new Date(new Date(middle).getTime() + 86_400_000).toISOString(),
+    };
+    const windowed = await count({ resourceLabelContains: "laptop", ...short }, null);
+    expect(windowed.n).toBe(await truth("laptop", short));
     expect(windowed.base).toBeUndefined();
     expect((await count({ action: "incident.updated" }, null)).base).toBeUndefined();
   });
