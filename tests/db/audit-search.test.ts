@@ -2506,6 +2506,58 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     await sealAll(t.pools.owner);
   });
 
+  it("says where the names' walk stopped, from a cursor days before the edge as from the same time as a window's start (000094)", async () => {
+    // A person and a surface they use, with a common word of their names that their entries
+    // through that surface never hold: the walk reads the person's entries of those names on the
+    // surface's days, refuses each, spends its budget (a tenth of 250) and hands back the first
+    // entry at or beyond the edge it reached. From the oldest entry on, the cursor is days before
+    // that edge.
+    const { rows: combos } = await t.superuser.query<{ actor: string; surface: string; word: string }>(
+      `select p.actor, s.surface, w.word
+       from (select actor_label as actor from app_public.audit_log where tenant_id = $1 and actor_label like '%@%'
+             group by 1 order by count(*) desc limit 3) p
+       cross join (select distinct surface from app_public.audit_log where tenant_id = $1) s
+       cross join unnest($2::text[]) w(word)
+       where exists (select from app_public.audit_log e where e.tenant_id = $1 and e.actor_label = p.actor and e.surface = s.surface)
+         and not exists (select from app_public.audit_log e where e.tenant_id = $1 and e.actor_label = p.actor
+                          and e.surface = s.surface and e.resource_label ilike '%' || w.word || '%')
+         and (select count(*) from app_public.audit_log e where e.tenant_id = $1 and e.actor_label = p.actor
+              and e.resource_label ilike '%' || w.word || '%') > 30
+       order by 1, 2, 3 limit 1`,
+      [dense.id, ["ransomware", "laptop", "vendor", "pcap", "phishing", "capture"]],
+    );
+    expect(combos).toHaveLength(1);
+    const filter = { pattern: `%${combos[0].word}%`, actor: combos[0].actor, surface: combos[0].surface };
+    const oldest = (times.get("dense") ?? [])[0];
+    // The same walk from the oldest entry as a cursor, and from its time as the window's start
+    // (000094 checks the cursor on the entries read from the edge on, and enters the index at the
+    // edge; the window's start was an index bound of its own already). Both stop at one mark: the
+    // first entry at or beyond the edge.
+    const walk = (cursor: boolean) =>
+      t.superuser.query<{ at: string; id: string; scan_end: boolean }>(
+        "select occurred_at::text as at, id::text, scan_end from app_private.audit_search($1, $2, $3, $4, true, 25, 250)",
+        cursor ? [dense.id, filter, oldest.at, oldest.id] : [dense.id, { ...filter, from: oldest.at }, null, null],
+      );
+    const fromCursor = (await walk(true)).rows;
+    expect(fromCursor).toHaveLength(1);
+    expect(fromCursor[0].scan_end).toBe(true);
+    expect((await walk(false)).rows).toEqual(fromCursor);
+    // days of entries between the cursor and the mark
+    const { rows: between } = await t.superuser.query<{ n: string }>(
+      `select count(*) as n from app_public.audit_log
+       where tenant_id = $1 and (occurred_at, id) > ($2::timestamptz, $3::bigint) and (occurred_at, id) < ($4::timestamptz, $5::bigint)`,
+      [dense.id, oldest.at, oldest.id, fromCursor[0].at, fromCursor[0].id],
+    );
+    expect(Number(between[0].n)).toBeGreaterThan(300);
+    // and the mark is the range's first entry from the edge on: the next call goes on from it
+    const { rows: after } = await t.superuser.query<{ n: string }>(
+      `select count(*) as n from app_public.audit_log
+       where tenant_id = $1 and occurred_at = $2::timestamptz and id < $3::bigint`,
+      [dense.id, fromCursor[0].at, fromCursor[0].id],
+    );
+    expect(after[0].n).toBe("0");
+  });
+
   it("reads an IP address with few entries as the key, before a person, whatever else is checked, as plain SQL finds them (000093)", async () => {
     // Sixty changes from one address (through SQL, by nobody signed in), sealed and named.
     const address = "10.250.93.1";
