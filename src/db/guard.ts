@@ -116,9 +116,15 @@ begin
   from unnest(v_audited) with ordinality u(oid, ord) join pg_class c on c.oid = u.oid join pg_namespace n on n.oid = c.relnamespace;
 
   -- 2. The audit role owns the log and its path; it may do what the owner may (it is a member).
+  -- (Ownership is changed only where it differs: ALTER TABLE … OWNER locks the table against every
+  -- reader and writer even when nothing changes, and setup runs this at every start, while another
+  -- Attest may be writing and sealing: the two deadlocked.)
   execute format('grant %I to %I', v_owner, v_audit);
-  for r in select unnest(v_log_tables)::regclass as t loop
-    execute format('alter table %s owner to %I', r.t, v_audit);
+  for r in select u.oid::regclass as t, c.relowner <> v_audit::regrole as moves
+           from unnest(v_log_tables) u(oid) join pg_class c on c.oid = u.oid loop
+    if r.moves then
+      execute format('alter table %s owner to %I', r.t, v_audit);
+    end if;
     -- The owner (the worker) reads the whole log; it writes nothing there.
     execute format('grant select on %s to %I', r.t, v_owner);
     if (select relrowsecurity from pg_class where oid = r.t) and not exists (
@@ -127,9 +133,14 @@ begin
       execute format('create policy select_owner_role on %s for select to %I using (true)', r.t, v_owner);
     end if;
   end loop;
-  execute format('alter sequence app_private.audit_entry_id_seq owner to %I', v_audit);
-  for r in select unnest(v_functions)::regprocedure as f loop
-    execute format('alter function %s owner to %I', r.f, v_audit);
+  if (select c.relowner from pg_class c where c.oid = 'app_private.audit_entry_id_seq'::regclass) <> v_audit::regrole then
+    execute format('alter sequence app_private.audit_entry_id_seq owner to %I', v_audit);
+  end if;
+  for r in select u.oid::regprocedure as f, p.proowner <> v_audit::regrole as moves
+           from unnest(v_functions) u(oid) join pg_proc p on p.oid = u.oid loop
+    if r.moves then
+      execute format('alter function %s owner to %I', r.f, v_audit);
+    end if;
     -- The owner may still call them (the worker does); it can no longer change them.
     execute format('grant execute on function %s to %I', r.f, v_owner);
   end loop;

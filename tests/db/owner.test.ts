@@ -10,6 +10,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readActiveSigningKey } from "../../src/audit/keys.ts";
 import { sealOnce } from "../../src/audit/sealer.ts";
+import { guardSql } from "../../src/db/guard.ts";
 import { createTestDatabase, ids, servers, sqlState, type TestDatabase } from "../helpers/db.ts";
 import { sealAll, TEST_ORIGIN } from "../helpers/seal.ts";
 
@@ -270,6 +271,31 @@ describe.each(servers())("the owner role on $name", (server) => {
       expect(rows).toEqual([{ actor_label: "system", actor_user_id: null, db_role: t.db.roles.owner }]);
     } finally {
       await owner.query("rollback");
+    }
+  });
+
+  it("installs the guard again, as every start does, while others read and write the log: it waits for none of them", async () => {
+    // A writer and a sealer in the middle of their work hold the log's tables (a writer: ROW
+    // EXCLUSIVE; the namer's and the sealer's kept counts too). Setup re-runs the guard at every
+    // start, with nothing to change: it must not queue behind them (ALTER TABLE … OWNER takes an
+    // ACCESS EXCLUSIVE lock even when the owner stays; two Attests starting together deadlocked).
+    const holder = new pg.Client({ connectionString: t.superUrl });
+    const installer = new pg.Client({ connectionString: t.superUrl });
+    await holder.connect();
+    await installer.connect();
+    try {
+      await holder.query("begin");
+      const tables = path.filter((p) => p.kind === "log table" || p.kind === "audited table").map((p) => p.identity);
+      expect(tables).toContain("app_public.audit_log");
+      for (const table of tables) await holder.query(`lock table ${table} in row exclusive mode`);
+      await installer.query("set lock_timeout = '3s'");
+      await installer.query(guardSql);
+      // and it still holds: the owner is refused a write to the log
+      expect(await asOwner("delete from app_public.audit_log where false")).toBe("42501");
+      await holder.query("rollback");
+    } finally {
+      await holder.end();
+      await installer.end();
     }
   });
 
