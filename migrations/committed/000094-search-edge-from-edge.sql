@@ -1,5 +1,5 @@
 --! Previous: sha1:c0fcc63f3e993f49775d87e93d7c4b17b019a97b
---! Hash: sha1:da24412fe976459b2cd4ae6e67301e693e0f39a4
+--! Hash: sha1:28ee4a15570c1307c20cf9cb3b922ea7266a28c5
 --! Message: search-edge-from-edge
 
 -- 000094 Where a search stopped is found from the edge, not from the cursor.
@@ -163,24 +163,21 @@ begin
   -- (000073) The same for reading one day of an index: the cursor is checked on each entry, not
   -- where the index is entered (a B-tree enters at the cursor's row comparison rather than at the
   -- day's end, and read every entry from the cursor back to the day: 50 ms for a day 8 months back).
-  v_cond_day := format('e.tenant_id = %L::uuid', p_tenant)
+  -- (000094) With the window, this is also the range read from an edge beyond the cursor (step 3):
+  -- an index is then entered at the edge, not at the cursor's row comparison.
+  v_edge_range := format('e.tenant_id = %L::uuid', p_tenant)
     || case when p_cursor_at is not null then format(' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true',
-                                                     case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id) else '' end
-    || v_cond;
+                                                     case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id) else '' end;
+  v_cond_day := v_edge_range || v_cond;
   v_cond := v_range || v_cond;
   if v_from is not null then
     v_range := v_range || format(' and e.occurred_at >= %L::timestamptz', v_from);
+    v_edge_range := v_edge_range || format(' and e.occurred_at >= %L::timestamptz', v_from);
   end if;
   if v_to is not null then
     v_range := v_range || format(' and e.occurred_at < %L::timestamptz', v_to);
+    v_edge_range := v_edge_range || format(' and e.occurred_at < %L::timestamptz', v_to);
   end if;
-  -- (000094) The same with the cursor checked on each entry read, for reading from an edge beyond
-  -- it (step 3): an index is then entered at the edge, not at the cursor's row comparison.
-  v_edge_range := format('e.tenant_id = %L::uuid', p_tenant)
-    || case when p_cursor_at is not null then format(' and ((e.occurred_at, e.id) %s (%L::timestamptz, %L::bigint)) is true',
-                                                     case when p_ascending then '>' else '<' end, p_cursor_at, p_cursor_id) else '' end
-    || case when v_from is not null then format(' and e.occurred_at >= %L::timestamptz', v_from) else '' end
-    || case when v_to is not null then format(' and e.occurred_at < %L::timestamptz', v_to) else '' end;
 
   -- 1. The actions and actors (skip scans of their indexes), people by name and incidents by
   --    current title that the pattern matches: their entries, a page at most each; and the
