@@ -267,19 +267,22 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     "e.",
     "!r",
   ];
+  /** A position among a tenant's entries (a cursor), or none; a window between two of them, or none. */
+  const aStart = fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null });
+  const aWindow = fc.option(
+    fc
+      .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
+      .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
+    { nil: null },
+  );
   const cases = fc.record({
     tenant: fc.constantFrom<Case["tenant"]>("span", "dense"),
     q: fc.constantFrom(...words),
     labelOnly: fc.boolean(),
     ascending: fc.boolean(),
     scan: fc.constantFrom(25, 40, 120, 1000, 10_000),
-    start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
-    window: fc.option(
-      fc
-        .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
-        .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
-      { nil: null },
-    ),
+    start: aStart,
+    window: aWindow,
   });
 
   /** Reads the search call after call from its start position; the entries found, in order. */
@@ -2268,13 +2271,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       combo: fc.constantFrom(...combos),
       ascending: fc.boolean(),
       scan: fc.constantFrom(25, 120, 10_000),
-      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
-      window: fc.option(
-        fc
-          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
-          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
-        { nil: null },
-      ),
+      start: aStart,
+      window: aWindow,
     });
     let found = 0;
     const check = async (
@@ -2329,13 +2327,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         ["incident.updated", "milestone.completed"],
       ),
       ascending: fc.boolean(),
-      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
-      window: fc.option(
-        fc
-          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
-          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
-        { nil: null },
-      ),
+      start: aStart,
+      window: aWindow,
     });
     let matched = 0;
     await fc.assert(
@@ -2416,13 +2409,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       ),
       q: fc.constantFrom(null, "ransomware", "e", "zanzibar"),
       ascending: fc.boolean(),
-      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
-      window: fc.option(
-        fc
-          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
-          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
-        { nil: null },
-      ),
+      start: aStart,
+      window: aWindow,
     });
     let matched = 0;
     let nothing = 0;
@@ -2702,13 +2690,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       ),
       q: fc.constantFrom(word, "ransomware", "e", "zanzibar", "capture-1"),
       ascending: fc.boolean(),
-      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
-      window: fc.option(
-        fc
-          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
-          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
-        { nil: null },
-      ),
+      start: aStart,
+      window: aWindow,
     });
     let matched = 0;
     await fc.assert(
@@ -2796,13 +2779,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       q: fc.constantFrom(null, "ransomware", "e", "pcap", "zanzibar"),
       ascending: fc.boolean(),
       scan: fc.constantFrom(25, 40, 1000),
-      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
-      window: fc.option(
-        fc
-          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
-          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
-        { nil: null },
-      ),
+      start: aStart,
+      window: aWindow,
     });
     const actorsOf = new Map<string, string[]>();
     for (const tenant of [span, dense]) {
@@ -2925,13 +2903,8 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       actions: fc.constantFrom(null, ["session.signed_in"], ["incident.updated", "evidence.deleted"]),
       ascending: fc.boolean(),
       scan: fc.constantFrom(25, 40, 1000),
-      start: fc.option(fc.nat({ max: ENTRIES - 1 }), { nil: null }),
-      window: fc.option(
-        fc
-          .tuple(fc.nat({ max: ENTRIES - 1 }), fc.nat({ max: ENTRIES - 1 }))
-          .map(([a, b]) => [Math.min(a, b), Math.max(a, b)] as [number, number]),
-        { nil: null },
-      ),
+      start: aStart,
+      window: aWindow,
     });
     const check = async (r: {
       tenant: Case["tenant"];
