@@ -130,6 +130,23 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     );
     return Number(read[0].n);
   };
+  /**
+   * What `run` returns as the dense tenant's admin (the server's role and checks, in one
+   * transaction), and how many rows it read of each of `tables` (with their indexes).
+   */
+  const readingAsDenseAdmin = <T>(tables: string[], run: (client: pg.ClientBase) => Promise<T>) =>
+    withContext(
+      t.pools.auth,
+      { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
+      async (client) => {
+        const before: number[] = [];
+        for (const table of tables) before.push(await rowsRead(client, table));
+        const result = await run(client);
+        const read: Record<string, number> = {};
+        for (const [i, table] of tables.entries()) read[table] = (await rowsRead(client, table)) - before[i];
+        return { result, read };
+      },
+    );
   /** The same search as plain SQL over the log (superuser), in reading order after the cursor. */
   const tenantOf = (c: Case) => (c.tenant === "span" ? span : dense);
   const timesOf = (c: Case) => times.get(c.tenant) ?? [];
@@ -650,23 +667,16 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       for (const window of windows) {
         for (const extra of [{}, { action: "incident.updated" }, { actorLabel: "system" }]) {
           const condition = { actorContains: "nobody@", ...window, ...extra };
-          const answer = await withContext(
-            t.pools.auth,
-            { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
-            async (client) => {
-              const log = await rowsRead(client, "app_public.audit_log");
-              const kept = await rowsRead(client, "app_private.audit_activity_daily");
-              const { rows } = await client.query<{ n: string }>(
-                "select app_hidden.audit_connection_count($1)::text as n",
-                [JSON.stringify(condition)],
-              );
-              return {
-                n: rows[0].n,
-                log: (await rowsRead(client, "app_public.audit_log")) - log,
-                kept: (await rowsRead(client, "app_private.audit_activity_daily")) - kept,
-              };
-            },
+          const { result: n, read } = await readingAsDenseAdmin(
+            ["app_public.audit_log", "app_private.audit_activity_daily"],
+            async (client) =>
+              (
+                await client.query<{ n: string }>("select app_hidden.audit_connection_count($1)::text as n", [
+                  JSON.stringify(condition),
+                ])
+              ).rows[0].n,
           );
+          const answer = { n, log: read["app_public.audit_log"], kept: read["app_private.audit_activity_daily"] };
           // (the people are looked up by the actor index: a few rows for each)
           expect(answer.n, JSON.stringify(condition)).toBe("0");
           expect(answer.kept, JSON.stringify(condition)).toBe(0);
@@ -787,19 +797,19 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       expect(people).toHaveLength(2);
       expect(Number(people[0].n)).toBeGreaterThan(100);
       const [person, other] = [people[0].actor, people[1].actor];
-      const call = (filter: Record<string, unknown>, limit: number) =>
-        withContext(
-          t.pools.auth,
-          { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
-          async (client) => {
-            const before = await rowsRead(client, "app_public.audit_log");
-            const { rows } = await client.query<{ ids: string[] }>(
-              "select app_hidden.audit_connection_ids($1, null, null, false, $2)::text[] as ids",
-              [filter, limit],
-            );
-            return { ids: rows[0].ids, read: (await rowsRead(client, "app_public.audit_log")) - before };
-          },
+      const call = async (filter: Record<string, unknown>, limit: number) => {
+        const { result: ids, read } = await readingAsDenseAdmin(
+          ["app_public.audit_log"],
+          async (client) =>
+            (
+              await client.query<{ ids: string[] }>(
+                "select app_hidden.audit_connection_ids($1, null, null, false, $2)::text[] as ids",
+                [filter, limit],
+              )
+            ).rows[0].ids,
         );
+        return { ids, read: read["app_public.audit_log"] };
+      };
       // another person's address (a pattern the person's own does not hold), in any case
       const foreign = [other, other.toUpperCase(), other.slice(0, 4)].filter(
         (p) => !person.toLowerCase().includes(p.toLowerCase()),
@@ -2605,15 +2615,10 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     // What the first call reads of the log with the address as the key: the address's entries
     // (counted, then read), not the person's or the word's names' entries.
     for (const filter of filters) {
-      const read = await withContext(
-        t.pools.auth,
-        { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
-        async (client) => {
-          const before = await rowsRead(client, "app_public.audit_log");
-          await client.query("select * from app_hidden.audit_find($1, null, null, false, 25, 1000)", [filter]);
-          return (await rowsRead(client, "app_public.audit_log")) - before;
-        },
+      const { read: reads } = await readingAsDenseAdmin(["app_public.audit_log"], (client) =>
+        client.query("select * from app_hidden.audit_find($1, null, null, false, 25, 1000)", [filter]),
       );
+      const read = reads["app_public.audit_log"];
       expect(read, JSON.stringify(filter)).toBeLessThanOrEqual(4 * n + 20);
     }
   });
@@ -2647,24 +2652,17 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       let cursor: { at: string; id: string } | null = null;
       for (let calls = 0; ; calls++) {
         expect(calls).toBeLessThan(400);
-        const rows: { at: string; id: string; scan_end: boolean }[] = await withContext(
-          t.pools.auth,
-          { role: t.db.roles.visitor, sessionToken: dense.adminSession, tenant: "dense", surface: "sql" },
-          async (client) => {
-            const before =
-              (await rowsRead(client, "app_public.audit_log")) +
-              (await rowsRead(client, "app_private.audit_label_days"));
-            const { rows } = await client.query(
-              "select occurred_at::text as at, id::text, scan_end from app_hidden.audit_find($1, $2::timestamptz, $3::bigint, $4, 25, 40)",
-              [filter, cursor?.at ?? null, cursor?.id ?? null, ascending],
-            );
-            read +=
-              (await rowsRead(client, "app_public.audit_log")) +
-              (await rowsRead(client, "app_private.audit_label_days")) -
-              before;
-            return rows;
-          },
+        const { result: rows, read: reads } = await readingAsDenseAdmin(
+          ["app_public.audit_log", "app_private.audit_label_days"],
+          async (client) =>
+            (
+              await client.query<{ at: string; id: string; scan_end: boolean }>(
+                "select occurred_at::text as at, id::text, scan_end from app_hidden.audit_find($1, $2::timestamptz, $3::bigint, $4, 25, 40)",
+                [filter, cursor?.at ?? null, cursor?.id ?? null, ascending],
+              )
+            ).rows,
         );
+        read += reads["app_public.audit_log"] + reads["app_private.audit_label_days"];
         expect(rows.filter((r) => !r.scan_end)).toEqual([]);
         if (rows.length === 0) break;
         cursor = { at: rows[rows.length - 1].at, id: rows[rows.length - 1].id };
