@@ -2,6 +2,7 @@
  * Configuration: every setting Attest reads from the environment, read once at start.
  * Owns parsing and validation of environment variables; nothing else in the code reads process.env.
  */
+import { availableParallelism } from "node:os";
 import path from "node:path";
 
 export interface Config {
@@ -16,6 +17,8 @@ export interface Config {
   dataDir: string;
   embeddedPgPort: number;
   workerConcurrency: number;
+  /** The server's database connections (the authenticator pool): at most this many statements at once. */
+  serverPoolSize: number;
   maxUploadBytes: number;
   trustProxy: boolean;
   audit: { logOrigin: string; sealIntervalMs: number; checkpointIntervalMs: number };
@@ -64,6 +67,17 @@ function logOriginSetting(env: NodeJS.ProcessEnv): string {
   return raw.replace(/\/+$/, "");
 }
 
+/**
+ * Twice the CPUs. The server's statements are short and its connections are taken for one
+ * statement (or one short transaction) at a time, so a few busy backends serve the most requests:
+ * on a 2-core machine with PostgreSQL beside Attest, 3 or 4 connections served ~10% more API
+ * requests a second than 10, and each request cost PostgreSQL ~20% less CPU (src/audit/DESIGN.md,
+ * "Throughput").
+ */
+export function defaultServerPoolSize(): number {
+  return 2 * availableParallelism();
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const logLevel = env.LOG_LEVEL ?? "info";
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
@@ -82,6 +96,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(env.ATTEST_DATA_DIR || ".data"),
     embeddedPgPort: intSetting(env, "ATTEST_EMBEDDED_PG_PORT", 54329, 1024, 65535),
     workerConcurrency: intSetting(env, "ATTEST_WORKER_CONCURRENCY", 2, 1, 32),
+    serverPoolSize: intSetting(env, "ATTEST_DB_POOL_SIZE", defaultServerPoolSize(), 1, 1000),
     maxUploadBytes: intSetting(env, "ATTEST_MAX_UPLOAD_MB", 100, 1, 10_240) * 1024 * 1024,
     trustProxy: env.ATTEST_TRUST_PROXY === "true",
     audit: {

@@ -81,7 +81,7 @@ async function main() {
     stopEmbedded = () => cluster.stop();
     stack.push({ name: "embedded PostgreSQL", run: () => cluster.stop() });
   });
-  const pools = createPools(db, log);
+  const pools = createPools(db, log, { owner: 5, auth: config.serverPoolSize });
   stack.push({ name: "database pools", run: () => pools.end() });
 
   let demo = false;

@@ -4,6 +4,7 @@
  * Owns pool sizes, the statement timeout and error logging for idle clients.
  */
 import pg from "pg";
+import { defaultServerPoolSize } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { PreparedDatabase } from "./setup.ts";
 
@@ -14,7 +15,11 @@ export interface Pools {
   end(): Promise<void>;
 }
 
-export function createPools(db: PreparedDatabase, log: Logger, sizes = { owner: 5, auth: 10 }): Pools {
+export function createPools(
+  db: PreparedDatabase,
+  log: Logger,
+  sizes = { owner: 5, auth: defaultServerPoolSize() },
+): Pools {
   // No JIT compilation on any connection. The server's statements are short keyset reads and
   // single-row writes; the worker's are sealing and naming rounds, packs and jobs. On a large log
   // the planner's cost estimates pass jit_above_cost, and compiling then takes longer than the
