@@ -72,7 +72,7 @@ function logOriginSetting(env: NodeJS.ProcessEnv): string {
  * statement (or one short transaction) at a time, so a few busy backends serve the most requests:
  * on a 2-core machine with PostgreSQL beside Attest, 3 or 4 connections served ~10% more API
  * requests a second than 10, and each request cost PostgreSQL ~20% less CPU (src/audit/DESIGN.md,
- * "Throughput").
+ * "Fewer server connections").
  */
 export function defaultServerPoolSize(): number {
   return 2 * availableParallelism();
