@@ -16,6 +16,11 @@
  * and reading pages not in memory yet, so the times point at the conditions that cost, not at a
  * steady state (bench:pages measures that).
  *
+ * Each case's `totalCount` is checked too: app_hidden.audit_connection_count, as the GraphQL route
+ * calls it for the same condition (GraphQL field names; one action as `action`, several as an
+ * `actionPrefix` they share, or the case's first), without a kept base and then again with the base
+ * the first count handed back, against count(*) over the whole log.
+ *
  * CHECK_TENANT (default mid-1: 200,000 entries, quick to read whole; `big` holds 2,000,000),
  * CHECK_CASES (default 300), CHECK_SEED (default: the time; printed: the same seed on the same history
  * draws the same conditions). Exits 1 on a mismatch.
@@ -23,9 +28,10 @@
 import "../src/env-defaults.ts";
 import fc from "fast-check";
 import pg from "pg";
-import { likeContaining } from "../src/db/like.ts";
+import { likeContaining, likePrefix } from "../src/db/like.ts";
 import { roleNames, rolePrefixFor, withDatabase } from "../src/db/setup.ts";
 import { connectionFilter } from "../src/graphql/audit-log.ts";
+import { STATEMENT_TIMEOUT_MS } from "../src/graphql/index.ts";
 
 const ADMIN = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const DB = process.env.BENCH_DB ?? "attest_bench_pages";
@@ -42,6 +48,8 @@ function count(name: string, fallback: number): number {
   return Number(raw);
 }
 const CASES = count("CHECK_CASES", 300);
+/** GraphQL's statement timeout, which a count runs under. */
+const COUNT_TIMEOUT_MS = STATEMENT_TIMEOUT_MS;
 const SEED = count("CHECK_SEED", Date.now() % 1_000_000);
 const url = withDatabase(ADMIN, DB);
 
@@ -172,20 +180,26 @@ function filterOf(c: Case): Record<string, unknown> {
 const describe = (c: Case) =>
   JSON.stringify({ filter: filterOf(c), cursor: c.cursor, ascending: c.ascending, limit: c.limit });
 
-/** The same condition over every entry of the tenant. */
-async function bruteForce(c: Case): Promise<string[]> {
-  const where = ["tenant_id = $1"];
-  const values: unknown[] = [tenant];
+/** The condition's own WHERE over the log (without the cursor), its values from `first` on. */
+function conditionSql(c: Case, values: unknown[], actions: [(n: string) => string, unknown]): string[] {
+  const where: string[] = [];
   const add = (sql: (n: string) => string, value: unknown) => {
     values.push(value);
     where.push(sql(`$${values.length}`));
   };
   if (c.label !== undefined) add((n) => `resource_label ilike ${n}`, likeContaining(c.label));
   if (c.actor !== undefined) add((n) => `actor_label ilike ${n}`, likeContaining(c.actor));
-  if (c.actions.length > 0) add((n) => `action = any (${n}::text[])`, c.actions);
+  if (c.actions.length > 0) add(...actions);
   if (c.person !== undefined) add((n) => `actor_label = ${n}`, c.person);
   if (c.from !== undefined) add((n) => `occurred_at >= ${n}::timestamptz`, c.from);
   if (c.to !== undefined) add((n) => `occurred_at < ${n}::timestamptz`, c.to);
+  return where;
+}
+
+/** The same condition over every entry of the tenant. */
+async function bruteForce(c: Case): Promise<string[]> {
+  const values: unknown[] = [tenant];
+  const where = ["tenant_id = $1", ...conditionSql(c, values, [(n) => `action = any (${n}::text[])`, c.actions])];
   if (c.cursor) {
     values.push(c.cursor.at, c.cursor.id);
     where.push(
@@ -199,6 +213,46 @@ async function bruteForce(c: Case): Promise<string[]> {
     values,
   );
   return rows.map((r) => String(r.id));
+}
+
+/**
+ * The actions as a GraphQL condition can give them: one as `action`; several as the
+ * `actionPrefix` of their first one's kind ("incident." for incident.created and
+ * incident.updated), or, when that is all there is, that one action.
+ */
+function countActions(c: Case): { field: "action" | "actionPrefix"; value: string } {
+  if (c.actions.length === 1) return { field: "action", value: c.actions[0] };
+  const kind = c.actions[0].slice(0, c.actions[0].indexOf(".") + 1);
+  return kind ? { field: "actionPrefix", value: kind } : { field: "action", value: c.actions[0] };
+}
+
+/** The case as GraphQL's `condition` (what the count is handed). */
+function countCondition(c: Case): Record<string, string> {
+  const condition: Record<string, string> = {};
+  if (c.label !== undefined) condition.resourceLabelContains = c.label;
+  if (c.actor !== undefined) condition.actorContains = c.actor;
+  if (c.actions.length > 0) {
+    const { field, value } = countActions(c);
+    condition[field] = value;
+  }
+  if (c.person !== undefined) condition.actorLabel = c.person;
+  if (c.from !== undefined) condition.occurredAfter = c.from;
+  if (c.to !== undefined) condition.occurredBefore = c.to;
+  return condition;
+}
+
+/** The case's count over every entry of the tenant. */
+async function bruteCount(c: Case): Promise<number> {
+  const values: unknown[] = [tenant];
+  const { field, value } = c.actions.length > 0 ? countActions(c) : { field: "action", value: null };
+  const actions: [(n: string) => string, unknown] =
+    field === "action" ? [(n) => `action = ${n}`, value] : [(n) => `action like ${n}`, likePrefix(value as string)];
+  const where = ["tenant_id = $1", ...conditionSql(c, values, actions)];
+  const { rows } = await owner.query<{ n: string }>(
+    `select count(*) as n from app_public.audit_log where ${where.join(" and ")}`,
+    values,
+  );
+  return Number(rows[0].n);
 }
 
 const visitor = new pg.Client({ connectionString: url, options: "-c jit=off" });
@@ -223,11 +277,37 @@ async function route(c: Case): Promise<{ ids: string[]; ms: number }> {
   }
 }
 
+/**
+ * The case's totalCount as the GraphQL route asks for it (statement_timeout as GraphQL sets it:
+ * a count that runs out is reported as such), given `bases` (what an earlier count handed back).
+ */
+async function routeCount(c: Case, bases: unknown): Promise<{ n: number; base: unknown; ms: number }> {
+  await visitor.query("begin");
+  try {
+    await visitor.query(
+      "select set_config('role', $1, true), set_config('attest.api_token', $2, true), set_config('attest.surface', 'graphql', true), set_config('statement_timeout', $3, true)",
+      [visitorRole, token, String(COUNT_TIMEOUT_MS)],
+    );
+    const started = performance.now();
+    const { rows } = await visitor.query<{ r: { n: number; base?: unknown } }>(
+      "select app_hidden.audit_connection_count($1::jsonb, $2::jsonb) as r",
+      [JSON.stringify(countCondition(c)), JSON.stringify(bases)],
+    );
+    const ms = performance.now() - started;
+    return { n: rows[0].r.n, base: rows[0].r.base ?? null, ms };
+  } finally {
+    await visitor.query("rollback");
+  }
+}
+
 out(`bench:search-check — ${CASES} random conditions in tenant ${SLUG} of ${DB} (CHECK_SEED=${SEED})`);
 const cases = fc.sample(caseArb, { seed: SEED, numRuns: CASES });
 let mismatches = 0;
 const times: number[] = [];
 const slowest: Array<{ ms: number; c: Case }> = [];
+const countTimes: number[] = [];
+const slowestCounts: Array<{ ms: number; c: Case }> = [];
+let timedOut = 0;
 for (const c of cases) {
   let got: { ids: string[]; ms: number };
   try {
@@ -235,6 +315,7 @@ for (const c of cases) {
   } catch (error) {
     mismatches++;
     out(`ERROR ${describe(c)}: ${(error as Error).message}`);
+    await checkCount(c);
     continue;
   }
   times.push(got.ms);
@@ -247,16 +328,56 @@ for (const c of cases) {
         `route gave ${got.ids.length} (${got.ids.slice(0, 4).join(", ")}…), the log holds ${want.length} (${want.slice(0, 4).join(", ")}…)`,
     );
   }
+  await checkCount(c);
 }
+/** The case's totalCount, without a base and then from the base it handed back, against count(*). */
+async function checkCount(c: Case) {
+  const condition = JSON.stringify(countCondition(c));
+  let first: Awaited<ReturnType<typeof routeCount>>;
+  let again: Awaited<ReturnType<typeof routeCount>>;
+  try {
+    first = await routeCount(c, null);
+    again = await routeCount(c, first.base);
+  } catch (error) {
+    if ((error as { code?: string }).code === "57014") {
+      timedOut++;
+      countTimes.push(COUNT_TIMEOUT_MS);
+      slowestCounts.push({ ms: COUNT_TIMEOUT_MS, c });
+      out(`COUNT TIMEOUT (${COUNT_TIMEOUT_MS / 1000} s) ${condition}`);
+      return;
+    }
+    mismatches++;
+    out(`COUNT ERROR ${condition}: ${(error as Error).message}`);
+    return;
+  }
+  countTimes.push(first.ms);
+  slowestCounts.push({ ms: first.ms, c });
+  const want = await bruteCount(c);
+  if (first.n !== want || again.n !== want) {
+    mismatches++;
+    out(`COUNT MISMATCH ${condition}: gave ${first.n}, from its base ${again.n}; the log holds ${want}`);
+  }
+}
+
 times.sort((a, b) => a - b);
+countTimes.sort((a, b) => a - b);
+slowestCounts.sort((a, b) => b.ms - a.ms);
 slowest.sort((a, b) => b.ms - a.ms);
 out("slowest:");
 for (const { ms, c } of slowest.slice(0, 5)) {
   out(`  ${ms.toFixed(1)} ms ${describe(c)}`);
 }
-const at = (q: number) => (times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0).toFixed(1);
+out("slowest first counts:");
+for (const { ms, c } of slowestCounts.slice(0, 5)) {
+  out(`  ${ms.toFixed(1)} ms ${JSON.stringify(countCondition(c))}`);
+}
+const quantile = (sorted: number[]) => (q: number) =>
+  (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0).toFixed(1);
+const at = quantile(times);
+const countAt = quantile(countTimes);
 out(
-  `${CASES} cases, ${mismatches} mismatches; the route's time in the database p50 ${at(0.5)} ms, p95 ${at(0.95)} ms, max ${at(1)} ms`,
+  `${CASES} cases, ${mismatches} mismatches; the route's time in the database p50 ${at(0.5)} ms, p95 ${at(0.95)} ms, max ${at(1)} ms; ` +
+    `the first count's p50 ${countAt(0.5)} ms, p95 ${countAt(0.95)} ms, max ${countAt(1)} ms, ${timedOut} ran out of time`,
 );
 await visitor.end();
 await owner.end();

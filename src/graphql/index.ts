@@ -44,7 +44,7 @@ export const GRAPHQL_PATH = "/graphql";
 export const GRAPHIQL_PATH = "/graphiql";
 export const MAX_PAGE_SIZE = 100;
 const MAX_DEPTH = 10;
-const STATEMENT_TIMEOUT_MS = 5000;
+export const STATEMENT_TIMEOUT_MS = 5000;
 
 declare module "koa" {
   interface DefaultState {

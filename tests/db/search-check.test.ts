@@ -50,8 +50,8 @@ describe.each(servers())("npm run bench:search-check on $name", (server) => {
       });
       return { code: 0, stdout };
     } catch (error) {
-      const e = error as { code?: number; stdout?: string };
-      return { code: e.code ?? -1, stdout: e.stdout ?? "" };
+      const e = error as { code?: number; stdout?: string; stderr?: string };
+      return { code: e.code ?? -1, stdout: `${e.stdout ?? ""}${e.stderr ?? ""}` }; // (a crash's stack shown)
     }
   };
 
@@ -59,7 +59,39 @@ describe.each(servers())("npm run bench:search-check on $name", (server) => {
     const { code, stdout } = await check({ CHECK_CASES: "60", CHECK_SEED: "11" });
     expect(stdout).toContain("60 random conditions in tenant mid-1");
     expect(stdout).toMatch(/60 cases, 0 mismatches; the route's time in the database p50 [\d.]+ ms/);
+    expect(stdout).toMatch(/the first count's p50 [\d.]+ ms, p95 [\d.]+ ms, max [\d.]+ ms, 0 ran out of time/);
+    expect(stdout).not.toContain("COUNT");
     expect(code).toBe(0);
+  }, 120_000);
+
+  it("reports the counts when what the namer and sealer keep is wrong", async () => {
+    // One more entry on every kept day of the tenant's names and activity: counts taken from them are off.
+    const tenantOf = "(select id from app_public.tenants where slug = 'mid-1')";
+    const shift = async (by: number) => {
+      const client = new pg.Client({ connectionString: t.superUrl });
+      await client.connect();
+      try {
+        await client.query(
+          `update app_private.audit_label_days set entries = entries + $1 where tenant_id = ${tenantOf}`,
+          [by],
+        );
+        await client.query(
+          `update app_private.audit_activity_daily set entries = entries + $1 where tenant_id = ${tenantOf}`,
+          [by],
+        );
+      } finally {
+        await client.end();
+      }
+    };
+    await shift(1);
+    try {
+      const { code, stdout } = await check({ CHECK_CASES: "60", CHECK_SEED: "11" });
+      expect(stdout).toMatch(/COUNT MISMATCH \{.*\}: gave \d+, from its base \d+; the log holds \d+/);
+      expect(stdout).toMatch(/60 cases, [1-9]\d* mismatches/);
+      expect(code).toBe(1);
+    } finally {
+      await shift(-1);
+    }
   }, 120_000);
 
   it("refuses settings that are not whole numbers, and a tenant the history lacks", async () => {
