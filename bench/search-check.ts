@@ -22,7 +22,7 @@
  * the first count handed back, against count(*) over the whole log.
  *
  * CHECK_TENANT (default mid-1: 200,000 entries, quick to read whole; `big` holds 2,000,000),
- * CHECK_CASES (default 300), CHECK_SEED (default: the time; printed: the same seed on the same history
+ * CHECK_CASES (default 300), CHECK_SLOWEST (how many of the slowest to print, default 5), CHECK_SEED (default: the time; printed: the same seed on the same history
  * draws the same conditions). Exits 1 on a mismatch.
  */
 import "../src/env-defaults.ts";
@@ -48,6 +48,7 @@ function count(name: string, fallback: number): number {
   return Number(raw);
 }
 const CASES = count("CHECK_CASES", 300);
+const SLOWEST = count("CHECK_SLOWEST", 5);
 /** GraphQL's statement timeout, which a count runs under. */
 const COUNT_TIMEOUT_MS = STATEMENT_TIMEOUT_MS;
 const SEED = count("CHECK_SEED", Date.now() % 1_000_000);
@@ -364,11 +365,11 @@ countTimes.sort((a, b) => a - b);
 slowestCounts.sort((a, b) => b.ms - a.ms);
 slowest.sort((a, b) => b.ms - a.ms);
 out("slowest:");
-for (const { ms, c } of slowest.slice(0, 5)) {
+for (const { ms, c } of slowest.slice(0, SLOWEST)) {
   out(`  ${ms.toFixed(1)} ms ${describe(c)}`);
 }
 out("slowest first counts:");
-for (const { ms, c } of slowestCounts.slice(0, 5)) {
+for (const { ms, c } of slowestCounts.slice(0, SLOWEST)) {
   out(`  ${ms.toFixed(1)} ms ${JSON.stringify(countCondition(c))}`);
 }
 const quantile = (sorted: number[]) => (q: number) =>

@@ -13,6 +13,7 @@ import { type LoadedTenant, loadHistory } from "../../bench/history.ts";
 import { activeSigningKey } from "../../src/audit/keys.ts";
 import { sealOnce } from "../../src/audit/sealer.ts";
 import { withContext } from "../../src/db/context.ts";
+import { likeContaining } from "../../src/db/like.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll, TEST_ORIGIN } from "../helpers/seal.ts";
 
@@ -3297,6 +3298,125 @@ describe.each(servers())("Audit Log search on $name", (server) => {
           }
         }
       }
+    }
+    await sealAll(t.pools.owner);
+  });
+
+  it("keeps each person's entries per day, action and character of their names as the named entries have them, and counts one character with people from them as the log does (000096)", async () => {
+    const { rows } = await t.superuser.query<{ kept: string; named: string }>(
+      `select (select coalesce(jsonb_agg(d order by d.tenant_id, d.actor_label, d.day, d.action), '[]')
+               from app_private.audit_actor_char_days d)::text as kept,
+              (select coalesce(jsonb_agg(x order by x.tenant_id, x.actor_label, x.day, x.action), '[]') from (
+                 select n.tenant_id, n.actor_label, n.day, n.action, array_agg(n.entries order by n.i) as entries
+                 from (select m.tenant_id, m.actor_label, m.day, m.action, i,
+                              count(*) filter (where m.mask & (1::bigint << (i - 1)) <> 0) as entries
+                       from (select e.tenant_id, e.actor_label, (e.occurred_at at time zone 'UTC')::date as day, e.action,
+                                    app_private.audit_char_mask(lower(e.resource_label)) as mask
+                             from app_public.audit_log e, app_private.audit_label_state c
+                             where e.resource_label is not null and (e.xid, e.id) <= (c.last_xid, c.last_id)) m
+                       cross join generate_series(1, 64) i
+                       group by 1, 2, 3, 4, 5) n
+                 group by 1, 2, 3, 4) x)::text as named`,
+    );
+    const kept = JSON.parse(rows[0].kept) as Array<{ actor_label: string; entries: number[] }>;
+    expect(kept).toEqual(JSON.parse(rows[0].named));
+    expect(kept.length).toBeGreaterThan(1000);
+    expect(new Set(kept.map((k) => k.actor_label)).size).toBeGreaterThan(3);
+
+    // Entries not named yet (past the names' cursor), by the admin: counted from the log.
+    await asTenantAdmin("span", (client) =>
+      client.query(
+        `update app_public.incidents set title = title || ' e7' where id in
+           (select id from app_public.incidents where tenant_id = $1 and deleted_at is null order by id limit 3)`,
+        [span.id],
+      ),
+    );
+    const day = 86_400_000;
+    const countAs = async (slug: "span" | "dense", condition: object) =>
+      (
+        await asAdmin<{ n: string }>(slug, "select (app_hidden.audit_connection_count($1, null)->>'n') as n", [
+          JSON.stringify(condition),
+        ])
+      ).n;
+    const logCount = async (tenant: string, condition: Record<string, string>) => {
+      const { rows: counted } = await t.superuser.query<{ n: string }>(
+        `select count(*)::text as n from app_public.audit_log e
+         where e.tenant_id = $1 and e.resource_label ilike $2
+           and ($3::text is null or e.action = $3) and ($4::text is null or e.action like $4 || '%')
+           and ($5::text is null or e.actor_label = $5) and ($6::text is null or e.actor_label ilike $6)
+           and ($7::timestamptz is null or e.occurred_at >= $7) and ($8::timestamptz is null or e.occurred_at < $8)`,
+        [
+          tenant,
+          likeContaining(condition.resourceLabelContains),
+          condition.action ?? null,
+          condition.actionPrefix ?? null,
+          condition.actorLabel ?? null,
+          condition.actorContains === undefined ? null : likeContaining(condition.actorContains),
+          condition.occurredAfter ?? null,
+          condition.occurredBefore ?? null,
+        ],
+      );
+      return counted[0].n;
+    };
+    for (const slug of ["span", "dense"] as const) {
+      const tenant = slug === "span" ? span : dense;
+      const { rows: edges } = await t.superuser.query<{ first: Date; last: Date }>(
+        "select min(occurred_at) as first, max(occurred_at) as last from app_public.audit_log where tenant_id = $1",
+        [tenant.id],
+      );
+      const { rows: actors } = await t.superuser.query<{ actor: string }>(
+        "select actor_label as actor from app_public.audit_log where tenant_id = $1 group by 1 order by count(*) desc, 1",
+        [tenant.id],
+      );
+      const [top, second] = actors.map((a) => a.actor);
+      const first = edges[0].first.getTime();
+      const last = edges[0].last.getTime();
+      const span_ = last - first;
+      const windows: Array<Record<string, string>> = [
+        {},
+        { occurredAfter: new Date(first + 0.3 * span_ + 0.4 * day).toISOString() },
+        { occurredBefore: new Date(last - 0.2 * span_ - 0.3 * day).toISOString() },
+        {
+          occurredAfter: new Date(first + 0.1 * span_ + 0.3 * day).toISOString(),
+          occurredBefore: new Date(first + 0.7 * span_ + 0.6 * day).toISOString(),
+        },
+      ];
+      const people: Array<Record<string, string>> = [
+        { actorLabel: top },
+        { actorContains: top.slice(1, 4).toUpperCase() },
+        { actorContains: "@" },
+        { actorLabel: second, actorContains: second.slice(0, 2) },
+        { actorLabel: actors[actors.length - 1].actor },
+      ];
+      for (const q of ["a", "E", "z", "7", " ", "."]) {
+        for (const person of people) {
+          for (const actions of [{}, { action: "incident.updated" }, { actionPrefix: "evidence." }]) {
+            for (const window of windows) {
+              const condition = { resourceLabelContains: q, ...person, ...actions, ...window };
+              expect(await countAs(slug, condition), `${slug} ${JSON.stringify(condition)}`).toBe(
+                await logCount(tenant.id, condition),
+              );
+            }
+          }
+        }
+      }
+      // The count reads those sums: doubled, it is off.
+      const condition = { resourceLabelContains: "e", actorLabel: top };
+      const right = await logCount(tenant.id, condition);
+      expect(Number(right)).toBeGreaterThan(0);
+      const scale = (to: string) =>
+        t.superuser.query(
+          `update app_private.audit_actor_char_days set entries = array(select ${to} from unnest(entries) x)
+           where tenant_id = $1 and actor_label = $2`,
+          [tenant.id, top],
+        );
+      await scale("x * 2");
+      try {
+        expect(await countAs(slug, condition)).not.toBe(right);
+      } finally {
+        await scale("x / 2");
+      }
+      expect(await countAs(slug, condition)).toBe(right);
     }
     await sealAll(t.pools.owner);
   });
