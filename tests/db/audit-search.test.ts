@@ -3390,9 +3390,14 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       ];
       for (const q of ["a", "E", "z", "7", " ", "."]) {
         for (const person of people) {
-          for (const actions of [{}, { action: "incident.updated" }, { actionPrefix: "evidence." }]) {
+          const actionsOf: Array<Record<string, string>> = [
+            {},
+            { action: "incident.updated" },
+            { actionPrefix: "evidence." },
+          ];
+          for (const actions of actionsOf) {
             for (const window of windows) {
-              const condition = { resourceLabelContains: q, ...person, ...actions, ...window };
+              const condition: Record<string, string> = { resourceLabelContains: q, ...person, ...actions, ...window };
               expect(await countAs(slug, condition), `${slug} ${JSON.stringify(condition)}`).toBe(
                 await logCount(tenant.id, condition),
               );
