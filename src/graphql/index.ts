@@ -38,6 +38,7 @@ import {
   MAX_OFFSET,
   NEWEST_FIRST,
   OLDEST_FIRST,
+  plannedEachTime,
 } from "./audit-log.ts";
 
 export const GRAPHQL_PATH = "/graphql";
@@ -609,7 +610,7 @@ function oneTripSettings(service: GraphileConfig.PgServiceConfiguration, pool: p
         rawClient: client,
         query: <TData>(opts: { text: string; values?: ReadonlyArray<unknown>; name?: string; arrayMode?: boolean }) =>
           inTurn(async () => {
-            const { name, ready } = statementName(client, opts.name);
+            const { name, ready } = statementName(client, plannedEachTime(opts.text) ? undefined : opts.name);
             const values = opts.values as unknown[] | undefined;
             const result = ready
               ? await pipelinedQuery(client, prelude, {
