@@ -22,8 +22,9 @@
  * the first count handed back, against count(*) over the whole log.
  *
  * CHECK_TENANT (default mid-1: 200,000 entries, quick to read whole; `big` holds 2,000,000),
- * CHECK_CASES (default 300), CHECK_SLOWEST (how many of the slowest to print, default 5), CHECK_SEED (default: the time; printed: the same seed on the same history
- * draws the same conditions). Exits 1 on a mismatch.
+ * CHECK_CASES (default 300), CHECK_SLOWEST (how many of the slowest to print, default 5),
+ * CHECK_SEED (default: the time; printed: the same seed on the same history draws the same
+ * conditions). Exits 1 on a mismatch.
  */
 import "../src/env-defaults.ts";
 import fc from "fast-check";
