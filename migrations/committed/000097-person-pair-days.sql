@@ -1,5 +1,5 @@
 --! Previous: sha1:64349140f38f2baca394a62291bd194fef22dca5
---! Hash: sha1:4f03276c2c5670934dab1feab2ce8cd56cbd5e25
+--! Hash: sha1:445db4a4d83d2535b44ad38fa8ac5fa8c8a406bd
 --! Message: person-pair-days
 
 -- 000097 The entries of each person per day, action and pair of adjacent ASCII letters or digits:
@@ -13,8 +13,10 @@
 -- fresh server in the 2,000,000-entry bench tenant, "94" with dora@, milestone actions and a window
 -- 1.3 s, "29" with ben@ and incident.updated 0.87 s, "24" with ben@ 0.64 s. The namer now also
 -- keeps each person's entries per day, action and pair (app_private.audit_actor_pair_days, a JSON
--- object {"re": 12, ...} as the days' pairs), in the same statement as the names; each name's pairs
--- are worked out once for both (label_pairs). Names outside ASCII are left out of the pairs (as of
+-- object {"re": 12, ...} as the days' pairs), in the same statement as the names; the pairs of
+-- each person's names of a day and action are worked out once for both (named_pairs: a join of the
+-- names with their pairs worked out apart was planned as a nested loop over the batch's CTEs, and
+-- a round of 50,000 new names ran for minutes). Names outside ASCII are left out of the pairs (as of
 -- the days'), and their entries are read from the log, as the other conditions are checked.
 -- Runs as the session's login: the table and functions are on the audit path (see CONVENTIONS.md).
 
@@ -140,25 +142,26 @@ begin
       group by 1, 2, 3, 4
       on conflict on constraint audit_actor_char_days_pkey
         do update set entries = app_private.audit_add_char_entries(d.entries, excluded.entries)
-    ), label_pairs as (
+    ), named_pairs as (
       -- (000097) the pairs of adjacent ASCII letters or digits of each lowered name of the batch
-      -- whose lowered form is ASCII, worked out once (pg_trgm's trigrams of the name: two such
-      -- characters side by side are in one of its words, and so in one of its trigrams)
-      select distinct y.l, substr(t.t, i.i, 2) as pair
-      from (select distinct lower(b.resource_label) as l from batch b where b.resource_label is not null) y
-      cross join lateral unnest(show_trgm(y.l)) t(t)
-      cross join generate_series(1, 2) i(i)
-      where y.l !~ '[^\x01-\x7F]' and t.t ~ '^[a-z0-9 ]{3}$' and substr(t.t, i.i, 2) ~ '^[a-z0-9]{2}$'
+      -- whose lowered form is ASCII (pg_trgm's trigrams of the name: two such characters side by
+      -- side are in one of its words, and so in one of its trigrams), once per person, day, action
+      -- and name: the days' sums and the people's are added up from them
+      select y.tenant_id, y.actor_label, y.day, y.action, y.n, p.pair
+      from (select b.tenant_id, b.actor_label, (b.occurred_at at time zone 'UTC')::date as day, b.action,
+                   lower(b.resource_label) as l, count(*) as n
+            from batch b where b.resource_label is not null
+            group by 1, 2, 3, 4, 5) y
+      cross join lateral (
+        select distinct substr(t.t, i.i, 2) as pair
+        from unnest(show_trgm(y.l)) t(t), generate_series(1, 2) i(i)
+        where t.t ~ '^[a-z0-9 ]{3}$' and substr(t.t, i.i, 2) ~ '^[a-z0-9]{2}$') p
+      where y.l !~ '[^\x01-\x7F]'
     ), pair_days as (
       -- (000083) each day's entries per pair, of the names that hold it
       insert into app_private.audit_label_pair_days as d (tenant_id, day, entries)
       select z.tenant_id, z.day, jsonb_object_agg(z.pair, z.n)
-      from (select y.tenant_id, y.day, p.pair, sum(y.n)::bigint as n
-            from (select b.tenant_id, (b.occurred_at at time zone 'UTC')::date as day, lower(b.resource_label) as l, count(*) as n
-                  from batch b where b.resource_label is not null
-                  group by 1, 2, 3) y
-            join label_pairs p on p.l = y.l
-            group by 1, 2, 3) z
+      from (select p.tenant_id, p.day, p.pair, sum(p.n)::bigint as n from named_pairs p group by 1, 2, 3) z
       group by 1, 2
       on conflict on constraint audit_label_pair_days_pkey
         do update set entries = app_private.audit_add_counts(d.entries, excluded.entries)
@@ -166,13 +169,8 @@ begin
       -- (000097) and each person's, per day and action
       insert into app_private.audit_actor_pair_days as d (tenant_id, actor_label, day, action, entries)
       select z.tenant_id, z.actor_label, z.day, z.action, jsonb_object_agg(z.pair, z.n)
-      from (select y.tenant_id, y.actor_label, y.day, y.action, p.pair, sum(y.n)::bigint as n
-            from (select b.tenant_id, b.actor_label, (b.occurred_at at time zone 'UTC')::date as day, b.action,
-                         lower(b.resource_label) as l, count(*) as n
-                  from batch b where b.resource_label is not null
-                  group by 1, 2, 3, 4, 5) y
-            join label_pairs p on p.l = y.l
-            group by 1, 2, 3, 4, 5) z
+      from (select p.tenant_id, p.actor_label, p.day, p.action, p.pair, sum(p.n)::bigint as n
+            from named_pairs p group by 1, 2, 3, 4, 5) z
       group by 1, 2, 3, 4
       on conflict on constraint audit_actor_pair_days_pkey
         do update set entries = app_private.audit_add_counts(d.entries, excluded.entries)

@@ -1,5 +1,5 @@
---! Previous: sha1:4f03276c2c5670934dab1feab2ce8cd56cbd5e25
---! Hash: sha1:bd86346acd59fbaa82c590ca947703bb1ea33165
+--! Previous: sha1:445db4a4d83d2535b44ad38fa8ac5fa8c8a406bd
+--! Hash: sha1:6041ad15cbf8ffe065d500aa2ce7970ca79c0e76
 --! Message: pair-action-counts
 
 -- 000098 Two letters or digits with actions (GraphQL's totalCount with resourceLabelContains "st"
