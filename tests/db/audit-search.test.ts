@@ -3515,7 +3515,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(found).toBeGreaterThan(40);
   });
 
-  it("keeps each person's entries per day, action and pair of adjacent ASCII letters or digits of their names, and counts two such characters with people from them as the log does (000097)", async () => {
+  it("keeps each person's entries per day, action and pair of adjacent ASCII letters or digits of their names, and counts two such characters with people from them as the log does (000096)", async () => {
     // (The names outside ASCII of the 000083 test are the superuser's: left out of the pairs.)
     const { rows } = await t.superuser.query<{ kept: string; named: string }>(
       `select (select coalesce(jsonb_agg(jsonb_build_array(d.tenant_id, d.actor_label, d.day, d.action, d.entries)
@@ -3548,7 +3548,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         [span.id],
       ),
     );
-    // (000098) With actions alone, from every person's sums of the actions (the renames above are
+    // (000096) With actions alone, from every person's sums of the actions (the renames above are
     // past the names' cursor: counted from the log).
     const pairScale = (by: "* 2" | "/ 2", tenant: string, actor: string | null) =>
       t.superuser.query(

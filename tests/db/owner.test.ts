@@ -206,7 +206,7 @@ describe.each(servers())("the owner role on $name", (server) => {
       "update app_private.audit_label_char_action_days set entries = array_fill(0::bigint, array[64])",
       // (changing the entries a one-character word with people is counted from: 000096)
       "update app_private.audit_actor_char_days set entries = array_fill(0::bigint, array[64])",
-      // (changing the entries a two-character word with people is counted from: 000097)
+      // (changing the entries a two-character word with people is counted from: 000096)
       "update app_private.audit_actor_pair_days set entries = '{}'",
       // (changing the entries a two-character word is counted from: 000083)
       "update app_private.audit_label_pair_days set entries = '{}'",

@@ -1,29 +1,75 @@
---! Previous: sha1:64349140f38f2baca394a62291bd194fef22dca5
---! Hash: sha1:445db4a4d83d2535b44ad38fa8ac5fa8c8a406bd
---! Message: person-pair-days
+--! Previous: sha1:cd864946bc2d3fcf463205e6f26c2d40423fb927
+--! Hash: sha1:7710cf606489e00a123c63c54497ee43be932785
+--! Message: person-char-pair-days
 
--- 000097 The entries of each person per day, action and pair of adjacent ASCII letters or digits:
--- the count of a two-character word with people (GraphQL's totalCount with resourceLabelContains
--- "re" and actorLabel or actorContains, with actions or not) from per-day sums, as 000096 counts
--- one character.
+-- 000096 Each person's entries per day and action, per character and per pair of adjacent ASCII
+-- letters or digits of their names: the count of a one- or two-character word with people
+-- (GraphQL's totalCount with resourceLabelContains "s" or "re" and actorLabel or actorContains,
+-- with actions or not), and of a two-character word with actions alone, from per-day sums, not
+-- from every name that holds it.
 --
--- A two-character word alone is counted from each day's pairs (000083). With people it read the
--- names of every month that hold one of the pair's candidate trigrams (most of a large log's
--- names) and, with actions, each such name's entries of the day from the log: over GraphQL on a
--- fresh server in the 2,000,000-entry bench tenant, "94" with dora@, milestone actions and a window
--- 1.3 s, "29" with ben@ and incident.updated 0.87 s, "24" with ben@ 0.64 s. The namer now also
--- keeps each person's entries per day, action and pair (app_private.audit_actor_pair_days, a JSON
--- object {"re": 12, ...} as the days' pairs), in the same statement as the names; the pairs of
--- each person's names of a day and action are worked out once for both (named_pairs: a join of the
--- names with their pairs worked out apart was planned as a nested loop over the batch's CTEs, and
--- a round of 50,000 new names ran for minutes). Names outside ASCII are left out of the pairs (as of
--- the days'), and their entries are read from the log, as the other conditions are checked.
--- Runs as the session's login: the table and functions are on the audit path (see CONVENTIONS.md).
+-- bench:search-check's first counts in the 2,000,000-entry bench tenant (150 random conditions)
+-- had 23 over 50 ms, 17 of them one or two characters with people: "s" with ben@ and
+-- incident.updated since March 0.73 s (84,161 entries read from the log, name by name), "P" with
+-- the people of "Big." and evidence.deleted 0.68 s; over GraphQL on a fresh server "94" with dora@,
+-- milestone actions and a window 1.3 s, "29" with ben@ and incident.updated 0.87 s. Such a count
+-- read every name of the window's days that holds the character (000064), or of every month that
+-- holds one of the pair's candidate trigrams (000083), and, with actions, each such name's entries
+-- of the day (000063). "st" with incident.updated alone (no person) went through the names the same
+-- way: 151 ms.
+--
+-- The namer now also keeps, per tenant, person, UTC day and action:
+-- - the entries whose lowered names hold each character of the mask (app_private.audit_actor_char_days,
+--   64 sums, as app_private.audit_label_char_action_days keeps them per action, 000090);
+-- - the entries per pair of adjacent ASCII letters or digits of the names whose lowered form is
+--   ASCII (app_private.audit_actor_pair_days, a JSON object {"re": 12, ...} as the days' pairs of
+--   000083). The pairs of each person's names of a day and action are worked out once for both the
+--   days' sums and the people's (named_pairs: a join of the names with their pairs worked out apart
+--   was planned as a nested loop over the batch's CTEs, and a round of 50,000 new names ran for
+--   minutes).
+-- Both in the same statement as the names. Such a count adds up one element (key) per person, day
+-- and action over the window's whole days; a two-character word with actions alone adds up every
+-- person's of those actions. Names outside ASCII are left out of the pairs (as of the days'), and
+-- their entries are read from the log, as the other conditions are checked.
+-- Runs as the session's login: the tables and functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;
 
--- The namer waits here (its lock) until this migration commits.
+-- The namer waits here (its lock) until this migration commits: every later round adds its
+-- entries, and the entries named so far are counted below.
 select pg_advisory_xact_lock(7295061840133851322);
+
+create table app_private.audit_actor_char_days (
+  tenant_id uuid not null,
+  actor_label text not null,
+  day date not null,
+  action text not null,
+  -- element i: the person's entries of the action that day whose lowered name holds the
+  -- character(s) of bit i - 1 of app_private.audit_char_mask (64 elements), as
+  -- app_private.audit_label_char_action_days
+  entries bigint[] not null check (cardinality(entries) = 64),
+  constraint audit_actor_char_days_pkey primary key (tenant_id, actor_label, day, action)
+) with (fillfactor = 70);
+comment on table app_private.audit_actor_char_days is
+  'Each tenant''s entries per person, UTC day and action whose lowered resource names hold each character of app_private.audit_char_mask (element i: bit i - 1), up to the names'' cursor (app_private.audit_label_state), kept by the namer: a one-character word''s count with people adds them up (000096).';
+
+-- The entries named so far (one pass over the log up to the names' cursor; the names keep their
+-- entries per action and per person, not per both).
+set local work_mem = '256MB';
+do $do$
+begin
+  execute format(
+    'insert into app_private.audit_actor_char_days (tenant_id, actor_label, day, action, entries)
+     select y.tenant_id, y.actor_label, y.day, y.action, %s
+     from (select e.tenant_id, e.actor_label, (e.occurred_at at time zone ''UTC'')::date as day, e.action,
+                  lower(e.resource_label) as l, count(*) as n
+           from app_public.audit_log e, app_private.audit_label_state s
+           where e.resource_label is not null and (e.xid, e.id) <= (s.last_xid, s.last_id)
+           group by 1, 2, 3, 4, 5) y
+     group by 1, 2, 3, 4', app_private.audit_char_entries_sql());
+end;
+$do$;
+analyze app_private.audit_actor_char_days;
 
 create table app_private.audit_actor_pair_days (
   tenant_id uuid not null,
@@ -36,7 +82,7 @@ create table app_private.audit_actor_pair_days (
   constraint audit_actor_pair_days_pkey primary key (tenant_id, actor_label, day, action)
 ) with (fillfactor = 70);
 comment on table app_private.audit_actor_pair_days is
-  'Each tenant''s entries per person, UTC day and action, per pair of adjacent ASCII letters or digits of their lowered resource names (names whose lowered form is ASCII), up to the names'' cursor (app_private.audit_label_state), kept by the namer: a two-character word''s count with people adds them up (000097).';
+  'Each tenant''s entries per person, UTC day and action, per pair of adjacent ASCII letters or digits of their lowered resource names (names whose lowered form is ASCII), up to the names'' cursor (app_private.audit_label_state), kept by the namer: a two-character word''s count with people adds them up (000096).';
 
 -- The entries named so far (one pass over the log up to the names' cursor), each name's pairs
 -- worked out once.
@@ -143,7 +189,7 @@ begin
       on conflict on constraint audit_actor_char_days_pkey
         do update set entries = app_private.audit_add_char_entries(d.entries, excluded.entries)
     ), named_pairs as (
-      -- (000097) the pairs of adjacent ASCII letters or digits of each lowered name of the batch
+      -- (000096) the pairs of adjacent ASCII letters or digits of each lowered name of the batch
       -- whose lowered form is ASCII (pg_trgm's trigrams of the name: two such characters side by
       -- side are in one of its words, and so in one of its trigrams), once per person, day, action
       -- and name: the days' sums and the people's are added up from them
@@ -166,7 +212,7 @@ begin
       on conflict on constraint audit_label_pair_days_pkey
         do update set entries = app_private.audit_add_counts(d.entries, excluded.entries)
     ), person_pair_days as (
-      -- (000097) and each person's, per day and action
+      -- (000096) and each person's, per day and action
       insert into app_private.audit_actor_pair_days as d (tenant_id, actor_label, day, action, entries)
       select z.tenant_id, z.actor_label, z.day, z.action, jsonb_object_agg(z.pair, z.n)
       from (select p.tenant_id, p.actor_label, p.day, p.action, p.pair, sum(p.n)::bigint as n
@@ -281,7 +327,7 @@ declare
   v_matching text[]; -- (000092) the people an actorContains matches (and the actorLabel among them)
   v_edge_pred text[]; -- (000092) v_pred, and those people when they are few: for reading the log by them
   v_char int; -- (000096) one character with people: its element of the people's kept sums
-  v_pair boolean; -- (000097) two ASCII letters or digits with people
+  v_pair boolean; -- (000096) two ASCII letters or digits with people, or with actions alone
 begin
   -- (000078) The reader's tenant when they may read its log: one lookup of their membership
   -- (audit_log_readable and current_tenant_id made one each; ATPLN without the plan's auditLog).
@@ -389,10 +435,11 @@ begin
   v_char := case when v_label_lower is not null and v_unit in ('label', 'names')
                       and (v_actor_label is not null or c->>'actorContains' is not null)
                  then app_private.audit_char_entries_index(lower(c->>'resourceLabelContains')) end;
-  -- (000097) Two ASCII letters or digits with people: the entries the namer keeps per person, day,
+  -- (000096) Two ASCII letters or digits with people: the entries the namer keeps per person, day,
   -- action and pair (app_private.audit_actor_pair_days), and the names outside ASCII that hold them.
+  -- And with actions alone: every person's sums of those actions.
   v_pair := v_label_lower is not null and v_unit in ('label', 'names')
-            and (v_actor_label is not null or c->>'actorContains' is not null)
+            and (v_actor_label is not null or c->>'actorContains' is not null or v_actions is not null)
             and lower(c->>'resourceLabelContains') ~ '^[a-z0-9]{2}$';
   if v_char is not null or v_pair then
     v_unit := 'label';
@@ -492,7 +539,7 @@ begin
          and ($5::text[] is null or d.action = any ($5)) and %s', v_actor_pred)
       into v_kept using v_tenant, v_char, (v_lo at time zone 'UTC')::date, (v_hi at time zone 'UTC')::date, v_actions;
   elsif v_pair then
-    -- (000097) two ASCII letters or digits with people: their kept sums over the window's whole
+    -- (000096) two ASCII letters or digits with people: their kept sums over the window's whole
     -- days, and the entries of theirs (of the actions) of the names outside ASCII that hold them,
     -- read from the log up to the names' cursor (left out of the pairs as of the days', 000083)
     execute format(
