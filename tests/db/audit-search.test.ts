@@ -1664,6 +1664,126 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     }
   });
 
+  it("keeps each month's trigrams and characters with the people of their names' entries, as the named entries have them (000097)", async () => {
+    const { rows } = await t.superuser.query(
+      `select * from (
+         select x.tenant_id, x.month, k.key as trigram, bit_or(x.actors) as actors
+         from (select e.tenant_id, date_trunc('month', e.occurred_at at time zone 'UTC')::date as month, e.resource_label,
+                      bit_or(app_private.audit_person_bits(e.actor_label)) as actors
+               from app_public.audit_log e, app_private.audit_label_state s
+               where e.resource_label is not null and (e.xid, e.id) <= (s.last_xid, s.last_id)
+               group by 1, 2, 3) x
+         cross join unnest(app_private.audit_label_trigram_keys(x.resource_label)) k(key)
+         group by 1, 2, 3) k
+       full join app_private.audit_label_trigram_months m using (tenant_id, month, trigram)
+       where k.actors is distinct from m.actors`,
+    );
+    expect(rows).toEqual([]);
+    const { rows: kept } = await t.superuser.query<{ n: string; people: string }>(
+      "select count(*) as n, count(distinct actors) as people from app_private.audit_label_trigram_months",
+    );
+    expect(Number(kept[0].n)).toBeGreaterThan(1000);
+    expect(Number(kept[0].people)).toBeGreaterThan(5);
+  });
+
+  it("tells the months that may hold a word with some people (and actions) as plain SQL over the kept rows does (000097)", async () => {
+    const { rows } = await t.superuser.query<{ same: boolean; some: boolean }>(
+      `with r as (select min(month) as lo, max(month) as hi from app_private.audit_label_trigram_months where tenant_id = $1),
+            k as (select app_private.audit_pattern_month_keys(app_private.audit_pattern_trigrams(w), null) as keys
+                  from unnest(array['%capture%', '%warning%', '%laptop%', '%e-1%', '%a%']) w
+                  union all
+                  select app_private.audit_char_month_keys(app_private.audit_pattern_char_mask(w))
+                  from unnest(array['%#1%', '%@%', '%.%']) w),
+            a as (select null::text[] as a union all select array['incident.updated'] union all select array['evidence.uploaded']
+                  union all select array['export.requested', 'milestone.completed']),
+            p as (select null::text[] as p union all select array['system']
+                  union all select array[(select min(actor_label) from app_public.audit_log where tenant_id = $1 and actor_label <> 'system')]
+                  union all select array['system', (select max(actor_label) from app_public.audit_log where tenant_id = $1)]
+                  union all select array['nobody@nowhere.test'] union all select '{}'::text[]),
+            plain as (
+              select k.keys, a.a, p.p, every.every,
+                     coalesce((select array_agg(mo::date order by mo)
+                               from generate_series(r.lo, r.hi, interval '1 month') mo
+                               where k.keys is null or ((a.a is null or exists (
+                                        select 1 from unnest(a.a) x
+                                        where (select count(*) from app_private.audit_label_trigram_months m
+                                               where m.tenant_id = $1 and m.month = mo::date and m.trigram = any (k.keys)
+                                                 and m.actions & app_private.audit_action_bits(x) = app_private.audit_action_bits(x))
+                                              >= case when every.every then (select count(distinct y) from unnest(k.keys) y) else 1 end))
+                                 and (p.p is null or exists (
+                                        select 1 from unnest(p.p) x
+                                        where (select count(*) from app_private.audit_label_trigram_months m
+                                               where m.tenant_id = $1 and m.month = mo::date and m.trigram = any (k.keys)
+                                                 and m.actors & app_private.audit_person_bits(x) = app_private.audit_person_bits(x))
+                                              >= case when every.every then (select count(distinct y) from unnest(k.keys) y) else 1 end)))),
+                              '{}') as months
+              from r, k, a, p, (values (true), (false)) every(every))
+       select app_private.audit_months_may_match($1, r.lo, r.hi, plain.keys, plain.every, plain.a, plain.p) = plain.months as same,
+              cardinality(plain.months) > 0 as some
+       from plain, r`,
+      [span.id],
+    );
+    expect(rows.length).toBe(8 * 4 * 6 * 2);
+    expect(rows.every((r) => r.same)).toBe(true);
+    expect(rows.filter((r) => r.some).length).toBeGreaterThan(50);
+    expect(rows.filter((r) => !r.some).length).toBeGreaterThan(50);
+  });
+
+  it("skips the months where a word's names have no entry of the person, and finds and counts as the log does (000097)", async () => {
+    // The system only requests exports, of incidents (their titles): evidence file names
+    // ("capture-….pcap") and milestones ("Early warning: …") are never its.
+    const { rows: people } = await t.superuser.query<{ uploader: string }>(
+      "select min(actor_label) as uploader from app_public.audit_log where tenant_id = $1 and action = 'evidence.uploaded'",
+      [span.id],
+    );
+    const uploader = people[0].uploader;
+    const monthsWith = async (word: string, person: string) =>
+      (
+        await t.superuser.query<{ may: string; all: string }>(
+          `select count(*) filter (where m.month = any (app_private.audit_months_may_match($1, m.month, m.month, k.keys, true, null, array[$3]))) as may,
+                  count(*) as all
+           from (select distinct month from app_private.audit_label_trigram_months where tenant_id = $1) m,
+                (select app_private.audit_pattern_month_keys(app_private.audit_pattern_trigrams($2), null) as keys) k`,
+          [span.id, `%${word}%`, person],
+        )
+      ).rows[0];
+    for (const word of ["capture", "warning"]) {
+      const never = await monthsWith(word, "system");
+      expect(Number(never.all), word).toBeGreaterThan(20);
+      expect(Number(never.may), word).toBe(0);
+      const some = await monthsWith(word, uploader);
+      expect(Number(some.may), word).toBeGreaterThan(0);
+    }
+    // The walk and the count, each way, against the log.
+    for (const [word, person] of [
+      ["capture", "system"],
+      ["warning", "system"],
+      ["capture", uploader],
+      ["ure-1", uploader],
+      ["#1", "system"],
+      ["@", uploader],
+    ]) {
+      const pattern = `%${word}%`;
+      const { rows: inLog } = await t.superuser.query<{ id: string; at: string }>(
+        `select id::text, occurred_at::text as at from app_public.audit_log
+         where tenant_id = $1 and actor_label = $3 and resource_label ilike $2 order by occurred_at desc, id desc`,
+        [span.id, pattern, person],
+      );
+      for (const ascending of [false, true]) {
+        const c: Case = { tenant: "span", q: word, labelOnly: true, ascending, scan: 1000, start: null, window: null };
+        const found = await findAll({ pattern, fields: "label", actor: person }, null, c);
+        const expected = ascending ? [...inLog].reverse() : inLog;
+        expect(found, `${word} ${person} ${ascending}`).toEqual(expected.map((r) => r.id));
+      }
+      const counted = await asAdmin<{ n: string }>(
+        "span",
+        "select app_hidden.audit_connection_count($1, null, 10000, 0)->>'n' as n",
+        [JSON.stringify({ resourceLabelContains: word, actorLabel: person })],
+      );
+      expect(counted.n, `${word} ${person}`).toBe(String(inLog.length));
+    }
+  });
+
   it("reads an actor's entries of some actions from the days they meet, and entries not sealed yet, as plain SQL finds them (000066)", async () => {
     // Entries of the admin not sealed yet, of actions the history has none of (incident.deleted and
     // .restored): the daily counts do not hold them, the log does.
