@@ -1,5 +1,5 @@
 --! Previous: sha1:7710cf606489e00a123c63c54497ee43be932785
---! Hash: sha1:288bcd4c5d1589e05c2ae328a44ea25bd6e97455
+--! Hash: sha1:d86f96175bdba53b22089b73dde53287cfd6c2fa
 --! Message: trigram-people
 
 -- 000097 The people of each month's names with their trigrams (and characters): a word with a
@@ -32,10 +32,14 @@ set local role none;
 -- people, and the people of the names named so far are added below.
 select pg_advisory_xact_lock(7295061840133851322);
 
--- A person's two bits of 256.
+-- A person's two bits of 256. (No SET clause, so that PostgreSQL inlines it where it is called, as
+-- audit_action_bits is not: its body was planned again at every call, 000078; every name is
+-- schema-qualified instead, its operators too.)
 create function app_private.audit_person_bits(p_actor text) returns bit(256)
 language sql immutable parallel safe as $$
-  select pg_catalog.set_bit(pg_catalog.set_bit(pg_catalog.repeat('0', 256)::bit(256), x.h & 255, 1), (x.h >> 8) & 255, 1)
+  select pg_catalog.set_bit(pg_catalog.set_bit(pg_catalog.repeat('0', 256)::pg_catalog.bit(256),
+                                               x.h operator(pg_catalog.&) 255, 1),
+                            (x.h operator(pg_catalog.>>) 8) operator(pg_catalog.&) 255, 1)
   from (select pg_catalog.hashtext(p_actor) as h) x
 $$;
 comment on function app_private.audit_person_bits(text) is
@@ -82,7 +86,8 @@ language plpgsql stable parallel safe set search_path = pg_catalog set jit = off
 declare
   -- (000078) The actions' bits as app_private.audit_action_bits gives them, worked out here: that
   -- LANGUAGE sql function with a SET clause had its body parsed and planned again at every call.
-  -- (000097) And the people's the same way; null: no such condition.
+  -- (000097) And the people's, two bits of 256 (app_private.audit_person_bits, inlined); null: no
+  -- such condition.
   v_bits bigint[] := case when p_actions is not null then
                        array(select (1::bigint << (x.h & 63)) | (1::bigint << ((x.h >> 6) & 63))
                              from (select pg_catalog.hashtext(a) as h from pg_catalog.unnest(p_actions) a) x) end;
