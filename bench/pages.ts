@@ -320,6 +320,12 @@ const PAGE_VIEWS: Array<Omit<View, "tenant">> = [
     name: "search a letter + a user, oldest first (m, dora@)",
     path: "/t/<slug>/audit?q=m&actor=dora%40<slug>.test&page=last",
   },
+  // A word whose names a user never acts on: the system requests exports of incidents, "arn" is in
+  // the milestones' names ("Early warning: …"); its months are skipped by the people (000097).
+  {
+    name: "search a word + a user who never acts on its names (arn, system)",
+    path: "/t/<slug>/audit?q=arn&actor=system",
+  },
   {
     name: "search a word + an action (ransomware, incident.created)",
     path: "/t/<slug>/audit?q=ransomware&action=incident.created",
@@ -410,6 +416,18 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
     name: "gql a word + an action it never goes with + totalCount",
     graphql:
       '{ auditLogs(first: 25, condition: { resourceLabelContains: "pcap", action: "incident.updated" }) { totalCount nodes { seq action } } }',
+  },
+  {
+    name: "gql a word + a person who never acts on its names (arn, system)",
+    graphql:
+      '{ auditLogs(first: 25, condition: { resourceLabelContains: "arn", actorLabel: "system" }) { nodes { seq action } } }',
+  },
+  {
+    // Two letters with an action that few of their names have (one export a day of a name with
+    // "ca", among ~600 such names a day in the big tenant): each day's names are read.
+    name: "gql two letters + an action few of their names have (ca, export.requested)",
+    graphql:
+      '{ auditLogs(first: 25, condition: { resourceLabelContains: "ca", action: "export.requested" }) { nodes { seq action } } }',
   },
   {
     // A letter and a person whose names hold it on few days (dora@big.test's, from April only; 000079).
