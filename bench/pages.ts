@@ -423,8 +423,9 @@ const GQL_VIEWS: Array<Omit<View, "tenant">> = [
       '{ auditLogs(first: 25, condition: { resourceLabelContains: "arn", actorLabel: "system" }) { nodes { seq action } } }',
   },
   {
-    // Two letters with an action that few of their names have (one export a day of a name with
-    // "ca", among ~600 such names a day in the big tenant): each day's names are read.
+    // Two letters with an action that few of their names have: in the big tenant the exports of
+    // names with "ca" are those of 31 days ending a month back, and ~550 names a day hold "ca";
+    // each newer day's names were read (000098: the days come from the people's pairs of the action).
     name: "gql two letters + an action few of their names have (ca, export.requested)",
     graphql:
       '{ auditLogs(first: 25, condition: { resourceLabelContains: "ca", action: "export.requested" }) { nodes { seq action } } }',

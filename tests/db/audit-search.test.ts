@@ -3712,4 +3712,93 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       pairScale(by, tenant, actor),
     );
   });
+
+  it("finds two letters or digits with actions or people on the days the people's names of the actions hold them, as plain SQL does (000098)", async () => {
+    // Pairs most days' names hold ("ca": the evidence's "capture-…" and the "certificate"
+    // incidents, "re"), with actions and people whose names hold them on a few days; and, beside
+    // them, words of one character and of trigrams with the same conditions. Each from either end,
+    // the names alone or every field, from a cursor in a window or not, calls of a short first
+    // stretch: what plain SQL finds.
+    const combos: Array<{ q: string; actions?: string[]; actors?: string[]; actor?: string }> = [
+      { q: "ca", actions: ["export.requested"] },
+      { q: "ca", actions: ["evidence.deleted", "export.requested"] },
+      { q: "e", actions: ["milestone.completed"] },
+      { q: "capture", actions: ["evidence.deleted"] },
+      { q: "ca", actor: "system" },
+      { q: "re", actors: ["ana@TENANT.test", "ben@TENANT.test"], actions: ["incident.created"] },
+      { q: "#1", actions: ["export.requested"] },
+      { q: "cert", actor: "system" },
+      { q: "zanzibar", actions: ["export.requested"] },
+    ];
+    let found = 0;
+    for (const tenant of ["span", "dense"] as const) {
+      for (const combo of combos) {
+        const actors = combo.actors?.map((a) => a.replace("TENANT", tenant));
+        for (const ascending of [false, true]) {
+          for (const labelOnly of [false, true]) {
+            for (const [start, window] of [
+              [null, null],
+              [ascending ? 300 : ENTRIES - 300, [200, ENTRIES - 100]],
+            ] as Array<[number | null, [number, number] | null]>) {
+              const c: Case = { tenant, q: combo.q, labelOnly, ascending, scan: 25, start, window };
+              const all = await reference(c);
+              const { rows } = await t.superuser.query<{ id: string }>(
+                `select id::text from app_public.audit_log
+                 where tenant_id = $1 and id = any ($2::bigint[]) and ($3::text[] is null or actor_label = any ($3))
+                   and ($4::text[] is null or action = any ($4)) and ($5::text is null or actor_label = $5)`,
+                [tenantOf(c).id, all, actors ?? null, combo.actions ?? null, combo.actor ?? null],
+              );
+              const kept = new Set(rows.map((r) => r.id));
+              const expected = all.filter((id) => kept.has(id));
+              found += expected.length;
+              const extra = {
+                ...(actors ? { actors } : {}),
+                ...(combo.actions ? { actions: combo.actions } : {}),
+                ...(combo.actor ? { actor: combo.actor } : {}),
+              };
+              expect(await readAll(c, extra), JSON.stringify({ ...c, ...extra })).toEqual(expected);
+            }
+          }
+        }
+      }
+    }
+    expect(found).toBeGreaterThan(200);
+
+    // The walk reads the names of the days on which the exports' names hold "ca" (and the names
+    // outside ASCII), not every day's names that hold it: fewer rows than there are such names
+    // (each name read counts twice, in the index and in the table; without 000098 one run read 480
+    // rows of them for 362 such names).
+    const { rows: sizes } = await t.superuser.query<{ names: string; near: string; days: string }>(
+      `with m as (select distinct (e.occurred_at at time zone 'UTC')::date as day from app_public.audit_log e
+                  where e.tenant_id = $1 and e.action = 'export.requested' and e.resource_label ilike '%ca%')
+       select (select count(*) from app_private.audit_label_days l where l.tenant_id = $1 and l.label_lower like '%ca%') as names,
+              (select count(*) from app_private.audit_label_days l where l.tenant_id = $1 and l.day in (select day from m)
+                 and l.label_lower like '%ca%') as near,
+              (select count(*) from m) as days`,
+      [dense.id],
+    );
+    const names = Number(sizes[0].names);
+    expect(Number(sizes[0].days)).toBeGreaterThan(0);
+    expect(4 * Number(sizes[0].near)).toBeLessThan(names);
+    const client = await t.superuser.connect();
+    try {
+      await client.query("begin");
+      const before = await rowsRead(client, "app_private.audit_label_days");
+      const { rows: ids } = await client.query<{ id: string }>(
+        "select id::text from app_private.audit_search($1, $2, null, null, false, 25, 10000) where not scan_end",
+        [dense.id, { pattern: "%ca%", fields: "label", actions: ["export.requested"] }],
+      );
+      const read = (await rowsRead(client, "app_private.audit_label_days")) - before;
+      const expected = await t.superuser.query<{ id: string }>(
+        `select id::text from app_public.audit_log where tenant_id = $1 and action = 'export.requested' and resource_label ilike '%ca%'
+         order by occurred_at desc, id desc limit 25`,
+        [dense.id],
+      );
+      expect(ids.map((r) => r.id)).toEqual(expected.rows.map((r) => r.id));
+      expect(read).toBeLessThan(names);
+    } finally {
+      await client.query("rollback");
+      client.release();
+    }
+  });
 });
