@@ -3708,7 +3708,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     );
   });
 
-  it("finds two letters or digits with actions or people on the days the people's names of the actions hold them, a day's entries of those read directly when fewer than the names', as plain SQL does (000098, 000101)", async () => {
+  it("finds two letters or digits with actions or people on the days the people's names of the actions hold them, a day's entries of those read directly when fewer than the names', as plain SQL does (000098, 000099)", async () => {
     // Pairs most days' names hold ("ca": the evidence's "capture-…" and the "certificate"
     // incidents, "re"), with actions and people whose names hold them on a few days; and, beside
     // them, words of one character and of trigrams with the same conditions. Each from either end,
