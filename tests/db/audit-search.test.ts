@@ -1779,6 +1779,89 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     }
   });
 
+  it("counts a word with actions and people only in the months where those people took those actions, as the log does (000101)", async () => {
+    // A person and an action that meet in some of the span's months and not in others, and a pair
+    // that never meets (the system never uploads evidence).
+    const { rows: met } = await t.superuser.query<{ actor: string; action: string; months: number }>(
+      `select e.actor_label as actor, e.action,
+              count(distinct date_trunc('month', e.occurred_at at time zone 'UTC'))::int as months
+       from app_public.audit_log e where e.tenant_id = $1 and e.resource_label is not null
+       group by 1, 2 order by 3 desc, 1, 2`,
+      [span.id],
+    );
+    const allMonths = met[0].months;
+    // through the names, as a large log is counted (a log this small is otherwise read whole)
+    const countNames = async (condition: Record<string, string>) =>
+      (
+        await asAdmin<{ n: string }>("span", "select app_hidden.audit_connection_count($1, null, 10000, 0)->>'n' as n", [
+          JSON.stringify(condition),
+        ])
+      ).n;
+    const some = met.filter((m) => m.months >= 3 && m.months <= allMonths / 2 && m.actor !== "system").slice(0, 2);
+    expect(some.length, JSON.stringify(met)).toBeGreaterThan(0);
+    expect(met.some((m) => m.actor === "system" && m.action === "evidence.uploaded")).toBe(false);
+    const { rows: edges } = await t.superuser.query<{ first: Date; last: Date }>(
+      "select min(occurred_at) as first, max(occurred_at) as last from app_public.audit_log where tenant_id = $1",
+      [span.id],
+    );
+    const first = edges[0].first.getTime();
+    const length = edges[0].last.getTime() - first;
+    // a window that starts and ends within months, on neither a month's nor a day's edge
+    const window = {
+      occurredAfter: new Date(first + 0.25 * length + 13 * 3_600_000).toISOString(),
+      occurredBefore: new Date(first + 0.8 * length + 5 * 3_600_000).toISOString(),
+    };
+    for (const { actor, action } of [...some, { actor: "system", action: "evidence.uploaded" }]) {
+      for (const q of ["capture", "warning", "ransomware", "ure-1", "#1", "e-1", "on f"]) {
+        for (const extra of [
+          { action, actorLabel: actor },
+          { actionPrefix: action.split(".")[0], actorLabel: actor },
+          { action, actorContains: actor.slice(0, 3).toUpperCase() },
+          { action, actorLabel: actor, ...window },
+        ] as Array<Record<string, string>>) {
+          const condition = { resourceLabelContains: q, ...extra };
+          expect(await countNames(condition), JSON.stringify(condition)).toBe(
+            await logCount(span.id, condition),
+          );
+        }
+      }
+    }
+    // The count reads the people's kept entries per day and action: with a month of them taken
+    // out, that month's matches are not counted.
+    const [{ actor, action }] = some;
+    const { rows: busiest } = await t.superuser.query<{ month: string; label: string }>(
+      `select to_char(date_trunc('month', occurred_at at time zone 'UTC'), 'YYYY-MM-DD') as month, min(resource_label) as label
+       from app_public.audit_log where tenant_id = $1 and actor_label = $2 and action = $3 and resource_label is not null
+       group by 1 order by count(*) desc, 1 limit 1`,
+      [span.id, actor, action],
+    );
+    const { month, label } = busiest[0];
+    const condition = { resourceLabelContains: label.slice(0, 5), action, actorLabel: actor };
+    const right = Number(await logCount(span.id, condition));
+    const inMonth = Number(
+      await logCount(span.id, {
+        ...condition,
+        occurredAfter: `${month}T00:00:00Z`,
+        occurredBefore: new Date(Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)), 1)).toISOString(),
+      }),
+    );
+    expect(inMonth, JSON.stringify(condition)).toBeGreaterThan(0);
+    const { rows: kept } = await t.superuser.query(
+      `delete from app_private.audit_activity_daily
+       where tenant_id = $1 and actor_label = $2 and action = $3 and date_trunc('month', day) = $4::date returning *`,
+      [span.id, actor, action, month],
+    );
+    try {
+      expect(Number(await countNames(condition)), JSON.stringify(condition)).toBe(right - inMonth);
+    } finally {
+      await t.superuser.query(
+        `insert into app_private.audit_activity_daily select * from jsonb_populate_recordset(null::app_private.audit_activity_daily, $1)`,
+        [JSON.stringify(kept)],
+      );
+    }
+    expect(Number(await countNames(condition))).toBe(right);
+  });
+
   it("reads an actor's entries of some actions from the days they meet, and entries not sealed yet, as plain SQL finds them (000066)", async () => {
     // Entries of the admin not sealed yet, of actions the history has none of (incident.deleted and
     // .restored): the daily counts do not hold them, the log does.
