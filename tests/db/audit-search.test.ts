@@ -19,6 +19,12 @@ import { sealAll, TEST_ORIGIN } from "../helpers/seal.ts";
 
 const ENTRIES = 2400;
 const DAYS = 900;
+/**
+ * The time the heaviest tests may take (each checks every kept row against the log, or thousands of
+ * searches): 20-40 s on a 2-core VM under the whole suite, so vitest's 60 s would fail a slower one.
+ * A guard against a hang, not a speed target.
+ */
+const HEAVY = 180_000;
 
 describe.each(servers())("Audit Log search on $name", (server) => {
   let t: TestDatabase;
@@ -448,7 +454,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         }
       }
     }
-  });
+  }, HEAVY);
 
   it('finds every word in the resource names alone ("fields": "label"), from either end', async () => {
     for (const tenant of ["span", "dense"] as const) {
@@ -3463,7 +3469,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(kept.length).toBeGreaterThan(900);
     // (the sums differ by character: they are the names', not a constant or the day's total)
     expect(new Set(kept.flatMap((k) => k.entries)).size).toBeGreaterThan(10);
-  });
+  }, HEAVY);
 
   it("counts one character alone (GraphQL totalCount) from each day's entries per character as the log does, with windows (000081)", async () => {
     const characters = [
@@ -3630,7 +3636,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     }
     await sealAll(t.pools.owner);
-  });
+  }, HEAVY);
 
   it("keeps each person's entries per day, action and character of their names as the named entries have them, and counts one character with people from them as the log does (000096)", async () => {
     const { rows } = await t.superuser.query<{ kept: string; named: string }>(
@@ -3660,7 +3666,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         [tenant, actor],
       ),
     );
-  });
+  }, HEAVY);
 
   it("keeps each day's entries per pair of adjacent ASCII letters or digits of its names, as the named entries have them (000083)", async () => {
     // Names outside ASCII (kept out of the pairs) and pairs next to such letters, named like any other.
@@ -3920,5 +3926,5 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       await client.query("rollback");
       client.release();
     }
-  });
+  }, HEAVY);
 });
