@@ -443,7 +443,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     return found;
   }
 
-  it("finds every word from either end, with a short and a long first stretch", async () => {
+  it("finds every word from either end, with a short and a long first stretch", { timeout: HEAVY }, async () => {
     for (const tenant of ["span", "dense"] as const) {
       for (const q of words) {
         for (const ascending of [false, true]) {
@@ -454,7 +454,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         }
       }
     }
-  }, HEAVY);
+  });
 
   it('finds every word in the resource names alone ("fields": "label"), from either end', async () => {
     for (const tenant of ["span", "dense"] as const) {
@@ -3425,7 +3425,9 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     }
   });
 
-  it("keeps each day's entries per character of its names as the named entries have them, a name named again that day too (000081)", async () => {
+  it("keeps each day's entries per character of its names as the named entries have them, a name named again that day too (000081)", {
+    timeout: HEAVY,
+  }, async () => {
     // One incident changed twice, named in between: the second entry adds to a day and name the
     // namer has already kept (its row is updated, not inserted).
     const { rows: picked } = await t.superuser.query<{ id: string }>(
@@ -3469,7 +3471,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(kept.length).toBeGreaterThan(900);
     // (the sums differ by character: they are the names', not a constant or the day's total)
     expect(new Set(kept.flatMap((k) => k.entries)).size).toBeGreaterThan(10);
-  }, HEAVY);
+  });
 
   it("counts one character alone (GraphQL totalCount) from each day's entries per character as the log does, with windows (000081)", async () => {
     const characters = [
@@ -3532,7 +3534,9 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     expect(counted).toHaveLength(26 + 10 + 25 + 2);
   });
 
-  it("keeps each day's entries per action and character of its names as the named entries have them, and counts one character with actions from them as the log does (000090)", async () => {
+  it("keeps each day's entries per action and character of its names as the named entries have them, and counts one character with actions from them as the log does (000090)", {
+    timeout: HEAVY,
+  }, async () => {
     // A name named again the same day, with another action: its day's row of that action is
     // updated, and the other action's row is new.
     const { rows: picked } = await t.superuser.query<{ id: string }>(
@@ -3636,9 +3640,11 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       }
     }
     await sealAll(t.pools.owner);
-  }, HEAVY);
+  });
 
-  it("keeps each person's entries per day, action and character of their names as the named entries have them, and counts one character with people from them as the log does (000096)", async () => {
+  it("keeps each person's entries per day, action and character of their names as the named entries have them, and counts one character with people from them as the log does (000096)", {
+    timeout: HEAVY,
+  }, async () => {
     const { rows } = await t.superuser.query<{ kept: string; named: string }>(
       `select (select coalesce(jsonb_agg(d order by d.tenant_id, d.actor_label, d.day, d.action), '[]')
                from app_private.audit_actor_char_days d)::text as kept,
@@ -3666,7 +3672,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         [tenant, actor],
       ),
     );
-  }, HEAVY);
+  });
 
   it("keeps each day's entries per pair of adjacent ASCII letters or digits of its names, as the named entries have them (000083)", async () => {
     // Names outside ASCII (kept out of the pairs) and pairs next to such letters, named like any other.
@@ -3820,7 +3826,9 @@ describe.each(servers())("Audit Log search on $name", (server) => {
     );
   });
 
-  it("finds two letters or digits with actions or people on the days the people's names of the actions hold them, a day's entries of those read directly when fewer than the names', as plain SQL does (000098, 000099)", async () => {
+  it("finds two letters or digits with actions or people on the days the people's names of the actions hold them, a day's entries of those read directly when fewer than the names', as plain SQL does (000098, 000099)", {
+    timeout: HEAVY,
+  }, async () => {
     // Pairs most days' names hold ("ca": the evidence's "capture-…" and the "certificate"
     // incidents, "re"), with actions and people whose names hold them on a few days; and, beside
     // them, words of one character and of trigrams with the same conditions. Each from either end,
@@ -3926,5 +3934,5 @@ describe.each(servers())("Audit Log search on $name", (server) => {
       await client.query("rollback");
       client.release();
     }
-  }, HEAVY);
+  });
 });
