@@ -1,6 +1,6 @@
 /**
  * A name and day's entries per action and actor (app_private.audit_label_days.joint_entries,
- * migration 000102): the namer keeps them across its rounds as the named entries have them, and
+ * migrations 000102 and 000103): the namer keeps them across its rounds as the named entries have them, and
  * the count of a word with actions and people (GraphQL's totalCount) takes them from there, as the
  * log counts them: the people given by name, by a pattern most actors hold, and by a pattern that
  * holds and leaves out many, in windows on and off the days' edges.
@@ -99,7 +99,7 @@ describe.each(servers())("A name and day's entries per action and actor on $name
     await t?.drop();
   });
 
-  it("keeps each name and day's entries per action and actor when it has more than one of each, across the namer's rounds (000102)", async () => {
+  it("keeps each name and day's entries per action and actor when it has more than one of each, across the namer's rounds (000103)", async () => {
     const compare = async () => {
       const { rows } = await t.superuser.query<{ kept: string; named: string }>(
         `select (${KEPT}) as kept, (${NAMED}) as named`,
@@ -127,7 +127,7 @@ describe.each(servers())("A name and day's entries per action and actor on $name
     expect(after.filter((k) => k[3] !== null).length).toBeGreaterThan(before.filter((k) => k[3] !== null).length);
   });
 
-  it("adds up a name and day's entries per action and actor as they come, null while it has one action or one actor (000102)", async () => {
+  it("adds up a name and day's entries per action and actor as they come, null while it has one action or one actor (000103)", async () => {
     const entry = fc.record({
       action: fc.constantFrom("incident.updated", "incident.created", "evidence.uploaded"),
       actor: fc.constantFrom("ana@x.test", "system", "a b@x.test"),
@@ -172,7 +172,7 @@ describe.each(servers())("A name and day's entries per action and actor on $name
     );
   });
 
-  it("counts a word with actions and people from those kept entries as the log does, the window's edge days from the log (000102)", async () => {
+  it("counts a word with actions and people from those kept entries as the log does, the window's edge days from the log (000103)", async () => {
     const { rows: edges } = await t.superuser.query<{ first: Date; last: Date }>(
       "select min(occurred_at) as first, max(occurred_at) as last from app_public.audit_log where tenant_id = $1",
       [tenant.id],

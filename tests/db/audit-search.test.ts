@@ -1851,7 +1851,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
 
     // "@": every person but the system. A name's entries of those people are its entries but the
     // system's, and with an action a name and day without the system's entries is counted from its
-    // kept entries of the action (000102: and of the action and actor, when it has more than one of
+    // kept entries of the action (000103: and of the action and actor, when it has more than one of
     // each): with those kept numbers doubled, each count is off.
     const word = condition.resourceLabelContains.toLowerCase();
     const everyone = { resourceLabelContains: word, actorContains: "@" };
@@ -1866,7 +1866,7 @@ describe.each(servers())("Audit Log search on $name", (server) => {
         column === "entries"
           ? `update app_private.audit_label_days set entries = entries ${by}
              where tenant_id = $1 and label_lower like $2 and not actor_entries ? 'system' and $3::text is not null`
-          : // (000102: the smaller of its entries of the action and of the people, or its entries
+          : // (000103: the smaller of its entries of the action and of the people, or its entries
             // per action and person: every kept number of the name and day)
             `update app_private.audit_label_days
              set entries = entries ${by}, action_entries = ${doubled("action_entries", by)},

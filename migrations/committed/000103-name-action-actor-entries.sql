@@ -1,8 +1,8 @@
---! Previous: sha1:446152546b8502a747b2c90f3fc233fde32c560d
---! Hash: sha1:ec3d098f7bdb56c12d05f9b65af8a90e3195c1eb
+--! Previous: sha1:d0ff2985eb18c0f20262ca2315569db7d9f1c7d2
+--! Hash: sha1:ace8910b3c4a90fa1f430434812e548d9de7d577
 --! Message: name-action-actor-entries
 
--- 000102 A word's count with actions and people from the names' kept entries per action and actor.
+-- 000103 A word's count with actions and people from the names' kept entries per action and actor.
 --
 -- totalCount of a word of three or more characters with actions and people
 -- (app_hidden.audit_connection_count, its 'names' unit) read each name and day that holds the
@@ -11,18 +11,16 @@
 -- who does take the actions, that was every name of theirs: "s review" with incident.updated and
 -- a person who updates incidents took 0.2-0.5 s the first time in the 2,000,000-entry bench
 -- tenant. The namer now also keeps a name and day's entries per action and actor
--- (app_private.audit_label_days.joint_entries) when it has more than one of each (otherwise they
--- follow from the other two), and the count reads from the log only the window's edge days.
+-- (app_private.audit_label_days.joint_entries, added by 000102) when it has more than one of
+-- each (otherwise they follow from the other two), and the count reads from the log only the
+-- window's edge days.
 -- Runs as the session's login: the functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;
 
--- (the namer's lock first: it is taken before the names' table by the namer too)
+-- The namer's lock, for as long as the names kept so far are filled in (below) and until the
+-- namer that keeps them is in place: a namer of before would leave a name it meets again without.
 select pg_advisory_xact_lock(7295061840133851322);
-
-alter table app_private.audit_label_days add column joint_entries jsonb;
-comment on column app_private.audit_label_days.joint_entries is
-  'The name''s entries that day per action and actor ({"<action> <actor>": n}; an action holds no space), up to the names'' cursor, when it has entries of more than one action and of more than one actor; null otherwise, when they are its action_entries (one actor) or its actor_entries (one action) (000102).';
 
 create function app_private.audit_joint_entries(p_actions jsonb, p_actors jsonb, p_joint jsonb) returns jsonb
 language sql immutable parallel safe set search_path = pg_catalog as $$
@@ -34,7 +32,7 @@ language sql immutable parallel safe set search_path = pg_catalog as $$
   end, '{}')
 $$;
 comment on function app_private.audit_joint_entries(jsonb, jsonb, jsonb) is
-  'A name and day''s entries per action and actor: its joint_entries, or, when it has one actor or one action, its action_entries or actor_entries under those keys (000102).';
+  'A name and day''s entries per action and actor: its joint_entries, or, when it has one actor or one action, its action_entries or actor_entries under those keys (000103).';
 revoke all on function app_private.audit_joint_entries(jsonb, jsonb, jsonb) from public;
 
 create function app_private.audit_add_joint_entries(p_a_actions jsonb, p_a_actors jsonb, p_a_joint jsonb,
@@ -50,7 +48,7 @@ begin
 end;
 $$;
 comment on function app_private.audit_add_joint_entries(jsonb, jsonb, jsonb, jsonb, jsonb, jsonb) is
-  'Two sets of a name and day''s entries (per action, per actor, and per action and actor) added up: its joint_entries across the namer''s rounds, null while it has one action or one actor (000102).';
+  'Two sets of a name and day''s entries (per action, per actor, and per action and actor) added up: its joint_entries across the namer''s rounds, null while it has one action or one actor (000103).';
 revoke all on function app_private.audit_add_joint_entries(jsonb, jsonb, jsonb, jsonb, jsonb, jsonb) from public;
 
 create function app_private.audit_sum_sql(p_column text, p_keys text[]) returns text
@@ -60,7 +58,7 @@ language sql immutable parallel safe set search_path = pg_catalog as $$
     else format('(select coalesce(sum((l.%I->>k)::bigint), 0) from unnest(%L::text[]) k)', p_column, p_keys) end
 $$;
 comment on function app_private.audit_sum_sql(text, text[]) is
-  'SQL for the sum of a name and day''s entries under some keys of one of its jsonb columns (l.<column>), the keys'' lookups written out when they are few (000102).';
+  'SQL for the sum of a name and day''s entries under some keys of one of its jsonb columns (l.<column>), the keys'' lookups written out when they are few (000103).';
 revoke all on function app_private.audit_sum_sql(text, text[]) from public;
 
 -- The names kept so far with more than one action and more than one actor: their entries per
@@ -109,10 +107,10 @@ begin
                                                      joint_entries)
       select x.tenant_id, x.day, x.label, min(x.first_at), max(x.last_at), sum(x.n) filter (where x.g = 1)::bigint,
              -- (000072) and its entries of each action and of each actor (a row of x is one or the
-             -- other, or 000102 both)
+             -- other, or 000103 both)
              jsonb_object_agg(x.action, x.n) filter (where x.g = 1),
              jsonb_object_agg(x.actor_label, x.n) filter (where x.g = 2),
-             -- (000102) and of each action and actor, when it has more than one of each
+             -- (000103) and of each action and actor, when it has more than one of each
              case when count(*) filter (where x.g = 1) > 1 and count(*) filter (where x.g = 2) > 1
                   then jsonb_object_agg(x.action || ' ' || x.actor_label, x.n) filter (where x.g = 0) end
       from (select b.tenant_id, (b.occurred_at at time zone 'UTC')::date as day, b.resource_label as label, b.action,
@@ -320,13 +318,13 @@ declare
   v_acted date[]; -- (000101) the months where the people have entries of the actions
   v_all text[]; -- (000101) every actor of the log
   v_others text[]; -- (000101) the log's actors an actorContains does not match, when they are few (null: many, or an actorLabel)
-  v_pure text := 'false'; -- (000102) a name and day counted from its kept entries ('names': every day wholly inside the window)
-  v_people_entries text; -- (000102) a name's entries of the people ('names')
-  v_joint text; -- (000102) a name's entries of the actions by the people, from its kept entries per action and actor
-  v_whole_first date; -- (000102) the window's first and last whole UTC days (null: no bound)
+  v_pure text := 'false'; -- (000103) a name and day counted from its kept entries ('names': every day wholly inside the window)
+  v_people_entries text; -- (000103) a name's entries of the people ('names')
+  v_joint text; -- (000103) a name's entries of the actions by the people, from its kept entries per action and actor
+  v_whole_first date; -- (000103) the window's first and last whole UTC days (null: no bound)
   v_whole_last date;
-  v_by_others boolean; -- (000102) the people counted as every actor but those the pattern leaves out
-  v_actions_entries text; -- (000102) a name's entries of the actions ('names')
+  v_by_others boolean; -- (000103) the people counted as every actor but those the pattern leaves out
+  v_actions_entries text; -- (000103) a name's entries of the actions ('names')
 begin
   -- (000078) The reader's tenant when they may read its log: one lookup of their membership
   -- (audit_log_readable and current_tenant_id made one each; ATPLN without the plan's auditLog).
@@ -490,7 +488,7 @@ begin
                         case when v_actor_label is not null then format('a.key = %L', v_actor_label) else 'true' end,
                         '%' || regexp_replace(c->>'actorContains', esc, '\\\1', 'g') || '%');
   end if;
-  -- (000102) A word with actions and people ('names'): a name and day's entries of the actions by
+  -- (000103) A word with actions and people ('names'): a name and day's entries of the actions by
   -- the people, from what the namer keeps of it. A name and day with entries of more than one
   -- action and more than one actor keeps them per action and actor (joint_entries,
   -- {"<action> <actor>": n}); with one action, or one actor, they are its entries of the people
@@ -685,7 +683,7 @@ begin
     v_first := case when v_unit = 'label' then (v_lo at time zone 'UTC')::date else (v_from at time zone 'UTC')::date end;
     v_final := case when v_unit = 'label' then (v_hi at time zone 'UTC')::date - 1 else (v_to at time zone 'UTC')::date end;
     v_count_sql := case when v_unit = 'label' then format('select coalesce(sum(l.entries), 0) from (%s) l', v_names_sql)
-      -- (000102) a name and day wholly inside the window: its kept entries; the edge days: the log's
+      -- (000103) a name and day wholly inside the window: its kept entries; the edge days: the log's
       else format(
         'select coalesce(sum(case when l.pure then l.entries else (
            select count(*) from app_public.audit_log e
