@@ -1,5 +1,5 @@
 --! Previous: sha1:d0ff2985eb18c0f20262ca2315569db7d9f1c7d2
---! Hash: sha1:ace8910b3c4a90fa1f430434812e548d9de7d577
+--! Hash: sha1:5a2b46fdcc9a0828a2b42a805a90d37745411c33
 --! Message: name-action-actor-entries
 
 -- 000103 A word's count with actions and people from the names' kept entries per action and actor.
@@ -472,22 +472,22 @@ begin
   elsif v_unit in ('label', 'names') and v_actor_label is not null then
     v_people := array[v_actor_label];
   end if;
-  if v_actions is not null then
-    v_entries := case when cardinality(v_actions) = 1 then format('coalesce((l.action_entries->>%L)::bigint, 0)', v_actions[1])
-                      else format('(select coalesce(sum((l.action_entries->>a)::bigint), 0) from unnest(%L::text[]) a)', v_actions) end;
-  elsif v_others is not null and (v_people is null or cardinality(v_others) < cardinality(v_people)) then
+  -- (000103) A name's entries of the actions, and of the people, as SQL (null: not asked); the
+  -- count takes the first of them, or all its entries. The sums are written out as one
+  -- expression of lookups: a subquery per name and day, over the keys' array, costs a few
+  -- microseconds each.
+  v_by_others := v_others is not null and (v_people is null or cardinality(v_others) < cardinality(v_people));
+  v_actions_entries := case when v_actions is not null then app_private.audit_sum_sql('action_entries', v_actions) end;
+  v_people_entries := case
     -- (000101) the name's entries but those of the actors the pattern does not match
-    v_entries := format('(l.entries - %s)',
-                        coalesce((select string_agg(format('coalesce((l.actor_entries->>%L)::bigint, 0)', x), ' - ') from unnest(v_others) x), '0'));
-  elsif v_people is not null then
-    v_entries := coalesce((select string_agg(format('coalesce((l.actor_entries->>%L)::bigint, 0)', x), ' + ') from unnest(v_people) x), '0');
-  elsif v_actor_label is not null and c->>'actorContains' is null then
-    v_entries := format('coalesce((l.actor_entries->>%L)::bigint, 0)', v_actor_label);
-  elsif c->>'actorContains' is not null then
-    v_entries := format('(select coalesce(sum(a.value::bigint), 0) from jsonb_each_text(l.actor_entries) a where %s and a.key ilike %L)',
-                        case when v_actor_label is not null then format('a.key = %L', v_actor_label) else 'true' end,
-                        '%' || regexp_replace(c->>'actorContains', esc, '\\\1', 'g') || '%');
-  end if;
+    when v_by_others then format('(l.entries - %s)', app_private.audit_sum_sql('actor_entries', v_others))
+    when v_people is not null then app_private.audit_sum_sql('actor_entries', v_people)
+    when v_actor_label is not null and c->>'actorContains' is null then format('coalesce((l.actor_entries->>%L)::bigint, 0)', v_actor_label)
+    when c->>'actorContains' is not null then
+      format('(select coalesce(sum(a.value::bigint), 0) from jsonb_each_text(l.actor_entries) a where %s and a.key ilike %L)',
+             case when v_actor_label is not null then format('a.key = %L', v_actor_label) else 'true' end,
+             '%' || regexp_replace(c->>'actorContains', esc, '\\\1', 'g') || '%') end;
+  v_entries := coalesce(v_actions_entries, v_people_entries, 'l.entries');
   -- (000103) A word with actions and people ('names'): a name and day's entries of the actions by
   -- the people, from what the namer keeps of it. A name and day with entries of more than one
   -- action and more than one actor keeps them per action and actor (joint_entries,
@@ -498,16 +498,6 @@ begin
   -- ("s review" with incident.updated and a person who updates incidents: ~0.2-0.5 s the first
   -- time in the 2,000,000-entry bench tenant).
   if v_unit = 'names' then
-    -- (The sums written out as one expression of lookups: a subquery per name and day, over the
-    -- keys' array, costs a few microseconds each. The people by those the pattern leaves out when
-    -- they are fewer, as above.)
-    v_by_others := v_others is not null and (v_people is null or cardinality(v_others) < cardinality(v_people));
-    v_actions_entries := app_private.audit_sum_sql('action_entries', v_actions);
-    v_people_entries := case
-      when v_by_others then format('(l.entries - %s)', app_private.audit_sum_sql('actor_entries', v_others))
-      when v_people is not null then app_private.audit_sum_sql('actor_entries', v_people)
-      else format('(select coalesce(sum(a.value::bigint), 0) from jsonb_each_text(l.actor_entries) a where a.key ilike %L)',
-                  '%' || regexp_replace(c->>'actorContains', esc, '\\\1', 'g') || '%') end;
     v_joint := case
       when v_by_others then format('(%s - %s)', v_actions_entries,
         app_private.audit_sum_sql('joint_entries', array(select a || ' ' || p from unnest(v_actions) a, unnest(v_others) p)))
