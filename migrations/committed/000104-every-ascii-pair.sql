@@ -1,5 +1,5 @@
 --! Previous: sha1:5a2b46fdcc9a0828a2b42a805a90d37745411c33
---! Hash: sha1:f4c3543c5aa59da4c3179e49af766f3d8a8fcd8b
+--! Hash: sha1:90a65c60e8858412b658b912244a20dab2017990
 --! Message: every-ascii-pair
 
 -- 000104 The pairs of any two ASCII characters, spaces and marks too.
@@ -209,8 +209,7 @@ $$;
 
 
 -- The names kept so far: each person's entries per day, action and pair, from each name and
--- day's entries per action and actor (000103: its joint entries when it has more than one of
--- each; else, with one actor, its entries by action; with one action, by actor), so without
+-- day's entries per action and actor (000103's app_private.audit_joint_entries), so without
 -- reading the log; and each day's, the sums of its people's. Up to the names' cursor, as the
 -- namer left them: the same as the log's. A tenant's month at a time: over a whole log at once,
 -- PostgreSQL's hash aggregation of the JSON objects held every group in memory (24 GB for the
@@ -224,21 +223,10 @@ begin
     from app_private.audit_label_days l group by 1, 2 order by 1, 2
   loop
     with per as (
-      select l.day, l.label_lower as l, j.action, j.actor, j.n
-      from app_private.audit_label_days l
-      cross join lateral (
-        select split_part(k.key, ' ', 1) as action, substr(k.key, strpos(k.key, ' ') + 1) as actor, k.value::bigint as n
-        from jsonb_each_text(l.joint_entries) k
-        where l.joint_entries is not null
-        union all
-        select a.key, (select x from jsonb_object_keys(l.actor_entries) x), a.value::bigint
-        from jsonb_each_text(l.action_entries) a
-        where l.joint_entries is null and (select count(*) from jsonb_object_keys(l.actor_entries)) = 1
-        union all
-        select (select x from jsonb_object_keys(l.action_entries) x), p.key, p.value::bigint
-        from jsonb_each_text(l.actor_entries) p
-        where l.joint_entries is null and (select count(*) from jsonb_object_keys(l.actor_entries)) > 1
-      ) j
+      select l.day, l.label_lower as l, split_part(k.key, ' ', 1) as action,
+             substr(k.key, strpos(k.key, ' ') + 1) as actor, k.value::bigint as n
+      from app_private.audit_label_days l,
+           jsonb_each_text(app_private.audit_joint_entries(l.action_entries, l.actor_entries, l.joint_entries)) k
       where l.tenant_id = r.tenant_id and l.day >= r.month and l.day < (r.month + interval '1 month')::date
         and l.label_lower !~ '[^\x01-\x7F]'
     ), pairs as (
