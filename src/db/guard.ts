@@ -47,7 +47,7 @@ language sql stable set search_path = pg_catalog as $$
       ('app_private', 'audit_label_char_days'), ('app_private', 'audit_label_pair_days'),
       ('app_private', 'audit_label_char_action_days'),
       ('app_private', 'audit_actor_char_days'),
-      ('app_private', 'audit_actor_pair_days'),
+      ('app_private', 'audit_actor_pair_days'), ('app_private', 'audit_shape_days'),
       ('app_private', 'chain_verifications'))
   ),
   -- The SQL reporting interface (the DBA's reports and chain status): its views read the log, and

@@ -210,6 +210,8 @@ describe.each(servers())("the owner role on $name", (server) => {
       "update app_private.audit_actor_pair_days set entries = '{}'",
       // (changing the entries a two-character word is counted from: 000083)
       "update app_private.audit_label_pair_days set entries = '{}'",
+      // (changing the entries a word without digits is counted from: 000105)
+      "update app_private.audit_shape_days set entries = 0, action_entries = '{}', actor_entries = '{}'",
       "select setval('app_private.audit_entry_id_seq', 1)",
       // A verification that never ran ("Log intact") may not be recorded, nor a real one changed.
       `insert into app_private.chain_verifications (tenant_id, valid, entries, last_seq) values ('${demo}', true, 1, 1)`,
