@@ -1,5 +1,5 @@
 --! Previous: sha1:90a65c60e8858412b658b912244a20dab2017990
---! Hash: sha1:27e5be8280ddaa0b468ad6d0b0be6ffe96761095
+--! Hash: sha1:d5816baabe2d9b49cb2406b8c2fe647ef9fde360
 --! Message: name-shapes
 
 -- 000105 The shapes of the names: a word's count from names that differ only in their numbers.
@@ -15,13 +15,14 @@
 -- Most of the names that make a log large differ only in their numbers (ticket, incident and
 -- file numbers, dates, addresses). The namer now also keeps, per tenant, UTC day and shape, the
 -- entries of the names of that shape (app_private.audit_shape_days), with their entries of each
--- action and of each actor, as it keeps them per name (000072). A name's shape is its lowered
+-- action, of each actor and of each action and actor, as it keeps them per name (000072, 000103). A name's shape is its lowered
 -- form with each run of ASCII digits as one \x01 (app_private.audit_name_shape). A word that holds
 -- no ASCII digit and no \x01 is in a name exactly when it is in the name's shape: each of its
 -- places in the name holds no digit, so the shape holds it unchanged, and each of its places in the
 -- shape holds no \x01, so the name holds it unchanged. Such a word is counted from the shapes of
--- the window's whole days (the edges from the log, as before): the bench tenant has 451,260 names
--- and days, and 4,059 shapes and days.
+-- the window's whole days, alone, with actions or people, or with both (then the edge days' names
+-- that hold it are read from the log, as before); the bench tenant has 451,260 names and days, and
+-- 4,059 shapes and days. A word with digits is counted from the names, as before.
 -- Runs as the session's login: the table and functions are on the audit path (see CONVENTIONS.md).
 
 set local role none;
@@ -48,6 +49,9 @@ create table app_private.audit_shape_days (
   entries bigint not null,
   action_entries jsonb not null,
   actor_entries jsonb not null,
+  -- and of each action and actor ({"incident.updated ana@example.com": 2}) when it has more than
+  -- one of each, else null (app_private.audit_joint_entries, as app_private.audit_label_days)
+  joint_entries jsonb,
   constraint audit_shape_days_pkey primary key (tenant_id, day, shape)
 ) with (fillfactor = 70);
 comment on table app_private.audit_shape_days is
@@ -64,17 +68,23 @@ begin
     select l.tenant_id, date_trunc('month', l.day)::date as month
     from app_private.audit_label_days l group by 1, 2 order by 1, 2
   loop
-    insert into app_private.audit_shape_days (tenant_id, day, shape, entries, action_entries, actor_entries)
-    select r.tenant_id, s.day, s.shape, s.entries,
-           (select coalesce(jsonb_object_agg(a.key, a.n), '{}')
-            from (select x.key, sum(x.value::bigint) as n from unnest(s.actions) o, jsonb_each_text(o) x group by 1) a),
-           (select coalesce(jsonb_object_agg(a.key, a.n), '{}')
-            from (select x.key, sum(x.value::bigint) as n from unnest(s.actors) o, jsonb_each_text(o) x group by 1) a)
-    from (select l.day, app_private.audit_name_shape(l.label) as shape, sum(l.entries)::bigint as entries,
-                 array_agg(l.action_entries) as actions, array_agg(l.actor_entries) as actors
-          from app_private.audit_label_days l
-          where l.tenant_id = r.tenant_id and l.day >= r.month and l.day < (r.month + interval '1 month')::date
-          group by 1, 2) s;
+    insert into app_private.audit_shape_days (tenant_id, day, shape, entries, action_entries, actor_entries, joint_entries)
+    select r.tenant_id, t.day, t.shape, t.entries, t.actions, t.actors,
+           case when (select count(*) from jsonb_object_keys(t.actions)) > 1
+                 and (select count(*) from jsonb_object_keys(t.actors)) > 1 then t.joint end
+    from (select s.day, s.shape, s.entries,
+                 (select coalesce(jsonb_object_agg(a.key, a.n), '{}')
+                  from (select x.key, sum(x.value::bigint) as n from unnest(s.actions) o, jsonb_each_text(o) x group by 1) a) as actions,
+                 (select coalesce(jsonb_object_agg(a.key, a.n), '{}')
+                  from (select x.key, sum(x.value::bigint) as n from unnest(s.actors) o, jsonb_each_text(o) x group by 1) a) as actors,
+                 (select coalesce(jsonb_object_agg(a.key, a.n), '{}')
+                  from (select x.key, sum(x.value::bigint) as n from unnest(s.joints) o, jsonb_each_text(o) x group by 1) a) as joint
+          from (select l.day, app_private.audit_name_shape(l.label) as shape, sum(l.entries)::bigint as entries,
+                       array_agg(l.action_entries) as actions, array_agg(l.actor_entries) as actors,
+                       array_agg(app_private.audit_joint_entries(l.action_entries, l.actor_entries, l.joint_entries)) as joints
+                from app_private.audit_label_days l
+                where l.tenant_id = r.tenant_id and l.day >= r.month and l.day < (r.month + interval '1 month')::date
+                group by 1, 2) s) t;
   end loop;
 end;
 $$;
@@ -132,21 +142,27 @@ begin
                                                                           excluded.joint_entries)
     ), shaped as (
       -- (000105) and each shape's: the lowered name with every run of ASCII digits as one \x01
-      -- (app_private.audit_shape_days), with its entries of each action and of each actor
-      insert into app_private.audit_shape_days as l (tenant_id, day, shape, entries, action_entries, actor_entries)
+      -- (app_private.audit_shape_days), with its entries of each action, of each actor and, when it
+      -- has more than one of each, of each action and actor, as the names' above
+      insert into app_private.audit_shape_days as l (tenant_id, day, shape, entries, action_entries, actor_entries, joint_entries)
       select x.tenant_id, x.day, x.shape, sum(x.n) filter (where x.g = 1)::bigint,
              jsonb_object_agg(x.action, x.n) filter (where x.g = 1),
-             jsonb_object_agg(x.actor_label, x.n) filter (where x.g = 2)
+             jsonb_object_agg(x.actor_label, x.n) filter (where x.g = 2),
+             case when count(*) filter (where x.g = 1) > 1 and count(*) filter (where x.g = 2) > 1
+                  then jsonb_object_agg(x.action || ' ' || x.actor_label, x.n) filter (where x.g = 0) end
       from (select b.tenant_id, (b.occurred_at at time zone 'UTC')::date as day,
                    app_private.audit_name_shape(b.resource_label) as shape, b.action, b.actor_label, count(*) as n,
                    grouping(b.action, b.actor_label) as g
             from batch b where b.resource_label is not null
-            group by grouping sets ((1, 2, 3, 4), (1, 2, 3, 5))) x
+            group by grouping sets ((1, 2, 3, 4), (1, 2, 3, 5), (1, 2, 3, 4, 5))) x
       group by 1, 2, 3
       on conflict on constraint audit_shape_days_pkey
         do update set entries = l.entries + excluded.entries,
                       action_entries = app_private.audit_add_entries(l.action_entries, excluded.action_entries),
-                      actor_entries = app_private.audit_add_entries(l.actor_entries, excluded.actor_entries)
+                      actor_entries = app_private.audit_add_entries(l.actor_entries, excluded.actor_entries),
+                      joint_entries = app_private.audit_add_joint_entries(l.action_entries, l.actor_entries, l.joint_entries,
+                                                                          excluded.action_entries, excluded.actor_entries,
+                                                                          excluded.joint_entries)
     ), surfaced as (
       -- (000074) each surface's entries per day and action
       insert into app_private.audit_surface_days as s (tenant_id, surface, day, action, entries)
@@ -649,6 +665,35 @@ begin
          and l.shape like $4 and ($5::text[] is null or l.action_entries ?| $5)%s', v_entries,
       case when v_people is not null then format(' and l.actor_entries ?| %L::text[]', v_people) else '' end)
       into v_kept using v_tenant, (v_lo at time zone 'UTC')::date, (v_hi at time zone 'UTC')::date, v_label_lower, v_actions;
+  elsif v_unit = 'names' and v_label_lower is not null and lower(c->>'resourceLabelContains') !~ '[0-9\x01]'
+        and app_private.audit_char_entries_index(lower(c->>'resourceLabelContains')) is null then
+    -- (000105) A word without ASCII digits with actions and people: the entries of the actions by
+    -- the people of its names' shapes over the window's whole days (as a name's, 000103), and of the
+    -- edge days' names that hold it, from the log (the log's index by tenant, name and time).
+    execute format(
+      'select coalesce(sum(%s), 0) from app_private.audit_shape_days l
+       where l.tenant_id = $1 and ($2::date is null or l.day >= $2) and ($3::date is null or l.day <= $3)
+         and l.shape like $4 and ($5::text[] is null or l.action_entries ?| $5)%s', v_entries,
+      case when v_people is not null then format(' and l.actor_entries ?| %L::text[]', v_people) else '' end)
+      into v_kept using v_tenant, v_whole_first, v_whole_last, v_label_lower, v_actions;
+    execute format(
+      'select count(*) from app_private.audit_label_days l
+       cross join lateral (
+         select 1 from app_public.audit_log e
+         where e.tenant_id = $1 and e.resource_label = l.label
+           and e.occurred_at >= (l.day::timestamp at time zone ''UTC'') and e.occurred_at < ((l.day + 1)::timestamp at time zone ''UTC'')
+           and (e.xid, e.id) <= (%s, %s) and %s) e
+       where l.tenant_id = $1 and l.day = any ($2) and l.label_lower like $3
+         and ($4::text[] is null or l.action_entries ?| $4)%s',
+      v_names.last_xid, v_names.last_id, array_to_string(v_pred, ' and '),
+      case when v_people is not null then format(' and l.actor_entries ?| %L::text[]', v_people) else '' end)
+      into v_n
+      using v_tenant,
+            array(select d from unnest(array[(v_from at time zone 'UTC')::date, (v_to at time zone 'UTC')::date]) d
+                  where d is not null and not (d >= coalesce(v_whole_first, '-infinity'::date)
+                                               and d <= coalesce(v_whole_last, 'infinity'::date))),
+            v_label_lower, v_actions;
+    v_kept := v_kept + v_n;
   elsif v_unit = 'names'
         or (v_unit = 'label' and cardinality(app_private.audit_pattern_trigrams(v_label)) = 0
             and app_private.audit_short_pattern_trigrams(v_label_lower) is not null) then

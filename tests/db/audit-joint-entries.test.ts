@@ -220,17 +220,21 @@ describe.each(servers())("A name and day's entries per action and actor on $name
     expect(counted).toBeGreaterThan(1000);
 
     // Over whole days they are read from the names' kept entries alone (per action and actor, or by
-    // action or by actor): with every kept number doubled, so is each count.
-    const scale = (by: "* 2" | "/ 2") =>
-      t.superuser.query(
-        `update app_private.audit_label_days
-         set entries = entries ${by},
-             action_entries = (select jsonb_object_agg(j.key, j.value::bigint ${by}) from jsonb_each_text(action_entries) j),
-             actor_entries = (select jsonb_object_agg(j.key, j.value::bigint ${by}) from jsonb_each_text(actor_entries) j),
-             joint_entries = (select jsonb_object_agg(j.key, j.value::bigint ${by}) from jsonb_each_text(joint_entries) j)
-         where tenant_id = $1`,
-        [tenant.id],
-      );
+    // action or by actor), or from their shapes' (a word without digits, 000105): with every kept
+    // number doubled, so is each count.
+    const scale = async (by: "* 2" | "/ 2") => {
+      for (const table of ["audit_label_days", "audit_shape_days"]) {
+        await t.superuser.query(
+          `update app_private.${table}
+           set entries = entries ${by},
+               action_entries = (select jsonb_object_agg(j.key, j.value::bigint ${by}) from jsonb_each_text(action_entries) j),
+               actor_entries = (select jsonb_object_agg(j.key, j.value::bigint ${by}) from jsonb_each_text(actor_entries) j),
+               joint_entries = (select jsonb_object_agg(j.key, j.value::bigint ${by}) from jsonb_each_text(joint_entries) j)
+           where tenant_id = $1`,
+          [tenant.id],
+        );
+      }
+    };
     // (Two characters, "#1", are added up from the people's pairs instead, 000104.)
     const probes = ["ransomware", " #1", "capture-"].flatMap((word) =>
       people.map((who) => ({ resourceLabelContains: word, ...who })),
