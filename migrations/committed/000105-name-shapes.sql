@@ -1,5 +1,5 @@
 --! Previous: sha1:90a65c60e8858412b658b912244a20dab2017990
---! Hash: sha1:d5816baabe2d9b49cb2406b8c2fe647ef9fde360
+--! Hash: sha1:9228990da9924334e884d349ff27935b4166c33b
 --! Message: name-shapes
 
 -- 000105 The shapes of the names: a word's count from names that differ only in their numbers.
@@ -56,9 +56,6 @@ create table app_private.audit_shape_days (
 ) with (fillfactor = 70);
 comment on table app_private.audit_shape_days is
   'Each tenant''s entries per UTC day and shape of their resource names (app_private.audit_name_shape), with their entries per action and per actor, up to the names'' cursor (app_private.audit_label_state), kept by the namer: a word without digits is counted from them (000105).';
--- A word's shapes, by their trigrams within the tenant (btree_gin for the tenant).
-create index audit_shape_days_trigrams on app_private.audit_shape_days using gin (tenant_id, shape gin_trgm_ops);
-
 -- The names named so far: each tenant's month of names, grouped by shape (so without reading the log).
 do $$
 declare
@@ -88,6 +85,9 @@ begin
   end loop;
 end;
 $$;
+-- A word's shapes, by their trigrams within the tenant (btree_gin for the tenant); built after the
+-- fill, so that none of its keys are left in GIN's pending list.
+create index audit_shape_days_trigrams on app_private.audit_shape_days using gin (tenant_id, shape gin_trgm_ops);
 analyze app_private.audit_shape_days;
 
 create or replace function app_private.name_audit_entries(max_entries int default 50000) returns bigint
@@ -926,5 +926,24 @@ begin
        else '{}' end;
 end;
 $$;
+
+-- The shapes' trigram index takes new keys as the names' index does: into GIN's pending list,
+-- which every count through it reads whole (000047: ~0.1 ms a page, up to 4 MB before GIN merges
+-- it). The namer merges both lists when it has caught up, at most every 5 s.
+create or replace function app_private.tidy_audit_names(p_state app_private.audit_label_state) returns void
+language plpgsql volatile security definer set search_path = pg_catalog, public set jit = off as $$
+begin
+  -- (the state as the namer read it, under its lock: no other namer runs meanwhile)
+  if p_state.tidied_at is null or p_state.tidied_at < now() - interval '5 seconds' then
+    -- An empty list costs a read of the index's first page, and writes nothing.
+    if gin_clean_pending_list('app_private.audit_label_days_keys_idx'::regclass)
+       + gin_clean_pending_list('app_private.audit_shape_days_trigrams'::regclass) > 0 then
+      update app_private.audit_label_state set tidied_at = now();
+    end if;
+  end if;
+end;
+$$;
+comment on function app_private.tidy_audit_names(app_private.audit_label_state) is
+  'Merges the pending lists of the names'' index and of the shapes'' index (a search or count reads all of one on every use), at most every 5 s: the namer calls it when it has caught up (000047, 000105).';
 
 set local role :DATABASE_OWNER;
