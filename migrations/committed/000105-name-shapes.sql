@@ -1,5 +1,5 @@
 --! Previous: sha1:90a65c60e8858412b658b912244a20dab2017990
---! Hash: sha1:e9c5eae3ce446e3bbb9a15e31a394432d92ff537
+--! Hash: sha1:f812225656c9ecfb89779d318a092285981e1600
 --! Message: name-shapes
 
 -- 000105 The shapes of the names: a word's count from names that differ only in their numbers.
@@ -649,16 +649,16 @@ begin
       where l.tenant_id = v_tenant and l.label_lower ~ '[^\x01-\x7F]' and l.label_lower like v_label_lower
         and (v_lo is null or l.day >= (v_lo at time zone 'UTC')::date)
         and (v_hi is null or l.day < (v_hi at time zone 'UTC')::date));
-  elsif v_unit = 'label' and v_label_lower is not null and lower(c->>'resourceLabelContains') !~ '[0-9\x01]'
+  elsif v_unit in ('label', 'names') and v_label_lower is not null and lower(c->>'resourceLabelContains') !~ '[0-9\x01]'
         and app_private.audit_char_entries_index(lower(c->>'resourceLabelContains')) is null then
-    -- (000105) A word without ASCII digits, alone or with actions or people (not both): the
+    -- (000105) A word without ASCII digits, alone, with actions, with people or with both: the
     -- entries of its names' shapes over the window's whole days (app_private.audit_shape_days: a
     -- name's shape is its lowered form with each run of ASCII digits as one \x01, so a word
-    -- without digits or \x01 is in a name exactly when it is in the name's shape). Most names differ
-    -- only in their numbers ("capture-1333334.pcap", "Lost laptop #1006"): the 2,000,000-entry
-    -- bench tenant has 451,260 names and days but 4,059 shapes and days. Before, every name and
-    -- day that holds the word was read, month by month: "pcap" (200,001 entries, each of its own
-    -- name) 0.46 s the first time.
+    -- without digits or \x01 is in a name exactly when it is in the name's shape), of the actions
+    -- by the people as a name's (000103). Most names differ only in their numbers
+    -- ("capture-1333334.pcap", "Lost laptop #1006"): the 2,000,000-entry bench tenant has 451,260
+    -- names and days but 4,059 shapes and days. Before, every name and day that holds the word was
+    -- read, month by month: "pcap" (200,001 entries, each of its own name) 0.46 s the first time.
     -- (A word without trigrams reads the shapes of the window's days by the primary key, behind
     -- "offset 0": the trigram index, asked for a pattern it takes no trigram from, reads every key
     -- of every shape, 46 ms for "n_." in that tenant.)
@@ -669,38 +669,33 @@ begin
        where l.shape like $4 and ($5::text[] is null or l.action_entries ?| $5)%s', v_entries,
       case when cardinality(app_private.audit_pattern_trigrams(v_label)) = 0 then ' offset 0' else '' end,
       case when v_people is not null then format(' and l.actor_entries ?| %L::text[]', v_people) else '' end)
-      into v_kept using v_tenant, (v_lo at time zone 'UTC')::date, (v_hi at time zone 'UTC')::date, v_label_lower, v_actions;
-  elsif v_unit = 'names' and v_label_lower is not null and lower(c->>'resourceLabelContains') !~ '[0-9\x01]'
-        and app_private.audit_char_entries_index(lower(c->>'resourceLabelContains')) is null then
-    -- (000105) A word without ASCII digits with actions and people: the entries of the actions by
-    -- the people of its names' shapes over the window's whole days (as a name's, 000103), and of the
-    -- edge days' names that hold it, from the log (the log's index by tenant, name and time).
-    execute format(
-      'select coalesce(sum(%s), 0) from (
-         select * from app_private.audit_shape_days l
-         where l.tenant_id = $1 and ($2::date is null or l.day >= $2) and ($3::date is null or l.day <= $3)%s) l
-       where l.shape like $4 and ($5::text[] is null or l.action_entries ?| $5)%s', v_entries,
-      case when cardinality(app_private.audit_pattern_trigrams(v_label)) = 0 then ' offset 0' else '' end,
-      case when v_people is not null then format(' and l.actor_entries ?| %L::text[]', v_people) else '' end)
-      into v_kept using v_tenant, v_whole_first, v_whole_last, v_label_lower, v_actions;
-    execute format(
-      'select count(*) from app_private.audit_label_days l
-       cross join lateral (
-         select 1 from app_public.audit_log e
-         where e.tenant_id = $1 and e.resource_label = l.label
-           and e.occurred_at >= (l.day::timestamp at time zone ''UTC'') and e.occurred_at < ((l.day + 1)::timestamp at time zone ''UTC'')
-           and (e.xid, e.id) <= (%s, %s) and %s) e
-       where l.tenant_id = $1 and l.day = any ($2) and l.label_lower like $3
-         and ($4::text[] is null or l.action_entries ?| $4)%s',
-      v_names.last_xid, v_names.last_id, array_to_string(v_pred, ' and '),
-      case when v_people is not null then format(' and l.actor_entries ?| %L::text[]', v_people) else '' end)
-      into v_n
+      into v_kept
       using v_tenant,
-            array(select d from unnest(array[(v_from at time zone 'UTC')::date, (v_to at time zone 'UTC')::date]) d
-                  where d is not null and not (d >= coalesce(v_whole_first, '-infinity'::date)
-                                               and d <= coalesce(v_whole_last, 'infinity'::date))),
+            case when v_unit = 'label' then (v_lo at time zone 'UTC')::date else v_whole_first end,
+            case when v_unit = 'label' then (v_hi at time zone 'UTC')::date else v_whole_last + 1 end,
             v_label_lower, v_actions;
-    v_kept := v_kept + v_n;
+    -- With actions and people ('names'): the edge days' names that hold it, and their entries
+    -- from the log (the log's index by tenant, name and time). ('label': the edges are read below.)
+    if v_unit = 'names' then
+      execute format(
+        'select count(*) from app_private.audit_label_days l
+         cross join lateral (
+           select 1 from app_public.audit_log e
+           where e.tenant_id = $1 and e.resource_label = l.label
+             and e.occurred_at >= (l.day::timestamp at time zone ''UTC'') and e.occurred_at < ((l.day + 1)::timestamp at time zone ''UTC'')
+             and (e.xid, e.id) <= (%s, %s) and %s) e
+         where l.tenant_id = $1 and l.day = any ($2) and l.label_lower like $3
+           and ($4::text[] is null or l.action_entries ?| $4)%s',
+        v_names.last_xid, v_names.last_id, array_to_string(v_pred, ' and '),
+        case when v_people is not null then format(' and l.actor_entries ?| %L::text[]', v_people) else '' end)
+        into v_n
+        using v_tenant,
+              array(select d from unnest(array[(v_from at time zone 'UTC')::date, (v_to at time zone 'UTC')::date]) d
+                    where d is not null and not (d >= coalesce(v_whole_first, '-infinity'::date)
+                                                 and d <= coalesce(v_whole_last, 'infinity'::date))),
+              v_label_lower, v_actions;
+      v_kept := v_kept + v_n;
+    end if;
   elsif v_unit = 'names'
         or (v_unit = 'label' and cardinality(app_private.audit_pattern_trigrams(v_label)) = 0
             and app_private.audit_short_pattern_trigrams(v_label_lower) is not null) then
