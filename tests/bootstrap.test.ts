@@ -148,6 +148,93 @@ describe.each(servers())("external database on $name", (server) => {
     expect(rows[0].me).toBe(`${prefix}_db_authenticator`);
   });
 
+  it("a database a DBA created beforehand (owned by the superuser) is set up: the owner role is granted what it needs", async () => {
+    const databaseName = `${prefix}_precreated`;
+    const admin = new pg.Client({ connectionString: server.adminUrl });
+    await admin.connect();
+    await admin.query(`create database "${databaseName}"`);
+    await admin.end();
+    const logs: string[] = [];
+    const db = await prepareDatabase({
+      adminUrl: withDatabase(server.adminUrl, databaseName),
+      log: (m) => logs.push(m),
+    });
+    expect(logs.join("\n")).toContain(`Database ${databaseName} was created by another role`);
+    const client = new pg.Client({ connectionString: db.authUrl });
+    await client.connect();
+    await client.query(`set role "${databaseName}_visitor"`);
+    const { rows } = await client.query("select session_user as me, count(*)::int as tenants from app_public.tenants");
+    await client.end();
+    expect(rows[0]).toEqual({ me: `${databaseName}_authenticator`, tenants: 0 });
+    // Started again, it has nothing more to grant.
+    const again: string[] = [];
+    await prepareDatabase({ adminUrl: withDatabase(server.adminUrl, databaseName), log: (m) => again.push(m) });
+    expect(again.join("\n")).not.toContain("was created by another role");
+  });
+
+  it("a plain login on a database created beforehand gets SQL that lets the owner role create in it, and that SQL works", async () => {
+    const databaseName = `${prefix}_predba`;
+    const admin = new pg.Client({ connectionString: server.adminUrl });
+    await admin.connect();
+    const password = randomBytes(8).toString("hex");
+    await admin.query(`create role "${prefix}_pre" login password '${password}'`);
+    await admin.query(`create database "${databaseName}"`);
+    await admin.end();
+    const plain = new URL(withDatabase(server.adminUrl, databaseName));
+    plain.username = `${prefix}_pre`;
+    plain.password = password;
+
+    const error = await prepareDatabase({ adminUrl: plain.toString(), log: () => {} }).catch((e) => e);
+    expect(error).toBeInstanceOf(SetupRequiredError);
+    expect(error.sql).toContain(`connected to database ${databaseName}`);
+    expect(error.sql).toContain(`GRANT CREATE ON DATABASE "${databaseName}" TO "${databaseName}_owner";`);
+    expect(error.sql).toContain(`GRANT CREATE ON SCHEMA public TO "${databaseName}_owner";`);
+    // The DBA runs it as printed, connected to that database...
+    const dba = new pg.Client({ connectionString: withDatabase(server.adminUrl, databaseName) });
+    await dba.connect();
+    for (const statement of error.sql.split("\n").filter((line: string) => line && !line.startsWith("--"))) {
+      await dba.query(statement);
+    }
+    await dba.end();
+    // ...and Attest starts with the URLs it printed, logging in as the owner role.
+    const env = Object.fromEntries(
+      (error.message as string)
+        .split("\n")
+        .filter((l) => /^[A-Z_]+=postgres:/.test(l))
+        .map((l) => {
+          const [key, value] = l.split(/=(.*)/s);
+          return [key, new URL(value.replace("<host>:<port>", `${plain.hostname}:${plain.port || 5432}`)).toString()];
+        }),
+    );
+    const db = await prepareDatabase({ adminUrl: env.DATABASE_URL, authUrl: env.AUTH_DATABASE_URL, log: () => {} });
+    const client = new pg.Client({ connectionString: db.authUrl });
+    await client.connect();
+    await client.query(`set role "${databaseName}_visitor"`);
+    const { rows } = await client.query("select count(*)::int as tenants from app_public.tenants");
+    await client.end();
+    expect(rows[0].tenants).toBe(0);
+  });
+
+  it("a login that may not grant on a database created beforehand, whose roles exist, is told which GRANTs to ask for", async () => {
+    const databaseName = `${prefix}_pregrant`;
+    const admin = new pg.Client({ connectionString: server.adminUrl });
+    await admin.connect();
+    const password = randomBytes(8).toString("hex");
+    await admin.query(`create role "${databaseName}_owner" login password '${password}'`);
+    for (const role of ["visitor", "reporting", "audit", "sealer"])
+      await admin.query(`create role "${databaseName}_${role}"`);
+    await admin.query(`create role "${databaseName}_authenticator" login noinherit`);
+    await admin.query(`create database "${databaseName}"`);
+    await admin.end();
+    const asOwner = new URL(withDatabase(server.adminUrl, databaseName));
+    asOwner.username = `${databaseName}_owner`;
+    asOwner.password = password;
+    const error = await prepareDatabase({ adminUrl: asOwner.toString(), log: () => {} }).catch((e) => e);
+    expect(error).toBeInstanceOf(SetupRequiredError);
+    expect(error.message).toContain(`may not create Attest's schemas in it`);
+    expect(error.sql).toContain(`GRANT CREATE ON DATABASE "${databaseName}" TO "${databaseName}_owner";`);
+  });
+
   it("two Attest processes setting up one new database at once both start, one after the other", async () => {
     const adminUrl = withDatabase(server.adminUrl, `${prefix}_together`);
     const logs: string[][] = [[], []];

@@ -147,7 +147,11 @@ async function inspect(adminUrl: string, databaseName: string, roles: DatabaseRo
 function dbaScript(databaseName: string, roles: DatabaseRoles, missing: Inspection): { sql: string; env: string } {
   const ownerPassword = randomBytes(18).toString("base64url");
   const authPassword = randomBytes(18).toString("base64url");
-  const lines = ["-- Run once as a PostgreSQL superuser:"];
+  const lines = [
+    missing.databaseExists
+      ? `-- Run once as a PostgreSQL superuser, connected to database ${databaseName}:`
+      : "-- Run once as a PostgreSQL superuser:",
+  ];
   if (!missing.existingRoles.has(roles.owner))
     lines.push(`CREATE ROLE ${ident(roles.owner)} LOGIN PASSWORD ${literal(ownerPassword)};`);
   if (!missing.existingRoles.has(roles.visitor)) lines.push(`CREATE ROLE ${ident(roles.visitor)} NOLOGIN;`);
@@ -160,6 +164,14 @@ function dbaScript(databaseName: string, roles: DatabaseRoles, missing: Inspecti
   if (!missing.existingRoles.has(roles.authenticator)) {
     lines.push(`CREATE ROLE ${ident(roles.authenticator)} LOGIN NOINHERIT PASSWORD ${literal(authPassword)};`);
     lines.push(`GRANT ${ident(roles.visitor)} TO ${ident(roles.authenticator)};`);
+  }
+  if (missing.databaseExists && !missing.existingRoles.has(roles.owner)) {
+    // A database created beforehand is not the new owner role's: it must be let create in it.
+    lines.push(`GRANT CREATE ON DATABASE ${ident(databaseName)} TO ${ident(roles.owner)};`);
+    lines.push(`GRANT CREATE ON SCHEMA public TO ${ident(roles.owner)};`);
+    lines.push(
+      `GRANT CONNECT ON DATABASE ${ident(databaseName)} TO ${ident(roles.authenticator)}, ${ident(roles.reporting)};`,
+    );
   }
   if (!missing.databaseExists) {
     lines.push(`CREATE DATABASE ${ident(databaseName)} OWNER ${ident(roles.owner)};`);
@@ -293,6 +305,61 @@ async function createWhatIsMissing(
 }
 
 /**
+ * A database created beforehand by a DBA (`CREATE DATABASE attest` as postgres) is not the owner
+ * role's: the migrations, run as that role, could create neither their schemas nor the extensions
+ * in `public` ("permission denied for database"). A login that may (a superuser, the database's
+ * owner) grants what they need; any other is given the GRANTs to ask a DBA for.
+ */
+async function letOwnerCreate(
+  adminUrl: string,
+  databaseName: string,
+  roles: DatabaseRoles,
+  found: Inspection,
+  log: (message: string) => void,
+) {
+  const missingGrants = (client: pg.Client) =>
+    client
+      .query<{ database: boolean; schema: boolean }>(
+        `select has_database_privilege($1, current_database(), 'CREATE') as database,
+                not exists (select 1 from pg_namespace where nspname = 'public')
+                  or has_schema_privilege($1, 'public', 'CREATE') as schema`,
+        [roles.owner],
+      )
+      .then(({ rows }) => [
+        ...(rows[0].database ? [] : [`GRANT CREATE ON DATABASE ${ident(databaseName)} TO ${ident(roles.owner)};`]),
+        ...(rows[0].schema ? [] : [`GRANT CREATE ON SCHEMA public TO ${ident(roles.owner)};`]),
+      ]);
+  await withClient({ connectionString: adminUrl }, async (client) => {
+    const missing = await missingGrants(client);
+    if (missing.length === 0) return;
+    const grants = [
+      ...missing,
+      `GRANT CONNECT ON DATABASE ${ident(databaseName)} TO ${ident(roles.authenticator)}, ${ident(roles.reporting)};`,
+    ];
+    // A login without the grant option fails (42501) or is only warned ("no privileges were
+    // granted"): what it granted is read back either way.
+    await client.query("begin");
+    for (const grant of grants) {
+      try {
+        await client.query("savepoint g");
+        await client.query(grant);
+      } catch (error) {
+        if ((error as { code?: string }).code !== "42501") throw error;
+        await client.query("rollback to savepoint g");
+      }
+    }
+    await client.query("commit");
+    if ((await missingGrants(client)).length > 0) {
+      throw new SetupRequiredError(
+        `Database ${databaseName} exists, but ${roles.owner} may not create Attest's schemas in it and the PostgreSQL role "${found.currentUser}" may not grant that. A DBA must run the SQL below once; then start Attest again.`,
+        `-- Run once as a PostgreSQL superuser (or the database's owner), connected to database ${databaseName}:\n${grants.join("\n")}`,
+      );
+    }
+    log(`Database ${databaseName} was created by another role: granted ${roles.owner} what the migrations need`);
+  });
+}
+
+/**
  * Runs `step` again (up to five times) when it failed because another process created the same
  * role or database at the same moment: duplicate_object, duplicate_database, a unique violation in
  * the catalog, or "tuple concurrently updated" (two GRANTs at once).
@@ -373,6 +440,7 @@ export async function prepareDatabase(options: {
   };
 
   return await withSetupLock(options.adminUrl, options.log, async () => {
+    await letOwnerCreate(options.adminUrl, databaseName, roles, found, options.log);
     await applyMigrations(owner, roles, options.log);
     // graphile-worker's own schema: database triggers add jobs (e.g. building a requested pack).
     const workerPool = new pg.Pool({ ...owner, max: 1 });
