@@ -40,6 +40,26 @@ async function dropByPrefix(adminUrl: string, prefix: string) {
   }
 }
 
+/** Runs the SQL Attest printed for a DBA, statement by statement, as `client`. */
+async function runAsDba(client: pg.Client, sql: string) {
+  for (const statement of sql.split("\n").filter((line) => line && !line.startsWith("--"))) {
+    await client.query(statement);
+  }
+}
+
+/** The DATABASE_URL and AUTH_DATABASE_URL a SetupRequiredError printed, with the host and port of `server`. */
+function printedEnv(message: string, server: URL): Record<string, string> {
+  return Object.fromEntries(
+    message
+      .split("\n")
+      .filter((l) => /^[A-Z_]+=postgres:/.test(l))
+      .map((l) => {
+        const [key, value] = l.split(/=(.*)/s);
+        return [key, new URL(value.replace("<host>:<port>", `${server.hostname}:${server.port || 5432}`)).toString()];
+      }),
+  );
+}
+
 describe("embedded PostgreSQL", () => {
   const dirs: string[] = [];
   afterAll(async () => {
@@ -124,21 +144,10 @@ describe.each(servers())("external database on $name", (server) => {
     expect(error.sql).toContain(`CREATE DATABASE "${prefix}_db" OWNER "${prefix}_db_owner";`);
 
     // The DBA runs it as printed...
-    for (const statement of error.sql.split("\n").filter((line: string) => line && !line.startsWith("--"))) {
-      await admin.query(statement);
-    }
+    await runAsDba(admin, error.sql);
     await admin.end();
     // ...and Attest starts with the URLs it printed.
-    const env = Object.fromEntries(
-      (error.message as string)
-        .split("\n")
-        .filter((l) => /^[A-Z_]+=postgres:/.test(l))
-        .map((l) => {
-          const [key, value] = l.split(/=(.*)/s);
-          const url = new URL(value.replace("<host>:<port>", `${plain.hostname}:${plain.port || 5432}`));
-          return [key, url.toString()];
-        }),
-    );
+    const env = printedEnv(error.message, plain);
     expect(Object.keys(env).sort()).toEqual(["AUTH_DATABASE_URL", "DATABASE_URL"]);
     const db = await prepareDatabase({ adminUrl: env.DATABASE_URL, authUrl: env.AUTH_DATABASE_URL, log: () => {} });
     const client = new pg.Client({ connectionString: db.authUrl });
@@ -192,20 +201,10 @@ describe.each(servers())("external database on $name", (server) => {
     // The DBA runs it as printed, connected to that database...
     const dba = new pg.Client({ connectionString: withDatabase(server.adminUrl, databaseName) });
     await dba.connect();
-    for (const statement of error.sql.split("\n").filter((line: string) => line && !line.startsWith("--"))) {
-      await dba.query(statement);
-    }
+    await runAsDba(dba, error.sql);
     await dba.end();
     // ...and Attest starts with the URLs it printed, logging in as the owner role.
-    const env = Object.fromEntries(
-      (error.message as string)
-        .split("\n")
-        .filter((l) => /^[A-Z_]+=postgres:/.test(l))
-        .map((l) => {
-          const [key, value] = l.split(/=(.*)/s);
-          return [key, new URL(value.replace("<host>:<port>", `${plain.hostname}:${plain.port || 5432}`)).toString()];
-        }),
-    );
+    const env = printedEnv(error.message, plain);
     const db = await prepareDatabase({ adminUrl: env.DATABASE_URL, authUrl: env.AUTH_DATABASE_URL, log: () => {} });
     const client = new pg.Client({ connectionString: db.authUrl });
     await client.connect();
