@@ -27,8 +27,11 @@ export interface Shell {
 export interface PageState {
   shell: Shell;
   acting: ActingContext;
-  /** Runs `fn` in one transaction as the signed-in user in this tenant. */
-  tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction as the signed-in user in this tenant (with `genericPlans`, its
+   * named statements keep one plan per connection: see ActingContext).
+   */
+  tx<T>(fn: (client: pg.PoolClient) => Promise<T>, options?: { genericPlans?: boolean }): Promise<T>;
   flash?: { kind: "notice" | "error"; text: string };
 }
 
@@ -170,7 +173,8 @@ export function tenantPages(options: { authPool: pg.Pool; visitorRole: string })
     if (!sessionToken) return toLogin();
 
     const acting = actingContext(ctx, { role: options.visitorRole, surface: "web", tenant: slug });
-    const tx = <T>(fn: (client: pg.PoolClient) => Promise<T>) => withContext(options.authPool, acting, fn);
+    const tx = <T>(fn: (client: pg.PoolClient) => Promise<T>, txOptions?: { genericPlans?: boolean }) =>
+      withContext(options.authPool, txOptions?.genericPlans ? { ...acting, genericPlans: true } : acting, fn);
     // One round trip: the context, the question and the commit go as one message.
     const { rows } = await queryInContext<ShellRow>(
       options.authPool,
