@@ -22,13 +22,6 @@ export interface ActingContext {
   surface: Surface;
   /** The operator allows webhooks to private addresses (ATTEST_WEBHOOKS_ALLOW_PRIVATE). */
   webhooksAllowPrivate?: boolean;
-  /**
-   * The transaction's named statements keep one plan per connection (`plan_cache_mode =
-   * force_generic_plan`), for statements whose plan does not depend on their parameters' values
-   * (calls of functions, lookups by key): with the default, PostgreSQL planned them again at
-   * each execution.
-   */
-  genericPlans?: boolean;
 }
 
 /** The settings as PostGraphile's pgSettings or set_config pairs; unset values are omitted. */
@@ -43,7 +36,6 @@ export function contextSettings(context: ActingContext): Record<string, string> 
     "attest.user_agent": context.userAgent,
     "attest.surface": context.surface,
     "attest.webhooks_allow_private": context.webhooksAllowPrivate ? "true" : undefined,
-    plan_cache_mode: context.genericPlans ? "force_generic_plan" : undefined,
   };
   return Object.fromEntries(
     Object.entries(settings).filter((entry): entry is [string, string] => entry[1] !== undefined),

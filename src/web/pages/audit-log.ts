@@ -143,16 +143,11 @@ export function auditLogRoutes(router: Router): void {
     const position = parsePosition(ctx.query);
     const zone = await pageZone(ctx, page);
     // The entries, and the incident the view is narrowed to (its current title, named where the
-    // filters are shown), in one transaction. Its statements call functions with the view's
-    // filter, or look a row up by key: one plan each serves every view (planned at each
-    // execution, they cost ~1.5 ms a page on a slow VM).
-    const { log, incident } = await page.tx(
-      async (c) => ({
-        log: await readAuditLog(c, filters, position, zone.name),
-        incident: filters.incident ? await incidentNamed(c, filters.incident) : null,
-      }),
-      { genericPlans: true },
-    );
+    // filters are shown), in one transaction.
+    const { log, incident } = await page.tx(async (c) => ({
+      log: await readAuditLog(c, filters, position, zone.name),
+      incident: filters.incident ? await incidentNamed(c, filters.incident) : null,
+    }));
     const zoneParam = zoneParams(zone);
     const at = (p: AuditPosition) => filterUrl(base, filters, {}, p, zoneParam);
     renderPage(

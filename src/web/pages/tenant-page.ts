@@ -27,11 +27,8 @@ export interface Shell {
 export interface PageState {
   shell: Shell;
   acting: ActingContext;
-  /**
-   * Runs `fn` in one transaction as the signed-in user in this tenant (with `genericPlans`, its
-   * named statements keep one plan per connection: see ActingContext).
-   */
-  tx<T>(fn: (client: pg.PoolClient) => Promise<T>, options?: { genericPlans?: boolean }): Promise<T>;
+  /** Runs `fn` in one transaction as the signed-in user in this tenant. */
+  tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T>;
   flash?: { kind: "notice" | "error"; text: string };
 }
 
@@ -173,8 +170,7 @@ export function tenantPages(options: { authPool: pg.Pool; visitorRole: string })
     if (!sessionToken) return toLogin();
 
     const acting = actingContext(ctx, { role: options.visitorRole, surface: "web", tenant: slug });
-    const tx = <T>(fn: (client: pg.PoolClient) => Promise<T>, txOptions?: { genericPlans?: boolean }) =>
-      withContext(options.authPool, txOptions?.genericPlans ? { ...acting, genericPlans: true } : acting, fn);
+    const tx = <T>(fn: (client: pg.PoolClient) => Promise<T>) => withContext(options.authPool, acting, fn);
     // One round trip: the context, the question and the commit go as one message.
     const { rows } = await queryInContext<ShellRow>(
       options.authPool,
