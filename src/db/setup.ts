@@ -143,6 +143,15 @@ async function inspect(adminUrl: string, databaseName: string, roles: DatabaseRo
   }
 }
 
+/** What `<db>_owner` needs in a database created beforehand by another role (the migrations create schemas and extensions in `public`). */
+function ownerCreateGrants(databaseName: string, roles: DatabaseRoles) {
+  return {
+    database: `GRANT CREATE ON DATABASE ${ident(databaseName)} TO ${ident(roles.owner)};`,
+    schema: `GRANT CREATE ON SCHEMA public TO ${ident(roles.owner)};`,
+    connect: `GRANT CONNECT ON DATABASE ${ident(databaseName)} TO ${ident(roles.authenticator)}, ${ident(roles.reporting)};`,
+  };
+}
+
 /** The SQL a DBA runs once to create what is missing, for a login that may not create it itself. */
 function dbaScript(databaseName: string, roles: DatabaseRoles, missing: Inspection): { sql: string; env: string } {
   const ownerPassword = randomBytes(18).toString("base64url");
@@ -167,11 +176,8 @@ function dbaScript(databaseName: string, roles: DatabaseRoles, missing: Inspecti
   }
   if (missing.databaseExists && !missing.existingRoles.has(roles.owner)) {
     // A database created beforehand is not the new owner role's: it must be let create in it.
-    lines.push(`GRANT CREATE ON DATABASE ${ident(databaseName)} TO ${ident(roles.owner)};`);
-    lines.push(`GRANT CREATE ON SCHEMA public TO ${ident(roles.owner)};`);
-    lines.push(
-      `GRANT CONNECT ON DATABASE ${ident(databaseName)} TO ${ident(roles.authenticator)}, ${ident(roles.reporting)};`,
-    );
+    const grants = ownerCreateGrants(databaseName, roles);
+    lines.push(grants.database, grants.schema, grants.connect);
   }
   if (!missing.databaseExists) {
     lines.push(`CREATE DATABASE ${ident(databaseName)} OWNER ${ident(roles.owner)};`);
@@ -311,13 +317,14 @@ async function createWhatIsMissing(
  * owner) grants what they need; any other is given the GRANTs to ask a DBA for.
  */
 async function letOwnerCreate(
-  adminUrl: string,
+  client: pg.Client,
   databaseName: string,
   roles: DatabaseRoles,
   found: Inspection,
   log: (message: string) => void,
 ) {
-  const missingGrants = (client: pg.Client) =>
+  const wanted = ownerCreateGrants(databaseName, roles);
+  const missingGrants = () =>
     client
       .query<{ database: boolean; schema: boolean }>(
         `select has_database_privilege($1, current_database(), 'CREATE') as database,
@@ -325,38 +332,30 @@ async function letOwnerCreate(
                   or has_schema_privilege($1, 'public', 'CREATE') as schema`,
         [roles.owner],
       )
-      .then(({ rows }) => [
-        ...(rows[0].database ? [] : [`GRANT CREATE ON DATABASE ${ident(databaseName)} TO ${ident(roles.owner)};`]),
-        ...(rows[0].schema ? [] : [`GRANT CREATE ON SCHEMA public TO ${ident(roles.owner)};`]),
-      ]);
-  await withClient({ connectionString: adminUrl }, async (client) => {
-    const missing = await missingGrants(client);
-    if (missing.length === 0) return;
-    const grants = [
-      ...missing,
-      `GRANT CONNECT ON DATABASE ${ident(databaseName)} TO ${ident(roles.authenticator)}, ${ident(roles.reporting)};`,
-    ];
-    // A login without the grant option fails (42501) or is only warned ("no privileges were
-    // granted"): what it granted is read back either way.
-    await client.query("begin");
-    for (const grant of grants) {
-      try {
-        await client.query("savepoint g");
-        await client.query(grant);
-      } catch (error) {
-        if ((error as { code?: string }).code !== "42501") throw error;
-        await client.query("rollback to savepoint g");
-      }
+      .then(({ rows }) => [...(rows[0].database ? [] : [wanted.database]), ...(rows[0].schema ? [] : [wanted.schema])]);
+  const missing = await missingGrants();
+  if (missing.length === 0) return;
+  const grants = [...missing, wanted.connect];
+  // A login without the grant option fails (42501) or is only warned ("no privileges were
+  // granted"): what it granted is read back either way.
+  await client.query("begin");
+  for (const grant of grants) {
+    try {
+      await client.query("savepoint g");
+      await client.query(grant);
+    } catch (error) {
+      if ((error as { code?: string }).code !== "42501") throw error;
+      await client.query("rollback to savepoint g");
     }
-    await client.query("commit");
-    if ((await missingGrants(client)).length > 0) {
-      throw new SetupRequiredError(
-        `Database ${databaseName} exists, but ${roles.owner} may not create Attest's schemas in it and the PostgreSQL role "${found.currentUser}" may not grant that. A DBA must run the SQL below once; then start Attest again.`,
-        `-- Run once as a PostgreSQL superuser (or the database's owner), connected to database ${databaseName}:\n${grants.join("\n")}`,
-      );
-    }
-    log(`Database ${databaseName} was created by another role: granted ${roles.owner} what the migrations need`);
-  });
+  }
+  await client.query("commit");
+  if ((await missingGrants()).length > 0) {
+    throw new SetupRequiredError(
+      `Database ${databaseName} exists, but ${roles.owner} may not create Attest's schemas in it and the PostgreSQL role "${found.currentUser}" may not grant that. A DBA must run the SQL below once; then start Attest again.`,
+      `-- Run once as a PostgreSQL superuser (or the database's owner), connected to database ${databaseName}:\n${grants.join("\n")}`,
+    );
+  }
+  log(`Database ${databaseName} was created by another role: granted ${roles.owner} what the migrations need`);
 }
 
 /**
@@ -391,7 +390,11 @@ const SETUP_LOCK = "hashtext('attest:setup')";
  * (graphile-migrate's own lock is not waited for), and two could each set a different password
  * for the authenticator role and keep the other's.
  */
-async function withSetupLock<T>(adminUrl: string, log: (message: string) => void, fn: () => Promise<T>): Promise<T> {
+async function withSetupLock<T>(
+  adminUrl: string,
+  log: (message: string) => void,
+  fn: (client: pg.Client) => Promise<T>,
+): Promise<T> {
   const client = new pg.Client({ connectionString: adminUrl, statement_timeout: 0 });
   client.on("error", () => {}); // a lost connection fails the lock's query or ends the lock
   await client.connect();
@@ -401,7 +404,7 @@ async function withSetupLock<T>(adminUrl: string, log: (message: string) => void
       log(`Another Attest is setting up database ${databaseNameOf(adminUrl)}: waiting for it to finish`);
       await client.query(`select pg_advisory_lock(${SETUP_LOCK})`);
     }
-    return await fn();
+    return await fn(client);
   } finally {
     await client.end().catch(() => {}); // ending the session releases the lock
   }
@@ -439,8 +442,8 @@ export async function prepareDatabase(options: {
     ...(found.currentUser === roles.owner ? {} : { options: `-c role=${roles.owner}` }),
   };
 
-  return await withSetupLock(options.adminUrl, options.log, async () => {
-    await letOwnerCreate(options.adminUrl, databaseName, roles, found, options.log);
+  return await withSetupLock(options.adminUrl, options.log, async (lockClient) => {
+    await letOwnerCreate(lockClient, databaseName, roles, found, options.log);
     await applyMigrations(owner, roles, options.log);
     // graphile-worker's own schema: database triggers add jobs (e.g. building a requested pack).
     const workerPool = new pg.Pool({ ...owner, max: 1 });
