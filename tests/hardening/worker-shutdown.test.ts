@@ -95,4 +95,31 @@ describe.each(servers())("worker shutdown on $name", (server) => {
     );
     expect(rows).toEqual([{ valid: true, first_invalid_seq: null }]);
   });
+
+  it("verifies every tenant daily in a transaction of its own, and a retry goes on where the last attempt stopped", async () => {
+    await t.superuser.query(
+      "insert into app_public.tenants (slug, name, plan_id) values ('third', 'Third', 'business'), ('fourth', 'Fourth', 'free')",
+    );
+    const { tenants } = await ids(t);
+    const { rows: queued } = await t.superuser.query<{ created_at: Date }>(
+      "select created_at from graphile_worker.add_job('verify_audit_chains', '{}'::json)",
+    );
+    // The tenant `basic` was verified after the job was queued, as by an attempt a shutdown stopped.
+    await t.superuser.query("select app_private.record_chain_verification($1)", [tenants.basic]);
+    await runJobsOnce(t.pools.owner);
+    const { rows } = await t.superuser.query<{ slug: string; n: number; checked: Date[]; valid: boolean[] }>(
+      `select t.slug, count(v.id)::int as n, array_agg(v.checked_at) as checked, array_agg(v.valid) as valid
+       from app_public.tenants t left join app_private.chain_verifications v on v.tenant_id = t.id and v.checked_at >= $1
+       group by t.slug order by t.slug`,
+      [queued[0].created_at],
+    );
+    expect(rows.map((r) => r.slug).sort()).toEqual(Object.keys(tenants).sort());
+    // Each tenant once (basic not again), each valid, each at a time of its own (its own transaction).
+    expect(rows.map((r) => [r.slug, r.n, r.valid])).toEqual(rows.map((r) => [r.slug, 1, [true]]));
+    expect(new Set(rows.map((r) => r.checked[0].getTime())).size).toBe(rows.length);
+    const left = await t.superuser.query(
+      "select 1 from graphile_worker.jobs where task_identifier = 'verify_audit_chains'",
+    );
+    expect(left.rows).toEqual([]);
+  });
 });
