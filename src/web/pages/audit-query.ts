@@ -335,8 +335,6 @@ export interface ChainStatus {
 const PAGE_COLUMNS = `${ENTRY_COLUMNS}, (extract(epoch from e.occurred_at) * 1000000)::bigint::text as micros,
   ${API_TOKEN_NAME} as api_token_name`;
 
-const cursorTime = (c: Cursor) => `(timestamptz 'epoch' + (${BigInt(c.micros)} * interval '1 microsecond'))`;
-
 /** A count that gives up after COUNT_BUDGET_MS (in a savepoint, so the transaction goes on). */
 async function budgetedCount(client: pg.ClientBase, filter: Record<string, unknown>): Promise<AuditCount> {
   await client.query(`savepoint audit_count; set local statement_timeout = ${COUNT_BUDGET_MS}`);
@@ -373,14 +371,18 @@ export async function readAuditLog(
   const filter = filterJson(filters, window);
   // The entries: newest first, or oldest first (for "newer" and "last") and then turned around.
   const ascending = position.kind === "after" || position.kind === "last";
+  // The position as parameters: one statement (prepared once per connection) for each kind of
+  // position, whatever the cursor.
   let cursorSql = "null::timestamptz, null::bigint";
+  let cursorParams: unknown[] = [];
   if (position.kind === "before" || position.kind === "after") {
-    cursorSql = `${cursorTime(position.cursor)}, ${BigInt(position.cursor.id)}::bigint`;
+    cursorSql = `timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::bigint`;
+    cursorParams = [BigInt(position.cursor.micros).toString(), BigInt(position.cursor.id).toString()];
   } else if (position.kind === "at") {
     // The newest entries of that day (in the page's zone) and everything before them.
     cursorSql = `(($4::date + 1)::timestamp at time zone $5), 0::bigint`;
+    cursorParams = [position.date, zone];
   }
-  const atParams = position.kind === "at" ? [position.date, zone] : [];
   const { rows: found } = await client.query<AuditEntry & { scan_end: boolean }>(
     prepared(
       `select ${PAGE_COLUMNS}, k.scan_end
@@ -388,7 +390,7 @@ export async function readAuditLog(
        join app_public.audit_log e on e.id = k.id and e.tenant_id = (select app_public.current_tenant_id())
        left join app_hidden.audit_leaves l on l.tenant_id = e.tenant_id and l.entry_id = e.id
        order by k.n`,
-      [filter, ascending, PAGE_SIZE + 1, ...atParams],
+      [filter, ascending, PAGE_SIZE + 1, ...cursorParams],
     ),
   );
   // Where audit_find stopped reading without a page of matches (a filter no index serves): the
