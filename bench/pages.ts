@@ -202,7 +202,7 @@ async function ensureRareActor(tenants: Map<string, LoadedTenant>) {
   }
 }
 
-/** The placeholders of each tenant: its slug, a week 60 days ago, an incident, a cursor 300 days back. */
+/** The placeholders of each tenant: its slug, a week 60 days ago, an incident, cursors 300 days back (GraphQL's, the page's). */
 async function resolvePlaceholders(base: string, tenants: Map<string, LoadedTenant>) {
   const weekFrom = new Date(Date.now() - 60 * 86_400_000).toISOString().slice(0, 10);
   const weekTo = new Date(Date.now() - 54 * 86_400_000).toISOString().slice(0, 10);
@@ -225,6 +225,12 @@ async function resolvePlaceholders(base: string, tenants: Map<string, LoadedTena
           query: `{ auditLogs(first: 1, condition: { occurredBefore: "${old}" }) { pageInfo { endCursor } } }`,
         }),
       });
+      // The page's own cursor (Older →) at the same place: micros since the epoch and capture number.
+      const position = await su.query<{ p: string }>(
+        `select (extract(epoch from occurred_at) * 1000000)::bigint || '.' || id as p from app_public.audit_log
+         where tenant_id = $1 and occurred_at < $2 order by occurred_at desc, id desc limit 1`,
+        [t.id, old],
+      );
       const cursor = ((await response.json()) as { data: { auditLogs: { pageInfo: { endCursor: string } } } }).data
         .auditLogs.pageInfo.endCursor;
       placeholders.set(slug, {
@@ -235,6 +241,7 @@ async function resolvePlaceholders(base: string, tenants: Map<string, LoadedTena
         "<day-to>": dayTo,
         "<incident>": incident.rows[0].incident_id,
         "<old-cursor>": cursor,
+        "<old-position>": position.rows[0].p,
       });
     }
   } finally {
@@ -297,6 +304,7 @@ async function time(
 const PAGE_VIEWS: Array<Omit<View, "tenant">> = [
   { name: "page 1", path: "/t/<slug>/audit" },
   { name: "oldest page (last)", path: "/t/<slug>/audit?page=last" },
+  { name: "an older page (Older → from 300 days back)", path: "/t/<slug>/audit?before=<old-position>" },
   { name: "search a rare word (zanzibar)", path: "/t/<slug>/audit?q=zanzibar" },
   { name: "search a common word (ransomware)", path: "/t/<slug>/audit?q=ransomware" },
   { name: "search a user (ana@)", path: "/t/<slug>/audit?q=ana%40" },
