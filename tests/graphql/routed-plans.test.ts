@@ -12,13 +12,12 @@ import { type LoadedTenant, loadHistory } from "../../bench/history.ts";
 import { plannedEachTime } from "../../src/graphql/audit-log.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll } from "../helpers/seal.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { startOneConnectionServer } from "../helpers/server.ts";
 
 describe.each(servers())("GraphQL statements with a searching condition on $name", (server) => {
   let t: TestDatabase;
   let tenant: LoadedTenant;
-  let one: pg.Pool;
-  let web: TestServer;
+  let web: Awaited<ReturnType<typeof startOneConnectionServer>>;
 
   beforeAll(async () => {
     t = await createTestDatabase(server);
@@ -30,13 +29,10 @@ describe.each(servers())("GraphQL statements with a searching condition on $name
       await client.end();
     }
     await sealAll(t.pools.owner);
-    // The server's pool with one connection: every statement runs on it, and so is listed there.
-    one = new pg.Pool({ ...t.pools.auth.options, max: 1 });
-    web = await startTestServer({ ...t, pools: { ...t.pools, auth: one } });
+    web = await startOneConnectionServer(t);
   });
   afterAll(async () => {
     await web?.close();
-    await one?.end();
     await t?.drop();
   });
 
@@ -53,7 +49,7 @@ describe.each(servers())("GraphQL statements with a searching condition on $name
       expect(plainPage.data?.auditLogs.nodes).toHaveLength(25);
     }
     expect(found).toBe(8 * 25);
-    const { rows } = await one.query<{ statement: string }>("select statement from pg_prepared_statements");
+    const { rows } = await web.pool.query<{ statement: string }>("select statement from pg_prepared_statements");
     const statements = rows.map((r) => r.statement);
     expect(statements.some((s) => s.includes('from "app_public"."audit_log"'))).toBe(true);
     expect(statements.filter((s) => s.includes("audit_connection_ids"))).toEqual([]);

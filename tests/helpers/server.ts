@@ -3,6 +3,7 @@
  * database, plus the client calls a browser or an integrator would make.
  */
 import type http from "node:http";
+import pg from "pg";
 import { createGraphQL } from "../../src/graphql/index.ts";
 import { createApp, startServer } from "../../src/web/server.ts";
 import type { TestDatabase } from "./db.ts";
@@ -86,6 +87,24 @@ export async function startTestServer(
     async close() {
       await running.close();
       await graphql.release();
+    },
+  };
+}
+
+/**
+ * A server whose pool has one connection (`pool`): every statement of its requests runs there, so
+ * the statements it prepared are those listed in pg_prepared_statements on `pool`. Closing the
+ * server ends the pool.
+ */
+export async function startOneConnectionServer(t: TestDatabase): Promise<TestServer & { pool: pg.Pool }> {
+  const pool = new pg.Pool({ ...t.pools.auth.options, max: 1 });
+  const web = await startTestServer({ ...t, pools: { ...t.pools, auth: pool } });
+  return {
+    ...web,
+    pool,
+    async close() {
+      await web.close();
+      await pool.end();
     },
   };
 }

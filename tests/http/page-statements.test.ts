@@ -5,24 +5,20 @@
  * 100, after which new statements run unprepared). Checked on the server's one connection, whose
  * prepared statements are listed in pg_prepared_statements.
  */
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { startOneConnectionServer } from "../helpers/server.ts";
 
 describe.each(servers())("the Audit Log page's statements on $name", (server) => {
   let t: TestDatabase;
-  let one: pg.Pool;
-  let web: TestServer;
+  let web: Awaited<ReturnType<typeof startOneConnectionServer>>;
 
   beforeAll(async () => {
     t = await createTestDatabase(server, { seed: true });
-    one = new pg.Pool({ ...t.pools.auth.options, max: 1 });
-    web = await startTestServer({ ...t, pools: { ...t.pools, auth: one } });
+    web = await startOneConnectionServer(t);
   });
   afterAll(async () => {
     await web?.close();
-    await one?.end();
     await t?.drop();
   });
 
@@ -50,7 +46,7 @@ describe.each(servers())("the Audit Log page's statements on $name", (server) =>
     // Every entry once, newest first.
     expect(seen).toEqual(all.map((r) => r.id));
     expect(pages).toBe(Math.ceil(all.length / 25));
-    const { rows } = await one.query<{ statement: string }>(
+    const { rows } = await web.pool.query<{ statement: string }>(
       "select statement from pg_prepared_statements where statement like '%audit_find(%'",
     );
     // The newest page's statement and the one every cursor shares.
