@@ -98,6 +98,9 @@ export async function startTestServer(
  */
 export async function startOneConnectionServer(t: TestDatabase): Promise<TestServer & { pool: pg.Pool }> {
   const pool = new pg.Pool({ ...t.pools.auth.options, max: 1 });
+  // pool.end() returns before its connection has closed; dropping the test database right after
+  // ends that connection with an error, which an unhandled pool would throw (as db.ts's `su`).
+  pool.on("error", () => {});
   const web = await startTestServer({ ...t, pools: { ...t.pools, auth: pool } });
   return {
     ...web,
