@@ -16,24 +16,26 @@ export async function queryUntilAborted<R extends pg.QueryResultRow>(
   text: string,
   values: unknown[] = [],
 ): Promise<pg.QueryResult<R>> {
-  signal.throwIfAborted();
+  if (signal.aborted) throw stopped();
   let running = true;
   const onAbort = () => sendCancel(client as unknown as BackendKey, () => running);
   signal.addEventListener("abort", onAbort, { once: true });
   try {
     return await client.query<R>(text, values);
   } catch (error) {
-    if (signal.aborted && (error as { code?: string }).code === "57014") {
-      // Expected at a shutdown: one line in the log, not a stack.
-      const stopped = new Error("stopped by the shutdown; it runs again at the next start");
-      stopped.stack = undefined;
-      throw stopped;
-    }
+    if (signal.aborted && (error as { code?: string }).code === "57014") throw stopped();
     throw error;
   } finally {
     running = false;
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+/** A task stopped by a shutdown, expected: one line in the log, not a stack. */
+function stopped(): Error {
+  const error = new Error("stopped by the shutdown; it runs again at the next start");
+  error.stack = undefined;
+  return error;
 }
 
 /** What node-postgres keeps of its backend (not in its type declarations). */

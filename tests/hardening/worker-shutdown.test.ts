@@ -122,4 +122,54 @@ describe.each(servers())("worker shutdown on $name", (server) => {
     );
     expect(left.rows).toEqual([]);
   });
+
+  it("keeps the tenants a daily run verified before a shutdown stopped it, and verifies the rest at the next start", async () => {
+    await t.superuser.query(
+      "insert into app_public.tenants (slug, name, plan_id) values ('x-free', 'X Free', 'business'), ('x-held', 'X Held', 'business')",
+    );
+    const { rows: queued } = await t.superuser.query<{ created_at: Date }>(
+      "select created_at from graphile_worker.add_job('verify_audit_chains', '{}'::json)",
+    );
+    const since = queued[0].created_at;
+    const verified = async () =>
+      (
+        await t.superuser.query<{ slug: string; n: number }>(
+          `select t.slug, count(*)::int as n from app_private.chain_verifications v join app_public.tenants t on t.id = v.tenant_id
+           where v.checked_at >= $1 group by t.slug order by t.slug`,
+          [since],
+        )
+      ).rows;
+    const slugs = (
+      await t.superuser.query<{ slug: string }>("select slug from app_public.tenants order by slug")
+    ).rows.map((r) => r.slug);
+    expect(slugs[slugs.length - 1]).toBe("x-held");
+    // The last tenant's row is held: recording its verification waits (the foreign key's row lock).
+    const holder = new pg.Client({ connectionString: t.superUrl });
+    await holder.connect();
+    try {
+      await holder.query("begin");
+      await holder.query("select 1 from app_public.tenants where slug = 'x-held' for update");
+      const worker = await startWorker({ pgPool: t.pools.owner, concurrency: 1, log: quiet, webhooks: TEST_WEBHOOKS });
+      await expect.poll(async () => (await verified()).length, { timeout: 30_000 }).toBe(slugs.length - 1);
+      await worker.stop();
+    } finally {
+      await holder.query("rollback");
+      await holder.end();
+    }
+    const { rows: job } = await t.superuser.query(
+      "select attempts, last_error from graphile_worker.jobs where task_identifier = 'verify_audit_chains'",
+    );
+    expect(job).toEqual([{ attempts: 1, last_error: "stopped by the shutdown; it runs again at the next start" }]);
+    expect(await verified()).toEqual(slugs.slice(0, -1).map((slug) => ({ slug, n: 1 })));
+    // The next start verifies the one left, once its backoff (e^1 s) is over, and no other again.
+    await expect
+      .poll(
+        async () => {
+          await runJobsOnce(t.pools.owner);
+          return verified();
+        },
+        { timeout: 30_000, interval: 500 },
+      )
+      .toEqual(slugs.map((slug) => ({ slug, n: 1 })));
+  });
 });
