@@ -12,12 +12,12 @@ import { type LoadedTenant, loadHistory } from "../../bench/history.ts";
 import { plannedEachTime } from "../../src/graphql/audit-log.ts";
 import { createTestDatabase, servers, type TestDatabase } from "../helpers/db.ts";
 import { sealAll } from "../helpers/seal.ts";
-import { startOneConnectionServer } from "../helpers/server.ts";
+import { type OneConnectionServer, startOneConnectionServer } from "../helpers/server.ts";
 
 describe.each(servers())("GraphQL statements with a searching condition on $name", (server) => {
   let t: TestDatabase;
   let tenant: LoadedTenant;
-  let web: Awaited<ReturnType<typeof startOneConnectionServer>>;
+  let web: OneConnectionServer;
 
   beforeAll(async () => {
     t = await createTestDatabase(server);

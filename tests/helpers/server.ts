@@ -96,7 +96,9 @@ export async function startTestServer(
  * the statements it prepared are those listed in pg_prepared_statements on `pool`. Closing the
  * server ends the pool.
  */
-export async function startOneConnectionServer(t: TestDatabase): Promise<TestServer & { pool: pg.Pool }> {
+export type OneConnectionServer = TestServer & { pool: pg.Pool };
+
+export async function startOneConnectionServer(t: TestDatabase): Promise<OneConnectionServer> {
   const pool = new pg.Pool({ ...t.pools.auth.options, max: 1 });
   // pool.end() returns before its connection has closed; dropping the test database right after
   // ends that connection with an error, which an unhandled pool would throw (as db.ts's `su`).

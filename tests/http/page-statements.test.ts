@@ -7,11 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, ids, servers, type TestDatabase } from "../helpers/db.ts";
-import { startOneConnectionServer } from "../helpers/server.ts";
+import { type OneConnectionServer, startOneConnectionServer } from "../helpers/server.ts";
 
 describe.each(servers())("the Audit Log page's statements on $name", (server) => {
   let t: TestDatabase;
-  let web: Awaited<ReturnType<typeof startOneConnectionServer>>;
+  let web: OneConnectionServer;
 
   beforeAll(async () => {
     t = await createTestDatabase(server, { seed: true });

@@ -377,7 +377,7 @@ export async function readAuditLog(
   let cursorParams: unknown[] = [];
   if (position.kind === "before" || position.kind === "after") {
     cursorSql = `timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5::bigint`;
-    cursorParams = [BigInt(position.cursor.micros).toString(), BigInt(position.cursor.id).toString()];
+    cursorParams = [position.cursor.micros, position.cursor.id];
   } else if (position.kind === "at") {
     // The newest entries of that day (in the page's zone) and everything before them.
     cursorSql = `(($4::date + 1)::timestamp at time zone $5), 0::bigint`;
